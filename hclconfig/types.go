@@ -1,0 +1,140 @@
+package hclconfig
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// Worker classes.
+const (
+	ClassSync   = "sync"
+	ClassThread = "thread"
+	ClassAsync  = "async"
+	ClassExec   = "exec"
+)
+
+// Route app kinds.
+const (
+	AppRespond  = "respond"
+	AppStatic   = "static"
+	AppProxy    = "proxy"
+	AppRedirect = "redirect"
+)
+
+// Config is a validated configuration: durations parsed, defaults filled,
+// relative paths resolved against the config file's directory. It holds no
+// pointers, so a copy is a snapshot and two values compare by content.
+type Config struct {
+	// File is the absolute path the configuration was read from.
+	File      string     `json:"file"`
+	Pidfile   string     `json:"pidfile,omitempty"` // absolute, or "" when not configured
+	Log       Log        `json:"log"`
+	Reload    Reload     `json:"reload"`
+	Listeners []Listener `json:"listeners"` // in file order
+}
+
+// Log is the log block.
+type Log struct {
+	Level  string `json:"level"`          // debug | info | warn | error
+	Format string `json:"format"`         // auto | text | json
+	File   string `json:"file,omitempty"` // absolute; "" means stderr
+}
+
+// Reload is the reload block.
+type Reload struct {
+	Watch    bool          `json:"watch"`
+	Debounce time.Duration `json:"debounce"`
+}
+
+// Listener is one listener block: its sockets and its pool of workers.
+type Listener struct {
+	Name string `json:"name"`
+	// Bind holds normalized addresses: "host:port" for TCP (IPv6 hosts in
+	// brackets) or "unix:/abs/path".
+	Bind              []string      `json:"bind"`
+	Class             string        `json:"class"`
+	Workers           int           `json:"workers"`
+	Threads           int           `json:"threads"`
+	WorkerConnections int           `json:"worker_connections"`
+	Timeout           time.Duration `json:"timeout"`
+	GracefulTimeout   time.Duration `json:"graceful_timeout"`
+	BootTimeout       time.Duration `json:"boot_timeout"`
+	Keepalive         time.Duration `json:"keepalive"`
+	MaxRequests       int           `json:"max_requests"`
+	MaxRequestsJitter int           `json:"max_requests_jitter"`
+	AccessLog         AccessLog     `json:"access_log"`
+	Routes            []Route       `json:"routes,omitempty"` // longest prefix first
+
+	// exec class
+	Command    []string          `json:"command,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Dir        string            `json:"dir,omitempty"`         // absolute
+	Ready      string            `json:"ready,omitempty"`       // notify | started
+	StopSignal string            `json:"stop_signal,omitempty"` // e.g. "TERM"
+}
+
+// AccessLog is a listener's access_log block; File "" means off.
+type AccessLog struct {
+	File   string `json:"file,omitempty"`   // absolute, or "-" for stdout
+	Format string `json:"format,omitempty"` // combined | json
+}
+
+// Route maps a path prefix to exactly one app; App names which field is set.
+type Route struct {
+	Prefix   string   `json:"prefix"`
+	App      string   `json:"app"`
+	Respond  Respond  `json:"respond,omitzero"`
+	Static   Static   `json:"static,omitzero"`
+	Proxy    Proxy    `json:"proxy,omitzero"`
+	Redirect Redirect `json:"redirect,omitzero"`
+}
+
+// Respond answers every request with a fixed response.
+type Respond struct {
+	Status  int               `json:"status"`
+	Body    string            `json:"body"`
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// Static serves files under Root (absolute); the route prefix is stripped.
+type Static struct {
+	Root  string `json:"root"`
+	Index string `json:"index"` // default "index.html"
+}
+
+// Proxy forwards requests round-robin to Upstream (http or https URLs).
+type Proxy struct {
+	Upstream []string `json:"upstream"`
+}
+
+// Redirect answers with a redirect to To.
+type Redirect struct {
+	To     string `json:"to"`
+	Status int    `json:"status"`
+}
+
+// Fingerprint identifies everything a worker of this listener sees except
+// the number of workers: two listeners with the same fingerprint run
+// identical workers, so a reload that changes only Workers is a scale.
+func (l Listener) Fingerprint() string {
+	c := l
+	c.Workers = 0
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic("hclconfig: fingerprint: " + err.Error()) // plain data always marshals
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Listener returns the listener named name.
+func (c Config) Listener(name string) (Listener, bool) {
+	for _, l := range c.Listeners {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return Listener{}, false
+}

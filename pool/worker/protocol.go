@@ -1,0 +1,60 @@
+package worker
+
+import (
+	"github.com/hfork/hfork/hclconfig"
+)
+
+// Environment variables of the worker protocol. LISTEN_FDS, LISTEN_PID,
+// LISTEN_FDNAMES and NOTIFY_SOCKET are systemd's and keep their meaning.
+const (
+	// EnvWorker is set to "1" when hfork's own binary is started as a worker.
+	EnvWorker = "HFORK_WORKER"
+	// EnvControlFD names the fd of the control pipe's read end. The master
+	// writes one JSON Spec line, then Command lines; EOF means the master is
+	// gone and the worker must exit at once.
+	EnvControlFD = "HFORK_CONTROL_FD"
+)
+
+// Signals a built-in worker understands.
+//
+//	SIGTERM  drain: stop accepting, finish in-flight requests, answer the
+//	         next request on each keep-alive connection with
+//	         "Connection: close", close idle connections, exit 0.
+//	SIGINT, SIGQUIT
+//	         fast: close the listeners and every connection now, exit.
+//	SIGUSR1  reopen the access log file.
+
+// Notify keys a built-in worker sends besides READY=1, STOPPING=1,
+// WATCHDOG=1 and STATUS=.
+const (
+	// NotifyRequests carries the number of requests served so far.
+	NotifyRequests = "X_HFORK_REQUESTS"
+	// NotifyInflight carries the number of requests in flight.
+	NotifyInflight = "X_HFORK_INFLIGHT"
+	// NotifyOldestMS carries the age in milliseconds of the oldest in-flight
+	// request (0 when none). Upgraded connections are not requests.
+	NotifyOldestMS = "X_HFORK_OLDEST_MS"
+	// NotifyOldestReq carries "METHOD PATH" of the oldest in-flight request.
+	NotifyOldestReq = "X_HFORK_OLDEST_REQ"
+	// NotifyRecycle=1 says the worker reached max_requests: the master starts
+	// a replacement, waits for it to be ready, then drains this worker.
+	NotifyRecycle = "X_HFORK_RECYCLE"
+)
+
+// Spec is the first line on the control pipe: everything a worker knows.
+type Spec struct {
+	Listener hclconfig.Listener `json:"listener"`
+	Gen      int                `json:"gen"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"log_level"`
+	// LogFormat is resolved by the master: "json", "text" or "tint"
+	// (coloured). Worker log lines go to stderr, which the master forwards.
+	LogFormat string `json:"log_format"`
+}
+
+// Command is a later line on the control pipe.
+type Command struct {
+	// LogLevel and LogFormat, when set, replace the current ones.
+	LogLevel  string `json:"log_level,omitempty"`
+	LogFormat string `json:"log_format,omitempty"`
+}
