@@ -1,0 +1,26 @@
+// Package hclconfig turns the bytes of one hfork config file into either
+// diagnostics or a validated Config.
+//
+// Parse collects every problem in the file at once, each with a source range,
+// and WriteDiagnostics prints them with file:line:col and a snippet, for
+// hfork -t and for a reload that must be refused. Format prints a Config back
+// as HCL with every default filled in, for hfork -T.
+//
+// Invariants:
+//   - A Config is returned only when there is no error diagnostic; it is
+//     complete: defaults filled, durations parsed, bind addresses normalized,
+//     routes sorted longest prefix first, and every path absolute (relative
+//     paths resolve against the config file's directory, not the working
+//     directory, so the master and its workers agree).
+//   - A Config holds no pointers, only values, slices and maps that Parse
+//     never touches again once it returns: callers treat it as read-only and
+//     compare two of them by content (Listener.Fingerprint depends on content
+//     only).
+//   - Format's output parses back to the same Config.
+//   - The package reads the file system only to check that directories named
+//     by the config exist. It never touches the network or processes; binding
+//     sockets and running programs belong to listeners and pool.
+//   - Expressions see no variables, only functions: env("NAME") (unset is "")
+//     and the usual string, collection and number functions of go-cty's
+//     stdlib, so a value depends on nothing but the file and the environment.
+package hclconfig

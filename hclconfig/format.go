@@ -1,0 +1,93 @@
+package hclconfig
+
+import (
+	"strconv"
+)
+
+// Format prints c as HCL with every default filled in, for hfork -T. It
+// prints only what the listener's class uses, so the output parses back to
+// the same Config; paths are absolute and durations read like "30s".
+func Format(c Config) []byte {
+	b := &body{}
+	out := "# effective configuration of " + c.File + "\n\n"
+	if c.Pidfile != "" {
+		b.attr("pidfile", quoteHCL(c.Pidfile))
+		b.blank()
+	}
+
+	lb := b.block("log")
+	lb.attr("level", quoteHCL(c.Log.Level))
+	lb.attr("format", quoteHCL(c.Log.Format))
+	if c.Log.File != "" {
+		lb.attr("file", quoteHCL(c.Log.File))
+	}
+	b.blank()
+
+	rb := b.block("reload")
+	rb.attr("watch", strconv.FormatBool(c.Reload.Watch))
+	rb.attr("debounce", durationHCL(c.Reload.Debounce))
+
+	for _, l := range c.Listeners {
+		b.blank()
+		formatListener(b.block("listener", l.Name), l)
+	}
+	return []byte(out + b.String())
+}
+
+func formatListener(b *body, l Listener) {
+	b.attr("bind", listHCL(l.Bind))
+	b.attr("class", quoteHCL(l.Class))
+	b.attr("workers", intHCL(l.Workers))
+	if l.Class == ClassThread {
+		b.attr("threads", intHCL(l.Threads))
+	}
+	if l.Class == ClassThread || l.Class == ClassAsync {
+		b.attr("worker_connections", intHCL(l.WorkerConnections))
+	}
+	b.attr("timeout", durationHCL(l.Timeout))
+	b.attr("graceful_timeout", durationHCL(l.GracefulTimeout))
+	b.attr("boot_timeout", durationHCL(l.BootTimeout))
+	if l.Class != ClassExec {
+		b.attr("keepalive", durationHCL(l.Keepalive))
+	}
+	b.attr("max_requests", intHCL(l.MaxRequests))
+	b.attr("max_requests_jitter", intHCL(l.MaxRequestsJitter))
+
+	if l.Class == ClassExec {
+		b.attr("command", listHCL(l.Command))
+		b.attr("env", mapHCL(l.Env))
+		b.attr("dir", quoteHCL(l.Dir))
+		b.attr("ready", quoteHCL(l.Ready))
+		b.attr("stop_signal", quoteHCL(l.StopSignal))
+		return
+	}
+
+	if l.AccessLog.File != "" {
+		b.blank()
+		ab := b.block("access_log")
+		ab.attr("file", quoteHCL(l.AccessLog.File))
+		ab.attr("format", quoteHCL(l.AccessLog.Format))
+	}
+	for _, r := range l.Routes {
+		b.blank()
+		formatRoute(b.block("route", r.Prefix), r)
+	}
+}
+
+func formatRoute(b *body, r Route) {
+	ab := b.block(r.App)
+	switch r.App {
+	case AppRespond:
+		ab.attr("status", intHCL(r.Respond.Status))
+		ab.attr("body", quoteHCL(r.Respond.Body))
+		ab.attr("headers", mapHCL(r.Respond.Headers))
+	case AppStatic:
+		ab.attr("root", quoteHCL(r.Static.Root))
+		ab.attr("index", quoteHCL(r.Static.Index))
+	case AppProxy:
+		ab.attr("upstream", listHCL(r.Proxy.Upstream))
+	case AppRedirect:
+		ab.attr("to", quoteHCL(r.Redirect.To))
+		ab.attr("status", intHCL(r.Redirect.Status))
+	}
+}

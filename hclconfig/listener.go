@@ -1,0 +1,237 @@
+package hclconfig
+
+import (
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+var listenerSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "bind", Required: true},
+		{Name: "class"},
+		{Name: "workers"},
+		{Name: "threads"},
+		{Name: "worker_connections"},
+		{Name: "timeout"},
+		{Name: "graceful_timeout"},
+		{Name: "boot_timeout"},
+		{Name: "keepalive"},
+		{Name: "max_requests"},
+		{Name: "max_requests_jitter"},
+		{Name: "command"},
+		{Name: "env"},
+		{Name: "dir"},
+		{Name: "ready"},
+		{Name: "stop_signal"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "access_log"},
+		{Type: "route", LabelNames: []string{"prefix"}},
+	},
+}
+
+var accessLogSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "file", Required: true}, {Name: "format"}},
+}
+
+var (
+	classes          = []string{ClassSync, ClassThread, ClassAsync, ClassExec}
+	accessLogFormats = []string{"combined", "json"}
+	readyModes       = []string{"notify", "started"}
+	stopSignals      = []string{"TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "WINCH"}
+	execOnly         = []string{"command", "env", "dir", "ready", "stop_signal"}
+)
+
+// listener decodes one listener block and returns its binds for the
+// file-wide address check.
+func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
+	l := Listener{
+		Name:              b.Labels[0],
+		Class:             ClassAsync,
+		Workers:           numCPU(),
+		WorkerConnections: 1000,
+		Timeout:           30 * time.Second,
+		GracefulTimeout:   30 * time.Second,
+		BootTimeout:       30 * time.Second,
+		Keepalive:         5 * time.Second,
+	}
+	if !namePattern.MatchString(l.Name) {
+		d.errorf(b.LabelRanges[0], "Invalid listener name", "%q cannot name a listener: use letters, digits, '.', '-' and '_', starting with a letter or digit (the name travels in LISTEN_FDNAMES and in logs).", l.Name)
+	}
+	content, diags := b.Body.Content(listenerSchema)
+	d.diags = append(d.diags, diags...)
+	attrs := content.Attributes
+
+	var binds []boundAddr
+	if list, rngs, ok := d.strList(attrs, "bind", true); ok {
+		if len(list) == 0 {
+			d.errorf(attrs["bind"].Expr.Range(), "No bind address", "bind needs at least one address, like \":8080\" or \"unix:/run/hfork/web.sock\".")
+		}
+		for i, s := range list {
+			ba, err := parseBind(s, d.dir)
+			if err != nil {
+				d.errorf(rngs[i], "Invalid bind address", "%s.", capitalize(err.Error()))
+				continue
+			}
+			l.Bind = append(l.Bind, ba.addr)
+			binds = append(binds, boundAddr{bindAddr: ba, listener: l.Name, rng: rngs[i]})
+		}
+	}
+
+	classOK := true
+	if _, set := attrs["class"]; set {
+		classOK = d.enum(attrs, "class", classes, &l.Class)
+	}
+
+	if d.integer(attrs, "workers", &l.Workers) && l.Workers < 1 {
+		d.errorf(attrs["workers"].Expr.Range(), "Invalid workers", "workers is %d; a listener needs at least 1 worker.", l.Workers)
+	}
+	if l.Class == ClassThread {
+		l.Threads = 8
+	}
+	if d.integer(attrs, "threads", &l.Threads) {
+		switch {
+		case classOK && l.Class != ClassThread:
+			d.errorf(attrs["threads"].Range, "Argument \"threads\" on "+article(l.Class)+" listener", "threads applies only to class %q; remove it, or set class = %q.", ClassThread, ClassThread)
+		case l.Threads < 1:
+			d.errorf(attrs["threads"].Expr.Range(), "Invalid threads", "threads is %d; a thread worker needs at least 1 thread.", l.Threads)
+		}
+	}
+	if d.integer(attrs, "worker_connections", &l.WorkerConnections) && l.WorkerConnections < 1 {
+		d.errorf(attrs["worker_connections"].Expr.Range(), "Invalid worker_connections", "worker_connections is %d; a worker needs room for at least 1 connection.", l.WorkerConnections)
+	}
+	d.duration(attrs, "timeout", &l.Timeout)
+	d.duration(attrs, "graceful_timeout", &l.GracefulTimeout)
+	if d.duration(attrs, "boot_timeout", &l.BootTimeout) && l.BootTimeout == 0 {
+		d.errorf(attrs["boot_timeout"].Expr.Range(), "Invalid boot_timeout", "boot_timeout must be more than zero: a replacement is only trusted once its workers are ready within it.")
+	}
+	d.duration(attrs, "keepalive", &l.Keepalive)
+	if d.integer(attrs, "max_requests", &l.MaxRequests) && l.MaxRequests < 0 {
+		d.errorf(attrs["max_requests"].Expr.Range(), "Invalid max_requests", "max_requests is %d; use 0 (never recycle a worker) or more.", l.MaxRequests)
+	}
+	if d.integer(attrs, "max_requests_jitter", &l.MaxRequestsJitter) && l.MaxRequestsJitter < 0 {
+		d.errorf(attrs["max_requests_jitter"].Expr.Range(), "Invalid max_requests_jitter", "max_requests_jitter is %d; use 0 (no jitter) or more.", l.MaxRequestsJitter)
+	}
+
+	var routeBlocks []*hcl.Block
+	var accessAt *hcl.Range
+	for _, blk := range content.Blocks {
+		switch blk.Type {
+		case "access_log":
+			if accessAt != nil {
+				d.errorf(blk.DefRange, "Duplicate access_log block", "An access_log block is already declared at %s; there can be only one.", at(*accessAt))
+				continue
+			}
+			accessAt = blk.DefRange.Ptr()
+			l.AccessLog = d.accessLog(blk.Body)
+		case "route":
+			routeBlocks = append(routeBlocks, blk)
+		}
+	}
+	l.Routes = d.routes(routeBlocks)
+
+	if l.Class == ClassExec {
+		d.exec(attrs, b, &l)
+	} else {
+		for _, name := range execOnly {
+			if a, set := attrs[name]; set && classOK {
+				d.errorf(a.Range, "Argument "+quote(name)+" on "+article(l.Class)+" listener", "%s applies only to class %q, which runs a program as the worker; the %s class serves its routes itself.", name, ClassExec, l.Class)
+			}
+		}
+	}
+	if !classOK {
+		return l, binds
+	}
+	switch l.Class {
+	case ClassExec:
+		for _, r := range routeBlocks {
+			d.errorf(r.DefRange, "Route on an exec listener", "The program given in command serves every request of an exec listener; remove the route, or use class %q, %q or %q.", ClassSync, ClassThread, ClassAsync)
+		}
+		if accessAt != nil {
+			d.errorf(*accessAt, "Access log on an exec listener", "hfork does not see the requests an exec worker serves, so it cannot log them; let the program log them.")
+		}
+		noEffect(d, attrs, "keepalive", l.Class, &l.Keepalive, 5*time.Second)
+		noEffect(d, attrs, "worker_connections", l.Class, &l.WorkerConnections, 1000)
+	case ClassSync:
+		// a sync worker closes each connection after its response
+		noEffect(d, attrs, "keepalive", l.Class, &l.Keepalive, 0)
+		noEffect(d, attrs, "worker_connections", l.Class, &l.WorkerConnections, 1000)
+		fallthrough
+	default:
+		if len(routeBlocks) == 0 {
+			d.errorf(b.DefRange, "Listener "+quote(l.Name)+" has no route", `%s listener serves requests through its routes; add at least one, like route "/" { respond { body = "hello\n" } }.`, capitalize(article(l.Class)))
+		}
+	}
+	return l, binds
+}
+
+// noEffect warns about an argument the class ignores and puts back the
+// default, so the effective config shows what the workers really use.
+func noEffect[T comparable](d *decoder, attrs hcl.Attributes, name, class string, dst *T, def T) {
+	if a, set := attrs[name]; set && *dst != def {
+		d.warnf(a.Range, "Argument "+quote(name)+" has no effect on "+article(class)+" listener", "The %s class does not use %s, so the value is ignored.", class, name)
+	}
+	*dst = def
+}
+
+func (d *decoder) accessLog(body hcl.Body) AccessLog {
+	a := AccessLog{Format: "combined"}
+	content, diags := body.Content(accessLogSchema)
+	d.diags = append(d.diags, diags...)
+	if d.str(content.Attributes, "file", &a.File) {
+		switch a.File {
+		case "":
+			d.errorf(content.Attributes["file"].Expr.Range(), "Empty access_log file", `Give a path, or "-" for standard output; remove the access_log block to turn the log off.`)
+		case "-":
+		default:
+			a.File = d.path(a.File)
+		}
+	}
+	d.enum(content.Attributes, "format", accessLogFormats, &a.Format)
+	return a
+}
+
+// exec decodes the arguments of an exec listener.
+func (d *decoder) exec(attrs hcl.Attributes, b *hcl.Block, l *Listener) {
+	l.Dir = d.dir
+	l.Ready = "notify"
+	l.StopSignal = "TERM"
+	if cmd, rngs, ok := d.strList(attrs, "command", false); ok {
+		switch {
+		case len(cmd) == 0:
+			d.errorf(attrs["command"].Expr.Range(), "Empty command", `command needs at least the program to run, like ["python3", "app.py"].`)
+		case cmd[0] == "":
+			d.errorf(rngs[0], "Empty command", "The first element of command names the program to run; it is empty.")
+		default:
+			l.Command = cmd
+		}
+	} else if _, set := attrs["command"]; !set {
+		d.errorf(b.DefRange, "Exec listener "+quote(l.Name)+" has no command", `An exec listener runs a program as each worker; add command = ["program", "arg", ...].`)
+	}
+	if env, ok := d.strMap(attrs, "env"); ok {
+		for k := range env {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				d.errorf(attrs["env"].Expr.Range(), "Invalid environment variable name", "%q cannot name an environment variable.", k)
+			}
+		}
+		if len(env) > 0 {
+			l.Env = env
+		}
+	}
+	if d.str(attrs, "dir", &l.Dir) {
+		l.Dir = d.path(l.Dir)
+		d.checkDir(attrs["dir"].Expr.Range(), "dir", l.Dir)
+	}
+	d.enum(attrs, "ready", readyModes, &l.Ready)
+	var sig string
+	if d.str(attrs, "stop_signal", &sig) {
+		norm := strings.TrimPrefix(strings.ToUpper(sig), "SIG")
+		if !contains(stopSignals, norm) {
+			d.errorf(attrs["stop_signal"].Expr.Range(), "Invalid stop_signal", "%q is not a stop signal hfork sends; use one of %s (with or without \"SIG\").", sig, orList(stopSignals))
+		} else {
+			l.StopSignal = norm
+		}
+	}
+}
