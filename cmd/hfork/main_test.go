@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/hfork/hfork/pool"
+	"github.com/hfork/hfork/pool/worker"
+)
+
+// TestMain lets the test binary be hfork: testscript runs it as the
+// "hfork" command, and the master re-executes it (as /proc/self/exe) for
+// workers and exec shims.
+func TestMain(m *testing.M) {
+	switch {
+	case os.Getenv(worker.EnvWorker) == "1":
+		os.Exit(worker.Main())
+	case os.Getenv(pool.EnvExec) == "1":
+		os.Exit(pool.ExecShim())
+	}
+	testscript.Main(m, map[string]func(){
+		"hfork": func() { os.Exit(NewProgram(os.Stdout, os.Stderr).Run(os.Args)) },
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		Setup:               setupScript,
+		Cmds:                scriptCmds,
+		RequireExplicitExec: true,
+	})
+}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// setupScript gives each script free loopback ports as $PORT1..$PORT4
+// (configs read them with env("PORT1")).
+func setupScript(env *testscript.Env) error {
+	for i := 1; i <= 4; i++ {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		env.Setenv("PORT"+strconv.Itoa(i), strconv.Itoa(port))
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"httpget": cmdHTTPGet,
+	"waitfor": cmdWaitFor,
+	"sig":     cmdSig,
+	"workers": cmdWorkers,
+	"stopped": cmdStopped,
+	"waitpid": cmdWaitPid,
+}
+
+var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// httpget URL [STATUS]: GET URL, retrying refused connections for up to
+// 10s, and print the body (and headers, as "Header: value" lines, first) to
+// stdout. With STATUS, the response must have that status.
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: httpget URL [STATUS]")
+	}
+	resp, body, err := get(args[0])
+	if err != nil {
+		ts.Fatalf("httpget %s: %v", args[0], err)
+	}
+	if len(args) == 2 {
+		want, _ := strconv.Atoi(args[1])
+		if (resp.StatusCode == want) == neg {
+			ts.Fatalf("httpget %s: status %d, want %s%d", args[0], resp.StatusCode, map[bool]string{true: "not ", false: ""}[neg], want)
+		}
+	}
+	var b strings.Builder
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			fmt.Fprintf(&b, "%s: %s\n", k, v)
+		}
+	}
+	b.WriteString("\n")
+	b.Write(body)
+	ts.Stdout().Write([]byte(b.String()))
+}
+
+func get(url string) (*http.Response, []byte, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", url, nil)
+		resp, err := client.Transport.RoundTrip(req)
+		if err == nil {
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return resp, body, err
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitfor URL TEXT: poll URL until its body contains TEXT (15s at most).
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitfor URL TEXT")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		_, body, err := get(args[0])
+		if err == nil {
+			last = string(body)
+			if strings.Contains(last, args[1]) != neg {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("waitfor %s %q: last body %q", args[0], args[1], last)
+}
+
+// readPid reads a pidfile relative to the script's work dir, waiting up to
+// 10s for it to appear.
+func readPid(ts *testscript.TestScript, path string) int {
+	path = ts.MkAbs(path)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				return pid
+			}
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("no pid in %s", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var sigNames = map[string]syscall.Signal{
+	"HUP": syscall.SIGHUP, "QUIT": syscall.SIGQUIT, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT,
+	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH,
+	"TTIN": syscall.SIGTTIN, "TTOU": syscall.SIGTTOU, "KILL": syscall.SIGKILL,
+}
+
+// sig NAME PIDFILE: send signal NAME to the pid in PIDFILE.
+func cmdSig(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: sig NAME PIDFILE")
+	}
+	s, ok := sigNames[args[0]]
+	if !ok {
+		ts.Fatalf("sig: unknown signal %q", args[0])
+	}
+	ts.Check(syscall.Kill(readPid(ts, args[1]), s))
+}
+
+// children lists the pids whose parent is pid, with their cmdlines.
+func children(pid int) map[int]string {
+	out := map[int]string{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		cpid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 2 || f[0] == "Z" {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid == pid {
+			cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			out[cpid] = strings.TrimRight(strings.ReplaceAll(string(cmd), "\x00", " "), " ")
+		}
+	}
+	return out
+}
+
+// workers PIDFILE LISTENER N: wait (10s at most) until the master in
+// PIDFILE has exactly N live workers for LISTENER ("hfork: worker NAME" or
+// "hfork: exec NAME" processes), then print their pids.
+func cmdWorkers(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: workers PIDFILE LISTENER N")
+	}
+	want, _ := strconv.Atoi(args[2])
+	pid := readPid(ts, args[0])
+	deadline := time.Now().Add(10 * time.Second)
+	var got []int
+	for {
+		got = got[:0]
+		for cpid, cmd := range children(pid) {
+			if cmd == "hfork: worker "+args[1] || strings.HasPrefix(cmd, "hfork: exec "+args[1]) {
+				got = append(got, cpid)
+			}
+		}
+		if len(got) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("listener %s has %d workers, want %d", args[1], len(got), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, p := range got {
+		fmt.Fprintln(ts.Stdout(), p)
+	}
+}
+
+// stopped PIDFILE SIGNAL: note the master's children, send SIGNAL, then
+// wait (15s at most) until the master and every one of them are gone.
+func cmdStopped(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: stopped PIDFILE SIGNAL")
+	}
+	pid := readPid(ts, args[0])
+	kids := children(pid)
+	if len(kids) == 0 {
+		ts.Fatalf("master %d has no children", pid)
+	}
+	ts.Check(syscall.Kill(pid, sigNames[args[1]]))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		left := []string{}
+		if alive(pid) {
+			left = append(left, "master "+strconv.Itoa(pid))
+		}
+		for k, cmd := range kids {
+			if alive(k) {
+				left = append(left, fmt.Sprintf("%d (%s)", k, cmd))
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("still running after %s: %s", args[1], strings.Join(left, ", "))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// alive: the process exists and is not a zombie.
+func alive(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z"
+}
+
+// waitpid PID: wait (15s at most) until PID is gone.
+func cmdWaitPid(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitpid PID")
+	}
+	pid, _ := strconv.Atoi(args[0])
+	deadline := time.Now().Add(15 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			ts.Fatalf("pid %d still alive", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

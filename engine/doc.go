@@ -1,0 +1,16 @@
+// Package engine is the hfork master. One goroutine (Master.Run's loop)
+// owns the running state: the config, the pools of every listener, the
+// reload in flight and the upgrade in flight. Signals, reaped children,
+// notify datagrams and reload requests reach it as messages.
+//
+// Plan(old, new) is a pure function deciding what a reload does; the loop
+// only executes plans.
+//
+// Invariants:
+//   - A config is applied whole or not at all: a reload whose config is
+//     invalid, whose binds cannot be opened or whose new workers fail to
+//     boot leaves the previous generation serving.
+//   - New workers are ready before old ones drain.
+//   - A socket is closed only when no generation uses it.
+//   - The master reaps every child and exits only once every worker has.
+package engine

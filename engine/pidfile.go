@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// ErrNotRunning says the pidfile names no live hfork master.
+var ErrNotRunning = errors.New("hfork is not running")
+
+// ReadPidfile returns the live hfork master a pidfile names.
+func ReadPidfile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("%w (no pidfile at %s)", ErrNotRunning, path)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read pidfile: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("pidfile %s: not a pid: %q", path, strings.TrimSpace(string(b)))
+	}
+	if !isHfork(pid) {
+		return 0, fmt.Errorf("%w (pidfile %s names pid %d, which is not a live hfork process)", ErrNotRunning, path, pid)
+	}
+	return pid, nil
+}
+
+// isHfork reports whether pid is alive and runs hfork.
+func isHfork(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	argv0, _, _ := bytes.Cut(cmdline, []byte{0})
+	return bytes.Contains(argv0, []byte("hfork"))
+}
+
+// WritePidfile writes pid atomically (temp file, then rename), so a reader
+// never sees a half-written pidfile.
+func WritePidfile(path string, pid int) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write pidfile: %w", err)
+	}
+	_, err = tmp.WriteString(strconv.Itoa(pid) + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write pidfile: %w", err)
+	}
+	return nil
+}
+
+// RemovePidfile removes path if it still names pid.
+func RemovePidfile(path string, pid int) {
+	b, err := os.ReadFile(path)
+	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(pid) {
+		os.Remove(path)
+	}
+}

@@ -1,0 +1,158 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/hfork/hfork/hclconfig"
+)
+
+// Action is what a reload does to one listener.
+type Action int
+
+const (
+	// Keep: nothing a worker sees changed; its workers are not touched.
+	Keep Action = iota
+	// Start: a new listener.
+	Start
+	// Stop: the listener is gone; drain it, then close its sockets.
+	Stop
+	// Scale: only the number of workers changed.
+	Scale
+	// Replace: something a worker sees changed; new workers on the same
+	// sockets, ready first, then the old ones drain.
+	Replace
+	// Rebind: the binds changed; open the new sockets first, replace, then
+	// close the sockets nobody uses.
+	Rebind
+)
+
+func (a Action) String() string {
+	return [...]string{"keep", "start", "stop", "scale", "replace", "rebind"}[a]
+}
+
+// Change is the plan for one listener.
+type Change struct {
+	Listener string
+	Action   Action
+	Old, New hclconfig.Listener
+	// Fields names what differs, for the log ("routes", "timeout", ...).
+	Fields []string
+}
+
+// Changes is a whole reload's plan.
+type Changes struct {
+	Listeners []Change // new listeners in file order, then stopped ones
+	Log       bool     // the log block changed
+	Reload    bool     // the reload block changed
+	Pidfile   bool
+}
+
+// Plan decides what a reload from old to new does. It is a pure function:
+// the master only executes what it returns.
+func Plan(old, new hclconfig.Config) Changes {
+	var c Changes
+	c.Log = old.Log != new.Log
+	c.Reload = old.Reload != new.Reload
+	c.Pidfile = old.Pidfile != new.Pidfile
+	for _, nl := range new.Listeners {
+		ol, ok := old.Listener(nl.Name)
+		if !ok {
+			c.Listeners = append(c.Listeners, Change{Listener: nl.Name, Action: Start, New: nl})
+			continue
+		}
+		ch := Change{Listener: nl.Name, Old: ol, New: nl, Fields: diffFields(ol, nl)}
+		switch {
+		case len(ch.Fields) == 0:
+			ch.Action = Keep
+		case !sameBinds(ol.Bind, nl.Bind):
+			ch.Action = Rebind
+		case slices.Equal(ch.Fields, []string{"workers"}):
+			ch.Action = Scale
+		default:
+			ch.Action = Replace
+		}
+		c.Listeners = append(c.Listeners, ch)
+	}
+	for _, ol := range old.Listeners {
+		if _, ok := new.Listener(ol.Name); !ok {
+			c.Listeners = append(c.Listeners, Change{Listener: ol.Name, Action: Stop, Old: ol})
+		}
+	}
+	return c
+}
+
+func sameBinds(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+// diffFields names the top-level listener fields that differ, by their
+// config names.
+func diffFields(a, b hclconfig.Listener) []string {
+	ma, mb := fieldMap(a), fieldMap(b)
+	var out []string
+	for k, va := range ma {
+		if string(va) != string(mb[k]) {
+			out = append(out, k)
+		}
+	}
+	for k := range mb {
+		if _, ok := ma[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func fieldMap(l hclconfig.Listener) map[string]json.RawMessage {
+	b, _ := json.Marshal(l)
+	m := map[string]json.RawMessage{}
+	json.Unmarshal(b, &m)
+	return m
+}
+
+// Empty reports whether the plan changes nothing.
+func (c Changes) Empty() bool {
+	if c.Log || c.Reload || c.Pidfile {
+		return false
+	}
+	for _, ch := range c.Listeners {
+		if ch.Action != Keep {
+			return false
+		}
+	}
+	return true
+}
+
+// String renders the plan as one readable block for the log and for
+// `hfork -s reload`.
+func (c Changes) String() string {
+	var b strings.Builder
+	for _, ch := range c.Listeners {
+		fmt.Fprintf(&b, "  %-8s listener %q", ch.Action, ch.Listener)
+		switch ch.Action {
+		case Scale:
+			fmt.Fprintf(&b, ": workers %d -> %d", ch.Old.Workers, ch.New.Workers)
+		case Replace, Rebind:
+			fmt.Fprintf(&b, ": %s changed", strings.Join(ch.Fields, ", "))
+		}
+		b.WriteByte('\n')
+	}
+	if c.Log {
+		b.WriteString("  apply    log settings\n")
+	}
+	if c.Reload {
+		b.WriteString("  apply    reload settings\n")
+	}
+	if c.Pidfile {
+		b.WriteString("  move     pidfile\n")
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}

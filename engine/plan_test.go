@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hfork/hfork/hclconfig"
+)
+
+func lst(name string, mod ...func(*hclconfig.Listener)) hclconfig.Listener {
+	l := hclconfig.Listener{
+		Name: name, Bind: []string{"127.0.0.1:8080"}, Class: "async", Workers: 2,
+		WorkerConnections: 1000, Timeout: 30 * time.Second, GracefulTimeout: 30 * time.Second,
+		BootTimeout: 30 * time.Second, Keepalive: 5 * time.Second,
+		Routes: []hclconfig.Route{{Prefix: "/", App: "respond", Respond: hclconfig.Respond{Status: 200, Body: "a"}}},
+	}
+	for _, f := range mod {
+		f(&l)
+	}
+	return l
+}
+
+func cfg(ls ...hclconfig.Listener) hclconfig.Config {
+	return hclconfig.Config{Log: hclconfig.Log{Level: "info", Format: "auto"}, Reload: hclconfig.Reload{Watch: true, Debounce: 250 * time.Millisecond}, Listeners: ls}
+}
+
+func TestPlan(t *testing.T) {
+	body := func(s string) func(*hclconfig.Listener) {
+		return func(l *hclconfig.Listener) { l.Routes[0].Respond.Body = s }
+	}
+	workers := func(n int) func(*hclconfig.Listener) { return func(l *hclconfig.Listener) { l.Workers = n } }
+	bind := func(b ...string) func(*hclconfig.Listener) { return func(l *hclconfig.Listener) { l.Bind = b } }
+	tests := []struct {
+		name     string
+		old, new hclconfig.Config
+		want     []string // "listener:action"
+		fields   map[string][]string
+		empty    bool
+	}{
+		{name: "identical", old: cfg(lst("a")), new: cfg(lst("a")), want: []string{"a:keep"}, empty: true},
+		{name: "new listener", old: cfg(lst("a")), new: cfg(lst("a"), lst("b", bind(":9"))), want: []string{"a:keep", "b:start"}},
+		{name: "removed listener", old: cfg(lst("a"), lst("b", bind(":9"))), new: cfg(lst("a")), want: []string{"a:keep", "b:stop"}},
+		{name: "workers only", old: cfg(lst("a")), new: cfg(lst("a", workers(5))), want: []string{"a:scale"}},
+		{name: "body", old: cfg(lst("a")), new: cfg(lst("a", body("b"))), want: []string{"a:replace"}, fields: map[string][]string{"a": {"routes"}}},
+		{name: "body and workers", old: cfg(lst("a")), new: cfg(lst("a", body("b"), workers(3))), want: []string{"a:replace"}, fields: map[string][]string{"a": {"routes", "workers"}}},
+		{name: "bind", old: cfg(lst("a")), new: cfg(lst("a", bind("127.0.0.1:9090"))), want: []string{"a:rebind"}},
+		{name: "bind order only", old: cfg(lst("a", bind("x:1", "y:2"))), new: cfg(lst("a", bind("y:2", "x:1"))), want: []string{"a:replace"}},
+		{name: "only B changes", old: cfg(lst("a"), lst("b", bind(":9"))), new: cfg(lst("a"), lst("b", bind(":9"), body("z"))), want: []string{"a:keep", "b:replace"}},
+		{name: "class", old: cfg(lst("a")), new: cfg(lst("a", func(l *hclconfig.Listener) { l.Class = "sync" })), want: []string{"a:replace"}, fields: map[string][]string{"a": {"class"}}},
+		{name: "rename is stop and start", old: cfg(lst("a")), new: cfg(lst("z")), want: []string{"z:start", "a:stop"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Plan(tt.old, tt.new)
+			var acts []string
+			for _, ch := range got.Listeners {
+				acts = append(acts, ch.Listener+":"+ch.Action.String())
+				if want, ok := tt.fields[ch.Listener]; ok && !slices.Equal(ch.Fields, want) {
+					t.Errorf("%s fields = %v, want %v", ch.Listener, ch.Fields, want)
+				}
+			}
+			if !slices.Equal(acts, tt.want) {
+				t.Errorf("plan = %v, want %v", acts, tt.want)
+			}
+			if got.Empty() != tt.empty {
+				t.Errorf("Empty() = %v, want %v", got.Empty(), tt.empty)
+			}
+		})
+	}
+}
+
+func TestPlanGlobals(t *testing.T) {
+	old := cfg(lst("a"))
+	nw := cfg(lst("a"))
+	nw.Log.Level = "debug"
+	p := Plan(old, nw)
+	if !p.Log || p.Reload || p.Empty() {
+		t.Fatalf("log change: %+v", p)
+	}
+	if !strings.Contains(p.String(), "log settings") {
+		t.Errorf("plan text lacks the log change:\n%s", p)
+	}
+	nw = cfg(lst("a"))
+	nw.Reload.Debounce = time.Second
+	if p := Plan(old, nw); !p.Reload || p.Log {
+		t.Fatalf("reload change: %+v", p)
+	}
+}
+
+func TestPlanString(t *testing.T) {
+	p := Plan(cfg(lst("a"), lst("b", func(l *hclconfig.Listener) { l.Bind = []string{":9"} })),
+		cfg(lst("a", func(l *hclconfig.Listener) { l.Workers = 4 }), lst("c", func(l *hclconfig.Listener) { l.Bind = []string{":7"} })))
+	s := p.String()
+	for _, want := range []string{`scale    listener "a": workers 2 -> 4`, `start    listener "c"`, `stop     listener "b"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("plan text lacks %q:\n%s", want, s)
+		}
+	}
+}

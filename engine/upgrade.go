@@ -1,0 +1,219 @@
+package engine
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hfork/hfork/listeners"
+	"github.com/hfork/hfork/pool"
+)
+
+// EnvUpgradeFD names the fd on which a new master tells the old one that it
+// is ready ("ready\n"), during a binary upgrade.
+const EnvUpgradeFD = "HFORK_UPGRADE_FD"
+
+// upgradeOp is a binary upgrade in flight: the new master runs, and the old
+// one waits for its word before draining.
+type upgradeOp struct {
+	pid      int
+	proc     *os.Process
+	deadline time.Time
+	ready    bool
+	killed   bool
+}
+
+// upgradeReady is the event the pipe reader sends when the child says ready.
+type upgradeReady struct{ pid int }
+
+// parentLink is the pipe to the old master, in a master started by an
+// upgrade.
+type parentLink struct {
+	f *os.File
+}
+
+func takeParentLink() *parentLink {
+	v := os.Getenv(EnvUpgradeFD)
+	os.Unsetenv(EnvUpgradeFD)
+	fd, err := strconv.Atoi(v)
+	if v == "" || err != nil || fd < 3 {
+		return nil
+	}
+	syscall.CloseOnExec(fd)
+	return &parentLink{f: os.NewFile(uintptr(fd), "upgrade")}
+}
+
+// binaryPath resolves the binary this master was started from again now,
+// so a file replaced on disk is what runs next (not /proc/self/exe, which
+// still names the old inode).
+func (m *Master) binaryPath() (string, error) {
+	argv0 := m.opts.Argv[0]
+	if strings.Contains(argv0, "/") {
+		if !filepath.IsAbs(argv0) {
+			argv0 = filepath.Join(m.opts.Dir, argv0)
+		}
+		return argv0, nil
+	}
+	return exec.LookPath(argv0)
+}
+
+func (m *Master) startUpgrade() {
+	switch {
+	case m.stopping != running:
+		return
+	case m.upg != nil:
+		m.log.Warn("upgrade already in progress; USR2 ignored", "new_pid", m.upg.pid)
+		return
+	case m.op != nil:
+		m.log.Warn("a reload is in flight; USR2 ignored, send it again once the reload ends")
+		return
+	}
+	path, err := m.binaryPath()
+	if err != nil {
+		m.log.Error("upgrade failed; keeping this master", "err", err)
+		return
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		m.log.Error("upgrade failed; keeping this master", "err", err)
+		return
+	}
+	socks := m.sockets.All()
+	files := make([]*os.File, 0, len(socks)+1)
+	for _, s := range socks {
+		files = append(files, s.File)
+	}
+	files = append(files, w)
+	env := append(childEnv(),
+		listeners.EnvListenFDS+"="+strconv.Itoa(len(socks)),
+		listeners.EnvUpgrade+"=1",
+		EnvUpgradeFD+"="+strconv.Itoa(3+len(socks)),
+	)
+	if m.systemd.addr != "" {
+		env = append(env, "NOTIFY_SOCKET="+m.systemd.addr)
+	}
+	if m.pidfile != "" {
+		if err := os.Rename(m.pidfile, m.pidfile+".oldbin"); err != nil && !os.IsNotExist(err) {
+			m.log.Warn("upgrade: cannot move pidfile aside", "err", err)
+		}
+	}
+	cmd := &exec.Cmd{Path: path, Args: append([]string{m.opts.Argv[0]}, m.opts.Argv[1:]...), Dir: m.opts.Dir,
+		Env: env, ExtraFiles: files, Stdout: os.Stdout, Stderr: os.Stderr}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		m.restorePidfile()
+		m.log.Error("upgrade failed; keeping this master", "binary", path, "err", err)
+		return
+	}
+	boot := time.Duration(0)
+	for _, l := range m.cfg.Listeners {
+		boot = max(boot, l.BootTimeout)
+	}
+	m.upg = &upgradeOp{pid: cmd.Process.Pid, proc: cmd.Process, deadline: time.Now().Add(boot + 5*time.Second)}
+	m.log.Info("upgrade: new master started", "binary", path, "new_pid", m.upg.pid)
+	pid := m.upg.pid
+	go func() {
+		defer r.Close()
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		if strings.TrimSpace(line) == "ready" {
+			m.events <- upgradeReady{pid: pid}
+		}
+	}()
+}
+
+func childEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case listeners.EnvListenFDS, listeners.EnvListenPID, listeners.EnvListenFDNames, listeners.EnvUpgrade,
+			EnvUpgradeFD, "NOTIFY_SOCKET":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func (m *Master) restorePidfile() {
+	if m.pidfile != "" {
+		os.Rename(m.pidfile+".oldbin", m.pidfile)
+	}
+}
+
+// checkUpgrade enforces the new master's deadline and hands over once it
+// is ready.
+func (m *Master) checkUpgrade() {
+	u := m.upg
+	if u.ready {
+		m.upg = nil
+		m.log.Info("upgrade: new master is ready; draining this one", "new_pid", u.pid)
+		u.proc.Release()
+		m.handedOver = true
+		m.shutdown(graceful)
+		return
+	}
+	if !u.killed && time.Now().After(u.deadline) {
+		m.log.Error("upgrade: new master not ready in time; stopping it", "new_pid", u.pid)
+		u.killed = true
+		u.proc.Signal(syscall.SIGKILL)
+	}
+}
+
+// upgradeChildExited handles the new master exiting before it was ready.
+func (m *Master) upgradeChildExited(ev pool.ExitEvent) {
+	u := m.upg
+	m.upg = nil
+	u.proc.Release()
+	m.restorePidfile()
+	m.log.Error("upgrade failed: new master exited; keeping this master", "new_pid", u.pid, "status", describeStatus(ev.Status))
+}
+
+// abortUpgrade stops a new master that has not reported ready.
+func (m *Master) abortUpgrade(why string) {
+	if m.upg == nil || m.upg.ready {
+		return
+	}
+	m.log.Warn("upgrade aborted", "new_pid", m.upg.pid, "reason", why)
+	m.upg.killed = true
+	m.upg.proc.Signal(syscall.SIGKILL)
+}
+
+func describeStatus(ws syscall.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return fmt.Sprintf("exit status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return "killed by " + ws.Signal().String()
+	}
+	return fmt.Sprint(int(ws))
+}
+
+// becameReady runs once every pool is ready for the first time.
+func (m *Master) becameReady() {
+	if m.parent != nil {
+		for _, p := range m.pools {
+			p.Promote()
+		}
+		fmt.Fprintln(m.parent.f, "ready")
+		m.parent.f.Close()
+		m.parent = nil
+		if m.pidfile != "" {
+			if err := WritePidfile(m.pidfile, os.Getpid()); err != nil {
+				m.log.Error("write pidfile", "err", err)
+			}
+			m.listenControl()
+		}
+		m.systemd.send("MAINPID=" + strconv.Itoa(os.Getpid()) + "\nREADY=1\nSTATUS=serving")
+		return
+	}
+	m.systemd.send("READY=1\nSTATUS=serving")
+}

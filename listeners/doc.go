@@ -1,0 +1,14 @@
+// Package listeners owns hfork's listening sockets: it opens them, adopts
+// the ones a parent passed down (systemd socket activation or an hfork
+// binary upgrade), names them by address, and hands them to child processes.
+//
+// Invariants:
+//   - A socket is identified by its canonical address (Key), so an unchanged
+//     bind maps to the same socket across reloads and upgrades and the
+//     kernel's accept queue is never dropped.
+//   - The master never accepts on a socket and never changes its file status
+//     flags after opening it; workers share the same open file description.
+//   - A unix socket file is removed only by the process that bound it (or
+//     adopted it), only when the file is still the inode it bound, and never
+//     when the socket is being handed to another master.
+package listeners

@@ -1,0 +1,107 @@
+package listeners
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// Socket is one listening socket held by the master.
+type Socket struct {
+	// Addr is the bind address as configured ("host:port" or "unix:/path").
+	Addr string
+	// File is the socket's fd. Children get it through ExtraFiles.
+	File *os.File
+
+	unixPath string
+	unixIno  uint64 // inode of the socket file this process bound or adopted
+}
+
+// Network splits a configured bind address into a network and an address.
+func Network(addr string) (network, address string) {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return "unix", p
+	}
+	return "tcp", addr
+}
+
+// Open binds and listens on addr. A stale unix socket file (nobody accepts
+// on it) is removed first; a live one or a file that is not a socket is an
+// error.
+func Open(addr string) (*Socket, error) {
+	network, address := Network(addr)
+	if network == "unix" {
+		if err := removeStale(address); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+	}
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if ul, ok := ln.(*net.UnixListener); ok {
+		// The master decides when the file goes, not Close: on an upgrade
+		// the socket lives on in the next master.
+		ul.SetUnlinkOnClose(false)
+	}
+	f, err := ln.(interface{ File() (*os.File, error) }).File()
+	ln.Close() // the dup in f keeps the socket open
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: dup: %w", addr, err)
+	}
+	s := &Socket{Addr: addr, File: f}
+	if network == "unix" {
+		s.unixPath = address
+		s.unixIno = inode(address)
+	}
+	return s, nil
+}
+
+// Close closes the socket and, for a unix socket, removes its file when it
+// is still the one this process bound.
+func (s *Socket) Close() error {
+	if s.unixPath != "" && s.unixIno != 0 && inode(s.unixPath) == s.unixIno {
+		os.Remove(s.unixPath)
+	}
+	return s.File.Close()
+}
+
+// Release closes this process's fd without removing a unix socket file:
+// another process (the next master) still serves it.
+func (s *Socket) Release() error {
+	return s.File.Close()
+}
+
+func inode(path string) uint64 {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
+		return 0
+	}
+	return st.Ino
+}
+
+// removeStale removes path when it is a unix socket nobody listens on.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	c, err := net.Dial("unix", path)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%s: %w (another process accepts on it)", path, syscall.EADDRINUSE)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("probe %s: %w", path, err)
+	}
+	return os.Remove(path)
+}

@@ -1,0 +1,20 @@
+// Package pool runs one listener's workers from the master's side: it
+// spawns them, gates on their readiness (sd_notify READY=1), watches their
+// heartbeats and timeouts, restarts them with backoff, scales, recycles,
+// drains and replaces them.
+//
+// A Pool is driven by exactly one goroutine (the engine's loop): every
+// method is called from it, and everything that happens elsewhere (a child
+// exits, a notify datagram arrives) reaches the pool as an Event that the
+// loop hands to Pool.Handle. So a pool needs no locks.
+//
+// Invariants:
+//   - A worker is Starting, then Ready, then Draining, then Exited; it never
+//     goes back. Every transition is one log line with listener, pid, gen.
+//   - A staged pool (a reload's new generation) never restarts a worker that
+//     failed to boot: it reports the failure, so the old generation stays.
+//   - A recycled worker is drained only after its replacement is ready, so
+//     capacity never dips.
+//   - No worker outlives the master: the spawner's thread is locked, so
+//     Pdeathsig fires only when the master itself dies.
+package pool

@@ -1,0 +1,443 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/worker"
+)
+
+// Backoff for workers that fail to boot: 100ms, doubling, capped.
+const (
+	backoffBase = 100 * time.Millisecond
+	backoffCap  = 10 * time.Second
+	// fastStopGrace is how long a fast stop waits before SIGKILL.
+	fastStopGrace = time.Second
+)
+
+// ErrBootFailed is wrapped by a staged pool's failure.
+var ErrBootFailed = errors.New("worker failed to boot")
+
+// Config is what a pool needs from the master.
+type Config struct {
+	Listener hclconfig.Listener
+	Gen      int
+	Sockets  []*os.File // the listener's sockets, in Bind order
+	Notify   string     // NOTIFY_SOCKET for children
+	// LogLevel and LogFormat are handed to built-in workers ("json", "text"
+	// or "tint").
+	LogLevel, LogFormat string
+	Spawner             *Spawner
+	Output              *Output
+	Log                 *slog.Logger
+	// Staged: a reload's new generation. A boot failure fails the pool
+	// instead of being retried.
+	Staged bool
+}
+
+// Pool is one generation of one listener's workers.
+type Pool struct {
+	cfg     Config
+	log     *slog.Logger
+	workers []*Worker
+	target  int
+	fails   int       // consecutive boot failures
+	retryAt time.Time // no spawn before this (backoff)
+	failed  error     // staged pool: why it cannot become ready
+}
+
+// New returns a pool with no workers; Start spawns them.
+func New(cfg Config) *Pool {
+	return &Pool{
+		cfg: cfg,
+		log: cfg.Log.With("listener", cfg.Listener.Name, "gen", cfg.Gen, "class", cfg.Listener.Class),
+	}
+}
+
+// Listener is the configuration this pool's workers run.
+func (p *Pool) Listener() hclconfig.Listener { return p.cfg.Listener }
+
+// Gen is this pool's generation.
+func (p *Pool) Gen() int { return p.cfg.Gen }
+
+// Target is how many workers the pool keeps running.
+func (p *Pool) Target() int { return p.target }
+
+// Start brings the pool up to its configured number of workers.
+func (p *Pool) Start() {
+	p.target = p.cfg.Listener.Workers
+	p.fill(time.Now())
+}
+
+// Promote turns a staged pool into a live one: from now on failed workers
+// are restarted with backoff.
+func (p *Pool) Promote() { p.cfg.Staged = false }
+
+// Err is a staged pool's boot failure, or nil.
+func (p *Pool) Err() error { return p.failed }
+
+// Ready reports whether target workers are ready and none is starting.
+func (p *Pool) Ready() bool {
+	n := 0
+	for _, w := range p.workers {
+		switch {
+		case w.State == Starting:
+			return false
+		case w.State == Ready && !w.recycle:
+			n++
+		}
+	}
+	return n >= p.target
+}
+
+// Done reports whether every worker has exited.
+func (p *Pool) Done() bool { return len(p.workers) == 0 }
+
+// Pids lists the live workers' pids, oldest first.
+func (p *Pool) Pids() []int {
+	out := make([]int, 0, len(p.workers))
+	for _, w := range p.workers {
+		out = append(out, w.Pid)
+	}
+	return out
+}
+
+// Workers returns a snapshot of the live workers.
+func (p *Pool) Workers() []Worker {
+	out := make([]Worker, 0, len(p.workers))
+	for _, w := range p.workers {
+		out = append(out, Worker{Pid: w.Pid, Gen: w.Gen, State: w.State, Started: w.Started})
+	}
+	return out
+}
+
+// Owns reports whether pid is one of this pool's workers.
+func (p *Pool) Owns(pid int) bool { return p.find(pid) != nil }
+
+func (p *Pool) find(pid int) *Worker {
+	for _, w := range p.workers {
+		if w.Pid == pid {
+			return w
+		}
+	}
+	return nil
+}
+
+// serving counts workers that count towards the target: starting or ready,
+// not draining, not waiting to be recycled.
+func (p *Pool) serving() int {
+	n := 0
+	for _, w := range p.workers {
+		if (w.State == Starting || w.State == Ready) && !w.recycle {
+			n++
+		}
+	}
+	return n
+}
+
+// fill spawns workers until serving() reaches the target, unless a backoff
+// or a staged failure forbids it.
+func (p *Pool) fill(now time.Time) {
+	if p.failed != nil || now.Before(p.retryAt) {
+		return
+	}
+	for p.serving() < p.target {
+		w, err := p.spawn()
+		if err != nil {
+			p.bootFailed(now, err.Error())
+			return
+		}
+		p.workers = append(p.workers, w)
+		p.log.Info("worker starting", "pid", w.Pid, "state", Starting.String())
+		if p.cfg.Listener.Class == hclconfig.ClassExec && p.cfg.Listener.Ready == "started" {
+			p.ready(w, now)
+		}
+	}
+}
+
+// bootFailed records a failed boot: a staged pool fails, a live one backs off.
+func (p *Pool) bootFailed(now time.Time, why string) {
+	p.fails++
+	if p.cfg.Staged {
+		if p.failed == nil {
+			p.failed = fmt.Errorf("listener %s: %w: %s", p.cfg.Listener.Name, ErrBootFailed, why)
+		}
+		return
+	}
+	d := backoffBase << min(p.fails-1, 10)
+	d = min(d, backoffCap)
+	p.retryAt = now.Add(d)
+	p.log.Warn("worker failed to boot; retrying", "reason", why, "failures", p.fails, "retry_in", d.String())
+}
+
+func (p *Pool) ready(w *Worker, now time.Time) {
+	if w.State != Starting {
+		return
+	}
+	w.State = Ready
+	w.readyAt = now
+	w.lastBeat = now
+	p.fails = 0
+	p.log.Info("worker ready", "pid", w.Pid, "state", Ready.String(), "boot_ms", now.Sub(w.Started).Milliseconds())
+	p.retireRecycled()
+}
+
+// retireRecycled drains workers that asked to be replaced, one for each
+// ready worker beyond the target.
+func (p *Pool) retireRecycled() {
+	ready := 0
+	for _, w := range p.workers {
+		if w.State == Ready && !w.recycle {
+			ready++
+		}
+	}
+	for _, w := range p.workers {
+		if ready < p.target {
+			return
+		}
+		if w.State == Ready && w.recycle {
+			p.drain(w, "max_requests reached; replacement ready", time.Now())
+		}
+	}
+}
+
+// drain tells a worker to finish its in-flight requests and exit.
+func (p *Pool) drain(w *Worker, reason string, now time.Time) {
+	if w.State == Draining || w.State == Exited {
+		return
+	}
+	w.State = Draining
+	w.deadline = now.Add(p.cfg.Listener.GracefulTimeout)
+	p.log.Info("worker draining", "pid", w.Pid, "state", Draining.String(), "reason", reason)
+	w.signal(p.stopSignal())
+}
+
+func (p *Pool) stopSignal() syscall.Signal {
+	if p.cfg.Listener.Class == hclconfig.ClassExec {
+		if s, ok := Signals[p.cfg.Listener.StopSignal]; ok {
+			return s
+		}
+	}
+	return syscall.SIGTERM
+}
+
+// Signals maps stop_signal names to signals.
+var Signals = map[string]syscall.Signal{
+	"TERM": syscall.SIGTERM, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "HUP": syscall.SIGHUP,
+	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH,
+}
+
+// kill ends a worker now and says why.
+func (p *Pool) kill(w *Worker, why string) {
+	if w.killedFor == "" {
+		w.killedFor = why
+	}
+	w.signal(syscall.SIGKILL)
+}
+
+// HandleExit accounts for a reaped worker; false if pid is not ours.
+func (p *Pool) HandleExit(ev ExitEvent, now time.Time) bool {
+	i := slices.IndexFunc(p.workers, func(w *Worker) bool { return w.Pid == ev.Pid })
+	if i < 0 {
+		return false
+	}
+	w := p.workers[i]
+	p.workers = slices.Delete(p.workers, i, i+1)
+	prev := w.State
+	w.State = Exited
+	w.proc.Release()
+	w.closeControl()
+	attrs := []any{"pid", w.Pid, "state", Exited.String(), "was", prev.String(), "status", describe(ev.Status)}
+	if w.killedFor != "" {
+		attrs = append(attrs, "reason", w.killedFor)
+	}
+	switch {
+	case prev == Draining:
+		p.log.Info("worker exited", attrs...)
+	case prev == Starting:
+		last := w.lastLine()
+		attrs = append(attrs, "last_output", last)
+		p.log.Error("worker exited before it was ready", attrs...)
+		why := describe(ev.Status)
+		if w.killedFor != "" {
+			why = w.killedFor
+		}
+		if last != "" {
+			why += ": " + last
+		}
+		p.bootFailed(now, why)
+	default:
+		attrs = append(attrs, "last_output", w.lastLine())
+		p.log.Error("worker exited unexpectedly; replacing it", attrs...)
+	}
+	p.fill(now)
+	return true
+}
+
+// HandleNotify applies a notify datagram; false if pid is not ours.
+func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
+	w := p.find(ev.Pid)
+	if w == nil {
+		return false
+	}
+	f := ev.Fields
+	if f["READY"] == "1" {
+		p.ready(w, now)
+	}
+	if f["WATCHDOG"] == "1" {
+		w.watchdog = true
+		w.lastBeat = now
+	}
+	if v, ok := f[worker.NotifyRequests]; ok {
+		w.requests, _ = strconv.ParseInt(v, 10, 64)
+		w.oldestMS, _ = strconv.ParseInt(f[worker.NotifyOldestMS], 10, 64)
+		w.oldestReq = f[worker.NotifyOldestReq]
+	}
+	if s, ok := f["STATUS"]; ok && p.cfg.Listener.Class == hclconfig.ClassExec {
+		p.log.Info("worker status", "pid", w.Pid, "status", s)
+	}
+	if f[worker.NotifyRecycle] == "1" && w.State == Ready && !w.recycle {
+		w.recycle = true
+		p.log.Info("worker reached max_requests; starting its replacement", "pid", w.Pid, "requests", w.requests)
+		p.fill(now)
+	}
+	if f["STOPPING"] == "1" && w.State == Ready {
+		// The worker is leaving on its own; do not count it.
+		w.State = Draining
+		w.deadline = now.Add(p.cfg.Listener.GracefulTimeout)
+		p.log.Info("worker draining", "pid", w.Pid, "state", Draining.String(), "reason", "worker said STOPPING=1")
+		p.fill(now)
+	}
+	return true
+}
+
+// Tick enforces boot, request and drain timeouts and retries spawns after
+// a backoff. The engine calls it a few times a second.
+func (p *Pool) Tick(now time.Time) {
+	l := p.cfg.Listener
+	for _, w := range p.workers {
+		switch w.State {
+		case Starting:
+			if now.Sub(w.Started) > l.BootTimeout {
+				p.kill(w, "not ready within boot_timeout "+l.BootTimeout.String())
+			}
+		case Ready:
+			p.checkTimeout(w, now)
+		case Draining:
+			if now.After(w.deadline) && w.killedFor == "" {
+				p.log.Warn("worker still running at its stop deadline; killing it", "pid", w.Pid,
+					"oldest_request", w.oldestReq)
+				p.kill(w, "stop deadline reached")
+			}
+		}
+	}
+	p.fill(now)
+}
+
+func (p *Pool) checkTimeout(w *Worker, now time.Time) {
+	l := p.cfg.Listener
+	if l.Timeout <= 0 {
+		return
+	}
+	silent := now.Sub(w.lastBeat)
+	switch l.Class {
+	case hclconfig.ClassSync, hclconfig.ClassThread:
+		age := time.Duration(w.oldestMS)*time.Millisecond + silent
+		if w.oldestMS > 0 && age > l.Timeout {
+			p.log.Error("worker timeout", "pid", w.Pid, "request", w.oldestReq, "age", age.Round(time.Millisecond).String(), "timeout", l.Timeout.String())
+			p.kill(w, "worker timeout: request "+w.oldestReq+" older than "+l.Timeout.String())
+			return
+		}
+		fallthrough
+	case hclconfig.ClassAsync:
+		if silent > l.Timeout {
+			p.log.Error("worker stopped reporting", "pid", w.Pid, "silent", silent.Round(time.Millisecond).String(), "timeout", l.Timeout.String())
+			p.kill(w, "no heartbeat for "+silent.Round(time.Millisecond).String())
+		}
+	case hclconfig.ClassExec:
+		if w.watchdog && silent > l.Timeout {
+			p.log.Error("worker watchdog expired", "pid", w.Pid, "silent", silent.Round(time.Millisecond).String(), "timeout", l.Timeout.String())
+			p.kill(w, "watchdog expired")
+		}
+	}
+}
+
+// Scale sets the number of workers: extra ones drain (oldest first),
+// missing ones start.
+func (p *Pool) Scale(n int, reason string) {
+	now := time.Now()
+	p.target = n
+	for _, w := range p.workers {
+		if p.serving() <= p.target {
+			break
+		}
+		if (w.State == Starting || w.State == Ready) && !w.recycle {
+			p.drain(w, reason, now)
+		}
+	}
+	p.retryAt = time.Time{}
+	p.fill(now)
+}
+
+// Drain stops every worker gracefully; the pool spawns nothing more.
+func (p *Pool) Drain(reason string) {
+	p.target = 0
+	now := time.Now()
+	for _, w := range p.workers {
+		p.drain(w, reason, now)
+	}
+}
+
+// Stop ends every worker fast (fast: SIGINT to built-in workers, the stop
+// signal to exec'd ones, SIGKILL a second later) or at once (SIGKILL).
+func (p *Pool) Stop(immediate bool) {
+	p.target = 0
+	now := time.Now()
+	for _, w := range p.workers {
+		if immediate {
+			p.kill(w, "immediate shutdown")
+			continue
+		}
+		w.State = Draining
+		w.deadline = now.Add(fastStopGrace)
+		if p.cfg.Listener.Class == hclconfig.ClassExec {
+			w.signal(p.stopSignal())
+		} else {
+			w.signal(syscall.SIGINT)
+		}
+	}
+}
+
+// Signal forwards sig to every built-in worker (USR1: reopen access logs).
+// Exec'd programs are not signalled: they may not expect it.
+func (p *Pool) Signal(sig syscall.Signal) {
+	if p.cfg.Listener.Class == hclconfig.ClassExec {
+		return
+	}
+	for _, w := range p.workers {
+		w.signal(sig)
+	}
+}
+
+// SetLog changes built-in workers' log level and format in place.
+func (p *Pool) SetLog(level, format string) {
+	p.cfg.LogLevel, p.cfg.LogFormat = level, format
+	for _, w := range p.workers {
+		w.send(worker.Command{LogLevel: level, LogFormat: format})
+	}
+}
+
+// KillAll sends SIGKILL to every worker; for a master that must not leave
+// anything behind.
+func (p *Pool) KillAll() {
+	for _, w := range p.workers {
+		p.kill(w, "master exiting")
+	}
+}

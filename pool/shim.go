@@ -1,0 +1,37 @@
+package pool
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+)
+
+// ExecShim is the first step of an exec-class worker: hfork's own binary,
+// started with the program's sockets and environment, sets LISTEN_PID to
+// its own pid and execs the program in its place, so the program sees
+// LISTEN_PID equal to its pid as systemd's protocol demands. It returns
+// only on failure, with an exit code.
+func ExecShim() int {
+	var argv []string
+	if err := json.Unmarshal([]byte(os.Getenv(EnvExecArgv)), &argv); err != nil || len(argv) == 0 {
+		fmt.Fprintln(os.Stderr, "hfork exec: no command")
+		return 127
+	}
+	os.Unsetenv(EnvExec)
+	os.Unsetenv(EnvExecArgv)
+	os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
+	if os.Getenv("WATCHDOG_USEC") != "" {
+		os.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hfork exec: %v\n", err)
+		return 127
+	}
+	err = syscall.Exec(path, argv, os.Environ())
+	fmt.Fprintf(os.Stderr, "hfork exec: %s: %v\n", path, err)
+	return 126
+}

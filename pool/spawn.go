@@ -1,0 +1,41 @@
+package pool
+
+import (
+	"os/exec"
+	"runtime"
+)
+
+// Spawner starts child processes from one goroutine locked to one OS
+// thread. Pdeathsig is delivered when the thread that forked the child
+// exits, not the process (golang/go#27505); a locked thread that never
+// unlocks lives as long as the master, so Pdeathsig means "the master died".
+type Spawner struct {
+	reqs chan spawnReq
+}
+
+type spawnReq struct {
+	cmd   *exec.Cmd
+	reply chan error
+}
+
+// NewSpawner starts the spawning goroutine.
+func NewSpawner() *Spawner {
+	s := &Spawner{reqs: make(chan spawnReq)}
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread is the children's parent
+		close(ready)
+		for r := range s.reqs {
+			r.reply <- r.cmd.Start()
+		}
+	}()
+	<-ready
+	return s
+}
+
+// Start starts cmd on the spawner's thread.
+func (s *Spawner) Start(cmd *exec.Cmd) error {
+	reply := make(chan error, 1)
+	s.reqs <- spawnReq{cmd: cmd, reply: reply}
+	return <-reply
+}
