@@ -1,0 +1,243 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hfork/hfork/hclconfig"
+)
+
+func proxyRoute(prefix string, upstreams ...string) hclconfig.Route {
+	return hclconfig.Route{Prefix: prefix, App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: upstreams}}
+}
+
+func TestProxyRoundRobin(t *testing.T) {
+	var ups []string
+	for _, name := range []string{"a", "b"} {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, name+" "+r.URL.RequestURI())
+		}))
+		defer up.Close()
+		ups = append(ups, up.URL)
+	}
+	front := httptest.NewServer(mustNew(t, proxyRoute("/api/", ups...)))
+	defer front.Close()
+
+	var got []string
+	for range 4 {
+		resp, err := http.Get(front.URL + "/api/x?q=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got = append(got, string(b))
+	}
+	want := []string{"a /api/x?q=1", "b /api/x?q=1", "a /api/x?q=1", "b /api/x?q=1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("answers %q, want %q", got, want)
+	}
+}
+
+func TestProxyForwardedHeaders(t *testing.T) {
+	seen := make(chan *http.Request, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r
+	}))
+	defer up.Close()
+	upURL, _ := url.Parse(up.URL)
+	front := httptest.NewServer(mustNew(t, proxyRoute("/", up.URL)))
+	defer front.Close()
+
+	req, _ := http.NewRequest("GET", front.URL+"/p", nil)
+	req.Host = "example.test"
+	req.Header.Set("X-Forwarded-For", "198.51.100.7")
+	req.Header.Set("X-Forwarded-Proto", "https") // a client cannot claim TLS
+	req.Header.Set("X-Forwarded-Host", "spoofed.test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	r := <-seen
+	for k, want := range map[string]string{
+		"X-Forwarded-For":   "198.51.100.7, 127.0.0.1",
+		"X-Forwarded-Proto": "http",
+		"X-Forwarded-Host":  "example.test",
+	} {
+		if got := r.Header.Values(k); len(got) != 1 || got[0] != want {
+			t.Errorf("%s = %q, want [%q]", k, got, want)
+		}
+	}
+	if r.Host != upURL.Host {
+		t.Errorf("upstream Host = %q, want the upstream's %q", r.Host, upURL.Host)
+	}
+}
+
+func TestProxyDeadUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+
+	var logs bytes.Buffer
+	h, err := New(hclconfig.Listener{Routes: []hclconfig.Route{proxyRoute("/", dead)}},
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(h)
+	defer front.Close()
+
+	client := &http.Client{Timeout: 2 * upstreamDialTimeout}
+	resp, err := client.Get(front.URL + "/x")
+	if err != nil {
+		t.Fatalf("want a 502, got %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("status %d, want 502", resp.StatusCode)
+	}
+	line := logs.String()
+	if strings.Count(line, "\n") != 1 || !strings.Contains(line, "upstream="+ln.Addr().String()) || !strings.Contains(line, "err=") {
+		t.Errorf("want one log line with upstream and err, got %q", line)
+	}
+}
+
+// echoUpstream answers one Upgrade request with 101 and then echoes bytes,
+// like a WebSocket server would after its handshake.
+func echoUpstream(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil || !strings.EqualFold(req.Header.Get("Upgrade"), "echo") {
+			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		io.Copy(c, br)
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func TestProxyUpgrade(t *testing.T) {
+	up := echoUpstream(t)
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	al, err := OpenAccessLog(hclconfig.AccessLog{File: logPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var upgraded atomic.Int32
+	handled := make(chan struct{})
+	h := al.Wrap(mustNew(t, proxyRoute("/ws/", up)))
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(handled)
+		ctx := WithUpgradeHook(r.Context(), func() { upgraded.Add(1) })
+		h.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	defer front.Close()
+
+	c, err := net.Dial("tcp", front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /ws/chat HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d, want 101", resp.StatusCode)
+	}
+	for _, msg := range []string{"ping", "pong and more"} {
+		io.WriteString(c, msg)
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo: %q, %v; want %q", buf, err, msg)
+		}
+	}
+	if n := upgraded.Load(); n != 1 {
+		t.Errorf("upgrade hook fired %d times, want 1", n)
+	}
+
+	// The tunnel ends with the client; then the handler returns and logs.
+	c.Close()
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy handler still running after the client left")
+	}
+	if err := al.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, logPath); !strings.Contains(got, `"GET /ws/chat HTTP/1.1" 101 `) {
+		t.Errorf("access log %q, want the request with status 101", got)
+	}
+}
+
+func TestProxyClientGone(t *testing.T) {
+	p, err := newProxy(hclconfig.Proxy{Upstream: []string{"http://127.0.0.1:1"}}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil).WithContext(ctx))
+	if rec.Code != 499 {
+		t.Errorf("status %d, want 499 for a client that left", rec.Code)
+	}
+}
+
+func BenchmarkProxyRewrite(b *testing.B) {
+	p, err := newProxy(hclconfig.Proxy{Upstream: []string{"http://10.0.0.1:9000", "http://10.0.0.2:9000"}}, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := httptest.NewRequest("GET", "/api/users?page=2", nil)
+	in.RemoteAddr = "192.0.2.10:51234"
+	in.Host = "example.test"
+	in.Header.Set("X-Forwarded-For", "198.51.100.7")
+	in.Header.Set("User-Agent", "bench")
+	outURL := *in.URL
+	out := *in
+	out.URL = &outURL
+	out.Header = http.Header{}
+	pr := &httputil.ProxyRequest{In: in, Out: &out}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(out.Header)
+		*out.URL = *in.URL
+		out.Host = in.Host
+		p.rewrite(pr)
+	}
+}
