@@ -401,12 +401,12 @@ func (p *Pool) Stop(immediate bool) {
 	p.target = 0
 	now := time.Now()
 	for _, w := range p.workers {
+		w.State = Draining
+		w.deadline = now.Add(fastStopGrace)
 		if immediate {
 			p.kill(w, "immediate shutdown")
 			continue
 		}
-		w.State = Draining
-		w.deadline = now.Add(fastStopGrace)
 		if p.cfg.Listener.Class == hclconfig.ClassExec {
 			w.signal(p.stopSignal())
 		} else {

@@ -66,6 +66,10 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	var b strings.Builder
+	if resp.Close {
+		// net/http's client removes "Connection: close" from the header map.
+		b.WriteString("Connection: close\n")
+	}
 	for k, vs := range resp.Header {
 		for _, v := range vs {
 			fmt.Fprintf(&b, "%s: %s\n", k, v)

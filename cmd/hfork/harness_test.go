@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const envTestMaster = "HFORK_TEST_MASTER"
+
+// master is an hfork master started by a test, with its log captured.
+type master struct {
+	t       *testing.T
+	dir     string
+	cfgPath string
+	cmd     *exec.Cmd
+	log     *syncBuffer
+	done    chan struct{}
+	exit    error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startMaster writes cfg to a temp dir and starts the test binary as an
+// hfork master on it (binary: "" for the test binary itself). The master
+// is killed, with all its workers, when the test ends.
+func startMaster(t *testing.T, binary, cfg string) *master {
+	t.Helper()
+	dir := t.TempDir()
+	m := &master{t: t, dir: dir, cfgPath: filepath.Join(dir, "server.hcl"), log: &syncBuffer{}, done: make(chan struct{})}
+	m.writeConfig(cfg)
+	env := os.Environ()
+	if binary == "" {
+		binary = os.Args[0]
+		env = append(env, envTestMaster+"=1")
+	}
+	m.cmd = exec.Command(binary, "-f", m.cfgPath)
+	m.cmd.Dir = dir
+	m.cmd.Env = env
+	m.cmd.Stdout = m.log
+	m.cmd.Stderr = m.log
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { m.exit = m.cmd.Wait(); close(m.done) }()
+	t.Cleanup(func() {
+		m.stop(syscall.SIGINT)
+		if t.Failed() {
+			t.Logf("master log:\n%s", m.log.String())
+		}
+	})
+	return m
+}
+
+// writeConfig replaces the config atomically (write, then rename).
+func (m *master) writeConfig(cfg string) {
+	tmp := m.cfgPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(cfg), 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, m.cfgPath); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// pid is the current master's pid, from the pidfile (it moves on upgrade).
+func (m *master) pid() int {
+	b, err := os.ReadFile(filepath.Join(m.dir, "hfork.pid"))
+	if err != nil {
+		return m.cmd.Process.Pid
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func (m *master) signal(sig syscall.Signal) {
+	m.t.Helper()
+	if err := syscall.Kill(m.pid(), sig); err != nil {
+		m.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// stop ends the master (and whatever master replaced it) and waits.
+func (m *master) stop(sig syscall.Signal) {
+	if pid := m.pid(); pid != m.cmd.Process.Pid && alive(pid) {
+		syscall.Kill(pid, sig)
+		waitGone(pid, 10*time.Second)
+	}
+	select {
+	case <-m.done:
+	default:
+		m.cmd.Process.Signal(sig)
+		select {
+		case <-m.done:
+		case <-time.After(10 * time.Second):
+			m.cmd.Process.Kill()
+			<-m.done
+		}
+	}
+}
+
+func waitGone(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// waitLog waits until the master's log contains text n times in all.
+func (m *master) waitLog(text string, n int, d time.Duration) {
+	m.t.Helper()
+	deadline := time.Now().Add(d)
+	for strings.Count(m.log.String(), text) < n {
+		if time.Now().After(deadline) {
+			m.t.Fatalf("log has %d × %q, want %d", strings.Count(m.log.String(), text), text, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// workerPids lists the master's live workers of a listener.
+func (m *master) workerPids(listener string) []int {
+	var out []int
+	for pid, cmd := range children(m.pid()) {
+		if cmd == "hfork: worker "+listener || strings.HasPrefix(cmd, "hfork: exec "+listener) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// waitWorkers waits until the listener has n live workers.
+func (m *master) waitWorkers(listener string, n int) []int {
+	m.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := m.workerPids(listener)
+		if len(pids) == n {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("listener %s: %d workers, want %d", listener, len(pids), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// load is a fixed number of keep-alive clients sending requests in a loop
+// until stopped. Each client is a raw HTTP/1.1 connection, like wrk: no
+// retries, so every request that the server drops counts as failed.
+type load struct {
+	addr     string
+	path     string
+	ok, fail atomic.Int64
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	bodies   map[string]int
+	errs     []string
+}
+
+func startLoad(t *testing.T, addr, path string, clients int) *load {
+	l := &load{addr: addr, path: path, stop: make(chan struct{}), bodies: map[string]int{}}
+	for range clients {
+		l.wg.Add(1)
+		go l.client()
+	}
+	t.Cleanup(l.finish)
+	return l
+}
+
+func (l *load) client() {
+	defer l.wg.Done()
+	var conn net.Conn
+	var br *bufio.Reader
+	req := []byte("GET " + l.path + " HTTP/1.1\r\nHost: test\r\n\r\n")
+	for {
+		select {
+		case <-l.stop:
+			if conn != nil {
+				conn.Close()
+			}
+			return
+		default:
+		}
+		if conn == nil {
+			c, err := net.DialTimeout("tcp", l.addr, 5*time.Second)
+			if err != nil {
+				l.failed("dial: " + err.Error())
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			conn, br = c, bufio.NewReader(c)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		resp, err := func() (*http.Response, error) {
+			if _, err := conn.Write(req); err != nil {
+				return nil, err
+			}
+			return http.ReadResponse(br, nil)
+		}()
+		if err != nil {
+			l.failed(err.Error())
+			conn.Close()
+			conn = nil
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			l.failed(fmt.Sprintf("status %d err %v", resp.StatusCode, err))
+		} else {
+			l.ok.Add(1)
+			l.mu.Lock()
+			l.bodies[string(body)]++
+			l.mu.Unlock()
+		}
+		if resp.Close {
+			conn.Close()
+			conn = nil
+		}
+	}
+}
+
+func (l *load) failed(why string) {
+	l.fail.Add(1)
+	l.mu.Lock()
+	if len(l.errs) < 10 {
+		l.errs = append(l.errs, why)
+	}
+	l.mu.Unlock()
+}
+
+// finish stops the clients and waits for them.
+func (l *load) finish() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
+}
+
+func (l *load) report(t *testing.T) {
+	t.Logf("requests ok=%d failed=%d; bodies %v; first errors %v", l.ok.Load(), l.fail.Load(), l.bodies, l.errs)
+}
+
+// waitBody polls url until its body is want.
+func waitBody(t *testing.T, url, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		_, body, err := get(url)
+		if err == nil {
+			if last = string(body); last == want {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: body %q, want %q", url, last, want)
+}
+
+func mustFreePort(t *testing.T) int {
+	p, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
