@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// slowUpstream answers after d.
+func slowUpstream(t *testing.T, d time.Duration) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(d)
+		io.WriteString(w, "slow done")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func proxyConfig(port int, class, upstream, extra string) string {
+	return fmt.Sprintf(`
+pidfile = "hfork.pid"
+log { format = "json" }
+reload { watch = false }
+listener "web" {
+  bind    = "127.0.0.1:%d"
+  class   = %q
+  workers = 1
+  %s
+  route "/slow/" {
+    proxy { upstream = %q }
+  }
+  route "/" {
+    respond { body = "fast" }
+  }
+}
+`, port, class, extra, upstream)
+}
+
+func TestQuitFinishesInFlightRequest(t *testing.T) {
+	port := mustFreePort(t)
+	m := startMaster(t, "", proxyConfig(port, "async", slowUpstream(t, 1500*time.Millisecond), `graceful_timeout = "10s"`))
+	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "fast")
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/slow/x", port))
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{resp.StatusCode, string(b), err}
+	}()
+	m.waitLog(`"msg":"worker ready"`, 1, 5*time.Second)
+	time.Sleep(300 * time.Millisecond) // the request is in flight
+	m.signal(syscall.SIGQUIT)
+	r := <-done
+	if r.err != nil || r.status != 200 || r.body != "slow done" {
+		t.Fatalf("in-flight request during QUIT: status %d body %q err %v", r.status, r.body, r.err)
+	}
+	select {
+	case <-m.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("master did not exit after QUIT")
+	}
+	if m.exit != nil {
+		t.Fatalf("master exit: %v", m.exit)
+	}
+}
+
+func TestSyncWorkerTimeout(t *testing.T) {
+	port := mustFreePort(t)
+	m := startMaster(t, "", proxyConfig(port, "sync", slowUpstream(t, 4*time.Second), `timeout = "1s"`))
+	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "fast")
+	before := m.waitWorkers("web", 1)[0]
+	client := &http.Client{Timeout: 3500 * time.Millisecond}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/slow/stuck", port))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("a request stuck past timeout was answered: %d", resp.StatusCode)
+	}
+	m.waitLog(`"msg":"worker timeout"`, 1, 10*time.Second)
+	m.waitLog(`"request":"GET /slow/stuck"`, 1, time.Second)
+	// A replacement serves.
+	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "fast")
+	if after := m.waitWorkers("web", 1)[0]; after == before {
+		t.Fatalf("the timed-out worker %d was not replaced", before)
+	}
+}
+
+func TestKillMasterLeavesNoWorker(t *testing.T) {
+	port := mustFreePort(t)
+	m := startMaster(t, "", webConfig(port, "ok", ""))
+	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "ok")
+	pids := m.waitWorkers("web", 2)
+	m.cmd.Process.Kill()
+	<-m.done
+	for _, p := range pids {
+		if !waitGone(p, 3*time.Second) {
+			t.Errorf("worker %d outlived its master's SIGKILL", p)
+		}
+	}
+}
+
+// TestWorkerReplacedAfterCrash kills a worker 20 times and checks a ready
+// replacement each time; the log line reports how long each took.
+func TestWorkerReplacedAfterCrash(t *testing.T) {
+	skipShort(t)
+	port := mustFreePort(t)
+	m := startMaster(t, "", webConfig(port, "ok", ""))
+	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "ok")
+	var took []time.Duration
+	for i := 1; i <= 20; i++ {
+		victim := m.waitWorkers("web", 2)[0]
+		start := time.Now()
+		syscall.Kill(victim, syscall.SIGKILL)
+		m.waitLog(`"msg":"worker ready"`, 2+i, 10*time.Second)
+		took = append(took, time.Since(start))
+	}
+	t.Logf("death to replacement ready: %v", took)
+}
