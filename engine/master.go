@@ -399,7 +399,11 @@ func (m *Master) shutdown(mode stopMode) {
 		return
 	}
 	m.stopping = mode
-	m.systemd.send("STOPPING=1")
+	if !m.handedOver {
+		// After a handover systemd follows the new master (MAINPID=); a
+		// STOPPING=1 from the old one would read as the service stopping.
+		m.systemd.send("STOPPING=1")
+	}
 	if m.op != nil {
 		m.failReload(ErrShuttingDown)
 	}
