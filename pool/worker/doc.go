@@ -1,0 +1,32 @@
+// Package worker is what runs inside a built-in worker process (classes
+// sync, thread and async): it takes its listener's sockets from the master,
+// serves them with net/http under its class's limits, reports to the
+// master over sd_notify, and leaves without losing a request.
+//
+// The master starts hfork's own binary with HFORK_WORKER=1, and cmd/hfork
+// calls Main. Main reads the Spec from the control pipe, the sockets from
+// LISTEN_FDS (fds 3..), the notify socket from NOTIFY_SOCKET, sets up
+// logging and signals, builds the routes (package app), and hands all of
+// it to Run. Run holds no OS effects of its own, so tests run a worker in
+// process on loopback sockets.
+//
+// Signals: SIGTERM drains (see Run and the drain steps on worker.drain),
+// SIGINT and SIGQUIT stop fast, SIGUSR1 reopens the access log.
+//
+// Notifications: READY=1 once serving; a heartbeat every second (a quarter
+// of timeout when that is shorter, never under 100ms) with WATCHDOG=1 and
+// the X_HFORK_* counters of protocol.go; X_HFORK_RECYCLE=1 once when
+// max_requests (plus jitter) requests were served; STOPPING=1 when a drain
+// or a stop begins.
+//
+// Invariants:
+//
+//   - A worker never reads the config file: the master hands it its
+//     listener's resolved config in the Spec.
+//   - A worker exits when its master is gone: EOF on the control pipe stops
+//     it at once.
+//   - A worker never shuts a listening socket down; it closes only its own
+//     fd, so its siblings and the kernel's accept queue carry on.
+//   - A drain never closes a connection that has a request in flight, nor
+//     one on which a request has begun to arrive, before graceful_timeout.
+package worker

@@ -1,0 +1,109 @@
+package worker
+
+import (
+	"time"
+)
+
+// drainPoll is how often a drain looks for idle connections to close. It
+// bounds how late after its grace an idle connection closes.
+const drainPoll = 20 * time.Millisecond
+
+// drain stops the worker without losing a request. It
+//
+//  1. sends STOPPING=1;
+//  2. marks every response from now on "Connection: close", including
+//     those of requests already in flight that have not written their
+//     header yet: the next request on each keep-alive connection is
+//     answered, then net/http closes the connection;
+//  3. closes this worker's listening fds, so it accepts nothing more; the
+//     sockets stay open in the siblings and the master, and connections in
+//     the kernel's queue go to them;
+//  4. closes a connection that is idle (or accepted and still silent) only
+//     once it has been so for the idle grace, counted at the earliest from
+//     the start of the drain, and only if no byte has arrived on it: a
+//     client may be sending a request on it right now, and closing under
+//     that request is how a reload loses it. A request that does arrive is
+//     served and answered with "Connection: close". The grace defaults to
+//     the keep-alive timeout: an idle connection then closes no earlier
+//     than keep-alive would have closed it anyway, so a client that keeps
+//     its pool's idle timeout below the server's keep-alive, the usual
+//     defence against this very race, never meets it during a drain
+//     either (a shorter grace would only end drains sooner);
+//  5. waits until every connection is closed, hijacked (upgraded) ones
+//     included, bounded by graceful_timeout from the start of the drain;
+//  6. then closes whatever is left, in flight or not, and returns.
+//
+// drain never closes a connection with a request in flight before the
+// deadline, and never calls http.Server.Shutdown, which closes idle
+// connections at once. It does not wait beyond the deadline for anything:
+// not for slow requests, not for upgraded streams, not for handlers that
+// keep running after their connection is gone. It returns early, having
+// closed everything, when stop is closed.
+func (w *worker) drain(stop <-chan struct{}) {
+	start := time.Now()
+	w.draining.Store(true)
+	w.setState(StateDraining)
+	if err := w.notify("STOPPING=1"); err != nil {
+		w.log.Warn("worker cannot report stopping", "err", err)
+	}
+	w.closeListeners()
+	// Every connection the listeners accepted is registered before Accept
+	// returns; once the accept loops are done, the set only shrinks.
+	w.serving.Wait()
+
+	deadline := time.NewTimer(w.cfg.GracefulTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for {
+		cs := w.snapshotConns()
+		if len(cs) == 0 {
+			w.log.Info("worker drained", "took", time.Since(start).Round(time.Millisecond).String(),
+				"requests", w.track.served.Load())
+			return
+		}
+		now := time.Now()
+		for _, c := range cs {
+			c.kick(now, start, w.grace)
+		}
+		select {
+		case <-tick.C:
+		case <-w.connGone:
+		case <-stop:
+			return
+		case <-deadline.C:
+			inflight := w.track.snapshot(time.Now()).Inflight
+			closed, hijacked := w.closeConns()
+			w.log.Warn("worker drain reached graceful_timeout; closing what is left",
+				"graceful_timeout", w.cfg.GracefulTimeout.String(), "conns", closed,
+				"hijacked", hijacked, "inflight", inflight)
+			return
+		}
+	}
+}
+
+// closeListeners closes this worker's fds of the listening sockets.
+func (w *worker) closeListeners() {
+	w.lnsClosed.Store(true)
+	for _, l := range w.lns {
+		if err := l.Close(); err != nil {
+			w.log.Debug("close listener", "addr", l.Addr().String(), "err", err)
+		}
+	}
+}
+
+// stopNow is the fast stop: the listeners and every connection close now;
+// requests in flight are cut off. It waits only for the accept loops.
+func (w *worker) stopNow() {
+	w.draining.Store(true)
+	if w.state.Load() != int32(StateDraining) {
+		w.setState(StateDraining)
+		if err := w.notify("STOPPING=1"); err != nil {
+			w.log.Warn("worker cannot report stopping", "err", err)
+		}
+	}
+	w.closeListeners()
+	closed, hijacked := w.closeConns()
+	w.serving.Wait()
+	w.log.Info("worker stopped", "conns", closed, "hijacked", hijacked)
+}

@@ -1,0 +1,153 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lmittmann/tint"
+)
+
+// logSwitch is the worker's logging: one level and one format, both
+// changeable while the worker runs (the master forwards its own changes as
+// Commands), behind loggers that keep their attributes across a change.
+type logSwitch struct {
+	w     io.Writer
+	level slog.LevelVar
+	base  atomic.Pointer[baseHandler]
+}
+
+// baseHandler boxes the current format's handler so it can be swapped and
+// compared by identity.
+type baseHandler struct{ h slog.Handler }
+
+// newLogSwitch writes to w at level in format ("json", "text" or "tint").
+func newLogSwitch(w io.Writer, level, format string) (*logSwitch, error) {
+	s := &logSwitch{w: w}
+	if err := s.Apply(Command{LogLevel: level, LogFormat: format}); err != nil {
+		return nil, err
+	}
+	if s.base.Load() == nil {
+		if err := s.setFormat("json"); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Logger returns a logger that follows every later change.
+func (s *logSwitch) Logger() *slog.Logger {
+	return slog.New(&switchHandler{s: s})
+}
+
+// Apply applies a Command's non-empty fields; on error nothing changes.
+func (s *logSwitch) Apply(c Command) error {
+	var lvl slog.Level
+	if c.LogLevel != "" {
+		var err error
+		if lvl, err = parseLevel(c.LogLevel); err != nil {
+			return err
+		}
+	}
+	if c.LogFormat != "" {
+		if err := s.setFormat(c.LogFormat); err != nil {
+			return err
+		}
+	}
+	if c.LogLevel != "" {
+		s.level.Set(lvl)
+	}
+	return nil
+}
+
+func (s *logSwitch) setFormat(format string) error {
+	var h slog.Handler
+	switch format {
+	case "json":
+		h = slog.NewJSONHandler(s.w, &slog.HandlerOptions{Level: &s.level})
+	case "text":
+		h = slog.NewTextHandler(s.w, &slog.HandlerOptions{Level: &s.level})
+	case "tint":
+		h = tint.NewHandler(s.w, &tint.Options{Level: &s.level, TimeFormat: time.DateTime})
+	default:
+		return fmt.Errorf("log format %q: want json, text or tint", format)
+	}
+	s.base.Store(&baseHandler{h: h})
+	return nil
+}
+
+// parseLevel reads debug, info, warn or error.
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+}
+
+// switchHandler sends records to the switch's current handler, with the
+// attributes and groups it was derived with. Those are replayed on a new
+// base once after a format change, not on every record.
+type switchHandler struct {
+	s     *logSwitch
+	ops   []func(slog.Handler) slog.Handler
+	cache atomic.Pointer[derivedHandler]
+}
+
+type derivedHandler struct {
+	base *baseHandler
+	h    slog.Handler
+}
+
+func (h *switchHandler) current() slog.Handler {
+	b := h.s.base.Load()
+	if len(h.ops) == 0 {
+		return b.h
+	}
+	if d := h.cache.Load(); d != nil && d.base == b {
+		return d.h
+	}
+	x := b.h
+	for _, op := range h.ops {
+		x = op(x)
+	}
+	h.cache.Store(&derivedHandler{base: b, h: x})
+	return x
+}
+
+func (h *switchHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= h.s.level.Level()
+}
+
+func (h *switchHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.current().Handle(ctx, r)
+}
+
+func (h *switchHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	if len(as) == 0 {
+		return h
+	}
+	return h.with(func(x slog.Handler) slog.Handler { return x.WithAttrs(as) })
+}
+
+func (h *switchHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	return h.with(func(x slog.Handler) slog.Handler { return x.WithGroup(name) })
+}
+
+func (h *switchHandler) with(op func(slog.Handler) slog.Handler) *switchHandler {
+	return &switchHandler{s: h.s, ops: append(slices.Clip(h.ops), op)}
+}

@@ -1,0 +1,149 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hfork/hfork/pool/worker/app"
+)
+
+// errMasterGone ends a worker whose control pipe reached EOF.
+var errMasterGone = errors.New("master gone: control pipe closed")
+
+// masterGoneExit bounds how long a worker whose master is gone may take to
+// close up before it exits regardless.
+const masterGoneExit = 2 * time.Second
+
+// Main runs a built-in worker process and returns its exit code: 0 after a
+// drain or a fast stop, 1 when the master is gone or serving failed, 2 when
+// the worker could not start. cmd/hfork calls it when HFORK_WORKER=1.
+//
+// Everything the process brings is read here, once: the Spec and later
+// Commands from the control pipe, the sockets from LISTEN_FDS, the notify
+// socket from NOTIFY_SOCKET, the signals. Run does the serving.
+func Main() int {
+	boot := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("pid", os.Getpid())
+	fd, err := strconv.Atoi(os.Getenv(EnvControlFD))
+	if err != nil || fd < 0 {
+		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%q: want an fd", EnvControlFD, os.Getenv(EnvControlFD)))
+		return 2
+	}
+	cf := os.NewFile(uintptr(fd), "control")
+	if cf == nil {
+		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%d: invalid fd", EnvControlFD, fd))
+		return 2
+	}
+	control := bufio.NewReader(cf)
+	spec, err := readSpec(control)
+	if err != nil {
+		boot.Error("worker cannot start", "err", err)
+		return 2
+	}
+	l := spec.Listener
+	// The worker starts no programs; nothing else may hold the master's pipe.
+	syscall.CloseOnExec(fd)
+
+	logs, err := newLogSwitch(os.Stderr, spec.LogLevel, spec.LogFormat)
+	if err != nil {
+		boot.Warn("worker log settings rejected; using info and json", "err", err)
+		logs, _ = newLogSwitch(os.Stderr, "info", "json")
+	}
+	log := logs.Logger().With("listener", l.Name, "pid", os.Getpid(), "gen", spec.Gen, "class", l.Class)
+	fail := func(err error) int {
+		log.Error("worker cannot start", "err", err)
+		return 2
+	}
+
+	if _, err := limitsFor(l); err != nil {
+		return fail(err)
+	}
+	procs, set := setMaxProcs(os.Getenv, l.Workers)
+	log.Debug("worker GOMAXPROCS", "gomaxprocs", procs, "from_env", !set)
+
+	lns, names, err := inheritListeners(os.Getenv, listenFDsStart)
+	if err != nil {
+		return fail(err)
+	}
+	// The sockets and the notify socket are this process's; a program the
+	// worker might start must not believe they are its own.
+	notifyAddr := os.Getenv("NOTIFY_SOCKET")
+	for _, k := range []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", EnvControlFD} {
+		os.Unsetenv(k)
+	}
+	log.Debug("worker sockets", "names", names)
+
+	var notifier Notifier
+	if notifyAddr != "" {
+		ns, err := DialNotify(notifyAddr)
+		if err != nil {
+			return fail(err)
+		}
+		defer ns.Close()
+		notifier = ns
+	}
+
+	h, err := app.New(l, log)
+	if err != nil {
+		return fail(err)
+	}
+	access, err := app.OpenAccessLog(l.AccessLog)
+	if err != nil {
+		return fail(err)
+	}
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go readCommands(control, func(c Command, err error) {
+		if err == nil {
+			err = logs.Apply(c)
+		}
+		if err != nil {
+			log.Warn("worker ignored a control command", "err", err)
+			return
+		}
+		log.Debug("worker log settings changed", "level", c.LogLevel, "format", c.LogFormat)
+	}, func(err error) {
+		cancel(fmt.Errorf("%w (%v)", errMasterGone, err))
+		// Nothing may keep a worker alive without its master.
+		time.AfterFunc(masterGoneExit, func() { os.Exit(1) })
+	})
+
+	// Installed before Run, so before READY=1: the master may stop a worker
+	// the moment it is ready.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
+	// The master's own signals reach its process group too (a terminal's
+	// hangup); they mean nothing to a worker, and their default is to die.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
+
+	err = Run(ctx, Options{
+		Listener:  l,
+		Listeners: lns,
+		Handler:   access.Wrap(h),
+		Logger:    log,
+		Notifier:  notifier,
+		Signals:   sigs,
+		Reopen:    access.Reopen,
+	})
+	if cerr := access.Close(); cerr != nil {
+		log.Error("access log close failed", "err", cerr)
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errMasterGone):
+		log.Warn("worker exiting", "reason", err.Error())
+		return 1
+	default:
+		log.Error("worker failed", "err", err)
+		return 1
+	}
+}

@@ -1,0 +1,219 @@
+package worker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hfork/hfork/hclconfig"
+)
+
+// TestMain lets the test binary be a worker process, as cmd/hfork is one
+// when HFORK_WORKER=1.
+func TestMain(m *testing.M) {
+	if os.Getenv(EnvWorker) == "1" {
+		os.Exit(Main())
+	}
+	os.Exit(m.Run())
+}
+
+// lockedBuffer collects a child's stderr.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// workerProcess is this test binary started as a worker, the way the
+// master starts one: the socket as fd 3, the control pipe as fd 4.
+type workerProcess struct {
+	cmd     *exec.Cmd
+	control *os.File // write end
+	stderr  *lockedBuffer
+	sink    *notifySink
+	addr    string
+	exited  chan error
+}
+
+func startWorkerProcess(t *testing.T, l hclconfig.Listener) *workerProcess {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close() // the child has its own fd
+	lf, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	cr, cw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Close()
+	sink := newNotifySink(t)
+	p := &workerProcess{control: cw, stderr: &lockedBuffer{}, sink: sink, addr: ln.Addr().String(), exited: make(chan error, 1)}
+	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	p.cmd.Env = append(os.Environ(),
+		EnvWorker+"=1", EnvControlFD+"=4",
+		"LISTEN_FDS=1", "LISTEN_FDNAMES="+l.Name, "NOTIFY_SOCKET="+sink.addr)
+	p.cmd.ExtraFiles = []*os.File{lf, cr}
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		p.exited <- nil
+		cw.Close()
+		if t.Failed() {
+			t.Logf("worker stderr:\n%s", p.stderr.String())
+		}
+	})
+	spec, _ := json.Marshal(Spec{Listener: l, Gen: 3, LogLevel: "info", LogFormat: "json"})
+	if _, err := cw.Write(append(spec, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	sink.waitFor(t, "READY=1", has("READY", "1"))
+	return p
+}
+
+// exitCode waits for the process and returns its exit code.
+func (p *workerProcess) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		if err == nil {
+			return 0
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		t.Fatal(err)
+	case <-time.After(waitLimit):
+		t.Fatal("worker process did not exit")
+	}
+	return -1
+}
+
+func helloListener(t *testing.T) hclconfig.Listener {
+	l := testListener(hclconfig.ClassAsync)
+	l.Name = "web"
+	l.Bind = []string{"127.0.0.1:0"}
+	l.AccessLog = hclconfig.AccessLog{File: filepath.Join(t.TempDir(), "access.log"), Format: "combined"}
+	l.Routes = []hclconfig.Route{{
+		Prefix: "/", App: hclconfig.AppRespond,
+		Respond: hclconfig.Respond{Status: 200, Body: "hello\n"},
+	}}
+	return l
+}
+
+func TestMainServesAndDrains(t *testing.T) {
+	l := helloListener(t)
+	p := startWorkerProcess(t, l)
+
+	client := &http.Client{Transport: &http.Transport{}}
+	resp, err := client.Get("http://" + p.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello\n" {
+		t.Fatalf("body %q", body)
+	}
+
+	// The master changes the log level; the worker follows.
+	io.WriteString(p.control, `{"log_level":"debug"}`+"\n")
+	waitUntil(t, "the debug line of the change", func() bool {
+		return strings.Contains(p.stderr.String(), `"worker log settings changed"`)
+	})
+
+	// logrotate: rename, then USR1; the next line lands in a new file.
+	rotated := l.AccessLog.File + ".1"
+	if err := os.Rename(l.AccessLog.File, rotated); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGUSR1)
+	waitUntil(t, "the reopened access log", func() bool {
+		_, err := os.Stat(l.AccessLog.File)
+		return err == nil
+	})
+
+	// An idle keep-alive connection would hold the drain for its grace.
+	client.CloseIdleConnections()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.sink.waitFor(t, "STOPPING=1", has("STOPPING", "1"))
+	if code := p.exitCode(t); code != 0 {
+		t.Errorf("exit code %d after a drain, want 0", code)
+	}
+	if b, _ := os.ReadFile(rotated); !strings.Contains(string(b), `"GET / HTTP/1.1" 200`) {
+		t.Errorf("access log before rotation: %q", b)
+	}
+
+	// Every line carries the listener, the pid and the generation.
+	pid := strconv.Itoa(p.cmd.Process.Pid)
+	for line := range strings.SplitSeq(strings.TrimSpace(p.stderr.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not a JSON line: %q", line)
+			continue
+		}
+		if rec["listener"] != "web" || strconv.Itoa(int(rec["pid"].(float64))) != pid || rec["gen"] != 3.0 {
+			t.Errorf("line without listener, pid, gen: %q", line)
+		}
+	}
+}
+
+func TestMainExitsWhenMasterGone(t *testing.T) {
+	p := startWorkerProcess(t, helloListener(t))
+	p.control.Close()
+	if code := p.exitCode(t); code != 1 {
+		t.Errorf("exit code %d when the master is gone, want 1", code)
+	}
+	if !strings.Contains(p.stderr.String(), "master gone") {
+		t.Errorf("stderr does not say why:\n%s", p.stderr.String())
+	}
+}
+
+func TestMainRejectsBadStart(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), EnvWorker+"=1", EnvControlFD+"=nope")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("exit %v, want code 2", err)
+	}
+	if !strings.Contains(stderr.String(), "worker cannot start") {
+		t.Errorf("stderr %q", stderr.String())
+	}
+}

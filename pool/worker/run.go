@@ -1,0 +1,297 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hfork/hfork/hclconfig"
+)
+
+// Options is everything Run needs. Main fills it from the process (the spec
+// from the control pipe, the inherited sockets, NOTIFY_SOCKET, the
+// signals); a test fills it with loopback listeners and channels.
+type Options struct {
+	// Listener is the listener's resolved config: class, limits, timeouts.
+	Listener hclconfig.Listener
+	// Listeners are the sockets to serve, usually shared with sibling
+	// workers. Run closes them, and never shuts them down.
+	Listeners []net.Listener
+	// Handler serves every request: the routes, wrapped in the access log.
+	Handler http.Handler
+	// Logger receives the worker's log lines; nil means slog.Default().
+	Logger *slog.Logger
+	// Notifier receives READY=1, the heartbeats, X_HFORK_RECYCLE=1 and
+	// STOPPING=1; nil sends nothing.
+	Notifier Notifier
+	// Signals drives the lifecycle: SIGTERM drains, SIGINT and SIGQUIT stop
+	// fast, SIGUSR1 calls Reopen. Others are ignored.
+	Signals <-chan os.Signal
+	// Reopen reopens the access log; nil ignores SIGUSR1.
+	Reopen func() error
+	// IdleGrace is how long a drain leaves a connection idle before closing
+	// it, for a request that may be on its way; 0 means Listener.Keepalive
+	// (1s without keep-alive). See drain for why.
+	IdleGrace time.Duration
+	// Heartbeat is the heartbeat interval; 0 derives it from
+	// Listener.Timeout (see heartbeatInterval).
+	Heartbeat time.Duration
+}
+
+// State is where a worker is in its life.
+type State int32
+
+const (
+	// StateStarting: building the server, not serving yet.
+	StateStarting State = iota
+	// StateReady: serving; READY=1 was sent.
+	StateReady
+	// StateDraining: not accepting; finishing what it holds.
+	StateDraining
+	// StateExited: Run has returned.
+	StateExited
+)
+
+func (s State) String() string {
+	switch s {
+	case StateStarting:
+		return "starting"
+	case StateReady:
+		return "ready"
+	case StateDraining:
+		return "draining"
+	case StateExited:
+		return "exited"
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// worker is one running worker's serving state.
+type worker struct {
+	cfg      hclconfig.Listener
+	limits   classLimits
+	log      *slog.Logger
+	handler  http.Handler
+	notifier Notifier
+	reopen   func() error
+	grace    time.Duration
+	beat     time.Duration
+
+	srv       *http.Server
+	lns       []*gatedListener
+	lnsClosed atomic.Bool
+	serving   sync.WaitGroup
+	serveErr  chan error
+
+	connSem chan struct{} // open connections; nil is no cap
+	threads chan struct{} // handler calls at once; nil is no cap
+
+	track       tracker
+	maxRequests uint64 // 0 is never
+	recycle     atomic.Bool
+	recycleCh   chan struct{} // closed when served reaches maxRequests
+
+	draining atomic.Bool
+
+	connsMu     sync.Mutex
+	conns       map[*trackedConn]struct{}
+	connsClosed bool          // a fast stop closed them; close newcomers at once
+	connGone    chan struct{} // a connection was forgotten
+
+	state atomic.Int32
+}
+
+// Run serves opts.Listeners until a signal or ctx ends it:
+//
+//   - It sends READY=1 once every listener is being served, then a heartbeat
+//     every interval (WATCHDOG=1 with the X_HFORK_* counters) until it
+//     returns, and X_HFORK_RECYCLE=1 once when max_requests is reached.
+//   - SIGTERM drains (see drain) and Run returns nil.
+//   - SIGINT or SIGQUIT, also during a drain, closes the listeners and every
+//     connection at once and Run returns nil.
+//   - ctx ending (the master is gone) does the same and Run returns the
+//     context's cause.
+//   - A listener failing for a reason other than Run closing it stops fast
+//     and Run returns the error.
+func Run(ctx context.Context, opts Options) error {
+	w, err := newWorker(opts)
+	if err != nil {
+		return err
+	}
+	return w.run(ctx, opts.Signals)
+}
+
+func newWorker(opts Options) (*worker, error) {
+	limits, err := limitsFor(opts.Listener)
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.Listeners) == 0 {
+		return nil, errors.New("no listening sockets")
+	}
+	if opts.Handler == nil {
+		return nil, errors.New("no handler")
+	}
+	w := &worker{
+		cfg:       opts.Listener,
+		limits:    limits,
+		log:       opts.Logger,
+		handler:   opts.Handler,
+		notifier:  opts.Notifier,
+		reopen:    opts.Reopen,
+		grace:     opts.IdleGrace,
+		beat:      opts.Heartbeat,
+		serveErr:  make(chan error, len(opts.Listeners)),
+		connSem:   semaphore(limits.conns),
+		threads:   semaphore(limits.threads),
+		recycleCh: make(chan struct{}),
+		conns:     make(map[*trackedConn]struct{}),
+		connGone:  make(chan struct{}, 1),
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	if w.grace <= 0 {
+		w.grace = time.Second
+		if k := opts.Listener.Keepalive; k > 0 {
+			w.grace = k
+		}
+	}
+	if w.beat <= 0 {
+		w.beat = heartbeatInterval(opts.Listener.Timeout)
+	}
+	if n := opts.Listener.MaxRequests; n > 0 {
+		// Jitter spreads the recycling of workers started together.
+		w.maxRequests = uint64(n + rand.IntN(max(opts.Listener.MaxRequestsJitter, 0)+1))
+	}
+	for _, l := range opts.Listeners {
+		w.lns = append(w.lns, &gatedListener{Listener: l, w: w, done: make(chan struct{})})
+	}
+	w.srv = w.newServer()
+	return w, nil
+}
+
+func (w *worker) setState(s State) {
+	w.state.Store(int32(s))
+	w.log.Info("worker state", "state", s.String())
+}
+
+// notify sends one datagram; a worker whose master cannot hear it is
+// killed by that master, so a failure is logged and serving goes on.
+func (w *worker) notify(state string) error {
+	if w.notifier == nil {
+		return nil
+	}
+	return w.notifier.Notify(state)
+}
+
+func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
+	w.state.Store(int32(StateStarting))
+	for _, l := range w.lns {
+		w.serving.Add(1)
+		go func() {
+			defer w.serving.Done()
+			err := w.srv.Serve(l)
+			if !w.lnsClosed.Load() {
+				w.serveErr <- err
+			}
+		}()
+	}
+	if err := w.notify("READY=1"); err != nil {
+		w.log.Error("worker cannot report ready", "err", err)
+	}
+	w.setState(StateReady)
+	quit := make(chan struct{})
+	var beats sync.WaitGroup
+	beats.Go(func() { w.heartbeats(quit) })
+	defer func() {
+		close(quit)
+		beats.Wait()
+		w.setState(StateExited)
+	}()
+	w.log.Info("worker serving", "class", w.cfg.Class, "sockets", len(w.lns),
+		"max_requests", w.maxRequests, "heartbeat", w.beat.String())
+
+	var drained, stopDrain chan struct{}
+	stopFast := func(why string) {
+		w.log.Info("worker stopping fast", "reason", why)
+		if drained != nil {
+			close(stopDrain)
+			<-drained
+		}
+		w.stopNow()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			stopFast(context.Cause(ctx).Error())
+			return context.Cause(ctx)
+		case err := <-w.serveErr:
+			stopFast("listener failed")
+			return fmt.Errorf("serve: %w", err)
+		case <-drained:
+			return nil
+		case sig := <-signals:
+			switch sig {
+			case syscall.SIGTERM:
+				if drained == nil {
+					drained, stopDrain = make(chan struct{}), make(chan struct{})
+					go func() {
+						defer close(drained)
+						w.drain(stopDrain)
+					}()
+				}
+			case syscall.SIGINT, syscall.SIGQUIT:
+				stopFast(sig.String())
+				return nil
+			case syscall.SIGUSR1:
+				if w.reopen != nil {
+					if err := w.reopen(); err != nil {
+						w.log.Error("access log reopen failed", "err", err)
+					} else {
+						w.log.Info("access log reopened")
+					}
+				}
+			}
+		}
+	}
+}
+
+// heartbeats reports the worker's load every interval, and the recycle
+// request as soon as max_requests is reached, until quit is closed.
+func (w *worker) heartbeats(quit <-chan struct{}) {
+	t := time.NewTicker(w.beat)
+	defer t.Stop()
+	recycle := w.recycleCh
+	failing := false
+	for {
+		var err error
+		select {
+		case <-quit:
+			return
+		case <-recycle:
+			recycle = nil
+			w.log.Info("worker reached max_requests; asking to be replaced", "max_requests", w.maxRequests)
+			err = w.notify(NotifyRecycle + "=1")
+		case now := <-t.C:
+			err = w.notify(heartbeat(w.track.snapshot(now)))
+		}
+		// One line when the master stops hearing us and one when it hears
+		// again, not one per beat.
+		if err != nil && !failing {
+			w.log.Warn("worker heartbeat failed", "err", err)
+		} else if err == nil && failing {
+			w.log.Info("worker heartbeat restored")
+		}
+		failing = err != nil
+	}
+}
