@@ -182,7 +182,9 @@ func newWorker(opts Options) (*worker, error) {
 
 func (w *worker) setState(s State) {
 	w.state.Store(int32(s))
-	w.log.Info("worker state", "state", s.String())
+	// The master logs every transition it sees; the worker's own view is
+	// detail for debugging.
+	w.log.Debug("worker state", "state", s.String())
 }
 
 // notify sends one datagram; a worker whose master cannot hear it is
@@ -218,7 +220,7 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 		beats.Wait()
 		w.setState(StateExited)
 	}()
-	w.log.Info("worker serving", "class", w.cfg.Class, "sockets", len(w.lns),
+	w.log.Debug("worker serving", "sockets", len(w.lns),
 		"max_requests", w.maxRequests, "heartbeat", w.beat.String())
 
 	var drained, stopDrain chan struct{}
