@@ -18,6 +18,10 @@ import (
 const (
 	backoffBase = 100 * time.Millisecond
 	backoffCap  = 10 * time.Second
+	// stableAfter: a worker that dies sooner than this after it became
+	// ready failed to boot as far as backoff is concerned (a program run
+	// with ready = "started" that exits at once is a crash loop too).
+	stableAfter = time.Second
 	// fastStopGrace is how long a fast stop waits before SIGKILL.
 	fastStopGrace = time.Second
 )
@@ -157,7 +161,7 @@ func (p *Pool) fill(now time.Time) {
 		p.workers = append(p.workers, w)
 		p.log.Info("worker starting", "pid", w.Pid, "state", Starting.String())
 		if p.cfg.Listener.Class == hclconfig.ClassExec && p.cfg.Listener.Ready == "started" {
-			p.ready(w, now)
+			p.ready(w, w.Started)
 		}
 	}
 }
@@ -184,7 +188,6 @@ func (p *Pool) ready(w *Worker, now time.Time) {
 	w.State = Ready
 	w.readyAt = now
 	w.lastBeat = now
-	p.fails = 0
 	p.log.Info("worker ready", "pid", w.Pid, "state", Ready.String(), "boot_ms", now.Sub(w.Started).Milliseconds())
 	p.retireRecycled()
 }
@@ -274,8 +277,16 @@ func (p *Pool) HandleExit(ev ExitEvent, now time.Time) bool {
 		}
 		p.bootFailed(now, why)
 	default:
-		attrs = append(attrs, "last_output", w.lastLine())
+		last := w.lastLine()
+		attrs = append(attrs, "last_output", last)
 		p.log.Error("worker exited unexpectedly; replacing it", attrs...)
+		if now.Sub(w.readyAt) < stableAfter {
+			why := "exited " + now.Sub(w.readyAt).Round(time.Millisecond).String() + " after it was ready: " + describe(ev.Status)
+			if last != "" {
+				why += ": " + last
+			}
+			p.bootFailed(now, why)
+		}
 	}
 	p.fill(now)
 	return true
@@ -323,6 +334,9 @@ func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
 func (p *Pool) Tick(now time.Time) {
 	l := p.cfg.Listener
 	for _, w := range p.workers {
+		if p.fails > 0 && w.State == Ready && now.Sub(w.readyAt) >= stableAfter {
+			p.fails = 0 // a worker stayed up: the crash loop is over
+		}
 		switch w.State {
 		case Starting:
 			if now.Sub(w.Started) > l.BootTimeout {
