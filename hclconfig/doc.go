@@ -17,9 +17,16 @@
 //     compare two of them by content (Listener.Fingerprint depends on content
 //     only).
 //   - Format's output parses back to the same Config.
-//   - The package reads the file system only to check that directories named
-//     by the config exist. It never touches the network or processes; binding
-//     sockets and running programs belong to listeners and pool.
+//   - The package reads the file system only to check what the config
+//     names: that directories exist, that TLS certificate files parse, match
+//     their keys and are not expired (one that expires within 14 days is a
+//     warning), and that users and groups exist in the user database. It
+//     never touches the network or processes, and never checks privileges
+//     (hfork -t may run unprivileged); binding sockets, switching users and
+//     running programs belong to listeners and pool.
+//   - Certificate files are configuration by path only: a Listener's
+//     fingerprint does not change when their contents do, because workers
+//     reload certificates themselves.
 //   - Expressions see no variables, only functions: env("NAME") (unset is "")
 //     and the usual string, collection and number functions of go-cty's
 //     stdlib, so a value depends on nothing but the file and the environment.

@@ -12,6 +12,14 @@ func Format(c Config) []byte {
 	out := "# effective configuration of " + c.File + "\n\n"
 	if c.Pidfile != "" {
 		b.attr("pidfile", quoteHCL(c.Pidfile))
+	}
+	if c.User != "" {
+		b.attr("user", quoteHCL(c.User))
+	}
+	if c.Group != "" {
+		b.attr("group", quoteHCL(c.Group))
+	}
+	if c.Pidfile != "" || c.User != "" || c.Group != "" {
 		b.blank()
 	}
 
@@ -29,12 +37,12 @@ func Format(c Config) []byte {
 
 	for _, l := range c.Listeners {
 		b.blank()
-		formatListener(b.block("listener", l.Name), l)
+		formatListener(b.block("listener", l.Name), l, c)
 	}
 	return []byte(out + b.String())
 }
 
-func formatListener(b *body, l Listener) {
+func formatListener(b *body, l Listener, c Config) {
 	b.attr("bind", listHCL(l.Bind))
 	b.attr("class", quoteHCL(l.Class))
 	b.attr("workers", intHCL(l.Workers))
@@ -52,6 +60,34 @@ func formatListener(b *body, l Listener) {
 	}
 	b.attr("max_requests", intHCL(l.MaxRequests))
 	b.attr("max_requests_jitter", intHCL(l.MaxRequestsJitter))
+	if l.Class != ClassExec {
+		b.attr("max_header_bytes", sizeHCL(int64(l.MaxHeaderBytes)))
+		b.attr("max_body_bytes", sizeHCL(l.MaxBodyBytes))
+		b.attr("read_header_timeout", durationHCL(l.ReadHeaderTimeout))
+		b.attr("read_timeout", durationHCL(l.ReadTimeout))
+		b.attr("write_timeout", durationHCL(l.WriteTimeout))
+	}
+	if l.RedirectHTTPS {
+		b.attr("redirect_https", "true")
+		b.attr("https_port", intHCL(l.HTTPSPort))
+	}
+	// A listener's user and group are printed whenever either level sets
+	// one, so that an override back to the master's own ("") survives.
+	if l.User != "" || c.User != "" {
+		b.attr("user", quoteHCL(l.User))
+	}
+	if l.Group != "" || c.Group != "" {
+		b.attr("group", quoteHCL(l.Group))
+	}
+	if l.SocketMode != "" {
+		b.attr("socket_mode", quoteHCL(l.SocketMode))
+	}
+	if l.SocketOwner != "" {
+		b.attr("socket_owner", quoteHCL(l.SocketOwner))
+	}
+	if l.SocketGroup != "" {
+		b.attr("socket_group", quoteHCL(l.SocketGroup))
+	}
 
 	if l.Class == ClassExec {
 		b.attr("command", listHCL(l.Command))
@@ -62,6 +98,10 @@ func formatListener(b *body, l Listener) {
 		return
 	}
 
+	if l.TLS.Enabled() {
+		b.blank()
+		formatTLS(b.block("tls"), l.TLS)
+	}
 	if l.AccessLog.File != "" {
 		b.blank()
 		ab := b.block("access_log")
@@ -89,5 +129,19 @@ func formatRoute(b *body, r Route) {
 	case AppRedirect:
 		ab.attr("to", quoteHCL(r.Redirect.To))
 		ab.attr("status", intHCL(r.Redirect.Status))
+	}
+}
+
+// formatTLS prints the default certificate as cert and key, and the others
+// as certificate blocks, which is how they parse back in the same order.
+func formatTLS(b *body, t TLS) {
+	def := t.Certificates[0]
+	b.attr("cert", quoteHCL(def.Cert))
+	b.attr("key", quoteHCL(def.Key))
+	b.attr("min_version", quoteHCL(t.MinVersion))
+	for _, c := range t.Certificates[1:] {
+		cb := b.block("certificate")
+		cb.attr("cert", quoteHCL(c.Cert))
+		cb.attr("key", quoteHCL(c.Key))
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -96,6 +98,27 @@ func roundTrip(t *testing.T, path string, c Config) {
 	}
 }
 
+// fakeUsers replaces the user and group lookups with a fixed table, so
+// cases do not depend on the machine's /etc/passwd.
+func fakeUsers(t *testing.T) {
+	t.Helper()
+	su, sg := lookupUser, lookupGroup
+	t.Cleanup(func() { lookupUser, lookupGroup = su, sg })
+	known := func(kind string, names ...string) func(string) error {
+		return func(n string) error {
+			if slices.Contains(names, n) {
+				return nil
+			}
+			if kind == "user" {
+				return user.UnknownUserError(n)
+			}
+			return user.UnknownGroupError(n)
+		}
+	}
+	lookupUser = known("user", "nobody", "www-data", "65534")
+	lookupGroup = known("group", "nogroup", "www-data", "65534")
+}
+
 // stableDefaults makes the output independent of the machine: the worker
 // count defaults to the number of CPUs.
 func stableDefaults(t *testing.T) {
@@ -103,6 +126,7 @@ func stableDefaults(t *testing.T) {
 	saved := numCPU
 	numCPU = func() int { return 4 }
 	t.Cleanup(func() { numCPU = saved })
+	fakeUsers(t)
 	t.Setenv("HFORK_TEST_GREETING", "hello from the environment")
 	t.Setenv("HFORK_TEST_UNSET", "") // restored after the test
 	os.Unsetenv("HFORK_TEST_UNSET")

@@ -25,8 +25,23 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "dir"},
 		{Name: "ready"},
 		{Name: "stop_signal"},
+		{Name: "max_header_bytes"},
+		{Name: "max_body_bytes"},
+		{Name: "read_header_timeout"},
+		{Name: "read_timeout"},
+		{Name: "write_timeout"},
+		{Name: "idle_timeout"},
+		{Name: "max_connections"},
+		{Name: "redirect_https"},
+		{Name: "https_port"},
+		{Name: "user"},
+		{Name: "group"},
+		{Name: "socket_mode"},
+		{Name: "socket_owner"},
+		{Name: "socket_group"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "tls"},
 		{Type: "access_log"},
 		{Type: "route", LabelNames: []string{"prefix"}},
 	},
@@ -56,6 +71,11 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		GracefulTimeout:   30 * time.Second,
 		BootTimeout:       30 * time.Second,
 		Keepalive:         5 * time.Second,
+		MaxHeaderBytes:    defaultMaxHeaderBytes,
+		MaxBodyBytes:      defaultMaxBodyBytes,
+		ReadHeaderTimeout: defaultReadHeaderTimeout,
+		User:              d.user,
+		Group:             d.group,
 	}
 	if !namePattern.MatchString(l.Name) {
 		d.errorf(b.LabelRanges[0], "Invalid listener name", "%q cannot name a listener: use letters, digits, '.', '-' and '_', starting with a letter or digit (the name travels in LISTEN_FDNAMES and in logs).", l.Name)
@@ -65,6 +85,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	attrs := content.Attributes
 
 	var binds []boundAddr
+	unixBinds := 0
 	if list, rngs, ok := d.strList(attrs, "bind", true); ok {
 		if len(list) == 0 {
 			d.errorf(attrs["bind"].Expr.Range(), "No bind address", "bind needs at least one address, like \":8080\" or \"unix:/run/hfork/web.sock\".")
@@ -76,6 +97,9 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 				continue
 			}
 			l.Bind = append(l.Bind, ba.addr)
+			if ba.unix {
+				unixBinds++
+			}
 			binds = append(binds, boundAddr{bindAddr: ba, listener: l.Name, rng: rngs[i]})
 		}
 	}
@@ -115,10 +139,23 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		d.errorf(attrs["max_requests_jitter"].Expr.Range(), "Invalid max_requests_jitter", "max_requests_jitter is %d; use 0 (no jitter) or more.", l.MaxRequestsJitter)
 	}
 
+	d.limits(attrs, &l)
+	d.redirectHTTPS(attrs, &l)
+	d.identity(attrs, "user", "user", &l.User)
+	d.identity(attrs, "group", "group", &l.Group)
+	d.socketPerms(attrs, unixBinds, &l)
+
 	var routeBlocks []*hcl.Block
-	var accessAt *hcl.Range
+	var accessAt, tlsAt *hcl.Range
 	for _, blk := range content.Blocks {
 		switch blk.Type {
+		case "tls":
+			if tlsAt != nil {
+				d.errorf(blk.DefRange, "Duplicate tls block", "A tls block is already declared at %s; there can be only one (add certificate { } blocks inside it for more certificates).", at(*tlsAt))
+				continue
+			}
+			tlsAt = blk.DefRange.Ptr()
+			l.TLS = d.tls(blk)
 		case "access_log":
 			if accessAt != nil {
 				d.errorf(blk.DefRange, "Duplicate access_log block", "An access_log block is already declared at %s; there can be only one.", at(*accessAt))
@@ -144,8 +181,17 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	if !classOK {
 		return l, binds
 	}
+	if tlsAt != nil && l.RedirectHTTPS {
+		d.errorf(attrs["redirect_https"].Range, "redirect_https on a TLS listener", "This listener already serves HTTPS; redirect_https belongs on the plain-HTTP listener that sends clients here.")
+	}
 	switch l.Class {
 	case ClassExec:
+		if tlsAt != nil {
+			d.errorf(*tlsAt, "TLS on an exec listener", "An exec worker gets the raw socket and speaks to the client itself, so hfork cannot terminate TLS for it; let the program do TLS, or use class %q, %q or %q.", ClassSync, ClassThread, ClassAsync)
+		}
+		if a, set := attrs["redirect_https"]; set {
+			d.errorf(a.Range, "redirect_https on an exec listener", "The program given in command answers every request of an exec listener; let it redirect.")
+		}
 		for _, r := range routeBlocks {
 			d.errorf(r.DefRange, "Route on an exec listener", "The program given in command serves every request of an exec listener; remove the route, or use class %q, %q or %q.", ClassSync, ClassThread, ClassAsync)
 		}
@@ -154,13 +200,24 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		}
 		noEffect(d, attrs, "keepalive", l.Class, &l.Keepalive, 5*time.Second)
 		noEffect(d, attrs, "worker_connections", l.Class, &l.WorkerConnections, 1000)
+		noEffect(d, attrs, "max_header_bytes", l.Class, &l.MaxHeaderBytes, defaultMaxHeaderBytes)
+		noEffect(d, attrs, "max_body_bytes", l.Class, &l.MaxBodyBytes, defaultMaxBodyBytes)
+		noEffect(d, attrs, "read_header_timeout", l.Class, &l.ReadHeaderTimeout, defaultReadHeaderTimeout)
+		noEffect(d, attrs, "read_timeout", l.Class, &l.ReadTimeout, 0)
+		noEffect(d, attrs, "write_timeout", l.Class, &l.WriteTimeout, 0)
 	case ClassSync:
 		// a sync worker closes each connection after its response
 		noEffect(d, attrs, "keepalive", l.Class, &l.Keepalive, 0)
 		noEffect(d, attrs, "worker_connections", l.Class, &l.WorkerConnections, 1000)
 		fallthrough
 	default:
-		if len(routeBlocks) == 0 {
+		if l.RedirectHTTPS {
+			for _, r := range routeBlocks {
+				if r.Labels[0] == "/" {
+					d.errorf(r.LabelRanges[0], "Route \"/\" on a redirect_https listener", "redirect_https redirects the requests no route matches, and \"/\" matches them all; keep only the routes to serve over plain HTTP (like \"/.well-known/acme-challenge/\"), or remove redirect_https.")
+				}
+			}
+		} else if len(routeBlocks) == 0 {
 			d.errorf(b.DefRange, "Listener "+quote(l.Name)+" has no route", `%s listener serves requests through its routes; add at least one, like route "/" { respond { body = "hello\n" } }.`, capitalize(article(l.Class)))
 		}
 	}

@@ -14,7 +14,7 @@ import (
 var numCPU = runtime.NumCPU
 
 var fileSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "pidfile"}},
+	Attributes: []hcl.AttributeSchema{{Name: "pidfile"}, {Name: "user"}, {Name: "group"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "log"},
 		{Type: "reload"},
@@ -36,6 +36,8 @@ type decoder struct {
 	dir   string // the config file's directory, absolute
 	ctx   *hcl.EvalContext
 	diags hcl.Diagnostics
+	// user and group are the top-level ones, each listener's default.
+	user, group string
 }
 
 // Parse parses and validates one config file. It returns the Config only
@@ -78,6 +80,9 @@ func (d *decoder) file(body hcl.Body) Config {
 	if d.str(content.Attributes, "pidfile", &c.Pidfile) && c.Pidfile != "" {
 		c.Pidfile = d.path(c.Pidfile)
 	}
+	d.identity(content.Attributes, "user", "user", &c.User)
+	d.identity(content.Attributes, "group", "group", &c.Group)
+	d.user, d.group = c.User, c.Group
 
 	var seen = map[string]hcl.Range{}
 	var listenerAt = map[string]hcl.Range{}

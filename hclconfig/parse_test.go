@@ -61,6 +61,9 @@ func TestParseDefaults(t *testing.T) {
 		GracefulTimeout:   30e9,
 		BootTimeout:       30e9,
 		Keepalive:         5e9,
+		MaxHeaderBytes:    1 << 20,
+		MaxBodyBytes:      100 << 20,
+		ReadHeaderTimeout: 10e9,
 		Routes:            []Route{{Prefix: "/", App: AppRespond, Respond: Respond{Status: 200, Body: "hi"}}},
 	}
 	if !reflect.DeepEqual(c.Listeners, []Listener{want}) {

@@ -28,8 +28,12 @@ const (
 // pointers, so a copy is a snapshot and two values compare by content.
 type Config struct {
 	// File is the absolute path the configuration was read from.
-	File      string     `json:"file"`
-	Pidfile   string     `json:"pidfile,omitempty"` // absolute, or "" when not configured
+	File    string `json:"file"`
+	Pidfile string `json:"pidfile,omitempty"` // absolute, or "" when not configured
+	// User and Group are the top-level defaults; each Listener carries the
+	// resolved pair its workers run as.
+	User      string     `json:"user,omitempty"`
+	Group     string     `json:"group,omitempty"`
 	Log       Log        `json:"log"`
 	Reload    Reload     `json:"reload"`
 	Listeners []Listener `json:"listeners"` // in file order
@@ -64,8 +68,31 @@ type Listener struct {
 	Keepalive         time.Duration `json:"keepalive"`
 	MaxRequests       int           `json:"max_requests"`
 	MaxRequestsJitter int           `json:"max_requests_jitter"`
-	AccessLog         AccessLog     `json:"access_log"`
-	Routes            []Route       `json:"routes,omitempty"` // longest prefix first
+
+	// Limits on what one client may send and how slowly (built-in classes).
+	MaxHeaderBytes    int           `json:"max_header_bytes"`
+	MaxBodyBytes      int64         `json:"max_body_bytes"` // 0 is unlimited
+	ReadHeaderTimeout time.Duration `json:"read_header_timeout"`
+	ReadTimeout       time.Duration `json:"read_timeout"`  // 0 is none
+	WriteTimeout      time.Duration `json:"write_timeout"` // 0 is none
+
+	// TLS is set when the listener serves HTTPS on every bind.
+	TLS TLS `json:"tls,omitzero"`
+	// RedirectHTTPS answers every request no route matches with a 308 to
+	// the same URL on https://, at HTTPSPort (443 is left out of the URL).
+	RedirectHTTPS bool `json:"redirect_https,omitempty"`
+	HTTPSPort     int  `json:"https_port,omitempty"`
+
+	// User and Group the workers run as; "" keeps the master's.
+	User  string `json:"user,omitempty"`
+	Group string `json:"group,omitempty"`
+	// Socket* apply to the listener's unix socket files after bind.
+	SocketMode  string `json:"socket_mode,omitempty"` // octal, like "0660"
+	SocketOwner string `json:"socket_owner,omitempty"`
+	SocketGroup string `json:"socket_group,omitempty"`
+
+	AccessLog AccessLog `json:"access_log"`
+	Routes    []Route   `json:"routes,omitempty"` // longest prefix first
 
 	// exec class
 	Command    []string          `json:"command,omitempty"`
@@ -73,6 +100,30 @@ type Listener struct {
 	Dir        string            `json:"dir,omitempty"`         // absolute
 	Ready      string            `json:"ready,omitempty"`       // notify | started
 	StopSignal string            `json:"stop_signal,omitempty"` // e.g. "TERM"
+}
+
+// TLS versions a listener accepts as min_version.
+const (
+	TLS12 = "1.2"
+	TLS13 = "1.3"
+)
+
+// TLS is a listener's tls block. Certificates[0] is the default, served
+// when the client's SNI name matches no certificate; the others are chosen
+// by the names they hold. Only the paths are configuration: the files'
+// contents may change under running workers, which reload them.
+type TLS struct {
+	Certificates []Certificate `json:"certificates,omitempty"`
+	MinVersion   string        `json:"min_version,omitempty"` // TLS12 or TLS13
+}
+
+// Enabled reports whether the listener serves TLS.
+func (t TLS) Enabled() bool { return len(t.Certificates) > 0 }
+
+// Certificate is a PEM certificate chain (leaf first) and its private key.
+type Certificate struct {
+	Cert string `json:"cert"` // absolute
+	Key  string `json:"key"`  // absolute; may be the same file as Cert
 }
 
 // AccessLog is a listener's access_log block; File "" means off.
