@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -373,23 +372,27 @@ func (m *Master) onSignal(sig syscall.Signal) {
 		}
 		m.paused = false
 		for _, p := range m.pools {
-			n := p.Target() + 1
+			n, why := p.Target()+1, "TTIN: one worker more"
 			if sig == syscall.SIGTTOU {
-				n = max(1, p.Target()-1)
+				n, why = max(1, p.Target()-1), "TTOU: one worker fewer"
 			}
-			m.log.Info("scaling", "listener", p.Listener().Name, "workers", n)
-			p.Scale(n, "TTOU: one worker fewer")
+			m.log.Info("scaling", "listener", p.Listener().Name, "workers", n, "reason", why)
+			p.Scale(n, why)
 		}
 	}
 }
 
+var signalNames = map[syscall.Signal]string{
+	syscall.SIGHUP: "HUP", syscall.SIGQUIT: "QUIT", syscall.SIGTERM: "TERM", syscall.SIGINT: "INT",
+	syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGWINCH: "WINCH",
+	syscall.SIGTTIN: "TTIN", syscall.SIGTTOU: "TTOU",
+}
+
 func signalName(sig syscall.Signal) string {
-	for name, s := range pool.Signals {
-		if s == sig {
-			return name
-		}
+	if n, ok := signalNames[sig]; ok {
+		return n
 	}
-	return strings.TrimPrefix(sig.String(), "SIG")
+	return sig.String()
 }
 
 // shutdown stops every pool in the given mode; a harsher mode overrides a

@@ -128,3 +128,29 @@ func TestWorkerReplacedAfterCrash(t *testing.T) {
 	}
 	t.Logf("death to replacement ready: %v", took)
 }
+
+// TestSignalSequence sends TTIN, TTOU and USR1 one after another: each
+// one counts. The kernel keeps one pending instance per signal number, so
+// identical signals sent faster than the master runs merge; the test waits
+// for each to be taken before sending the next of the same kind, and sends
+// different signals back to back.
+func TestSignalSequence(t *testing.T) {
+	port := mustFreePort(t)
+	m := startMaster(t, "", webConfig(port, "ok", ""))
+	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "ok")
+	m.waitWorkers("web", 2)
+	for i := 1; i <= 3; i++ {
+		m.signal(syscall.SIGTTIN)
+		m.waitLog(`"signal":"TTIN"`, i, 5*time.Second)
+	}
+	m.waitWorkers("web", 5)
+	for i := 1; i <= 3; i++ {
+		m.signal(syscall.SIGTTOU)
+		m.waitLog(`"signal":"TTOU"`, i, 5*time.Second)
+	}
+	// Two different signals back to back: both are handled.
+	m.signal(syscall.SIGUSR1)
+	m.signal(syscall.SIGTTOU)
+	m.waitWorkers("web", 1)
+	m.waitLog(`"msg":"log files reopened"`, 1, 5*time.Second)
+}

@@ -55,6 +55,7 @@ func (w *worker) drain(stop <-chan struct{}) {
 	defer deadline.Stop()
 	tick := time.NewTicker(drainPoll)
 	defer tick.Stop()
+	lastReport := start
 	for {
 		cs := w.snapshotConns()
 		if len(cs) == 0 {
@@ -65,6 +66,10 @@ func (w *worker) drain(stop <-chan struct{}) {
 		now := time.Now()
 		for _, c := range cs {
 			c.kick(now, start, w.grace)
+		}
+		if now.Sub(lastReport) >= time.Second {
+			lastReport = now
+			w.log.Debug("worker draining", "conns", len(cs), "states", connStates(cs))
 		}
 		select {
 		case <-tick.C:
@@ -106,4 +111,19 @@ func (w *worker) stopNow() {
 	closed, hijacked := w.closeConns()
 	w.serving.Wait()
 	w.log.Info("worker stopped", "conns", closed, "hijacked", hijacked)
+}
+
+// connStates summarizes connection states for a drain's progress line.
+func connStates(cs []*trackedConn) map[string]int {
+	out := map[string]int{}
+	for _, c := range cs {
+		c.mu.Lock()
+		st := c.state.String()
+		if c.gotData {
+			st += "+data"
+		}
+		c.mu.Unlock()
+		out[st]++
+	}
+	return out
 }
