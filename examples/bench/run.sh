@@ -1,0 +1,487 @@
+#!/usr/bin/env bash
+# hfork vs nginx on this machine, in one run, on loopback.
+#
+#   examples/bench/run.sh                         # every case, 2 rounds of 5s
+#   DURATION=10s ROUNDS=3 examples/bench/run.sh
+#   CASES="respond proxy" examples/bench/run.sh   # a subset
+#
+# Knobs: DURATION (5s), ROUNDS (2), CASES (respond static4k static100k proxy
+# accesslog reload), CONNECTIONS (50), THREADS (1), WARMUP (1s), RELOADS (10),
+# RELOAD_DURATION (12s), HFORK_BIN (a built hfork to use instead of building
+# ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output).
+#
+# See examples/bench/README.md for what each case compares.
+set -euo pipefail
+
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-2}
+CASES=${CASES:-respond static4k static100k proxy accesslog reload}
+CONNECTIONS=${CONNECTIONS:-50}
+THREADS=${THREADS:-1}
+WARMUP=${WARMUP:-1s}
+RELOADS=${RELOADS:-10}
+RELOAD_DURATION=${RELOAD_DURATION:-12s}
+
+ALL_CASES="respond static4k static100k proxy accesslog reload"
+CASES=${CASES//,/ }
+for c in $CASES; do
+	case " $ALL_CASES " in
+	*" $c "*) ;;
+	*) echo "run.sh: unknown case '$c' (known: $ALL_CASES)" >&2; exit 2 ;;
+	esac
+done
+if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
+	echo "run.sh: ROUNDS must be a positive integer, got '$ROUNDS'" >&2
+	exit 2
+fi
+want() { case " $CASES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+
+# ---------------------------------------------------------------- tools
+GO=${GO:-$(command -v go || true)}
+WRK=${WRK:-$(command -v wrk || true)}
+NGINX=${NGINX:-$(command -v nginx || true)}
+[ -n "$NGINX" ] || { [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx; } || true
+missing=()
+[ -n "$GO" ] && [ -x "$GO" ] || missing+=("go: Go 1.26 or newer, from https://go.dev/dl/")
+[ -n "$WRK" ] && [ -x "$WRK" ] || missing+=("wrk: apt-get install wrk")
+[ -n "$NGINX" ] && [ -x "$NGINX" ] || missing+=("nginx: apt-get install nginx   (nginx-light is enough)")
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "run.sh: missing tools:" >&2
+	printf '  %s\n' "${missing[@]}" >&2
+	echo "On Debian/Ubuntu: apt-get install nginx wrk" >&2
+	exit 1
+fi
+
+# ---------------------------------------------------------------- processes
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hfork-bench.XXXXXX")
+pids=() # every long-lived process this script started, masters first
+
+# children_of PID: the pids whose parent is PID.
+children_of() {
+	awk -v pp="$1" 'FNR == 1 { pid = "" } /^Pid:/ { pid = $2 } /^PPid:/ { if ($2 == pp) print pid; nextfile }' \
+		/proc/[0-9]*/status 2>/dev/null || true
+}
+cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | sed 's/ *$//' || true; }
+rss_kb() { awk '/^VmRSS:/ { print $2; exit }' "/proc/$1/status" 2>/dev/null || true; }
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# stop PID: TERM, wait up to 5s, then KILL it and whatever children it left.
+stop() {
+	local pid=$1 kids i
+	alive "$pid" || return 0
+	kids=$(children_of "$pid")
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+	alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	for k in $kids; do
+		for i in $(seq 20); do alive "$k" || break; sleep 0.1; done
+		alive "$k" && kill -KILL "$k" 2>/dev/null || true
+	done
+	return 0
+}
+
+cleanup() {
+	local rc=$? p
+	trap - EXIT INT TERM
+	for p in "${pids[@]}"; do stop "$p"; done
+	if [ -n "${KEEP_TMP:-}" ]; then
+		echo "kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# free_port VAR: set VAR to a loopback port nobody listens on and not
+# handed out before, below the usual ephemeral range (32768-).
+used_ports=" "
+free_port() {
+	local p i
+	for i in $(seq 200); do
+		p=$((20000 + RANDOM % 12000))
+		case "$used_ports" in *" $p "*) continue ;; esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			used_ports+="$p "
+			printf -v "$1" '%s' "$p"
+			return 0
+		fi
+	done
+	echo "run.sh: no free port found" >&2
+	exit 1
+}
+
+# http_get PORT PATH: the response (headers and body) to one HTTP/1.0 GET,
+# in $tmp/response; it fails when nothing answers.
+http_get() {
+	: >"$tmp/response"
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+		timeout 5 cat <&3 >"$tmp/response"
+	) 2>/dev/null
+}
+http_status() { http_get "$1" "$2" || true; awk 'NR == 1 { print $2 }' "$tmp/response"; }
+http_body() { http_get "$1" "$2" || true; sed '1,/^\r$/d' "$tmp/response"; }
+
+# wait_up PORT PATH PID: until PORT answers 200 on PATH (10s), or PID died.
+wait_up() {
+	local i
+	for i in $(seq 100); do
+		[ "$(http_status "$1" "$2")" = 200 ] && return 0
+		alive "$3" || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------- machine
+echo "== machine"
+echo "cpus:    $(nproc)  ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null))"
+echo "kernel:  $(uname -sr)"
+echo "go:      $("$GO" version)"
+echo "nginx:   $("$NGINX" -v 2>&1)"
+echo "wrk:     $("$WRK" -v 2>&1 | head -n1 | sed 's/ Copyright.*//')"
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS rounds (nginx then hfork each round), warm-up $WARMUP"
+echo "cases:   $CASES"
+echo "Both servers and wrk share these cores; other load on the machine shows up as noise."
+awk -v n="$(nproc)" '$1 > n / 2 { printf "NOTE: load average %s on %d cpus before starting: something else is running; req/s will be noisy, the cpu us/req columns less so.\n", $1, n }' /proc/loadavg
+echo
+
+# ---------------------------------------------------------------- build
+echo "== build"
+mkdir -p "$tmp/bin"
+if [ -n "${HFORK_BIN:-}" ]; then
+	cp "$HFORK_BIN" "$tmp/bin/hfork"
+	echo "using HFORK_BIN=$HFORK_BIN instead of building"
+else
+	(cd "$root" && "$GO" build -o "$tmp/bin/hfork" ./cmd/hfork)
+fi
+echo "built $("$tmp/bin/hfork" -v 2>&1 | head -n1)"
+echo
+
+# ---------------------------------------------------------------- content
+body="hello, world!" # nginx adds nothing: the config says "hello, world!\n"
+mkdir -p "$tmp/docroot/static" "$tmp/nginx/logs" "$tmp/nginx/temp" "$tmp/upstream/logs" "$tmp/upstream/temp" "$tmp/hfork/logs"
+# 3 random bytes make 4 base64 characters: exactly 4096 and 102400 bytes.
+head -c 3072 /dev/urandom | base64 -w 0 >"$tmp/docroot/static/4k.txt"
+head -c 76800 /dev/urandom | base64 -w 0 >"$tmp/docroot/static/100k.txt"
+# As root, nginx would run its workers as "nobody": run them as the
+# invoking user instead, and make the files readable all the same.
+chmod 755 "$tmp" "$tmp/docroot" "$tmp/docroot/static"
+chmod 644 "$tmp/docroot/static/"*.txt
+nginx_user=""
+[ "$(id -u)" = 0 ] && nginx_user="user $(id -un) $(id -gn);"
+# temp_paths PREFIX: every temp path this nginx has a module for, inside
+# PREFIX, so it never needs the packaged /var/lib/nginx.
+nginx_v=$("$NGINX" -V 2>&1)
+# -e PREFIX/logs/error.log where nginx has -e (1.19.5+), so it never opens
+# the packaged error log before it reads its config.
+up_e=() ngx_e=()
+case "$("$NGINX" -h 2>&1 || true)" in
+*"-e filename"*) up_e=(-e "$tmp/upstream/logs/error.log") ngx_e=(-e "$tmp/nginx/logs/error.log") ;;
+esac
+temp_paths() {
+	local t="client_body_temp_path $1/temp/body; proxy_temp_path $1/temp/proxy;" m
+	for m in fastcgi uwsgi scgi; do
+		case "$nginx_v" in *"--without-http_${m}_module"*) ;; *) t+=" ${m}_temp_path $1/temp/$m;" ;; esac
+	done
+	echo "$t"
+}
+
+free_port NGX_PORT
+free_port NGX_LOG_PORT
+free_port HF_PORT
+free_port HF_LOG_PORT
+free_port UP_PORT
+
+# nginx_conf PREFIX BODY: the nginx under test. BODY is the respond text
+# without its newline; the reload test changes it.
+nginx_conf() {
+	sed -e "s|@PREFIX@|$1|g" -e "s|@BODY@|$2|g" -e "s|@USER@|$nginx_user|g" -e "s|@TEMP_PATHS@|$(temp_paths "$1")|g" \
+		-e "s|@PORT@|$NGX_PORT|g" -e "s|@LOG_PORT@|$NGX_LOG_PORT|g" \
+		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
+		"$here/nginx.conf.in"
+}
+hfork_conf() {
+	sed -e "s|@BODY@|$1|g" \
+		-e "s|@PORT@|$HF_PORT|g" -e "s|@LOG_PORT@|$HF_LOG_PORT|g" \
+		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
+		"$here/hfork.hcl.in"
+}
+
+# ---------------------------------------------------------------- servers
+# The upstream both proxies forward to: its own nginx, so reloading the
+# nginx under test never touches it and its workers are not counted.
+sed -e "s|@PREFIX@|$tmp/upstream|g" -e "s|@USER@|$nginx_user|g" -e "s|@UP_PORT@|$UP_PORT|g" \
+	-e "s|@TEMP_PATHS@|$(temp_paths "$tmp/upstream")|g" \
+	"$here/upstream.conf.in" >"$tmp/upstream/nginx.conf"
+nginx_conf "$tmp/nginx" "$body" >"$tmp/nginx/nginx.conf"
+hfork_conf "$body" >"$tmp/hfork/hfork.hcl"
+
+"$NGINX" -t -q -p "$tmp/upstream/" "${up_e[@]}" -c "$tmp/upstream/nginx.conf"
+"$NGINX" -t -q -p "$tmp/nginx/" "${ngx_e[@]}" -c "$tmp/nginx/nginx.conf"
+"$tmp/bin/hfork" -t -f "$tmp/hfork/hfork.hcl" >/dev/null 2>&1 || "$tmp/bin/hfork" -t -f "$tmp/hfork/hfork.hcl"
+
+echo "== servers"
+"$NGINX" -p "$tmp/upstream/" "${up_e[@]}" -c "$tmp/upstream/nginx.conf" \
+	>"$tmp/upstream/logs/stdout.log" 2>&1 &
+up_pid=$!
+pids+=("$up_pid")
+"$NGINX" -p "$tmp/nginx/" "${ngx_e[@]}" -c "$tmp/nginx/nginx.conf" \
+	>"$tmp/nginx/logs/stdout.log" 2>&1 &
+ngx_pid=$!
+pids+=("$ngx_pid")
+"$tmp/bin/hfork" -f "$tmp/hfork/hfork.hcl" >"$tmp/hfork/logs/stdout.log" 2>&1 &
+hf_pid=$!
+pids+=("$hf_pid")
+
+fail_start() {
+	echo "run.sh: $1 did not come up; its log:" >&2
+	tail -n 30 "$2" >&2 || true
+	exit 1
+}
+wait_up "$UP_PORT" / "$up_pid" || fail_start "upstream nginx" "$tmp/upstream/logs/error.log"
+wait_up "$NGX_PORT" / "$ngx_pid" || fail_start nginx "$tmp/nginx/logs/error.log"
+wait_up "$HF_PORT" / "$hf_pid" || fail_start hfork "$tmp/hfork/logs/hfork.log"
+wait_up "$HF_LOG_PORT" / "$hf_pid" || fail_start hfork "$tmp/hfork/logs/hfork.log"
+echo "upstream nginx pid $up_pid on 127.0.0.1:$UP_PORT"
+echo "nginx pid $ngx_pid on 127.0.0.1:$NGX_PORT (access log on :$NGX_LOG_PORT)"
+echo "hfork pid $hf_pid on 127.0.0.1:$HF_PORT (access log on :$HF_LOG_PORT)"
+
+# The cases: name, path, listener port per server, what a response must be.
+case_path() {
+	case $1 in
+	respond | accesslog) echo / ;;
+	static4k) echo /static/4k.txt ;;
+	static100k) echo /static/100k.txt ;;
+	proxy) echo /proxy/ ;;
+	esac
+}
+case_port() { # CASE SERVER
+	case $1/$2 in
+	accesslog/nginx) echo "$NGX_LOG_PORT" ;;
+	accesslog/hfork) echo "$HF_LOG_PORT" ;;
+	*/nginx) echo "$NGX_PORT" ;;
+	*/hfork) echo "$HF_PORT" ;;
+	esac
+}
+case_bytes() {
+	case $1 in
+	static4k) echo 4096 ;;
+	static100k) echo 102400 ;;
+	*) echo 14 ;;
+	esac
+}
+
+# Check both servers give the same answer before timing anything.
+for c in $CASES; do
+	[ "$c" = reload ] && continue
+	for s in nginx hfork; do
+		port=$(case_port "$c" "$s")
+		path=$(case_path "$c")
+		st=$(http_status "$port" "$path")
+		n=$(http_body "$port" "$path" | wc -c)
+		if [ "$st" != 200 ] || [ "$n" != "$(case_bytes "$c")" ]; then
+			echo "run.sh: $s $c: GET $path gave status '$st' and $n body bytes, want 200 and $(case_bytes "$c")" >&2
+			head -c 2000 "$tmp/response" >&2
+			exit 1
+		fi
+	done
+done
+echo "every case answers 200 with the same body length on both servers"
+echo
+
+# ---------------------------------------------------------------- load
+to_ms() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0
+		if (v ~ /us$/) n /= 1000
+		else if (v ~ /ms$/) n = n
+		else if (v ~ /s$/) n *= 1000
+		else if (v ~ /m$/) n *= 60000
+		printf "%.2f", n }'
+}
+# parse_wrk FILE: "rps p50ms p99ms transfer non2xx connect read write timeout"
+parse_wrk() {
+	local f=$1 rps p50 p99 xfer non2xx se
+	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
+	p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$f")")
+	p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$f")")
+	xfer=$(awk '/^Transfer\/sec:/ { print $2 }' "$f")
+	non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$f")
+	se=$(awk '/Socket errors:/ { gsub(",", ""); print $4, $6, $8, $10 }' "$f")
+	echo "${rps:-0} $p50 $p99 ${xfer:-?} ${non2xx:-0} ${se:-0 0 0 0}"
+}
+
+# CPU time of the workers serving a case, from /proc/PID/stat: a measure
+# of cost per request that other load on the machine disturbs less than
+# req/s does.
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+workers_of() { # SERVER CASE
+	local master pat k
+	if [ "$1" = nginx ]; then
+		master=$ngx_pid pat="nginx: worker process"
+	else
+		master=$hf_pid pat="hfork: worker bench"
+		[ "$2" = accesslog ] && pat="hfork: worker logged"
+	fi
+	for k in $(children_of "$master"); do
+		[ "$(cmdline_of "$k")" = "$pat" ] && echo "$k"
+	done
+	return 0
+}
+ticks_of() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
+now_ns() { date +%s%N; }
+
+results=$tmp/results.txt
+: >"$results"
+for c in $CASES; do
+	[ "$c" = reload ] && continue
+	path=$(case_path "$c")
+	echo "== $c: GET $path"
+	for s in nginx hfork; do
+		"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$(case_port "$c" "$s")$path" >/dev/null 2>&1 || true
+	done
+	for r in $(seq "$ROUNDS"); do
+		for s in nginx hfork; do
+			out=$tmp/wrk.$c.$s.$r.txt
+			wk=$(workers_of "$s" "$c")
+			before=$(for k in $wk; do ticks_of "$k"; done)
+			t0=$(now_ns)
+			"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+				"http://127.0.0.1:$(case_port "$c" "$s")$path" >"$out" 2>&1 || {
+				echo "run.sh: wrk failed:" >&2
+				cat "$out" >&2
+				exit 1
+			}
+			t1=$(now_ns)
+			after=$(for k in $wk; do ticks_of "$k"; done)
+			read -r rps p50 p99 xfer non2xx sc sr sw st < <(parse_wrk "$out")
+			nreq=$(awk '/requests in/ { print $1 }' "$out")
+			# cpu: microseconds of worker CPU per request; split: each
+			# worker's CPU in % of one core, busiest first.
+			read -r cpu split < <(paste <(echo "$before") <(echo "$after") | awk -v tck="$CLK_TCK" -v ns=$((t1 - t0)) -v n="${nreq:-0}" '
+				{ d = $2 - $1; t += d; sp[NR] = d / tck / (ns / 1e9) * 100 }
+				END {
+					m = NR; for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (sp[j] > sp[i]) { x = sp[i]; sp[i] = sp[j]; sp[j] = x }
+					for (i = 1; i <= m; i++) o = o (i > 1 ? "+" : "") sprintf("%.0f", sp[i])
+					printf "%.1f %s\n", n ? t / tck * 1e6 / n : 0, o == "" ? "-" : o }')
+			echo "$c $s $r $rps $p50 $p99 $xfer $non2xx $sc $sr $sw $st $cpu $split" >>"$results"
+			printf '  round %d  %-5s %10s req/s  p50 %7s ms  p99 %7s ms  %9s/s  %6s us cpu/req  workers %s%% cpu' "$r" "$s" "$rps" "$p50" "$p99" "$xfer" "$cpu" "$split"
+			[ "$non2xx" = 0 ] || printf '  non-2xx %s' "$non2xx"
+			[ "$sc $sr $sw $st" = "0 0 0 0" ] || printf '  socket errors: connect %s read %s write %s timeout %s' "$sc" "$sr" "$sw" "$st"
+			echo
+		done
+	done
+done
+
+if [ -s "$results" ]; then
+	echo
+	echo "== results (mean over $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION; ratio = hfork/nginx req/s)"
+	awk -v order="$CASES" '
+	{
+		k = $1 SUBSEP $2
+		n[k]++; rps[k] += $4; p50[k] += $5; p99[k] += $6; err[k] += $8 + $9 + $10 + $11 + $12; cpu[k] += $13
+		each[k] = each[k] (each[k] == "" ? "" : " ") sprintf("%.0f", $4)
+		split_[k] = split_[k] (split_[k] == "" ? "" : " ") $14
+	}
+	END {
+		printf "%-11s %-6s %9s %8s %8s %6s %9s %10s  %s\n", "case", "server", "req/s", "p50 ms", "p99 ms", "ratio", "cpu us/req", "cpu ratio", "req/s per round | worker cpu % per round | errors"
+		m = split(order, cs, " ")
+		for (i = 1; i <= m; i++) {
+			c = cs[i]
+			kn = c SUBSEP "nginx"; kh = c SUBSEP "hfork"
+			if (!(kn in n)) continue
+			rn = rps[kn] / n[kn]; rh = rps[kh] / n[kh]; cn = cpu[kn] / n[kn]; ch = cpu[kh] / n[kh]
+			printf "%-11s %-6s %9.0f %8.2f %8.2f %6s %9.1f %10s  %s | %s%s\n", c, "nginx", rn, p50[kn] / n[kn], p99[kn] / n[kn], "1", cn, "1", each[kn], split_[kn], err[kn] ? " | errors " err[kn] : ""
+			printf "%-11s %-6s %9.0f %8.2f %8.2f %6.2f %9.1f %10.2f  %s | %s%s\n", c, "hfork", rh, p50[kh] / n[kh], p99[kh] / n[kh], rn ? rh / rn : 0, ch, cn ? ch / cn : 0, each[kh], split_[kh], err[kh] ? " | errors " err[kh] : ""
+		}
+	}' "$results"
+	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more)."
+	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
+	echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
+
+# ---------------------------------------------------------------- memory
+# report_rss LABEL MASTER PATTERN: VmRSS of MASTER's children whose command
+# line matches PATTERN (grouped by command line), and of the master.
+report_rss() {
+	local label=$1 master=$2 pat=$3 k name kb
+	echo "$label master pid $master: $(rss_kb "$master") kB"
+	for k in $(children_of "$master"); do
+		name=$(cmdline_of "$k")
+		[[ $name == $pat ]] || continue
+		kb=$(rss_kb "$k")
+		[ -n "$kb" ] && printf '%s\t%s\t%s\n' "$name" "$k" "$kb"
+	done | sort | awk -F'\t' -v label="$label" '
+		{ sum[$1] += $3; cnt[$1]++; list[$1] = list[$1] sprintf("  pid %s %d kB", $2, $3) }
+		END {
+			for (n in sum) printf "%s %-24s %d workers, sum %6d kB (%.1f MB):%s\n", label, "\"" n "\"", cnt[n], sum[n], sum[n] / 1024, list[n]
+		}'
+}
+echo
+echo "== worker RSS after load (VmRSS)"
+report_rss nginx "$ngx_pid" "nginx: worker process*"
+report_rss hfork "$hf_pid" "hfork: worker *"
+echo "(hfork runs two listeners, the plain one and the access-logged one, two workers each; nginx serves both ports from the same two workers)"
+
+# ---------------------------------------------------------------- reloads
+# reload_test SERVER: wrk for RELOAD_DURATION with RELOADS reloads, one per
+# second, each changing the respond body; then check the last body is served.
+reload_test() {
+	local s=$1 port out wpid i want got said
+	port=$(case_port respond "$s")
+	out=$tmp/wrk.reload.$s.txt
+	"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$RELOAD_DURATION" --latency "http://127.0.0.1:$port/" >"$out" 2>&1 &
+	wpid=$!
+	pids+=("$wpid")
+	sleep 1
+	for i in $(seq "$RELOADS"); do
+		if [ "$s" = nginx ]; then
+			nginx_conf "$tmp/nginx" "$body reload $i" >"$tmp/nginx/nginx.conf.new"
+			mv "$tmp/nginx/nginx.conf.new" "$tmp/nginx/nginx.conf"
+			kill -HUP "$ngx_pid"
+		else
+			hfork_conf "$body reload $i" >"$tmp/hfork/hfork.hcl.new"
+			mv "$tmp/hfork/hfork.hcl.new" "$tmp/hfork/hfork.hcl"
+			kill -HUP "$hf_pid"
+		fi
+		sleep 1
+	done
+	wait "$wpid" || true
+	sleep 1
+	want="$body reload $RELOADS"
+	got=$(http_body "$port" / | tr -d '\n')
+	read -r rps p50 p99 xfer non2xx sc sr sw st < <(parse_wrk "$out")
+	local total
+	total=$(awk '/requests in/ { print $1 }' "$out")
+	printf '%-5s %9s requests  %8s req/s  p99 %7s ms  non-2xx %s  socket errors: connect %s, read %s, write %s, timeout %s  last body %s\n' \
+		"$s" "$total" "$rps" "$p99" "$non2xx" "$sc" "$sr" "$sw" "$st" \
+		"$([ "$got" = "$want" ] && echo "ok ('$got')" || echo "WRONG: got '$got', want '$want'")"
+	said=$(grep -E 'Socket errors|Non-2xx' "$out" | sed 's/^ *//' | paste -sd';' - | sed 's/;/; /g' || true)
+	echo "      wrk's own lines: ${said:-(no "Socket errors" line and no "Non-2xx" line: zero of each)}"
+}
+
+if want reload; then
+	echo
+	echo "== $RELOADS reloads under load: wrk -t$THREADS -c$CONNECTIONS -d$RELOAD_DURATION, one reload per second (nginx HUP, hfork HUP), body changed each time"
+	echo "A 'read' socket error is a connection the server closed after wrk sent a request on it (wrk 4.x counts it; not every version does)."
+	reload_test nginx
+	reload_test hfork
+	# How many HUPs each server acted on, from their own logs.
+	echo "nginx: $(grep -c ': reconfiguring$' "$tmp/nginx/logs/error.log" || true) of $RELOADS HUPs logged as \"reconfiguring\""
+	awk '/msg="reload complete"/ { n++; if (match($0, /ms=[0-9]+/)) { v = substr($0, RSTART + 3, RLENGTH - 3) + 0; t += v; if (v > mx) mx = v } }
+		END { printf "hfork: %d of %d reloads logged \"reload complete\"", n, want; if (n) printf ", apply time mean %.0f ms, max %d ms", t / n, mx; print "" }' \
+		want="$RELOADS" "$tmp/hfork/logs/hfork.log"
+fi
+
+echo
+echo "done; load now: $(cut -d' ' -f1-3 /proc/loadavg)"
