@@ -109,6 +109,11 @@ func New(opts Options) (*Master, error) {
 			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", pid, m.cfg.Pidfile)
 		}
 	}
+	for _, l := range m.cfg.Listeners {
+		if err := pool.CheckUser(l); err != nil {
+			return nil, err
+		}
+	}
 	m.sockets = listeners.NewSet(inherited)
 	if err := m.sockets.Prepare(allBinds(m.cfg)); err != nil {
 		m.sockets.CloseAll(false)
@@ -117,10 +122,12 @@ func New(opts Options) (*Master, error) {
 	return m, nil
 }
 
-func allBinds(c hclconfig.Config) []string {
-	var out []string
+func allBinds(c hclconfig.Config) []listeners.Bind {
+	var out []listeners.Bind
 	for _, l := range c.Listeners {
-		out = append(out, l.Bind...)
+		for _, a := range l.Bind {
+			out = append(out, listeners.Bind{Addr: a, Mode: l.SocketMode, Owner: l.SocketOwner, Group: l.SocketGroup})
+		}
 	}
 	return out
 }

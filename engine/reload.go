@@ -216,6 +216,9 @@ func (m *Master) commitReload() {
 			}
 		}
 	}
+	if err := m.sockets.SetPerms(allBinds(op.cfg)); err != nil {
+		m.log.Error("apply unix socket permissions", "err", err)
+	}
 	m.cfg = op.cfg
 	m.lastPlan.Store(op.plan.String())
 	m.sockets.Sweep()

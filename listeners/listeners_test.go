@@ -97,7 +97,7 @@ func TestUnixStaleAndLive(t *testing.T) {
 func TestSetRefcounts(t *testing.T) {
 	set := NewSet(nil)
 	a := []string{"127.0.0.1:0"}
-	if err := set.Prepare(a); err != nil {
+	if err := set.Prepare([]Bind{{Addr: a[0]}}); err != nil {
 		t.Fatal(err)
 	}
 	s1, err := set.Acquire(a)
@@ -117,7 +117,7 @@ func TestSetRefcounts(t *testing.T) {
 		t.Fatal("socket kept after its last user left")
 	}
 	// Prepare fails whole: nothing new stays open.
-	if err := set.Prepare([]string{"127.0.0.1:0", "256.0.0.1:1"}); err == nil {
+	if err := set.Prepare([]Bind{{Addr: "127.0.0.1:0"}, {Addr: "256.0.0.1:1"}}); err == nil {
 		t.Fatal("bad address prepared")
 	}
 	if len(set.All()) != 0 {

@@ -27,26 +27,40 @@ func NewSet(inherited map[string]*Socket) *Set {
 	return &Set{socks: map[string]*Socket{}, refs: map[string]int{}, spare: inherited}
 }
 
-// Prepare opens every address in addrs that the set does not hold yet,
-// without taking references, so a reload can fail on a bind that cannot be
-// opened before anything is touched. On error nothing new stays open.
-func (s *Set) Prepare(addrs []string) error {
+// Prepare opens every bind that the set does not hold yet, without taking
+// references, so a reload can fail on a bind that cannot be opened before
+// anything is touched. A unix socket it opens or adopts gets its
+// permissions now; one it already held keeps its own until SetPerms, when
+// the reload commits. On error nothing new stays open.
+func (s *Set) Prepare(binds []Bind) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var opened []string
 	var errs []error
-	for _, a := range addrs {
+	for _, b := range binds {
+		a := b.Addr
 		k := Key(a)
+		p, err := b.resolve()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listen %s: %w", a, err))
+			continue
+		}
 		if s.socks[k] != nil {
 			continue
 		}
 		if sp := s.spare[k]; sp != nil {
+			if b.hasPerms() {
+				if err := sp.applyPerms(p); err != nil {
+					errs = append(errs, fmt.Errorf("listen %s: %w", a, err))
+					continue
+				}
+			}
 			delete(s.spare, k)
 			sp.Addr = a
 			s.socks[k] = sp
 			continue
 		}
-		sock, err := Open(a)
+		sock, err := openBind(b, p)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -62,6 +76,28 @@ func (s *Set) Prepare(addrs []string) error {
 		return errors.Join(errs...)
 	}
 	return nil
+}
+
+// SetPerms applies the permissions of every unix bind the set holds, for a
+// reload that changed them on a socket it keeps.
+func (s *Set) SetPerms(binds []Bind) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, b := range binds {
+		sock := s.socks[Key(b.Addr)]
+		if sock == nil || !b.hasPerms() {
+			continue
+		}
+		p, err := b.resolve()
+		if err == nil {
+			err = sock.applyPerms(p)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("socket %s: %w", b.Addr, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Acquire takes a reference on each address (which Prepare opened) and

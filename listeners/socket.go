@@ -32,13 +32,27 @@ func Network(addr string) (network, address string) {
 // on it) is removed first; a live one or a file that is not a socket is an
 // error.
 func Open(addr string) (*Socket, error) {
+	return openBind(Bind{Addr: addr}, perms{uid: -1, gid: -1})
+}
+
+// openBind opens b and applies p to a unix socket file.
+func openBind(b Bind, p perms) (*Socket, error) {
+	addr := b.Addr
 	network, address := Network(addr)
 	if network == "unix" {
 		if err := removeStale(address); err != nil {
 			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
 	}
-	ln, err := net.Listen(network, address)
+	var ln net.Listener
+	var err error
+	if network == "unix" && p.hasMode {
+		old := syscall.Umask(restrictiveUmask)
+		ln, err = net.Listen(network, address)
+		syscall.Umask(old)
+	} else {
+		ln, err = net.Listen(network, address)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
@@ -56,6 +70,10 @@ func Open(addr string) (*Socket, error) {
 	if network == "unix" {
 		s.unixPath = address
 		s.unixIno = inode(address)
+		if err := s.applyPerms(p); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
 	}
 	return s, nil
 }

@@ -80,7 +80,14 @@ func (p *Pool) spawn() (*Worker, error) {
 		"LISTEN_FDNAMES="+strings.Join(names, ":"),
 		"NOTIFY_SOCKET="+p.cfg.Notify,
 	)
-	cmd := &exec.Cmd{Path: selfExe, ExtraFiles: files, SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
+	cred, err := credential(l)
+	if err != nil {
+		return nil, fmt.Errorf("spawn %s: %w", l.Name, err)
+	}
+	// The credential switch happens in the child before exec, and Go sets
+	// Pdeathsig after it (the kernel clears it on a uid change), so the
+	// worker starts as the user with no saved root uid to return to.
+	cmd := &exec.Cmd{Path: selfExe, ExtraFiles: files, SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: cred}}
 
 	outR, outW, err := os.Pipe()
 	if err != nil {
