@@ -70,6 +70,11 @@ func (m *Master) beginReload(reqs []reload.Request) {
 	}
 	start := time.Now()
 	m.log.Info("reloading", "reason", reqs[0].Reason, "requests", len(reqs))
+	// Certificate files are not part of the config: a reload is also how an
+	// operator says renewed ones are in place, whatever the plan.
+	for _, p := range m.allPools() {
+		p.ReloadCertificates()
+	}
 	m.systemd.send("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicUsec(), 10))
 
 	src, err := os.ReadFile(m.opts.ConfigPath)

@@ -161,6 +161,19 @@ func (p *Pool) spawn() (*Worker, error) {
 	return w, nil
 }
 
+// ReloadCertificates asks the built-in workers of a TLS listener to read
+// their certificate files now rather than at their next poll: a reload
+// tells them at once that renewed certificates may be in place.
+func (p *Pool) ReloadCertificates() {
+	l := p.cfg.Listener
+	if l.Class == hclconfig.ClassExec || !l.TLS.Enabled() {
+		return
+	}
+	for _, w := range p.workers {
+		w.send(worker.Command{ReloadTLS: true})
+	}
+}
+
 // send writes one JSON line on the control pipe without blocking the
 // caller: a worker that is slow to read must not stall the master.
 func (w *Worker) send(v any) {

@@ -21,6 +21,9 @@ type classLimits struct {
 	idle      time.Duration
 	// deadline is every request's context deadline; 0 is none.
 	deadline time.Duration
+	// evict: at the connection cap, close the quietest idle connection
+	// for a client waiting in the accept queue (see evict.go).
+	evict bool
 }
 
 // limitsFor maps a listener's class to its limits:
@@ -28,20 +31,23 @@ type classLimits struct {
 //	sync    one connection at a time, one request per connection: the
 //	        listener accepts the next connection only after the previous
 //	        one is closed, so a slow request holds the whole worker, as in
-//	        gunicorn's sync worker.
+//	        gunicorn's sync worker, and a client that trickles its headers
+//	        holds it until read_header_timeout.
 //	thread  at most threads requests in flight, at most worker_connections
-//	        connections, keep-alive.
+//	        connections, keep-alive; at the cap, idle connections make room
+//	        for new ones.
 //	async   a goroutine per connection up to worker_connections, keep-alive,
-//	        and each request's context ends after timeout.
+//	        and each request's context ends after timeout; at the cap, idle
+//	        connections make room for new ones.
 func limitsFor(l hclconfig.Listener) (classLimits, error) {
 	keep := l.Keepalive > 0
 	switch l.Class {
 	case hclconfig.ClassSync:
 		return classLimits{conns: 1}, nil
 	case hclconfig.ClassThread:
-		return classLimits{conns: max(l.WorkerConnections, 0), threads: max(l.Threads, 1), keepAlive: keep, idle: l.Keepalive}, nil
+		return classLimits{conns: max(l.WorkerConnections, 0), threads: max(l.Threads, 1), keepAlive: keep, idle: l.Keepalive, evict: true}, nil
 	case hclconfig.ClassAsync:
-		return classLimits{conns: max(l.WorkerConnections, 0), keepAlive: keep, idle: l.Keepalive, deadline: max(l.Timeout, 0)}, nil
+		return classLimits{conns: max(l.WorkerConnections, 0), keepAlive: keep, idle: l.Keepalive, deadline: max(l.Timeout, 0), evict: true}, nil
 	default:
 		return classLimits{}, fmt.Errorf("class %q is not a built-in worker class", l.Class)
 	}

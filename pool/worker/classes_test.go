@@ -44,8 +44,8 @@ func TestLimitsFor(t *testing.T) {
 		want  classLimits
 	}{
 		{hclconfig.ClassSync, classLimits{conns: 1}},
-		{hclconfig.ClassThread, classLimits{conns: 50, threads: 8, keepAlive: true, idle: 3 * time.Second}},
-		{hclconfig.ClassAsync, classLimits{conns: 50, keepAlive: true, idle: 3 * time.Second, deadline: 7 * time.Second}},
+		{hclconfig.ClassThread, classLimits{conns: 50, threads: 8, keepAlive: true, idle: 3 * time.Second, evict: true}},
+		{hclconfig.ClassAsync, classLimits{conns: 50, keepAlive: true, idle: 3 * time.Second, deadline: 7 * time.Second, evict: true}},
 	} {
 		l.Class = tc.class
 		got, err := limitsFor(l)

@@ -1,13 +1,17 @@
 package worker
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,10 +32,8 @@ type gatedListener struct {
 func (l *gatedListener) Accept() (net.Conn, error) {
 	sem := l.w.connSem
 	if sem != nil {
-		select {
-		case sem <- struct{}{}:
-		case <-l.done:
-			return nil, net.ErrClosed
+		if err := l.acquire(sem); err != nil {
+			return nil, err
 		}
 	}
 	c, err := l.Listener.Accept()
@@ -48,7 +50,14 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 	}
 	// A connection accepted while Close races is still ours: the kernel gave
 	// it to this process, so it is served (or drained), never dropped.
-	return l.w.adopt(c), nil
+	tc := l.w.adopt(c)
+	if l.w.tls != nil {
+		// net/http runs the handshake itself, under read_header_timeout,
+		// when it sees a *tls.Conn.
+		tc.tls = true
+		return tls.Server(tc, l.w.tls), nil
+	}
+	return tc, nil
 }
 
 // Close closes only this process's fd: the socket is shared with sibling
@@ -71,11 +80,19 @@ type trackedConn struct {
 	closeOnce sync.Once
 	req       reqState
 
-	mu      sync.Mutex
-	state   http.ConnState
-	since   time.Time // when it became new or idle
-	gotData bool      // bytes arrived since it became new or idle
-	kicked  bool      // a drain woke its read to close it
+	tls     bool        // served through a *tls.Conn
+	handled atomic.Bool // a request reached ServeHTTP since the connection became idle
+
+	mu       sync.Mutex
+	state    http.ConnState
+	h2       bool      // HTTP/2: closes itself with a GOAWAY, never kicked
+	alpn     bool      // h2 was decided
+	since    time.Time // when it became new or idle
+	gotData  bool      // bytes arrived since it became new or idle
+	lastData time.Time // when the last bytes arrived
+	kicked   bool      // a drain woke its read to close it
+	readErr  error     // the last read error, for the refused-request log
+	answer   string    // status line net/http wrote itself (plain HTTP only)
 }
 
 // aLongTimeAgo is a read deadline in the past: setting it wakes a blocked
@@ -92,8 +109,12 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	for {
 		n, err := c.Conn.Read(p)
 		c.mu.Lock()
+		if err != nil {
+			c.readErr = err
+		}
 		if n > 0 {
 			c.gotData = true
+			c.lastData = time.Now()
 			if c.kicked {
 				c.kicked = false
 				c.Conn.SetReadDeadline(time.Time{})
@@ -110,6 +131,20 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		return n, err
 	}
+}
+
+// Write notes the status line of a response net/http writes itself, with
+// no handler involved: the 400, 431 or 505 of a request it refused.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if !c.tls && !c.handled.Load() && bytes.HasPrefix(p, []byte("HTTP/1.1 ")) {
+		line, _, _ := bytes.Cut(p[len("HTTP/1.1 "):], []byte("\r\n"))
+		c.mu.Lock()
+		if c.answer == "" {
+			c.answer = string(line[:min(len(line), 64)])
+		}
+		c.mu.Unlock()
+	}
+	return c.Conn.Write(p)
 }
 
 // pending reports whether bytes wait unread in the kernel for nc. A read
@@ -144,13 +179,36 @@ func (c *trackedConn) Close() error {
 }
 
 // setState records a net/http connection state change.
-func (c *trackedConn) setState(s http.ConnState, now time.Time) {
+func (c *trackedConn) setState(s http.ConnState, now time.Time) (prev http.ConnState) {
 	c.mu.Lock()
-	c.state = s
+	prev, c.state = c.state, s
 	if s == http.StateIdle {
 		c.since, c.gotData = now, false
+		c.handled.Store(false)
 	}
 	c.mu.Unlock()
+	return prev
+}
+
+// quietFor is how long c has been idle with nothing arriving, and whether
+// it may be closed for that at all. An idle or new connection qualifies
+// while no byte has arrived since it became so, since any byte may begin
+// a request. A TLS connection that has not started a request qualifies
+// too once the handshake's bytes are older than the rest: they are not a
+// request. HTTP/2 connections never do; they close themselves with a
+// GOAWAY after keepalive.
+func (c *trackedConn) quietFor(now time.Time) (time.Duration, bool) {
+	if (c.state != http.StateIdle && c.state != http.StateNew) || c.h2 {
+		return 0, false
+	}
+	from := c.since
+	if c.gotData {
+		if !c.tls || c.state != http.StateNew {
+			return 0, false
+		}
+		from = later(from, c.lastData)
+	}
+	return now.Sub(from), true
 }
 
 // kick wakes the read of a connection that has been idle (or new without a
@@ -160,10 +218,8 @@ func (c *trackedConn) setState(s http.ConnState, now time.Time) {
 func (c *trackedConn) kick(now, drainStart time.Time, grace time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if (c.state != http.StateIdle && c.state != http.StateNew) || c.gotData {
-		return false
-	}
-	if now.Sub(later(c.since, drainStart)) < grace {
+	quiet, ok := c.quietFor(now)
+	if !ok || quiet < grace || now.Sub(drainStart) < grace {
 		return false
 	}
 	// Kicked again on every pass: net/http sets its own idle deadline right
@@ -225,9 +281,18 @@ func (w *worker) release() {
 	}
 }
 
+// tracked finds the worker's connection under a TLS one.
+func tracked(nc net.Conn) (*trackedConn, bool) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	c, ok := nc.(*trackedConn)
+	return c, ok
+}
+
 // connState is the http.Server's ConnState hook.
 func (w *worker) connState(nc net.Conn, s http.ConnState) {
-	c, ok := nc.(*trackedConn)
+	c, ok := tracked(nc)
 	if !ok {
 		return
 	}
@@ -235,7 +300,24 @@ func (w *worker) connState(nc net.Conn, s http.ConnState) {
 	if s == http.StateIdle {
 		now = time.Now()
 	}
-	c.setState(s, now)
+	if s == http.StateActive && c.tls {
+		// The first Active comes after the handshake: from the HTTP/2
+		// server once the preface arrived, or once HTTP/1 request bytes did.
+		c.mu.Lock()
+		decide := !c.alpn
+		c.alpn = true
+		c.mu.Unlock()
+		if decide {
+			h2 := nc.(*tls.Conn).ConnectionState().NegotiatedProtocol == "h2"
+			c.mu.Lock()
+			c.h2 = h2
+			c.mu.Unlock()
+		}
+	}
+	prev := c.setState(s, now)
+	if s == http.StateClosed && prev == http.StateActive && !c.handled.Load() {
+		w.logRefused(c)
+	}
 	if s == http.StateHijacked {
 		// The app took the connection over: whatever runs on it now is a
 		// stream, not a stuck request.
@@ -246,7 +328,7 @@ func (w *worker) connState(nc net.Conn, s http.ConnState) {
 // connContext is the http.Server's ConnContext hook: it lets a request find
 // its connection, and lets an app that upgrades the connection say so.
 func (w *worker) connContext(ctx context.Context, nc net.Conn) context.Context {
-	c, ok := nc.(*trackedConn)
+	c, ok := tracked(nc)
 	if !ok {
 		return ctx
 	}
@@ -283,4 +365,27 @@ func (w *worker) closeConns() (closed, hijacked int) {
 		closed++
 	}
 	return closed, hijacked
+}
+
+// logRefused says, at debug, why a connection closed on a request that
+// never reached the routes: net/http refused it (400 for a malformed
+// request, 431 for headers over max_header_bytes, 505...), the client
+// stopped sending before read_header_timeout, or it went away.
+func (w *worker) logRefused(c *trackedConn) {
+	if !w.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	c.mu.Lock()
+	answer, err := c.answer, c.readErr
+	c.mu.Unlock()
+	reason := "connection closed mid-request"
+	switch {
+	case answer != "":
+		reason = "answered " + answer
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		reason = "read timeout"
+	case errors.Is(err, io.EOF):
+		reason = "client closed mid-request"
+	}
+	w.log.Debug("request refused before the routes", "remote", c.RemoteAddr().String(), "reason", reason)
 }

@@ -10,6 +10,16 @@
 // it to Run. Run holds no OS effects of its own, so tests run a worker in
 // process on loopback sockets.
 //
+// A TLS listener's worker holds its certificates in memory (Certificates),
+// picks one per handshake by SNI, offers HTTP/2 by ALPN (not in the sync
+// class), and re-reads the files when they change, every second or at
+// once when the master sends a ReloadTLS Command, without a restart and
+// without failing a handshake. The listener's limits apply to every class:
+// max_header_bytes (431), max_body_bytes (413), read_header_timeout (also
+// the handshake's), read_timeout and write_timeout. A worker whose
+// worker_connections are all held closes its quietest idle connection
+// when a client waits in the accept queue.
+//
 // Signals: SIGTERM drains (see Run and the drain steps on worker.drain),
 // SIGINT and SIGQUIT stop fast, SIGUSR1 reopens the access log.
 //

@@ -98,14 +98,27 @@ func Main() int {
 	if err != nil {
 		return fail(err)
 	}
+	var certs *Certificates
+	if l.TLS.Enabled() {
+		if certs, err = LoadCertificates(l.TLS.Certificates, log); err != nil {
+			return fail(err)
+		}
+	}
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	go readCommands(control, func(c Command, err error) {
-		if err == nil {
-			err = logs.Apply(c)
-		}
 		if err != nil {
+			log.Warn("worker ignored a control command", "err", err)
+			return
+		}
+		if c.ReloadTLS && certs != nil {
+			certs.Reload(true)
+		}
+		if c.LogLevel == "" && c.LogFormat == "" {
+			return
+		}
+		if err := logs.Apply(c); err != nil {
 			log.Warn("worker ignored a control command", "err", err)
 			return
 		}
@@ -127,11 +140,13 @@ func Main() int {
 	err = Run(ctx, Options{
 		Listener:  l,
 		Listeners: lns,
-		Handler:   access.Wrap(h),
+		Handler:   access.Wrap(Handler(l, h)),
 		Logger:    log,
 		Notifier:  notifier,
 		Signals:   sigs,
 		Reopen:    access.Reopen,
+
+		Certificates: certs,
 	})
 	if cerr := access.Close(); cerr != nil {
 		log.Error("access log close failed", "err", cerr)

@@ -57,4 +57,7 @@ type Command struct {
 	// LogLevel and LogFormat, when set, replace the current ones.
 	LogLevel  string `json:"log_level,omitempty"`
 	LogFormat string `json:"log_format,omitempty"`
+	// ReloadTLS asks a TLS worker to read its certificate files now (the
+	// master sends it on every reload); it also polls them every second.
+	ReloadTLS bool `json:"reload_tls,omitempty"`
 }

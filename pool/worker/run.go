@@ -1,7 +1,9 @@
 package worker
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +47,10 @@ type Options struct {
 	// Heartbeat is the heartbeat interval; 0 derives it from
 	// Listener.Timeout (see heartbeatInterval).
 	Heartbeat time.Duration
+	// Certificates serve a TLS listener; Run polls their files every
+	// CertPoll (0: every second). Required when Listener.TLS is set.
+	Certificates *Certificates
+	CertPoll     time.Duration
 }
 
 // State is where a worker is in its life.
@@ -94,6 +100,12 @@ type worker struct {
 
 	connSem chan struct{} // open connections; nil is no cap
 	threads chan struct{} // handler calls at once; nil is no cap
+
+	tls         *tls.Config // nil for plain HTTP
+	certs       *Certificates
+	certPoll    time.Duration
+	evicted     atomic.Uint64 // idle connections closed to make room
+	evictLogged atomic.Int64  // unix nanos of the last eviction warning
 
 	track       tracker
 	maxRequests uint64 // 0 is never
@@ -176,6 +188,14 @@ func newWorker(opts Options) (*worker, error) {
 	for _, l := range opts.Listeners {
 		w.lns = append(w.lns, &gatedListener{Listener: l, w: w, done: make(chan struct{})})
 	}
+	if opts.Listener.TLS.Enabled() {
+		if opts.Certificates == nil {
+			return nil, errors.New("tls listener without certificates")
+		}
+		w.certs = opts.Certificates
+		w.tls = w.tlsConfig(opts.Certificates)
+		w.certPoll = cmp.Or(opts.CertPoll, certPoll)
+	}
 	w.srv = w.newServer()
 	return w, nil
 }
@@ -215,6 +235,9 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 	quit := make(chan struct{})
 	var beats sync.WaitGroup
 	beats.Go(func() { w.heartbeats(quit) })
+	if w.certs != nil {
+		beats.Go(func() { w.certs.Watch(quit, w.certPoll) })
+	}
 	defer func() {
 		close(quit)
 		beats.Wait()

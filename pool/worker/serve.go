@@ -2,44 +2,98 @@ package worker
 
 import (
 	"bufio"
+	"cmp"
+	"context"
+	"crypto/tls"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/hfork/hfork/hclconfig"
 )
 
-// Server limits shared by every class.
+// Fallbacks for a Listener built without the limits hclconfig fills in
+// (tests, or a Spec from an older master).
 const (
-	// readHeaderTimeout bounds a client that connects and trickles its
-	// request line; the body may stream as slowly as the app allows.
-	readHeaderTimeout = 10 * time.Second
-	// maxHeaderBytes caps one request's header block.
-	maxHeaderBytes = 1 << 20
+	fallbackReadHeaderTimeout = 10 * time.Second
+	fallbackMaxHeaderBytes    = 1 << 20
 )
 
-// newServer builds the http.Server every listener of the worker serves on.
-// It speaks HTTP/1 only: the drain relies on one request at a time per
-// connection and on "Connection: close".
+// newServer builds the http.Server every listener of the worker serves on,
+// with the listener's limits: max_header_bytes (net/http answers 431 past
+// it, with 4 KiB of slack), read_header_timeout (also the TLS handshake's
+// deadline: net/http takes the shortest of the read timeouts), read_timeout,
+// write_timeout, and keepalive as the idle timeout.
+//
+// It speaks HTTP/1.1, and HTTP/2 on a TLS listener of a class that keeps
+// connections alive. The drain relies on "Connection: close", which the
+// HTTP/2 server turns into a GOAWAY; an idle HTTP/2 connection closes
+// itself with a GOAWAY after keepalive.
 func (w *worker) newServer() *http.Server {
+	l := w.cfg
 	srv := &http.Server{
 		Handler:           w,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: cmp.Or(l.ReadHeaderTimeout, fallbackReadHeaderTimeout),
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
 		IdleTimeout:       w.limits.idle,
-		MaxHeaderBytes:    maxHeaderBytes,
+		MaxHeaderBytes:    cmp.Or(l.MaxHeaderBytes, fallbackMaxHeaderBytes),
 		ConnState:         w.connState,
 		ConnContext:       w.connContext,
-		ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelWarn),
+		ErrorLog:          log.New(serverLog{w.log}, "", 0),
 	}
 	var p http.Protocols
 	p.SetHTTP1(true)
+	p.SetHTTP2(w.h2())
 	srv.Protocols = &p
 	// Set before serving, never during a drain: with keep-alives off, every
 	// response says "Connection: close" and each connection carries one
 	// request.
 	srv.SetKeepAlivesEnabled(w.limits.keepAlive)
 	return srv
+}
+
+// h2 reports whether the worker offers HTTP/2: over TLS only (ALPN), and
+// not for the sync class, which serves one request per connection.
+func (w *worker) h2() bool {
+	return w.cfg.TLS.Enabled() && w.cfg.Class != hclconfig.ClassSync && w.limits.keepAlive
+}
+
+// tlsConfig is the handshake side of a TLS listener: certificates by SNI
+// from certs, the configured minimum version, and ALPN.
+func (w *worker) tlsConfig(certs *Certificates) *tls.Config {
+	minVersion := uint16(tls.VersionTLS12)
+	if w.cfg.TLS.MinVersion == hclconfig.TLS13 {
+		minVersion = tls.VersionTLS13
+	}
+	protos := []string{"http/1.1"}
+	if w.h2() {
+		protos = []string{"h2", "http/1.1"}
+	}
+	return &tls.Config{MinVersion: minVersion, GetCertificate: certs.GetCertificate, NextProtos: protos}
+}
+
+// serverLog receives net/http's own log lines. Failed handshakes and
+// broken HTTP/2 prefaces are what scanners and impatient clients cause all
+// day on an internet-facing port: they are debug detail, not warnings.
+type serverLog struct{ log *slog.Logger }
+
+func (s serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	for _, noise := range []string{"http: TLS handshake error", "http2: server: error reading preface", "http2: received GOAWAY"} {
+		if strings.HasPrefix(msg, noise) {
+			level = slog.LevelDebug
+			break
+		}
+	}
+	s.log.Log(context.Background(), level, "http server", "detail", msg)
+	return len(p), nil
 }
 
 // reqState is the worker's view of the request in flight on a connection,
@@ -60,9 +114,17 @@ type reqState struct {
 // class) and, during a drain, marks the response "Connection: close".
 func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	var rs *reqState
-	if c, ok := r.Context().Value(connKey{}).(*trackedConn); ok {
+	c, ok := r.Context().Value(connKey{}).(*trackedConn)
+	switch {
+	case ok && r.ProtoMajor == 1:
 		rs = &c.req
-	} else {
+		c.handled.Store(true)
+	case ok:
+		// HTTP/2 runs many requests on one connection at once, so each
+		// needs its own state.
+		rs = new(reqState)
+		c.handled.Store(true)
+	default:
 		rs = new(reqState)
 	}
 	if w.threads != nil {
