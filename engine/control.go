@@ -20,7 +20,8 @@ func ControlPath(pidfile string) string { return pidfile + ".sock" }
 
 // control is the master's control socket: `hfork -s reload` asks for a
 // reload on it and waits for the outcome. Only the master's owner can
-// connect (mode 0600).
+// connect (mode 0600), and the master answers only its own uid and root
+// (SO_PEERCRED).
 type control struct {
 	ln   *net.UnixListener
 	path string
@@ -62,6 +63,12 @@ func (c *control) serve(trigger func(reply chan<- error), lastPlan func() string
 			if err != nil {
 				return
 			}
+			if uid, ok := peerUID(conn); !ok || (uid != os.Geteuid() && uid != 0) {
+				// Mode 0600 already keeps others out; this holds even if
+				// the file's mode or the directory's were loosened.
+				fmt.Fprintf(conn, "error\nrefused: the control socket answers only its owner (uid %d)\n", os.Geteuid())
+				return
+			}
 			switch strings.TrimSpace(line) {
 			case "reload":
 				reply := make(chan error, 1)
@@ -76,6 +83,22 @@ func (c *control) serve(trigger func(reply chan<- error), lastPlan func() string
 			}
 		}()
 	}
+}
+
+// peerUID is the uid of the process at the other end, from SO_PEERCRED.
+func peerUID(conn *net.UnixConn) (int, bool) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var cred *syscall.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil || cerr != nil {
+		return 0, false
+	}
+	return int(cred.Uid), true
 }
 
 func (c *control) close() {
