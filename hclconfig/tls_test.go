@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/hfork/hfork/internal/testcert"
+	"github.com/hfork/hfork/hclconfig/testcert"
 )
 
 // The certificates of these tests are generated into a temp dir: golden

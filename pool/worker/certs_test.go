@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
-	"github.com/hfork/hfork/internal/testcert"
+	"github.com/hfork/hfork/hclconfig/testcert"
 )
 
 // logBuffer collects log lines for assertions.

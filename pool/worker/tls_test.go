@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
-	"github.com/hfork/hfork/internal/testcert"
+	"github.com/hfork/hfork/hclconfig/testcert"
 )
 
 // tlsWorker starts a worker of class serving TLS with the given
