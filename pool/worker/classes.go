@@ -47,10 +47,24 @@ func limitsFor(l hclconfig.Listener) (classLimits, error) {
 	case hclconfig.ClassThread:
 		return classLimits{conns: max(l.WorkerConnections, 0), threads: max(l.Threads, 1), keepAlive: keep, idle: l.Keepalive, evict: true}, nil
 	case hclconfig.ClassAsync:
-		return classLimits{conns: max(l.WorkerConnections, 0), keepAlive: keep, idle: l.Keepalive, deadline: max(l.Timeout, 0), evict: true}, nil
+		return classLimits{conns: max(l.WorkerConnections, 0), keepAlive: keep, idle: l.Keepalive, deadline: deadlineFor(l), evict: true}, nil
 	default:
 		return classLimits{}, fmt.Errorf("class %q is not a built-in worker class", l.Class)
 	}
+}
+
+// deadlineFor is the async request deadline. Only the proxy waits on
+// anything but its client, and only it watches its request's context;
+// respond, static and redirect finish on their own (write_timeout bounds a
+// slow reader). So a listener without a proxy route skips the per-request
+// context and timer, which cost about a tenth of a respond request.
+func deadlineFor(l hclconfig.Listener) time.Duration {
+	for _, r := range l.Routes {
+		if r.App == hclconfig.AppProxy {
+			return max(l.Timeout, 0)
+		}
+	}
+	return 0
 }
 
 // semaphore returns a channel semaphore of n slots, or nil for no limit.

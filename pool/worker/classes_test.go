@@ -36,8 +36,15 @@ func (g *gauge) enter() {
 
 func (g *gauge) leave() { g.cur.Add(-1) }
 
+// withProxy gives l a proxy route: async requests get a deadline only on
+// listeners that proxy (the tests' handlers stand in for the proxy).
+func withProxy(l hclconfig.Listener) hclconfig.Listener {
+	l.Routes = append(l.Routes, hclconfig.Route{Prefix: "/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{"http://127.0.0.1:1"}}})
+	return l
+}
+
 func TestLimitsFor(t *testing.T) {
-	l := testListener("")
+	l := withProxy(testListener(""))
 	l.Threads, l.WorkerConnections, l.Keepalive, l.Timeout = 8, 50, 3*time.Second, 7*time.Second
 	for _, tc := range []struct {
 		class string
@@ -57,6 +64,11 @@ func TestLimitsFor(t *testing.T) {
 	l.Keepalive, l.WorkerConnections, l.Timeout = 0, 0, 0
 	if got, _ := limitsFor(l); got.keepAlive || got.conns != 0 || got.deadline != 0 {
 		t.Errorf("zero keepalive, connections and timeout: %+v, want no keep-alive, no cap, no deadline", got)
+	}
+	l = testListener(hclconfig.ClassAsync)
+	l.Timeout = 7 * time.Second
+	if got, _ := limitsFor(l); got.deadline != 0 {
+		t.Errorf("a listener without a proxy route gets a request deadline: %+v", got)
 	}
 }
 
@@ -224,7 +236,7 @@ func TestAsyncCapsConnections(t *testing.T) {
 }
 
 func TestAsyncRequestDeadline(t *testing.T) {
-	l := testListener(hclconfig.ClassAsync)
+	l := withProxy(testListener(hclconfig.ClassAsync))
 	l.Timeout = 150 * time.Millisecond
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -248,7 +260,7 @@ func TestAsyncRequestDeadline(t *testing.T) {
 }
 
 func TestUpgradeLiftsDeadlineAndLeavesInflight(t *testing.T) {
-	l := testListener(hclconfig.ClassAsync)
+	l := withProxy(testListener(hclconfig.ClassAsync))
 	l.Timeout = 150 * time.Millisecond
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, bw, err := http.NewResponseController(w).Hijack()

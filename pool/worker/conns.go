@@ -29,7 +29,25 @@ type gatedListener struct {
 	once sync.Once
 }
 
+// Accept balancing: all workers of a listener wait on one socket, and the
+// one that wakes first would accept a whole burst of new connections while
+// its siblings idle; with keep-alive it then serves them all on one core.
+// A worker that already holds connections waits a moment per connection
+// before it accepts the next, so a less busy sibling takes it first. Only
+// the accepting goroutine waits; connections already open are not slowed.
+const (
+	acceptPause    = 20 * time.Microsecond
+	acceptPauseMax = time.Millisecond
+)
+
 func (l *gatedListener) Accept() (net.Conn, error) {
+	if n := l.w.open.Load(); n > 0 && l.w.siblings {
+		select {
+		case <-time.After(min(time.Duration(n)*acceptPause, acceptPauseMax)):
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
+	}
 	sem := l.w.connSem
 	if sem != nil {
 		if err := l.acquire(sem); err != nil {
@@ -147,6 +165,20 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// ReadFrom keeps sendfile(2) for static files: net/http hands a response
+// body read from an *os.File to its connection's ReadFrom, and only a
+// *net.TCPConn turns that into sendfile. Without this method the body
+// would be copied through user space 32 KiB at a time.
+func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
+}
+
+// writerOnly hides a writer's ReadFrom, so io.Copy does not come back here.
+type writerOnly struct{ io.Writer }
+
 // pending reports whether bytes wait unread in the kernel for nc. A read
 // whose deadline has passed fails before it looks, so this asks the socket
 // directly without consuming anything.
@@ -246,6 +278,7 @@ func (w *worker) adopt(nc net.Conn) *trackedConn {
 	closed := w.connsClosed
 	if !closed {
 		w.conns[c] = struct{}{}
+		w.open.Add(1)
 	}
 	w.connsMu.Unlock()
 	if closed {
@@ -267,6 +300,7 @@ func (w *worker) forget(c *trackedConn) {
 	if !ok {
 		return
 	}
+	w.open.Add(-1)
 	w.release()
 	select {
 	case w.connGone <- struct{}{}:

@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 )
@@ -199,5 +201,49 @@ func TestGatedListenerCloseWakesAccept(t *testing.T) {
 		}
 	case <-time.After(waitLimit):
 		t.Fatal("Close did not wake Accept")
+	}
+}
+
+// TestTrackedConnKeepsSendfile: a trackedConn over a TCP connection hands
+// a file to the TCP connection's ReadFrom (sendfile), and the bytes arrive.
+func TestTrackedConnKeepsSendfile(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		b, _ := io.ReadAll(c)
+		c.Close()
+		got <- b
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tc io.Writer = &trackedConn{Conn: nc, w: &worker{}}
+	if _, ok := tc.(io.ReaderFrom); !ok {
+		t.Fatal("trackedConn has no ReadFrom: net/http would not use sendfile")
+	}
+	f, err := os.CreateTemp(t.TempDir(), "body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte("0123456789abcdef"), 8192)
+	f.Write(want)
+	f.Seek(0, 0)
+	n, err := tc.(io.ReaderFrom).ReadFrom(f)
+	if err != nil || n != int64(len(want)) {
+		t.Fatalf("ReadFrom = %d, %v", n, err)
+	}
+	nc.Close()
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("received %d bytes, want %d", len(b), len(want))
 	}
 }

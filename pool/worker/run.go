@@ -99,7 +99,11 @@ type worker struct {
 	serveErr  chan error
 
 	connSem chan struct{} // open connections; nil is no cap
-	threads chan struct{} // handler calls at once; nil is no cap
+	// open counts tracked connections; siblings says other workers share
+	// the sockets (Workers > 1), which is when accept balancing helps.
+	open     atomic.Int64
+	siblings bool
+	threads  chan struct{} // handler calls at once; nil is no cap
 
 	tls         *tls.Config // nil for plain HTTP
 	certs       *Certificates
@@ -164,6 +168,7 @@ func newWorker(opts Options) (*worker, error) {
 		beat:      opts.Heartbeat,
 		serveErr:  make(chan error, len(opts.Listeners)),
 		connSem:   semaphore(limits.conns),
+		siblings:  opts.Listener.Workers > 1,
 		threads:   semaphore(limits.threads),
 		recycleCh: make(chan struct{}),
 		conns:     make(map[*trackedConn]struct{}),
