@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestKey(t *testing.T) {
@@ -122,5 +124,25 @@ func TestSetRefcounts(t *testing.T) {
 	}
 	if len(set.All()) != 0 {
 		t.Fatal("a failed Prepare left sockets open")
+	}
+}
+
+// TestFdKeepsNonblocking: os/exec calls Fd on every file it passes to a
+// child. For the master's sockets that must not switch the shared open file
+// description to blocking mode, or running workers' accepts would block in
+// the kernel and a draining worker could not stop accepting.
+func TestFdKeepsNonblocking(t *testing.T) {
+	s, err := Open("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fd := s.File.Fd()
+	flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Fatal("Fd switched the listening socket to blocking mode")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Socket is one listening socket held by the master.
@@ -61,7 +63,7 @@ func openBind(b Bind, p perms) (*Socket, error) {
 		// the socket lives on in the next master.
 		ul.SetUnlinkOnClose(false)
 	}
-	f, err := ln.(interface{ File() (*os.File, error) }).File()
+	f, err := dupListener(ln)
 	ln.Close() // the dup in f keeps the socket open
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: dup: %w", addr, err)
@@ -122,4 +124,35 @@ func removeStale(path string) error {
 		return fmt.Errorf("probe %s: %w", path, err)
 	}
 	return os.Remove(path)
+}
+
+// dupListener duplicates ln's socket into an *os.File made by os.NewFile.
+//
+// Not ln.File(): the file it returns switches its descriptor to blocking
+// mode when Fd is called, and os/exec calls Fd on every ExtraFiles entry.
+// The blocking flag belongs to the open file description, which every
+// worker shares, so each spawn would put the running workers' listening
+// sockets into blocking mode: their accept then sits in the kernel, and
+// closing the fd to drain no longer stops it from taking one more
+// connection. A file from os.NewFile keeps the descriptor's mode.
+func dupListener(ln net.Listener) (*os.File, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("%T has no file descriptor", ln)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var nfd int
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	return os.NewFile(uintptr(nfd), ln.Addr().String()), nil
 }

@@ -46,7 +46,6 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"waitpid": cmdWaitPid,
 }
 
-var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // httpget URL [STATUS]: GET URL, retrying refused connections for up to
 // 10s, and print the body (and headers, as "Header: value" lines, first) to
@@ -83,8 +82,14 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 func get(url string) (*http.Response, []byte, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		req, _ := http.NewRequest("GET", url, nil)
-		resp, err := client.Transport.RoundTrip(req)
+		// A transport of its own per request: nothing pooled or pre-dialed
+		// can carry a request over a connection opened earlier.
+		c := &http.Client{
+			Timeout:       10 * time.Second,
+			Transport:     &http.Transport{DisableKeepAlives: true},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		resp, err := c.Get(url)
 		if err == nil {
 			body, err := io.ReadAll(resp.Body)
 			resp.Body.Close()

@@ -43,10 +43,12 @@ func (w *worker) drain(stop <-chan struct{}) {
 	start := time.Now()
 	w.draining.Store(true)
 	w.setState(StateDraining)
+	// Stop accepting before anything that could wait (the notify socket
+	// can be full while the master is busy).
+	w.closeListeners()
 	if err := w.notify("STOPPING=1"); err != nil {
 		w.log.Warn("worker cannot report stopping", "err", err)
 	}
-	w.closeListeners()
 	// Every connection the listeners accepted is registered before Accept
 	// returns; once the accept loops are done, the set only shrinks.
 	w.serving.Wait()

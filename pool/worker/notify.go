@@ -35,8 +35,14 @@ func DialNotify(addr string) (*NotifySocket, error) {
 	return &NotifySocket{conn: conn}, nil
 }
 
+// notifyWait bounds how long one datagram may wait for room: the
+// kernel queues only a few datagrams (net.unix.max_dgram_qlen) for a master
+// that is busy, and a worker must not stall on it.
+const notifyWait = 2 * time.Second
+
 // Notify sends state as one datagram. It is safe for concurrent use.
 func (n *NotifySocket) Notify(state string) error {
+	n.conn.SetWriteDeadline(time.Now().Add(notifyWait))
 	if _, err := n.conn.Write([]byte(state)); err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}
@@ -64,7 +70,9 @@ func heartbeatInterval(timeout time.Duration) time.Duration {
 func heartbeat(l load) string {
 	var b strings.Builder
 	b.Grow(96 + len(l.OldestReq))
-	b.WriteString("WATCHDOG=1\n")
+	// READY=1 rides along so a READY datagram lost to a full queue is
+	// made good by the next beat; the master ignores it once it has one.
+	b.WriteString("READY=1\nWATCHDOG=1\n")
 	b.WriteString(NotifyRequests + "=" + strconv.FormatUint(l.Served, 10) + "\n")
 	b.WriteString(NotifyInflight + "=" + strconv.Itoa(l.Inflight) + "\n")
 	b.WriteString(NotifyOldestMS + "=" + strconv.FormatInt(l.Oldest.Milliseconds(), 10) + "\n")

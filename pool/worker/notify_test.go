@@ -26,7 +26,7 @@ func TestHeartbeatInterval(t *testing.T) {
 
 func TestHeartbeatText(t *testing.T) {
 	got := heartbeat(load{Served: 42, Inflight: 2, Oldest: 1500 * time.Millisecond, OldestReq: "POST /upload"})
-	want := "WATCHDOG=1\nX_HFORK_REQUESTS=42\nX_HFORK_INFLIGHT=2\nX_HFORK_OLDEST_MS=1500\nX_HFORK_OLDEST_REQ=POST /upload"
+	want := "READY=1\nWATCHDOG=1\nX_HFORK_REQUESTS=42\nX_HFORK_INFLIGHT=2\nX_HFORK_OLDEST_MS=1500\nX_HFORK_OLDEST_REQ=POST /upload"
 	if got != want {
 		t.Errorf("heartbeat =\n%s\nwant\n%s", got, want)
 	}
