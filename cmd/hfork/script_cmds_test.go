@@ -46,7 +46,6 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"waitpid": cmdWaitPid,
 }
 
-
 // httpget URL [STATUS]: GET URL, retrying refused connections for up to
 // 10s, and print the body (and headers, as "Header: value" lines, first) to
 // stdout. With STATUS, the response must have that status.
