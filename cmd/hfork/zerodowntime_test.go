@@ -409,3 +409,25 @@ func contains(s []int, v int) bool {
 	}
 	return false
 }
+
+// TestReloadLogSettingsKeepsWorkers: a reload that changes only the log
+// block restarts nothing; the master and its workers switch level at once.
+func TestReloadLogSettingsKeepsWorkers(t *testing.T) {
+	port := mustFreePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	m := startMaster(t, "", webConfig(port, "ok", ""))
+	waitBody(t, url, "ok")
+	before := sorted(m.waitWorkers("web", 2))
+	m.writeConfig(strings.Replace(webConfig(port, "ok", ""), `level  = "info"`, `level  = "debug"`, 1))
+	out, err := engine.ControlReload(engine.ControlPath(filepath.Join(m.dir, "hfork.pid")))
+	if err != nil || !strings.Contains(out, "apply    log settings") {
+		t.Fatalf("reload: %q %v", out, err)
+	}
+	if after := sorted(m.waitWorkers("web", 2)); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("a log-only reload replaced workers: %v -> %v", before, after)
+	}
+	// Workers log at debug now: a worker's own state changes are debug
+	// lines, which only a worker writes.
+	m.signal(syscall.SIGTTOU)
+	m.waitLog(`"level":"DEBUG","msg":"worker state"`, 1, 5*time.Second)
+}
