@@ -358,6 +358,18 @@ func TestUpgradeFailureKeepsOldMaster(t *testing.T) {
 		{"workers fail to boot", func() {
 			m.writeConfig(webConfig(port, "ok", `access_log { file = "missing-dir/a.log" }`))
 		}, "upgrade failed: new master exited"},
+		{"workers not ready within boot_timeout", func() {
+			slow := mustFreePort(t)
+			m.writeConfig(webConfig(port, "ok", "") + fmt.Sprintf(`
+listener "slow" {
+  bind         = "127.0.0.1:%d"
+  class        = "exec"
+  workers      = 1
+  boot_timeout = "1s"
+  command      = ["sleep", "60"]
+}
+`, slow))
+		}, "upgrade failed: new master exited"},
 	}
 	for i, c := range cases {
 		c.setup()
@@ -369,6 +381,9 @@ func TestUpgradeFailureKeepsOldMaster(t *testing.T) {
 			}
 		}
 		m.waitLog(c.log, want, 30*time.Second)
+		if c.name == "workers not ready within boot_timeout" {
+			m.waitLog("not ready within boot_timeout 1s", 1, 5*time.Second)
+		}
 		if m.pid() != pid {
 			t.Fatalf("%s: pidfile names %d, want the old master %d", c.name, m.pid(), pid)
 		}
