@@ -146,3 +146,17 @@ func TestFdKeepsNonblocking(t *testing.T) {
 		t.Fatal("Fd switched the listening socket to blocking mode")
 	}
 }
+
+// TestTCPNoDelayInherited: accepted connections take TCP_NODELAY from the
+// listening socket, so exec'd programs get it without setting it.
+func TestTCPNoDelayInherited(t *testing.T) {
+	s, err := Open("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v, err := unix.GetsockoptInt(int(s.File.Fd()), unix.IPPROTO_TCP, unix.TCP_NODELAY)
+	if err != nil || v == 0 {
+		t.Fatalf("TCP_NODELAY on the listening socket = %d, %v", v, err)
+	}
+}

@@ -63,6 +63,16 @@ func openBind(b Bind, p perms) (*Socket, error) {
 		// the socket lives on in the next master.
 		ul.SetUnlinkOnClose(false)
 	}
+	if tl, ok := ln.(*net.TCPListener); ok {
+		// Accepted connections inherit TCP_NODELAY from the listening
+		// socket on Linux. Go's own workers set it per connection, but an
+		// exec'd program may not, and Nagle then holds a response written
+		// in two pieces until the client's delayed ACK (about 40ms).
+		if err := setNoDelay(tl); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen %s: TCP_NODELAY: %w", addr, err)
+		}
+	}
 	f, err := dupListener(ln)
 	ln.Close() // the dup in f keeps the socket open
 	if err != nil {
@@ -155,4 +165,18 @@ func dupListener(ln net.Listener) (*os.File, error) {
 		return nil, derr
 	}
 	return os.NewFile(uintptr(nfd), ln.Addr().String()), nil
+}
+
+func setNoDelay(tl *net.TCPListener) error {
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
 }

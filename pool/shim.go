@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 )
@@ -15,6 +16,19 @@ import (
 // LISTEN_PID equal to its pid as systemd's protocol demands. It returns
 // only on failure, with an exit code.
 func ExecShim() int {
+	// The parent-death signal the master set applies to the thread it
+	// forked, and execve keeps only the calling thread's: the Go runtime
+	// may run this code on another thread. Set it again on the thread that
+	// will exec, then check the master did not die in between.
+	master := os.Getppid()
+	runtime.LockOSThread()
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); errno != 0 {
+		fmt.Fprintf(os.Stderr, "hfork exec: prctl: %v\n", errno)
+		return 126
+	}
+	if os.Getppid() != master {
+		return 1
+	}
 	var argv []string
 	if err := json.Unmarshal([]byte(os.Getenv(EnvExecArgv)), &argv); err != nil || len(argv) == 0 {
 		fmt.Fprintln(os.Stderr, "hfork exec: no command")

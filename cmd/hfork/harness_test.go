@@ -154,7 +154,7 @@ func (m *master) waitLog(text string, n int, d time.Duration) {
 func (m *master) workerPids(listener string) []int {
 	var out []int
 	for pid, cmd := range children(m.pid()) {
-		if cmd == "hfork: worker "+listener || strings.HasPrefix(cmd, "hfork: exec "+listener) {
+		if isWorker(pid, cmd, listener) {
 			out = append(out, pid)
 		}
 	}

@@ -199,7 +199,7 @@ func cmdWorkers(ts *testscript.TestScript, neg bool, args []string) {
 	for {
 		got = got[:0]
 		for cpid, cmd := range children(pid) {
-			if cmd == "hfork: worker "+args[1] || strings.HasPrefix(cmd, "hfork: exec "+args[1]) {
+			if isWorker(cpid, cmd, args[1]) {
 				got = append(got, cpid)
 			}
 		}
@@ -214,6 +214,23 @@ func cmdWorkers(ts *testscript.TestScript, neg bool, args []string) {
 	for _, p := range got {
 		fmt.Fprintln(ts.Stdout(), p)
 	}
+}
+
+// isWorker reports whether a master's child serves listener: a built-in
+// worker by its title, an exec'd program (whose command line is its own
+// once the shim has exec'd it) by the LISTEN_FDNAMES it was handed.
+func isWorker(pid int, cmdline, listener string) bool {
+	if cmdline == "hfork: worker "+listener || strings.HasPrefix(cmdline, "hfork: exec "+listener) {
+		return true
+	}
+	env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	for kv := range strings.SplitSeq(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "LISTEN_FDNAMES="); ok {
+			name, _, _ := strings.Cut(v, ":")
+			return name == listener
+		}
+	}
+	return false
 }
 
 // stopped PIDFILE SIGNAL: note the master's children, send SIGNAL, then
