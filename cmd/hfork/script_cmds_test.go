@@ -16,8 +16,12 @@ import (
 )
 
 // setupScript gives each script free loopback ports as $PORT1..$PORT4
-// (configs read them with env("PORT1")).
+// (configs read them with env("PORT1")) and a copy of examples/apps in
+// $WORK/apps, so the exec scripts run the example programs themselves.
 func setupScript(env *testscript.Env) error {
+	if err := os.CopyFS(filepath.Join(env.WorkDir, "apps"), os.DirFS(filepath.Join("..", "..", "examples", "apps"))); err != nil {
+		return fmt.Errorf("copy examples/apps: %w", err)
+	}
 	for i := 1; i <= 4; i++ {
 		port, err := freePort()
 		if err != nil {
