@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +31,23 @@ func setupScript(env *testscript.Env) error {
 		env.Setenv("PORT"+strconv.Itoa(i), strconv.Itoa(port))
 	}
 	return nil
+}
+
+// scriptCondition knows [python:MODULE]: /usr/bin/python3 can import
+// MODULE. A script skips without it, except under CI, which installs every
+// framework: there a missing one is an error, not a silent skip.
+func scriptCondition(cond string) (bool, error) {
+	mod, ok := strings.CutPrefix(cond, "python:")
+	if !ok {
+		return false, fmt.Errorf("unknown condition %q", cond)
+	}
+	if exec.Command("/usr/bin/python3", "-c", "import "+mod).Run() == nil {
+		return true, nil
+	}
+	if os.Getenv("CI") == "true" {
+		return false, fmt.Errorf("python module %s is missing; .ci/run installs it", mod)
+	}
+	return false, nil
 }
 
 func freePort() (int, error) {
