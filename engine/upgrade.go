@@ -174,7 +174,7 @@ func (m *Master) upgradeChildExited(ev pool.ExitEvent) {
 	m.upg = nil
 	u.proc.Release()
 	m.restorePidfile()
-	m.log.Error("upgrade failed: new master exited; keeping this master", "new_pid", u.pid, "status", describeStatus(ev.Status))
+	m.log.Error("upgrade failed: new master exited; keeping this master", "new_pid", u.pid, "status", pool.DescribeStatus(ev.Status))
 }
 
 // abortUpgrade stops a new master that has not reported ready.
@@ -185,16 +185,6 @@ func (m *Master) abortUpgrade(why string) {
 	m.log.Warn("upgrade aborted", "new_pid", m.upg.pid, "reason", why)
 	m.upg.killed = true
 	m.upg.proc.Signal(syscall.SIGKILL)
-}
-
-func describeStatus(ws syscall.WaitStatus) string {
-	switch {
-	case ws.Exited():
-		return fmt.Sprintf("exit status %d", ws.ExitStatus())
-	case ws.Signaled():
-		return "killed by " + ws.Signal().String()
-	}
-	return fmt.Sprint(int(ws))
 }
 
 // becameReady runs once every pool is ready for the first time.

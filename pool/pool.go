@@ -257,7 +257,7 @@ func (p *Pool) HandleExit(ev ExitEvent, now time.Time) bool {
 	w.State = Exited
 	w.proc.Release()
 	w.closeControl()
-	attrs := []any{"pid", w.Pid, "state", Exited.String(), "was", prev.String(), "status", describe(ev.Status)}
+	attrs := []any{"pid", w.Pid, "state", Exited.String(), "was", prev.String(), "status", DescribeStatus(ev.Status)}
 	if w.killedFor != "" {
 		attrs = append(attrs, "reason", w.killedFor)
 	}
@@ -268,7 +268,7 @@ func (p *Pool) HandleExit(ev ExitEvent, now time.Time) bool {
 		last := w.lastLine()
 		attrs = append(attrs, "last_output", last)
 		p.log.Error("worker exited before it was ready", attrs...)
-		why := describe(ev.Status)
+		why := DescribeStatus(ev.Status)
 		if w.killedFor != "" {
 			why = w.killedFor
 		}
@@ -281,7 +281,7 @@ func (p *Pool) HandleExit(ev ExitEvent, now time.Time) bool {
 		attrs = append(attrs, "last_output", last)
 		p.log.Error("worker exited unexpectedly; replacing it", attrs...)
 		if now.Sub(w.readyAt) < stableAfter {
-			why := "exited " + now.Sub(w.readyAt).Round(time.Millisecond).String() + " after it was ready: " + describe(ev.Status)
+			why := "exited " + now.Sub(w.readyAt).Round(time.Millisecond).String() + " after it was ready: " + DescribeStatus(ev.Status)
 			if last != "" {
 				why += ": " + last
 			}

@@ -30,8 +30,8 @@ func Reap() []ExitEvent {
 	}
 }
 
-// describe renders an exit status for a log line.
-func describe(ws syscall.WaitStatus) string {
+// DescribeStatus renders an exit status for a log line.
+func DescribeStatus(ws syscall.WaitStatus) string {
 	switch {
 	case ws.Exited():
 		return "exit status " + strconv.Itoa(ws.ExitStatus())

@@ -177,6 +177,23 @@ func (m *master) waitWorkers(listener string, n int) []int {
 	}
 }
 
+// buildHfork builds hfork into path (replacing it by rename, as a deploy
+// would: a running binary's file cannot be written), with version as
+// main.Version when not "".
+func buildHfork(t *testing.T, path, version string) {
+	t.Helper()
+	args := []string{"build", "-o", path + ".new"}
+	if version != "" {
+		args = append(args, "-ldflags", "-X main.Version="+version)
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // load is a fixed number of keep-alive clients sending requests in a loop
 // until stopped. Each client is a raw HTTP/1.1 connection, like wrk: no
 // retries, so every request that the server drops counts as failed.

@@ -34,9 +34,7 @@ func TestPrivilegeDrop(t *testing.T) {
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
 	bin := filepath.Join(dir, "hfork")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildHfork(t, bin, "")
 	port := mustFreePort(t)
 	sock := filepath.Join(dir, "web.sock")
 	m := startMaster(t, bin, fmt.Sprintf(`

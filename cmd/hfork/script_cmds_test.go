@@ -180,8 +180,26 @@ func cmdSig(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(syscall.Kill(readPid(ts, args[1]), s))
 }
 
-// children lists the pids whose parent is pid, with their cmdlines.
-func children(pid int) map[int]string {
+// procStat reads a process's state letter and parent pid from
+// /proc/PID/stat ("pid (comm) state ppid ..."; comm may hold spaces and
+// parentheses, so the fields start after the last ')').
+func procStat(pid int) (state string, ppid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0, false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0], ppid, true
+}
+
+// procChildren lists every process whose parent is pid, zombies included,
+// by state.
+func procChildren(pid int) map[int]string {
 	out := map[int]string{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -189,20 +207,23 @@ func children(pid int) map[int]string {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
+		if state, ppid, ok := procStat(cpid); ok && ppid == pid {
+			out[cpid] = state
+		}
+	}
+	return out
+}
+
+// children lists the live (not zombie) children of pid, with their
+// command lines.
+func children(pid int) map[int]string {
+	out := map[int]string{}
+	for cpid, state := range procChildren(pid) {
+		if state == "Z" {
 			continue
 		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
-		s := string(stat)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 2 || f[0] == "Z" {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid == pid {
-			cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-			out[cpid] = strings.TrimRight(strings.ReplaceAll(string(cmd), "\x00", " "), " ")
-		}
+		cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(cpid), "cmdline"))
+		out[cpid] = strings.TrimRight(strings.ReplaceAll(string(cmd), "\x00", " "), " ")
 	}
 	return out
 }
@@ -290,13 +311,8 @@ func cmdStopped(ts *testscript.TestScript, neg bool, args []string) {
 
 // alive: the process exists and is not a zombie.
 func alive(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z"
+	state, _, ok := procStat(pid)
+	return ok && state != "Z"
 }
 
 // waitpid PID: wait (15s at most) until PID is gone.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -51,9 +50,7 @@ func TestSystemdNotify(t *testing.T) {
 	}
 
 	bin := filepath.Join(t.TempDir(), "hfork")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildHfork(t, bin, "")
 	t.Setenv("NOTIFY_SOCKET", sockPath)
 	port := mustFreePort(t)
 	m := startMaster(t, bin, webConfig(port, "one", ""))

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -267,15 +266,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hfork")
-	build := func(version string) {
-		out, err := exec.Command("go", "build", "-o", bin+".new", "-ldflags", "-X main.Version="+version, ".").CombinedOutput()
-		if err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
-		if err := os.Rename(bin+".new", bin); err != nil {
-			t.Fatal(err)
-		}
-	}
+	build := func(version string) { buildHfork(t, bin, version) }
 	build("v1")
 	port := mustFreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
@@ -329,10 +320,7 @@ func TestUpgradeFailureKeepsOldMaster(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hfork")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildHfork(t, bin, "")
 	port := mustFreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	m := startMaster(t, bin, webConfig(port, "ok", ""))
@@ -351,8 +339,7 @@ func TestUpgradeFailureKeepsOldMaster(t *testing.T) {
 		}, "upgrade failed: new master exited"},
 		{"binary missing", func() { os.Remove(bin) }, "upgrade failed; keeping this master"},
 		{"config invalid", func() {
-			exec.Command("go", "build", "-o", bin+".new", ".").Run()
-			os.Rename(bin+".new", bin)
+			buildHfork(t, bin, "")
 			m.writeConfig(webConfig(port, "ok", "") + "\nbogus = 1\n")
 		}, "upgrade failed: new master exited"},
 		{"workers fail to boot", func() {
