@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,7 +130,8 @@ func TestWorkerReplacedAfterCrash(t *testing.T) {
 	time.Sleep(time.Second)
 	var took []time.Duration
 	for i := 1; i <= 20; i++ {
-		victim := slices.Min(m.waitWorkers("web", 4))
+		// The oldest by start time: pids wrap (pid_max may be 32768).
+		victim := slices.MinFunc(m.waitWorkers("web", 4), func(a, b int) int { return cmp.Compare(startTime(a), startTime(b)) })
 		start := time.Now()
 		syscall.Kill(victim, syscall.SIGKILL)
 		m.waitLog(`"msg":"worker ready"`, 4+i, 10*time.Second)
@@ -165,4 +169,20 @@ func TestSignalSequence(t *testing.T) {
 	m.signal(syscall.SIGTTOU)
 	m.waitWorkers("web", 1)
 	m.waitLog(`"msg":"log files reopened"`, 1, 5*time.Second)
+}
+
+// startTime is when pid started, in clock ticks since boot (field 22 of
+// /proc/PID/stat).
+func startTime(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
 }
