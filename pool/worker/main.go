@@ -30,6 +30,17 @@ const masterGoneExit = 2 * time.Second
 // Commands from the control pipe, the sockets from LISTEN_FDS, the notify
 // socket from NOTIFY_SOCKET, the signals. Run does the serving.
 func Main() int {
+	// Signals first, before the access log is opened: the master forwards
+	// USR1 to starting workers too, and one that arrived before Notify
+	// would be lost (Go drops an unwatched SIGUSR1), leaving the worker
+	// writing to the file logrotate just renamed. Signals that arrive
+	// before Run are handled once it runs; a TERM then drains.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
+	// The master's own signals reach its process group too (a terminal's
+	// hangup); they mean nothing to a worker, and their default is to die.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
+
 	boot := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("pid", os.Getpid())
 	fd, err := strconv.Atoi(os.Getenv(EnvControlFD))
 	if err != nil || fd < 0 {
@@ -128,14 +139,6 @@ func Main() int {
 		// Nothing may keep a worker alive without its master.
 		time.AfterFunc(masterGoneExit, func() { os.Exit(1) })
 	})
-
-	// Installed before Run, so before READY=1: the master may stop a worker
-	// the moment it is ready.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
-	// The master's own signals reach its process group too (a terminal's
-	// hangup); they mean nothing to a worker, and their default is to die.
-	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
 
 	err = Run(ctx, Options{
 		Listener:  l,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -60,6 +61,13 @@ type workerProcess struct {
 
 func startWorkerProcess(t *testing.T, l hclconfig.Listener) *workerProcess {
 	t.Helper()
+	return startWorkerProcessWith(t, l, nil)
+}
+
+// startWorkerProcessWith runs beforeSpec between the start of the process
+// and the spec it waits for on the control pipe.
+func startWorkerProcessWith(t *testing.T, l hclconfig.Listener, beforeSpec func(*workerProcess)) *workerProcess {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +104,9 @@ func startWorkerProcess(t *testing.T, l hclconfig.Listener) *workerProcess {
 			t.Logf("worker stderr:\n%s", p.stderr.String())
 		}
 	})
+	if beforeSpec != nil {
+		beforeSpec(p)
+	}
 	spec, _ := json.Marshal(Spec{Listener: l, Gen: 3, LogLevel: "info", LogFormat: "json"})
 	if _, err := cw.Write(append(spec, '\n')); err != nil {
 		t.Fatal(err)
@@ -191,6 +202,30 @@ func TestMainServesAndDrains(t *testing.T) {
 			t.Errorf("line without listener, pid, gen: %q", line)
 		}
 	}
+}
+
+// TestMainKeepsEarlyUSR1: the master forwards USR1 to starting workers
+// too. One that arrives while the worker still waits for its spec is
+// handled once the worker runs (an unwatched SIGUSR1 would be dropped by
+// Go, and a worker that opened its access log before a rotation would
+// then write to the renamed file for ever).
+func TestMainKeepsEarlyUSR1(t *testing.T) {
+	l := helloListener(t)
+	p := startWorkerProcessWith(t, l, func(p *workerProcess) {
+		waitUntil(t, "the worker blocked on its control pipe", func() bool {
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", p.cmd.Process.Pid))
+			for _, task := range tasks {
+				if b, _ := os.ReadFile(task); strings.Contains(string(b), "pipe") {
+					return true
+				}
+			}
+			return false
+		})
+		p.cmd.Process.Signal(syscall.SIGUSR1)
+	})
+	waitUntil(t, "the early USR1 handled", func() bool {
+		return strings.Contains(p.stderr.String(), `"access log reopened"`)
+	})
 }
 
 func TestMainExitsWhenMasterGone(t *testing.T) {
