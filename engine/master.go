@@ -99,6 +99,11 @@ func New(opts Options) (*Master, error) {
 		sigs:    make(chan os.Signal, 64),
 		systemd: newSDNotifier(),
 	}
+	// Watch signals before anything else: a signal that arrives while the
+	// master starts waits in the channel instead of being lost (USR1) or
+	// killing it (HUP, TERM).
+	signal.Notify(m.sigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD)
 	m.parent = takeParentLink()
 	inherited, err := listeners.Inherited()
 	if err != nil {
@@ -135,8 +140,6 @@ func allBinds(c hclconfig.Config) []listeners.Bind {
 // Run starts the workers and serves until the master is told to stop. It
 // returns the process exit code.
 func (m *Master) Run() int {
-	signal.Notify(m.sigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD)
 	defer signal.Stop(m.sigs)
 
 	var err error
