@@ -104,27 +104,6 @@ func (p *Pool) Ready() bool {
 // Done reports whether every worker has exited.
 func (p *Pool) Done() bool { return len(p.workers) == 0 }
 
-// Pids lists the live workers' pids, oldest first.
-func (p *Pool) Pids() []int {
-	out := make([]int, 0, len(p.workers))
-	for _, w := range p.workers {
-		out = append(out, w.Pid)
-	}
-	return out
-}
-
-// Workers returns a snapshot of the live workers.
-func (p *Pool) Workers() []Worker {
-	out := make([]Worker, 0, len(p.workers))
-	for _, w := range p.workers {
-		out = append(out, Worker{Pid: w.Pid, Gen: w.Gen, State: w.State, Started: w.Started})
-	}
-	return out
-}
-
-// Owns reports whether pid is one of this pool's workers.
-func (p *Pool) Owns(pid int) bool { return p.find(pid) != nil }
-
 func (p *Pool) find(pid int) *Worker {
 	for _, w := range p.workers {
 		if w.Pid == pid {
@@ -445,13 +424,5 @@ func (p *Pool) SetLog(level, format string) {
 	p.cfg.LogLevel, p.cfg.LogFormat = level, format
 	for _, w := range p.workers {
 		w.send(worker.Command{LogLevel: level, LogFormat: format})
-	}
-}
-
-// KillAll sends SIGKILL to every worker; for a master that must not leave
-// anything behind.
-func (p *Pool) KillAll() {
-	for _, w := range p.workers {
-		p.kill(w, "master exiting")
 	}
 }
