@@ -1,16 +1,13 @@
 package engine
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
 
-	"github.com/lmittmann/tint"
-
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/worker"
 )
 
 // LogOutput is the master's log destination: stderr or a file, reopened on
@@ -99,91 +96,23 @@ func ResolveFormat(format string, terminal bool) string {
 	return format
 }
 
-// ParseLevel maps a config level name to a slog level.
-func ParseLevel(s string) slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return slog.LevelInfo
-	}
-	return l
-}
-
-// NewHandler builds a slog handler of a resolved format.
-func NewHandler(w io.Writer, format string, level slog.Leveler) slog.Handler {
-	switch format {
-	case "tint":
-		return tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: "15:04:05.000"})
-	case "text":
-		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
-	}
-	return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
-}
-
-// switchHandler lets a reload change the log format and level of loggers
-// already handed out.
-type switchHandler struct {
-	mu    *sync.RWMutex
-	cur   *slog.Handler
-	attrs []slog.Attr
-	group string
-}
-
-func newSwitchHandler(h slog.Handler) *switchHandler {
-	return &switchHandler{mu: new(sync.RWMutex), cur: &h}
-}
-
-func (s *switchHandler) set(h slog.Handler) {
-	s.mu.Lock()
-	*s.cur = h
-	s.mu.Unlock()
-}
-
-func (s *switchHandler) handler() slog.Handler {
-	s.mu.RLock()
-	h := *s.cur
-	s.mu.RUnlock()
-	if s.group != "" {
-		h = h.WithGroup(s.group)
-	}
-	if len(s.attrs) > 0 {
-		h = h.WithAttrs(s.attrs)
-	}
-	return h
-}
-
-func (s *switchHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return s.handler().Enabled(ctx, l)
-}
-func (s *switchHandler) Handle(ctx context.Context, r slog.Record) error {
-	return s.handler().Handle(ctx, r)
-}
-func (s *switchHandler) WithAttrs(a []slog.Attr) slog.Handler {
-	c := *s
-	c.attrs = append(append([]slog.Attr(nil), s.attrs...), a...)
-	return &c
-}
-func (s *switchHandler) WithGroup(g string) slog.Handler {
-	c := *s
-	c.group = g
-	return &c
-}
-
 // Logging is the master's logger and its destination.
 type Logging struct {
 	Out    *LogOutput
 	Log    *slog.Logger
-	level  *slog.LevelVar
-	sw     *switchHandler
-	Format string // resolved
+	sw     *worker.LogSwitch
+	Format string // resolved: what workers are told to use too
 }
 
 // NewLogging starts logging to stderr at info level until Apply.
 func NewLogging() *Logging {
 	out := &LogOutput{}
-	lv := new(slog.LevelVar)
 	format := ResolveFormat("auto", out.Terminal())
-	sw := newSwitchHandler(NewHandler(out, format, lv))
-	return &Logging{Out: out, Log: slog.New(sw), level: lv, sw: sw, Format: format}
+	sw, err := worker.NewLogSwitch(out, "info", format)
+	if err != nil {
+		panic("engine: default log settings: " + err.Error()) // constant, valid input
+	}
+	return &Logging{Out: out, Log: sw.Logger(), sw: sw, Format: format}
 }
 
 // Apply switches to a config's log settings.
@@ -191,8 +120,10 @@ func (l *Logging) Apply(c hclconfig.Log) error {
 	if err := l.Out.SetPath(c.File); err != nil {
 		return err
 	}
-	l.level.Set(ParseLevel(c.Level))
-	l.Format = ResolveFormat(c.Format, l.Out.Terminal())
-	l.sw.set(NewHandler(l.Out, l.Format, l.level))
+	format := ResolveFormat(c.Format, l.Out.Terminal())
+	if err := l.sw.Apply(worker.Command{LogLevel: c.Level, LogFormat: format}); err != nil {
+		return err
+	}
+	l.Format = format
 	return nil
 }

@@ -13,10 +13,11 @@ import (
 	"github.com/lmittmann/tint"
 )
 
-// logSwitch is the worker's logging: one level and one format, both
-// changeable while the worker runs (the master forwards its own changes as
-// Commands), behind loggers that keep their attributes across a change.
-type logSwitch struct {
+// LogSwitch is a process's logging: one level and one format, both
+// changeable while it runs (the master applies its config's; a worker
+// applies the Commands the master forwards), behind loggers that keep their
+// attributes across a change.
+type LogSwitch struct {
 	w     io.Writer
 	level slog.LevelVar
 	base  atomic.Pointer[baseHandler]
@@ -26,9 +27,9 @@ type logSwitch struct {
 // compared by identity.
 type baseHandler struct{ h slog.Handler }
 
-// newLogSwitch writes to w at level in format ("json", "text" or "tint").
-func newLogSwitch(w io.Writer, level, format string) (*logSwitch, error) {
-	s := &logSwitch{w: w}
+// NewLogSwitch writes to w at level in format ("json", "text" or "tint").
+func NewLogSwitch(w io.Writer, level, format string) (*LogSwitch, error) {
+	s := &LogSwitch{w: w}
 	if err := s.Apply(Command{LogLevel: level, LogFormat: format}); err != nil {
 		return nil, err
 	}
@@ -41,12 +42,12 @@ func newLogSwitch(w io.Writer, level, format string) (*logSwitch, error) {
 }
 
 // Logger returns a logger that follows every later change.
-func (s *logSwitch) Logger() *slog.Logger {
+func (s *LogSwitch) Logger() *slog.Logger {
 	return slog.New(&switchHandler{s: s})
 }
 
 // Apply applies a Command's non-empty fields; on error nothing changes.
-func (s *logSwitch) Apply(c Command) error {
+func (s *LogSwitch) Apply(c Command) error {
 	var lvl slog.Level
 	if c.LogLevel != "" {
 		var err error
@@ -65,7 +66,7 @@ func (s *logSwitch) Apply(c Command) error {
 	return nil
 }
 
-func (s *logSwitch) setFormat(format string) error {
+func (s *LogSwitch) setFormat(format string) error {
 	var h slog.Handler
 	switch format {
 	case "json":
@@ -100,7 +101,7 @@ func parseLevel(s string) (slog.Level, error) {
 // attributes and groups it was derived with. Those are replayed on a new
 // base once after a format change, not on every record.
 type switchHandler struct {
-	s     *logSwitch
+	s     *LogSwitch
 	ops   []func(slog.Handler) slog.Handler
 	cache atomic.Pointer[derivedHandler]
 }

@@ -10,7 +10,7 @@ import (
 
 func TestLogSwitchKeepsAttrsAcrossFormats(t *testing.T) {
 	var buf bytes.Buffer
-	s, err := newLogSwitch(&buf, "info", "json")
+	s, err := NewLogSwitch(&buf, "info", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestLogSwitchKeepsAttrsAcrossFormats(t *testing.T) {
 
 func TestLogSwitchLevel(t *testing.T) {
 	var buf bytes.Buffer
-	s, err := newLogSwitch(&buf, "warn", "text")
+	s, err := NewLogSwitch(&buf, "warn", "text")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestLogSwitchLevel(t *testing.T) {
 
 func TestLogSwitchRejectsWithoutChange(t *testing.T) {
 	var buf bytes.Buffer
-	s, err := newLogSwitch(&buf, "error", "json")
+	s, err := NewLogSwitch(&buf, "error", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestLogSwitchRejectsWithoutChange(t *testing.T) {
 	if s.level.Level() != slog.LevelError {
 		t.Errorf("level changed to %v by a rejected command", s.level.Level())
 	}
-	if _, err := newLogSwitch(&buf, "info", "yaml"); err == nil {
+	if _, err := NewLogSwitch(&buf, "info", "yaml"); err == nil {
 		t.Error("unknown format accepted")
 	}
 }

@@ -62,10 +62,10 @@ func Main() int {
 	// The worker starts no programs; nothing else may hold the master's pipe.
 	syscall.CloseOnExec(fd)
 
-	logs, err := newLogSwitch(os.Stderr, spec.LogLevel, spec.LogFormat)
+	logs, err := NewLogSwitch(os.Stderr, spec.LogLevel, spec.LogFormat)
 	if err != nil {
 		boot.Warn("worker log settings rejected; using info and json", "err", err)
-		logs, _ = newLogSwitch(os.Stderr, "info", "json")
+		logs, _ = NewLogSwitch(os.Stderr, "info", "json")
 	}
 	log := logs.Logger().With("listener", l.Name, "pid", os.Getpid(), "gen", spec.Gen, "class", l.Class)
 	fail := func(err error) int {
