@@ -88,6 +88,35 @@ func TestProxyForwardedHeaders(t *testing.T) {
 	}
 }
 
+// TestProxyPassesAcceptEncoding: the upstream sees the client's
+// Accept-Encoding, and none when the client sent none.
+func TestProxyPassesAcceptEncoding(t *testing.T) {
+	seen := make(chan string, 2)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("Accept-Encoding")
+	}))
+	defer up.Close()
+	front := httptest.NewServer(mustNew(t, proxyRoute("/", up.URL)))
+	defer front.Close()
+	for _, ae := range []string{"", "br"} {
+		// A raw request: net/http's client would add gzip itself.
+		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+		if ae != "" {
+			req += "Accept-Encoding: " + ae + "\r\n"
+		}
+		io.WriteString(c, req+"\r\n")
+		io.Copy(io.Discard, c)
+		c.Close()
+		if got := <-seen; got != ae {
+			t.Errorf("client sent Accept-Encoding %q, upstream saw %q", ae, got)
+		}
+	}
+}
+
 func TestProxyDeadUpstream(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
