@@ -294,6 +294,32 @@ func (l *load) report(t *testing.T) {
 	t.Logf("requests ok=%d failed=%d; bodies %v; first errors %v", l.ok.Load(), l.fail.Load(), l.bodies, l.errs)
 }
 
+// serveWeb starts a master on webConfig(port, "ok", extra) and waits until
+// it serves; it returns the master and the port.
+func serveWeb(t *testing.T, extra string) (*master, int) {
+	t.Helper()
+	port := mustFreePort(t)
+	m := startMaster(t, "", webConfig(port, "ok", extra))
+	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "ok")
+	return m, port
+}
+
+// loadOn starts the test's keep-alive clients on 127.0.0.1:port.
+func loadOn(t *testing.T, port int) *load {
+	return startLoad(t, fmt.Sprintf("127.0.0.1:%d", port), "/", clients)
+}
+
+// requireNoFailures stops the load, logs its report and fails the test if
+// any request failed.
+func (l *load) requireNoFailures(t *testing.T, during string) {
+	t.Helper()
+	l.finish()
+	l.report(t)
+	if n := l.fail.Load(); n != 0 {
+		t.Errorf("%d requests failed %s", n, during)
+	}
+}
+
 // waitBody polls url until its body is want.
 func waitBody(t *testing.T, url, want string) {
 	t.Helper()

@@ -68,12 +68,8 @@ func TestReloadUnderLoad(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
-	l.finish()
-	l.report(t)
+	l.requireNoFailures(t, fmt.Sprintf("across %d reloads", reloads))
 	t.Logf("reload latencies (control request to every new worker ready): %v", took)
-	if n := l.fail.Load(); n != 0 {
-		t.Errorf("%d requests failed across %d reloads", n, reloads)
-	}
 	if l.bodies[fmt.Sprintf("v%d", reloads)] == 0 {
 		t.Errorf("the last config was never served: %v", l.bodies)
 	}
@@ -155,11 +151,7 @@ func TestReloadBadConfigAndBootFailureKeepOld(t *testing.T) {
 		t.Errorf("boot failure: err = %v, want a boot failure", err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	l.finish()
-	l.report(t)
-	if n := l.fail.Load(); n != 0 {
-		t.Errorf("%d requests failed", n)
-	}
+	l.requireNoFailures(t, "across a bad config and a failed boot")
 	if l.bodies["bad"] != 0 {
 		t.Errorf("the failed config served %d requests", l.bodies["bad"])
 	}
@@ -168,11 +160,8 @@ func TestReloadBadConfigAndBootFailureKeepOld(t *testing.T) {
 
 func TestScaleAndWinchUnderLoad(t *testing.T) {
 	skipShort(t)
-	port := mustFreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	m := startMaster(t, "", webConfig(port, "ok", ""))
-	waitBody(t, url, "ok")
-	l := startLoad(t, fmt.Sprintf("127.0.0.1:%d", port), "/", clients)
+	m, port := serveWeb(t, "")
+	l := loadOn(t, port)
 	m.waitWorkers("web", 2)
 	for _, step := range []struct {
 		sig  syscall.Signal
@@ -190,35 +179,21 @@ func TestScaleAndWinchUnderLoad(t *testing.T) {
 	m.signal(syscall.SIGHUP)
 	m.waitWorkers("web", 2)
 	time.Sleep(500 * time.Millisecond)
-	l.finish()
-	l.report(t)
-	if n := l.fail.Load(); n != 0 {
-		t.Errorf("%d requests failed", n)
-	}
+	l.requireNoFailures(t, "across TTIN, TTOU, WINCH and HUP")
 }
 
 func TestRecycleUnderLoad(t *testing.T) {
 	skipShort(t)
-	port := mustFreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	m := startMaster(t, "", webConfig(port, "ok", "max_requests = 2000\n  max_requests_jitter = 500"))
-	waitBody(t, url, "ok")
-	l := startLoad(t, fmt.Sprintf("127.0.0.1:%d", port), "/", clients)
+	m, port := serveWeb(t, "max_requests = 2000\n  max_requests_jitter = 500")
+	l := loadOn(t, port)
 	m.waitLog("max_requests reached; replacement ready", 4, 30*time.Second)
-	l.finish()
-	l.report(t)
-	if n := l.fail.Load(); n != 0 {
-		t.Errorf("%d requests failed across recycles", n)
-	}
+	l.requireNoFailures(t, "across recycles")
 }
 
 func TestKillWorkerFailsOnlyItsConnections(t *testing.T) {
 	skipShort(t)
-	port := mustFreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	m := startMaster(t, "", webConfig(port, "ok", ""))
-	waitBody(t, url, "ok")
-	l := startLoad(t, fmt.Sprintf("127.0.0.1:%d", port), "/", clients)
+	m, port := serveWeb(t, "")
+	l := loadOn(t, port)
 	time.Sleep(500 * time.Millisecond)
 	victim := m.waitWorkers("web", 2)[0]
 	conns := tcpConns(victim)
@@ -293,12 +268,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	l.finish()
-	l.report(t)
+	l.requireNoFailures(t, "across 3 upgrades")
 	t.Logf("handover times (USR2 to old master gone): %v", took)
-	if n := l.fail.Load(); n != 0 {
-		t.Errorf("%d requests failed across 3 upgrades", n)
-	}
 	if m.pid() == first {
 		t.Fatal("no upgrade happened")
 	}
@@ -379,11 +350,7 @@ listener "slow" {
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
-	l.finish()
-	l.report(t)
-	if n := l.fail.Load(); n != 0 {
-		t.Errorf("%d requests failed across failed upgrades", n)
-	}
+	l.requireNoFailures(t, "across failed upgrades")
 	for p := range children(pid) {
 		if !contains(m.workerPids("web"), p) {
 			t.Errorf("child %d of the old master is not a worker (a leftover new master?)", p)
