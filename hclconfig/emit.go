@@ -133,3 +133,5 @@ func mapHCL(m map[string]string) string {
 func durationHCL(d time.Duration) string { return quoteHCL(formatDuration(d)) }
 
 func intHCL(n int) string { return strconv.Itoa(n) }
+
+func boolHCL(v bool) string { return strconv.FormatBool(v) }

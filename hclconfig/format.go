@@ -58,6 +58,9 @@ func formatListener(b *body, l Listener, c Config) {
 	if l.Class != ClassExec {
 		b.attr("keepalive", durationHCL(l.Keepalive))
 	}
+	if l.Class == ClassAsync {
+		b.attr("event_loop", boolHCL(l.EventLoop))
+	}
 	b.attr("max_requests", intHCL(l.MaxRequests))
 	b.attr("max_requests_jitter", intHCL(l.MaxRequestsJitter))
 	if l.Class != ClassExec {

@@ -34,6 +34,7 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "max_connections"},
 		{Name: "redirect_https"},
 		{Name: "https_port"},
+		{Name: "event_loop"},
 		{Name: "user"},
 		{Name: "group"},
 		{Name: "socket_mode"},
@@ -74,6 +75,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		MaxHeaderBytes:    defaultMaxHeaderBytes,
 		MaxBodyBytes:      defaultMaxBodyBytes,
 		ReadHeaderTimeout: defaultReadHeaderTimeout,
+		EventLoop:         true,
 		User:              d.user,
 		Group:             d.group,
 	}
@@ -132,6 +134,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		d.errorf(attrs["boot_timeout"].Expr.Range(), "Invalid boot_timeout", "boot_timeout must be more than zero: a replacement is only trusted once its workers are ready within it.")
 	}
 	d.duration(attrs, "keepalive", &l.Keepalive)
+	d.boolean(attrs, "event_loop", &l.EventLoop)
 	if d.integer(attrs, "max_requests", &l.MaxRequests) && l.MaxRequests < 0 {
 		d.errorf(attrs["max_requests"].Expr.Range(), "Invalid max_requests", "max_requests is %d; use 0 (never recycle a worker) or more.", l.MaxRequests)
 	}
@@ -199,6 +202,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 			d.errorf(*accessAt, "Access log on an exec listener", "hfork does not see the requests an exec worker serves, so it cannot log them; let the program log them.")
 		}
 		noEffect(d, attrs, "keepalive", l.Class, &l.Keepalive, 5*time.Second)
+		noEffect(d, attrs, "event_loop", l.Class, &l.EventLoop, false)
 		noEffect(d, attrs, "worker_connections", l.Class, &l.WorkerConnections, 1000)
 		noEffect(d, attrs, "max_header_bytes", l.Class, &l.MaxHeaderBytes, defaultMaxHeaderBytes)
 		noEffect(d, attrs, "max_body_bytes", l.Class, &l.MaxBodyBytes, defaultMaxBodyBytes)
@@ -211,6 +215,9 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		noEffect(d, attrs, "worker_connections", l.Class, &l.WorkerConnections, 1000)
 		fallthrough
 	default:
+		if l.Class != ClassAsync {
+			noEffect(d, attrs, "event_loop", l.Class, &l.EventLoop, false)
+		}
 		if l.RedirectHTTPS {
 			for _, r := range routeBlocks {
 				if r.Labels[0] == "/" {

@@ -61,6 +61,7 @@ func TestParseDefaults(t *testing.T) {
 		GracefulTimeout:   30e9,
 		BootTimeout:       30e9,
 		Keepalive:         5e9,
+		EventLoop:         true,
 		MaxHeaderBytes:    1 << 20,
 		MaxBodyBytes:      100 << 20,
 		ReadHeaderTimeout: 10e9,

@@ -29,64 +29,82 @@ func (a *AccessLog) timesFor(t time.Time) *timeCache {
 	return c
 }
 
+// Entry is one request as the access log records it. The strings may
+// point into a buffer the caller reuses: Log formats them before it
+// returns and keeps none.
+type Entry struct {
+	Remote     string // "ip:port", or "" for a unix socket peer
+	Method     string
+	RequestURI string // the target as the client sent it
+	Path       string // decoded
+	RawQuery   string
+	Proto      string
+	Host       string
+	Referer    string
+	UserAgent  string
+	Status     int
+	Bytes      int64 // body bytes sent: 0 for HEAD
+	Start, End time.Time
+}
+
 // appendCombined formats the Apache/nginx combined format:
 //
 //	$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"
 //
 // Client-supplied text is escaped as nginx does (\xHH for quotes,
 // backslashes and non-printable bytes), so no request can forge a line.
-func (a *AccessLog) appendCombined(b []byte, r *http.Request, rec *recorder, end time.Time) []byte {
-	b = appendRemote(b, r.RemoteAddr)
+func (a *AccessLog) appendCombined(b []byte, e *Entry) []byte {
+	b = appendRemote(b, e.Remote)
 	b = append(b, " - - ["...)
-	b = append(b, a.timesFor(end).clf...)
+	b = append(b, a.timesFor(e.End).clf...)
 	b = append(b, `] "`...)
-	b = appendEscaped(b, r.Method)
+	b = appendEscaped(b, e.Method)
 	b = append(b, ' ')
-	b = appendEscaped(b, requestURI(r))
+	b = appendEscaped(b, e.RequestURI)
 	b = append(b, ' ')
-	b = appendEscaped(b, r.Proto)
+	b = appendEscaped(b, e.Proto)
 	b = append(b, `" `...)
-	b = strconv.AppendInt(b, int64(rec.statusCode()), 10)
+	b = strconv.AppendInt(b, int64(e.Status), 10)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, rec.bodyBytes(r), 10)
+	b = strconv.AppendInt(b, e.Bytes, 10)
 	b = append(b, ` "`...)
-	b = appendEscapedOrDash(b, firstHeader(r, "Referer"))
+	b = appendEscapedOrDash(b, e.Referer)
 	b = append(b, `" "`...)
-	b = appendEscapedOrDash(b, firstHeader(r, "User-Agent"))
+	b = appendEscapedOrDash(b, e.UserAgent)
 	b = append(b, "\"\n"...)
 	return b
 }
 
 // appendJSON formats one JSON object per line with stable keys.
-func (a *AccessLog) appendJSON(b []byte, r *http.Request, rec *recorder, start, end time.Time) []byte {
+func (a *AccessLog) appendJSON(b []byte, e *Entry) []byte {
 	b = append(b, `{"time":"`...)
-	b = append(b, a.timesFor(end).iso...)
+	b = append(b, a.timesFor(e.End).iso...)
 	b = append(b, `","remote":`...)
-	if ip, ok := clientIP(r.RemoteAddr); ok {
+	if ip, ok := clientIP(e.Remote); ok {
 		b = appendJSONString(b, ip)
 	} else {
-		b = appendJSONString(b, r.RemoteAddr)
+		b = appendJSONString(b, e.Remote)
 	}
 	b = append(b, `,"method":`...)
-	b = appendJSONString(b, r.Method)
+	b = appendJSONString(b, e.Method)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, r.URL.Path)
+	b = appendJSONString(b, e.Path)
 	b = append(b, `,"query":`...)
-	b = appendJSONString(b, r.URL.RawQuery)
+	b = appendJSONString(b, e.RawQuery)
 	b = append(b, `,"proto":`...)
-	b = appendJSONString(b, r.Proto)
+	b = appendJSONString(b, e.Proto)
 	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(rec.statusCode()), 10)
+	b = strconv.AppendInt(b, int64(e.Status), 10)
 	b = append(b, `,"bytes":`...)
-	b = strconv.AppendInt(b, rec.bodyBytes(r), 10)
+	b = strconv.AppendInt(b, e.Bytes, 10)
 	b = append(b, `,"duration_ms":`...)
-	b = strconv.AppendFloat(b, float64(end.Sub(start).Microseconds())/1000, 'f', 3, 64)
+	b = strconv.AppendFloat(b, float64(e.End.Sub(e.Start).Microseconds())/1000, 'f', 3, 64)
 	b = append(b, `,"referer":`...)
-	b = appendJSONString(b, firstHeader(r, "Referer"))
+	b = appendJSONString(b, e.Referer)
 	b = append(b, `,"user_agent":`...)
-	b = appendJSONString(b, firstHeader(r, "User-Agent"))
+	b = appendJSONString(b, e.UserAgent)
 	b = append(b, `,"host":`...)
-	b = appendJSONString(b, r.Host)
+	b = appendJSONString(b, e.Host)
 	b = append(b, "}\n"...)
 	return b
 }

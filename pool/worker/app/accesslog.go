@@ -211,13 +211,36 @@ func (a *AccessLog) Wrap(h http.Handler) http.Handler {
 }
 
 func (a *AccessLog) finish(rec *recorder, r *http.Request, start time.Time) {
-	end := a.now()
+	a.Log(&Entry{
+		Remote:     r.RemoteAddr,
+		Method:     r.Method,
+		RequestURI: requestURI(r),
+		Path:       r.URL.Path,
+		RawQuery:   r.URL.RawQuery,
+		Proto:      r.Proto,
+		Host:       r.Host,
+		Referer:    firstHeader(r, "Referer"),
+		UserAgent:  firstHeader(r, "User-Agent"),
+		Status:     rec.statusCode(),
+		Bytes:      rec.bodyBytes(r),
+		Start:      start,
+		End:        a.now(),
+	})
+	rec.release()
+}
+
+// Log writes e's line. It is what a server that is not net/http calls; a
+// nil *AccessLog logs nothing.
+func (a *AccessLog) Log(e *Entry) {
+	if a == nil {
+		return
+	}
 	bp := linePool.Get().(*[]byte)
 	b := (*bp)[:0]
 	if a.format == formatJSON {
-		b = a.appendJSON(b, r, rec, start, end)
+		b = a.appendJSON(b, e)
 	} else {
-		b = a.appendCombined(b, r, rec, end)
+		b = a.appendCombined(b, e)
 	}
 	a.write(b)
 	// A rare huge line must not pin its buffer in the pool.
@@ -225,5 +248,12 @@ func (a *AccessLog) finish(rec *recorder, r *http.Request, start time.Time) {
 		*bp = b
 		linePool.Put(bp)
 	}
-	rec.release()
+}
+
+// Now is the log's clock, for a caller that fills in an Entry.
+func (a *AccessLog) Now() time.Time {
+	if a == nil {
+		return time.Now()
+	}
+	return a.now()
 }

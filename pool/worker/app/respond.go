@@ -12,6 +12,9 @@ type respond struct {
 	status int
 	header http.Header // canonical keys; values shared, never mutated
 	body   []byte
+	// fastHead is the status line and headers for the fast path; nil when
+	// it cannot answer (see buildFast).
+	fastHead []byte
 }
 
 func newRespond(c hclconfig.Respond) *respond {
@@ -32,6 +35,7 @@ func newRespond(c hclconfig.Respond) *respond {
 		rs.body = nil
 		delete(rs.header, "Content-Length")
 	}
+	rs.buildFast()
 	return rs
 }
 

@@ -23,6 +23,9 @@ type route struct {
 // router picks the route with the longest matching prefix.
 type router struct {
 	routes []route // longest prefix first
+	// redirectHTTPS: Handler answers what no route matches, so the fast
+	// path leaves it to net/http.
+	redirectHTTPS bool
 }
 
 // New builds the handler for one listener: its routes, each served by its
@@ -38,7 +41,7 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	rt := &router{routes: make([]route, 0, len(l.Routes))}
+	rt := &router{routes: make([]route, 0, len(l.Routes)), redirectHTTPS: l.RedirectHTTPS}
 	for _, rc := range l.Routes {
 		if !strings.HasPrefix(rc.Prefix, "/") {
 			return nil, fmt.Errorf("route %q: prefix must start with /", rc.Prefix)
@@ -151,6 +154,7 @@ func init() {
 		b := []byte(fmt.Sprintf("%d %s\n", code, strings.ToLower(http.StatusText(code))))
 		statusBodies[code] = b
 		statusLens[code] = []string{fmt.Sprint(len(b))}
+		addFastStatus(code)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -39,6 +38,7 @@ type static struct {
 type staticRoot struct {
 	root *os.Root
 	fi   fs.FileInfo // of the opened directory, to notice a swap
+	dir  *os.File    // the directory itself, for the fast path's openat2
 }
 
 var hdrAllowGetHead = []string{"GET, HEAD"}
@@ -68,38 +68,44 @@ func openStaticRoot(dir string) (*staticRoot, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := r.Stat(".")
+	d, err := r.Open(".")
 	if err != nil {
 		r.Close()
 		return nil, err
 	}
-	return &staticRoot{root: r, fi: fi}, nil
+	fi, err := d.Stat()
+	if err != nil {
+		d.Close()
+		r.Close()
+		return nil, err
+	}
+	return &staticRoot{root: r, fi: fi, dir: d}, nil
 }
 
 // current returns the root to serve from, reopening it at most once per
 // rootRecheck when the configured path now names another directory. A
 // replaced root is left to its finalizer: requests still reading through it
 // keep working.
-func (s *static) current() *os.Root {
+func (s *static) current() *staticRoot {
 	cur := s.root.Load()
 	now := time.Now().UnixNano()
 	at := s.checkAt.Load()
 	if now < at || !s.checkAt.CompareAndSwap(at, now+int64(rootRecheck)) {
-		return cur.root
+		return cur
 	}
 	fi, err := os.Stat(s.dir)
 	if err != nil || os.SameFile(fi, cur.fi) {
 		// A vanished path keeps the last good directory serving.
-		return cur.root
+		return cur
 	}
 	sr, err := openStaticRoot(s.dir)
 	if err != nil {
 		s.log.Warn("static root reopen failed", "root", s.dir, "err", err)
-		return cur.root
+		return cur
 	}
 	s.root.Store(sr)
 	s.log.Info("static root changed, reopened", "root", s.dir)
-	return sr.root
+	return sr
 }
 
 func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +130,7 @@ func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	wantDir := rest == "" || strings.HasSuffix(rest, "/")
 
-	root := s.current()
+	root := s.current().root
 	f, fi, code := s.open(root, name)
 	if code != 0 {
 		writeStatus(w, code)
@@ -225,10 +231,5 @@ func cleanStaticPath(rest, rawPath string) bool {
 // nginx's: it changes whenever a deploy rewrites the file.
 func etag(fi fs.FileInfo) string {
 	var buf [40]byte
-	b := append(buf[:0], '"')
-	b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 16)
-	b = append(b, '-')
-	b = strconv.AppendInt(b, fi.Size(), 16)
-	b = append(b, '"')
-	return string(b)
+	return string(appendEtag(buf[:0], fi.ModTime(), fi.Size()))
 }

@@ -146,7 +146,7 @@ func TestStaticHoldsWithoutRouter(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"../outside/secret.txt", "sub/../../outside/secret.txt", "out", "outabs", "outdir/secret.txt"} {
-		f, _, code := s.open(s.current(), name)
+		f, _, code := s.open(s.current().root, name)
 		if f != nil {
 			f.Close()
 		}

@@ -1,0 +1,177 @@
+package app
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hfork/hfork/pool/worker/internal/rawsys"
+	"golang.org/x/sys/unix"
+)
+
+// The static app's fast path opens files with openat2(2) beneath the
+// root's directory fd: RESOLVE_BENEATH refuses "..", absolute symlinks and
+// anything resolving outside, as os.Root does, in one syscall and without
+// an *os.File. Kernels before 5.6 lack it; there net/http serves every
+// static request.
+var openat2OK = sync.OnceValue(func() bool {
+	fd, err := unix.Openat2(unix.AT_FDCWD, ".", &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_DIRECTORY})
+	if err != nil {
+		return false
+	}
+	rawsys.Close(fd)
+	return true
+})
+
+func (s *static) fastOK() bool { return openat2OK() }
+
+// serveFast is ServeHTTP for a plain GET or HEAD: the same answers, status
+// by status, without Range or conditional requests, which it declines.
+func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
+	if req.Conditional {
+		return false
+	}
+	p := req.Path
+	if !strings.HasPrefix(p, s.prefix) {
+		statusFast(resp, http.StatusNotFound)
+		return true
+	}
+	rest := p[len(s.prefix):]
+	if !cleanStaticPath(rest, "") {
+		statusFast(resp, http.StatusBadRequest)
+		return true
+	}
+	name := strings.Trim(rest, "/")
+	if name == "" {
+		name = "."
+	}
+	wantDir := rest == "" || strings.HasSuffix(rest, "/")
+
+	// A replaced root's fd closes when it is collected: sr stays reachable
+	// until the last openat2 below.
+	sr := s.current()
+	defer runtime.KeepAlive(sr)
+	dirfd := int(sr.dir.Fd())
+	fd, st, code := s.openFast(dirfd, name)
+	if code < 0 {
+		return false
+	}
+	if code != 0 {
+		statusFast(resp, code)
+		return true
+	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if !isDir && wantDir {
+		rawsys.Close(fd)
+		statusFast(resp, http.StatusNotFound)
+		return true
+	}
+	base := name
+	if isDir {
+		rawsys.Close(fd)
+		idx := s.index
+		if name != "." {
+			idx = name + "/" + s.index
+		}
+		fd, st, code = s.openFast(dirfd, idx)
+		if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			rawsys.Close(fd)
+			code = http.StatusNotFound
+		}
+		if code < 0 {
+			return false
+		}
+		if code != 0 {
+			statusFast(resp, code)
+			return true
+		}
+		if !wantDir {
+			rawsys.Close(fd)
+			redirectSlashFast(req, resp)
+			return true
+		}
+		base = s.index
+	}
+
+	// What http.ServeContent sends for a whole file: the type by extension
+	// or else sniffed, Accept-Ranges, the length, and Last-Modified unless
+	// the time is zero; static.ServeHTTP adds the Etag.
+	ctype := mime.TypeByExtension(filepath.Ext(base))
+	if ctype == "" {
+		var buf [512]byte
+		n, err := rawsys.Pread(fd, buf[:], 0)
+		if err != nil {
+			rawsys.Close(fd)
+			return false
+		}
+		ctype = http.DetectContentType(buf[:max(n, 0)])
+	}
+	mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	b := appendStatusLine(resp.scratch[:0], http.StatusOK)
+	b = append(b, "Accept-Ranges: bytes\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, st.Size, 10)
+	b = append(b, "\r\nContent-Type: "...)
+	b = append(b, ctype...)
+	b = append(b, "\r\nEtag: "...)
+	b = appendEtag(b, mtime, st.Size)
+	b = append(b, "\r\n"...)
+	if !mtime.IsZero() && !mtime.Equal(time.Unix(0, 0)) {
+		b = append(b, "Last-Modified: "...)
+		b = mtime.UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, "\r\n"...)
+	}
+	resp.scratch = b
+	resp.Status, resp.Head = http.StatusOK, b
+	resp.FileFD, resp.FileSize = fd, st.Size
+	return true
+}
+
+// openFast opens name beneath dirfd and stats it: the fd and its stat, or
+// the status static.open gives for the failure (0 on success), or -1 when
+// net/http should serve the request instead.
+func (s *static) openFast(dirfd int, name string) (int, unix.Stat_t, int) {
+	var st unix.Stat_t
+	how := unix.OpenHow{
+		// O_NONBLOCK: a FIFO left in the tree must not block the open.
+		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	var fd int
+	var err error
+	for {
+		fd, err = rawsys.Openat2(dirfd, name, &how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		if errors.Is(err, unix.ENOSYS) {
+			return -1, st, -1
+		}
+		return -1, st, s.openStatus(name, err)
+	}
+	if err := rawsys.Fstat(fd, &st); err != nil {
+		rawsys.Close(fd)
+		return -1, st, s.openStatus(name, err)
+	}
+	if m := st.Mode & unix.S_IFMT; m != unix.S_IFREG && m != unix.S_IFDIR {
+		rawsys.Close(fd)
+		return -1, st, http.StatusNotFound
+	}
+	return fd, st, 0
+}
+
+// appendEtag is etag for the fast path.
+func appendEtag(b []byte, mtime time.Time, size int64) []byte {
+	b = append(b, '"')
+	b = strconv.AppendInt(b, mtime.UnixNano(), 16)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, size, 16)
+	return append(b, '"')
+}
