@@ -46,6 +46,11 @@ func (w *worker) drain(stop <-chan struct{}) {
 	// Stop accepting before anything that could wait (the notify socket
 	// can be full while the master is busy).
 	w.closeListeners()
+	if w.loop != nil {
+		// The loop stops accepting and applies steps 2 and 4 to its own
+		// connections; it ends once it holds none.
+		w.loop.command(cmdDrain)
+	}
 	if err := w.notify("STOPPING=1"); err != nil {
 		w.log.Warn("worker cannot report stopping", "err", err)
 	}
@@ -60,7 +65,7 @@ func (w *worker) drain(stop <-chan struct{}) {
 	lastReport := start
 	for {
 		cs := w.snapshotConns()
-		if len(cs) == 0 {
+		if len(cs) == 0 && w.loopDone() {
 			w.log.Info("worker drained", "took", time.Since(start).Round(time.Millisecond).String(),
 				"requests", w.track.served.Load())
 			return
@@ -71,7 +76,7 @@ func (w *worker) drain(stop <-chan struct{}) {
 		}
 		if now.Sub(lastReport) >= time.Second {
 			lastReport = now
-			w.log.Debug("worker draining", "conns", len(cs), "states", connStates(cs))
+			w.log.Debug("worker draining", "conns", len(cs), "states", connStates(cs), "loop_conns", w.loopOpen())
 		}
 		select {
 		case <-tick.C:
@@ -80,7 +85,9 @@ func (w *worker) drain(stop <-chan struct{}) {
 			return
 		case <-deadline.C:
 			inflight := w.track.snapshot(time.Now()).Inflight
+			loopConns := w.stopLoop()
 			closed, hijacked := w.closeConns()
+			closed += loopConns
 			w.log.Warn("worker drain reached graceful_timeout; closing what is left",
 				"graceful_timeout", w.cfg.GracefulTimeout.String(), "conns", closed,
 				"hijacked", hijacked, "inflight", inflight)
@@ -110,7 +117,9 @@ func (w *worker) stopNow() {
 		}
 	}
 	w.closeListeners()
+	loopConns := w.stopLoop()
 	closed, hijacked := w.closeConns()
+	closed += loopConns
 	w.serving.Wait()
 	w.log.Info("worker stopped", "conns", closed, "hijacked", hijacked)
 }
@@ -128,4 +137,36 @@ func connStates(cs []*trackedConn) map[string]int {
 		out[st]++
 	}
 	return out
+}
+
+// loopDone reports whether the event loop, if any, has ended.
+func (w *worker) loopDone() bool {
+	if w.loop == nil {
+		return true
+	}
+	select {
+	case <-w.loop.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *worker) loopOpen() int64 {
+	if w.loop == nil {
+		return 0
+	}
+	return w.loop.open.Load()
+}
+
+// stopLoop closes the event loop's connections and waits for it to end;
+// it reports how many connections it closed.
+func (w *worker) stopLoop() int {
+	if w.loop == nil {
+		return 0
+	}
+	n := int(w.loop.open.Load())
+	w.loop.command(cmdStop)
+	<-w.loop.done
+	return n
 }

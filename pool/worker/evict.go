@@ -89,6 +89,12 @@ func (w *worker) evictQuietest(now time.Time) {
 	if victim == nil || !victim.kick(now, time.Time{}, evictMinQuiet) {
 		return
 	}
+	w.noteEviction(now)
+}
+
+// noteEviction counts an idle connection closed to make room, with one
+// warning every evictLogEvery.
+func (w *worker) noteEviction(now time.Time) {
 	n := w.evicted.Add(1)
 	if last := w.evictLogged.Load(); now.UnixNano()-last >= int64(evictLogEvery) && w.evictLogged.CompareAndSwap(last, now.UnixNano()) {
 		w.log.Warn("worker at worker_connections; closing idle connections to accept new ones",

@@ -140,7 +140,7 @@ func Main() int {
 		time.AfterFunc(masterGoneExit, func() { os.Exit(1) })
 	})
 
-	err = Run(ctx, Options{
+	opts := Options{
 		Listener:  l,
 		Listeners: lns,
 		Handler:   access.Wrap(Handler(l, h)),
@@ -148,9 +148,14 @@ func Main() int {
 		Notifier:  notifier,
 		Signals:   sigs,
 		Reopen:    access.Reopen,
+		AccessLog: access,
 
 		Certificates: certs,
-	})
+	}
+	if fs, ok := h.(app.FastServer); ok {
+		opts.Fast = fs
+	}
+	err = Run(ctx, opts)
 	if cerr := access.Close(); cerr != nil {
 		log.Error("access log close failed", "err", cerr)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/worker/app"
 )
 
 // Options is everything Run needs. Main fills it from the process (the spec
@@ -51,6 +52,11 @@ type Options struct {
 	// CertPoll (0: every second). Required when Listener.TLS is set.
 	Certificates *Certificates
 	CertPoll     time.Duration
+	// Fast is the routes' fast path: with it, an async worker on plain
+	// HTTP serves from an event loop (see loop.go). AccessLog is the log
+	// the loop writes to; Handler must already log to it.
+	Fast      app.FastServer
+	AccessLog *app.AccessLog
 }
 
 // State is where a worker is in its life.
@@ -117,6 +123,11 @@ type worker struct {
 	recycleCh   chan struct{} // closed when served reaches maxRequests
 
 	draining atomic.Bool
+
+	// loop serves the listeners when the worker has an event loop; then
+	// net/http serves only what the loop hands over.
+	loop     *loop
+	handoffs sync.WaitGroup
 
 	connsMu     sync.Mutex
 	conns       map[*trackedConn]struct{}
@@ -202,7 +213,20 @@ func newWorker(opts Options) (*worker, error) {
 		w.certPoll = cmp.Or(opts.CertPoll, certPoll)
 	}
 	w.srv = w.newServer()
+	if useLoop(opts) {
+		if w.loop, err = newLoop(w, opts.Fast, opts.AccessLog); err != nil {
+			return nil, fmt.Errorf("event loop: %w", err)
+		}
+	}
 	return w, nil
+}
+
+// useLoop reports whether a worker serves from the event loop: the async
+// class on plain HTTP, with event_loop on and a route the loop answers.
+func useLoop(opts Options) bool {
+	l := opts.Listener
+	return opts.Fast != nil && l.Class == hclconfig.ClassAsync && !l.TLS.Enabled() &&
+		l.EventLoop && opts.Fast.FastRoutes()
 }
 
 func (w *worker) setState(s State) {
@@ -223,7 +247,18 @@ func (w *worker) notify(state string) error {
 
 func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 	w.state.Store(int32(StateStarting))
+	if w.loop != nil {
+		go func() {
+			if err := w.loop.run(); err != nil {
+				w.serveErr <- err
+			}
+		}()
+		w.handoffs.Go(func() { w.srv.Serve(handoffListener{q: w.loop.handoffs, addr: w.lns[0].Addr()}) })
+	}
 	for _, l := range w.lns {
+		if w.loop != nil {
+			break
+		}
 		w.serving.Add(1)
 		go func() {
 			defer w.serving.Done()

@@ -164,7 +164,19 @@ func (w *worker) finish(rs *reqState, upgraded bool) {
 			rs.dl.end()
 		}
 	}
-	if ok && w.maxRequests > 0 && served >= w.maxRequests && w.recycle.CompareAndSwap(false, true) {
+	if ok {
+		w.checkRecycle(served)
+	}
+}
+
+// served counts a request the event loop answered.
+func (w *worker) served() {
+	w.checkRecycle(w.track.served.Add(1))
+}
+
+// checkRecycle asks for a replacement once served reaches max_requests.
+func (w *worker) checkRecycle(served uint64) {
+	if w.maxRequests > 0 && served >= w.maxRequests && w.recycle.CompareAndSwap(false, true) {
 		close(w.recycleCh)
 	}
 }

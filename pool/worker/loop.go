@@ -1,0 +1,927 @@
+package worker
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hfork/hfork/pool/worker/app"
+	"github.com/hfork/hfork/pool/worker/internal/rawsys"
+	"golang.org/x/sys/unix"
+)
+
+// The event loop serves the async class's plain-HTTP listeners the way
+// nginx does: one thread per worker waits in epoll_wait on the listening
+// sockets and every connection, reads what is ready, answers every
+// complete request it holds with one write, and goes back to waiting. Per
+// request that is one read and one write, where net/http spends a
+// goroutine wake-up and a third read that finds nothing.
+//
+// It answers GET and HEAD requests for respond, static and redirect
+// routes (app.FastServer). The first request it does not answer itself,
+// a proxy route, a body, an upgrade, a Range, a malformed line, hands the
+// connection to net/http with the bytes read so far (handoff): net/http
+// serves it from then on, exactly as it serves a connection it accepted.
+// So the loop need not implement all of HTTP/1.1 to keep all of it.
+//
+// What the loop keeps of net/http's contract, for the requests it
+// answers: keep-alive (HTTP/1.1, and HTTP/1.0 with "Connection:
+// keep-alive"), pipelining (answers in order, in one write), "Connection:
+// close", read_header_timeout (and read_timeout, if shorter) for a head
+// to arrive, keepalive for an idle connection, write_timeout for an
+// answer to leave, closing without losing the answer (shutdown, then read
+// until the client closes, at most lingerTime), worker_connections with
+// eviction, max_requests, the access log, and the drain (see drain).
+
+const (
+	// loopTick is how often the loop looks at deadlines; it bounds how
+	// late a timeout fires.
+	loopTick = 50 * time.Millisecond
+	// loopReadBuf is the loop's shared read buffer; loopMaxHead the
+	// longest head the loop parses itself: a longer one goes to net/http,
+	// which applies max_header_bytes.
+	loopReadBuf = 64 << 10
+	loopMaxHead = 8 << 10
+	// lingerTime is how long a connection closing after its answer keeps
+	// reading what the client still sends, so that the kernel does not
+	// reset the connection and destroy the answer (net/http waits as long).
+	lingerTime = 500 * time.Millisecond
+	// loopEvents is how many events one epoll_wait returns at most.
+	loopEvents = 256
+)
+
+// connection states in the loop
+const (
+	lcIdle    = iota // waiting for a request (or accepted, silent)
+	lcReading        // part of a head arrived
+	lcWriting        // an answer is waiting for the socket
+	lcLinger         // answered and shut down; reading until the client closes
+)
+
+type loopConn struct {
+	fd     int
+	state  int
+	remote string // "ip:port", filled only when there is an access log
+	in     []byte // bytes of requests not yet answered
+	out    []byte // answer bytes not yet written
+	file   int    // a file being sent after out, or -1
+	fileAt int64
+	fileTo int64
+	// closeAfter: close once out and file are written.
+	closeAfter bool
+	// since is when the connection became idle (or was accepted); the
+	// drain and eviction measure quiet from it.
+	since    int64
+	deadline int64 // unix nanos; 0 is none
+	writing  bool  // registered for EPOLLOUT instead of EPOLLIN
+	// afterFile: requests in in wait for the file to go out.
+	afterFile bool
+	slot      int // index in loop.list
+}
+
+// loop is one worker's event loop.
+type loop struct {
+	w      *worker
+	fast   app.FastServer
+	access *app.AccessLog
+	epfd   int
+	wakefd int // eventfd: another goroutine has a command
+	lfds   []int
+	list   []*loopConn // every connection, for the sweep
+	byFD   []*loopConn // index by fd
+	rbuf   []byte      // shared read buffer
+	wbuf   []byte      // answers being built
+	req    h1Request   // the request being answered
+	resp   app.FastResponse
+	now    int64
+	date   []byte // "Date: ...\r\n" for dateSec
+	dateAt int64
+
+	rht, idle, wto int64 // read_header (or read), keepalive, write timeouts in nanos; 0 none
+	keepAlive      bool
+
+	accepting  bool  // listening fds are in the epoll set
+	resumeAt   int64 // unix nanos: accept again after the balancing pause
+	paused     bool // at worker_connections: not accepting until a slot frees
+	draining   bool
+	drainStart int64
+	nextSweep  int64
+
+	mu       sync.Mutex
+	cmds     []loopCmd
+	open     atomic.Int64  // connections the loop holds
+	done     chan struct{} // closed when run returns
+	handoffs *handoffQueue
+}
+
+type loopCmd int
+
+const (
+	cmdDrain loopCmd = iota + 1 // stop accepting, close idle connections after the grace, exit when empty
+	cmdStop                     // close everything and exit
+)
+
+// loopFDs dups the listening fds of lns for the loop's own use.
+func loopFDs(lns []*gatedListener) ([]int, error) {
+	var fds []int
+	for _, l := range lns {
+		sc, ok := l.Listener.(syscall.Conn)
+		if !ok {
+			return nil, fmt.Errorf("listener %s has no fd", l.Addr())
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return nil, err
+		}
+		var nfd int
+		var derr error
+		if err := rc.Control(func(fd uintptr) {
+			nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		}); err != nil {
+			return nil, err
+		}
+		if derr != nil {
+			return nil, fmt.Errorf("dup listener: %w", derr)
+		}
+		fds = append(fds, nfd)
+	}
+	return fds, nil
+}
+
+func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*loop, error) {
+	lfds, err := loopFDs(w.lns)
+	if err != nil {
+		return nil, err
+	}
+	l := &loop{
+		w: w, fast: fast, access: access, lfds: lfds,
+		rbuf: make([]byte, loopReadBuf), wbuf: make([]byte, 0, 16<<10),
+		keepAlive: w.limits.keepAlive,
+		done:      make(chan struct{}),
+		handoffs:  newHandoffQueue(),
+	}
+	l.resp.Reset()
+	rht := w.cfg.ReadHeaderTimeout
+	if rht <= 0 {
+		rht = fallbackReadHeaderTimeout
+	}
+	if rt := w.cfg.ReadTimeout; rt > 0 && rt < rht {
+		rht = rt
+	}
+	l.rht, l.idle, l.wto = int64(rht), int64(w.limits.idle), int64(w.cfg.WriteTimeout)
+	closeAll := func() {
+		for _, fd := range lfds {
+			unix.Close(fd)
+		}
+	}
+	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if l.wakefd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		closeAll()
+		unix.Close(l.epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.wakefd)}); err != nil {
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	if err := l.startAccepting(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// startAccepting puts the listening fds in the epoll set. EPOLLEXCLUSIVE
+// wakes one waiting worker per new connection instead of all of them.
+func (l *loop) startAccepting() error {
+	for _, fd := range l.lfds {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(fd)}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			return fmt.Errorf("epoll_ctl listener: %w", err)
+		}
+	}
+	l.accepting = true
+	return nil
+}
+
+func (l *loop) stopAccepting() {
+	if !l.accepting {
+		return
+	}
+	for _, fd := range l.lfds {
+		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
+	l.accepting = false
+}
+
+// command hands cmd to the loop and wakes it.
+func (l *loop) command(cmd loopCmd) {
+	l.mu.Lock()
+	l.cmds = append(l.cmds, cmd)
+	l.mu.Unlock()
+	var one = [8]byte{1}
+	unix.Write(l.wakefd, one[:])
+}
+
+// run serves until a command ends it. It returns an error only when epoll
+// itself fails.
+func (l *loop) run() error {
+	runtime.LockOSThread()
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
+	defer close(l.done)
+	defer l.handoffs.close()
+	defer func() {
+		for _, fd := range l.lfds {
+			unix.Close(fd)
+		}
+		unix.Close(l.wakefd)
+		unix.Close(l.epfd)
+	}()
+	events := make([]unix.EpollEvent, loopEvents)
+	for {
+		timeout := -1
+		if len(l.list) > 0 || l.paused || l.draining {
+			timeout = int(loopTick / time.Millisecond)
+		}
+		if l.resumeAt != 0 {
+			if now := time.Now().UnixNano(); now >= l.resumeAt {
+				l.resumeAt = 0
+				if !l.paused && !l.draining {
+					if err := l.startAccepting(); err != nil {
+						l.closeEverything()
+						return err
+					}
+				}
+			} else {
+				timeout = int(max((l.resumeAt-now)/int64(time.Millisecond), 1))
+			}
+		}
+		// Under load events are ready at once: ask without a wait (and
+		// without the scheduler's syscall hand-off) first.
+		n, err := rawsys.EpollPoll(l.epfd, events)
+		if err == nil && n == 0 && timeout != 0 {
+			n, err = rawsys.EpollWait(l.epfd, events, timeout)
+		}
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			l.closeEverything()
+			return fmt.Errorf("epoll_wait: %w", err)
+		}
+		l.now = time.Now().UnixNano()
+		for i := 0; i < n; i++ {
+			ev := &events[i]
+			fd := int(ev.Fd)
+			if fd == l.wakefd {
+				if l.commands() {
+					return nil
+				}
+				continue
+			}
+			if l.isListener(fd) {
+				l.accept(fd)
+				continue
+			}
+			c := l.conn(fd)
+			if c == nil {
+				continue
+			}
+			if c.writing {
+				if ev.Events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+					l.flush(c)
+				}
+				continue
+			}
+			l.readable(c)
+		}
+		if l.now >= l.nextSweep {
+			l.nextSweep = l.now + int64(loopTick)
+			l.sweep()
+		}
+		if l.draining && len(l.list) == 0 {
+			return nil
+		}
+	}
+}
+
+func (l *loop) isListener(fd int) bool {
+	for _, lfd := range l.lfds {
+		if fd == lfd {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loop) conn(fd int) *loopConn {
+	if fd < len(l.byFD) {
+		return l.byFD[fd]
+	}
+	return nil
+}
+
+// commands runs the queued commands; it reports whether the loop ends.
+func (l *loop) commands() bool {
+	var buf [8]byte
+	unix.Read(l.wakefd, buf[:])
+	l.mu.Lock()
+	cmds := l.cmds
+	l.cmds = nil
+	l.mu.Unlock()
+	for _, cmd := range cmds {
+		switch cmd {
+		case cmdDrain:
+			if !l.draining {
+				l.draining, l.drainStart = true, l.now
+				l.stopAccepting()
+				l.paused = false
+				for _, fd := range l.lfds {
+					unix.Close(fd)
+				}
+				l.lfds = nil
+			}
+		case cmdStop:
+			l.closeEverything()
+			return true
+		}
+	}
+	return false
+}
+
+// closeEverything closes every connection now.
+func (l *loop) closeEverything() {
+	l.stopAccepting()
+	for len(l.list) > 0 {
+		l.close(l.list[len(l.list)-1])
+	}
+}
+
+// accept takes one connection: accepting one per wake-up leaves the
+// others in the queue to sibling workers that are less busy.
+func (l *loop) accept(lfd int) {
+	if l.w.connSem != nil {
+		select {
+		case l.w.connSem <- struct{}{}:
+		default:
+			l.stopAccepting()
+			l.paused = true
+			return
+		}
+	}
+	nfd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	if err != nil {
+		l.w.release()
+		if err != unix.EAGAIN && err != unix.ECONNABORTED && err != unix.EINTR {
+			l.w.log.Warn("accept failed", "err", err)
+		}
+		return
+	}
+	c := &loopConn{fd: nfd, file: -1, since: l.now, deadline: l.now + l.rht}
+	if l.access != nil {
+		c.remote = sockaddrString(sa)
+	}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, nfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(nfd)}); err != nil {
+		unix.Close(nfd)
+		l.w.release()
+		l.w.log.Warn("epoll_ctl failed", "err", err)
+		return
+	}
+	for nfd >= len(l.byFD) {
+		l.byFD = append(l.byFD, make([]*loopConn, len(l.byFD)+64)...)
+	}
+	l.byFD[nfd] = c
+	c.slot = len(l.list)
+	l.list = append(l.list, c)
+	n := l.open.Add(1)
+	if l.w.siblings && n > 1 {
+		// Accept balancing (see acceptPause): a worker that holds
+		// connections leaves the next one to a less busy sibling for a
+		// moment, or a burst of new clients would all land on whichever
+		// worker woke first.
+		l.stopAccepting()
+		l.resumeAt = l.now + min(n*int64(acceptPause), int64(acceptPauseMax))
+	}
+}
+
+func sockaddrString(sa unix.Sockaddr) string {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+	case *unix.SockaddrInet6:
+		return net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+	}
+	return ""
+}
+
+// forgetConn removes c from the loop's tables; the fd stays open.
+func (l *loop) forgetConn(c *loopConn) {
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	last := l.list[len(l.list)-1]
+	l.list[c.slot] = last
+	last.slot = c.slot
+	l.list[len(l.list)-1] = nil
+	l.list = l.list[:len(l.list)-1]
+	l.byFD[c.fd] = nil
+	if c.file >= 0 {
+		rawsys.Close(c.file)
+		c.file = -1
+	}
+	l.open.Add(-1)
+}
+
+// close closes c and gives its slot back.
+func (l *loop) close(c *loopConn) {
+	l.forgetConn(c)
+	rawsys.Close(c.fd)
+	l.w.release()
+}
+
+// readable reads what arrived on c and answers every complete request.
+func (l *loop) readable(c *loopConn) {
+	if c.state == lcLinger {
+		l.discard(c)
+		return
+	}
+	var data []byte
+	for {
+		dst := l.rbuf
+		if len(c.in) > 0 {
+			// A partial head waits: read after it, within loopMaxHead.
+			if cap(c.in)-len(c.in) < 2048 {
+				c.in = append(c.in, make([]byte, 4096)...)[:len(c.in)]
+			}
+			dst = c.in[len(c.in):cap(c.in)]
+		}
+		n, err := rawsys.Read(c.fd, dst)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		if err != nil || n == 0 {
+			// The client closed or the connection broke; a partial
+			// request is abandoned as net/http abandons it.
+			l.close(c)
+			return
+		}
+		if len(c.in) > 0 {
+			c.in = c.in[:len(c.in)+n]
+			data = c.in
+		} else {
+			data = dst[:n]
+		}
+		break
+	}
+	if c.state == lcIdle {
+		c.state = lcReading
+		c.deadline = l.now + l.rht
+	}
+	l.serve(c, data)
+}
+
+// serve answers the complete requests at the start of data, then keeps
+// what is left for the next read.
+func (l *loop) serve(c *loopConn, data []byte) {
+	owned := len(c.in) > 0 // data is c.in, not the shared buffer
+	out := l.wbuf[:0]
+	for len(data) > 0 && !c.closeAfter {
+		n, res := parseH1(data, &l.req)
+		if res == parseMore {
+			if len(data) >= loopMaxHead {
+				res = parseNotFast
+			} else {
+				break
+			}
+		}
+		if res == parseNotFast {
+			if len(out) > 0 {
+				// Answers to earlier pipelined requests go first.
+				if !l.writeAll(c, out) {
+					return
+				}
+				out = out[:0]
+			}
+			l.handoff(c, data)
+			return
+		}
+		l.resp.Reset()
+		var start time.Time
+		if l.access != nil {
+			start = l.access.Now()
+		}
+		if !l.fast.ServeFast(&l.req.FastRequest, &l.resp) {
+			if len(out) > 0 {
+				if !l.writeAll(c, out) {
+					return
+				}
+				out = out[:0]
+			}
+			l.handoff(c, data)
+			return
+		}
+		out = l.answer(c, out)
+		if l.access != nil {
+			l.log(c, start)
+		}
+		l.w.served()
+		data = data[n:]
+		if c.file >= 0 {
+			break // the file goes out before any later answer
+		}
+	}
+	l.wbuf = out[:0]
+	// What is left is a partial head, or requests after a file.
+	if c.closeAfter {
+		data = nil
+	}
+	c.afterFile = c.file >= 0 && len(data) > 0
+	if len(data) > 0 {
+		if owned {
+			c.in = c.in[:copy(c.in, data)]
+		} else {
+			c.in = append(c.in[:0], data...)
+		}
+	} else {
+		c.in = c.in[:0]
+		if cap(c.in) > 0 {
+			c.in = nil // idle connections hold no buffer
+		}
+	}
+	if len(out) == 0 && c.file < 0 {
+		// Only part of a head so far: its deadline runs on.
+		return
+	}
+	c.out = append(c.out[:0], out...)
+	l.flush(c)
+}
+
+// answer appends the response in l.resp to out, and notes a file to send.
+func (l *loop) answer(c *loopConn, out []byte) []byte {
+	r := &l.req
+	c.closeAfter = r.closeReq || !l.keepAlive || l.draining
+	out = append(out, l.resp.Head...)
+	out = append(out, l.dateLine()...)
+	if c.closeAfter {
+		out = append(out, "Connection: close\r\n"...)
+	} else if r.minor == 0 {
+		out = append(out, "Connection: keep-alive\r\n"...)
+	}
+	out = append(out, "\r\n"...)
+	head := r.Method == "HEAD"
+	if l.resp.FileFD >= 0 {
+		if head || l.resp.FileSize == 0 {
+			rawsys.Close(l.resp.FileFD)
+		} else {
+			c.file, c.fileAt, c.fileTo = l.resp.FileFD, 0, l.resp.FileSize
+		}
+	} else if !head {
+		out = append(out, l.resp.Body...)
+	}
+	return out
+}
+
+func (l *loop) log(c *loopConn, start time.Time) {
+	r := &l.req
+	var bytes int64
+	if r.Method != "HEAD" {
+		bytes = l.resp.BodyLen()
+	}
+	l.access.Log(&app.Entry{
+		Remote: c.remote, Method: r.Method, RequestURI: r.target, Path: r.Path,
+		RawQuery: r.Query, Proto: r.proto(), Host: r.host, Referer: r.referer,
+		UserAgent: r.userAgent, Status: l.resp.Status, Bytes: bytes,
+		Start: start, End: l.access.Now(),
+	})
+}
+
+// dateLine is the Date header of this second.
+func (l *loop) dateLine() []byte {
+	if sec := l.now / int64(time.Second); sec != l.dateAt || l.date == nil {
+		l.dateAt = sec
+		l.date = append(l.date[:0], "Date: "...)
+		l.date = time.Unix(sec, 0).UTC().AppendFormat(l.date, "Mon, 02 Jan 2006 15:04:05 GMT")
+		l.date = append(l.date, "\r\n"...)
+	}
+	return l.date
+}
+
+// writeAll writes b to c before a handoff, waiting for the socket if it
+// must: net/http cannot be handed half an answer. It reports success.
+func (l *loop) writeAll(c *loopConn, b []byte) bool {
+	for len(b) > 0 {
+		n, err := rawsys.Send(c.fd, b, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			pfd := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLOUT}}
+			timeout := -1
+			if l.wto > 0 {
+				timeout = int(l.wto / int64(time.Millisecond))
+			}
+			if k, err := unix.Poll(pfd, timeout); err != nil && err != unix.EINTR || k == 0 && err == nil {
+				l.close(c)
+				return false
+			}
+			continue
+		}
+		if err != nil {
+			l.close(c)
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// flush writes what c has to send; what the socket does not take waits
+// for EPOLLOUT. Once all is out, c closes or waits for its next request.
+func (l *loop) flush(c *loopConn) {
+	for len(c.out) > 0 {
+		// No MSG_MORE before a file: corking the head until sendfile's
+		// pages join it cost a third more CPU per 100 KiB file.
+		n, err := rawsys.Send(c.fd, c.out, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			l.waitWritable(c)
+			return
+		}
+		if err != nil {
+			l.close(c)
+			return
+		}
+		c.out = c.out[:copy(c.out, c.out[n:])]
+	}
+	for c.file >= 0 && c.fileAt < c.fileTo {
+		n, err := rawsys.Sendfile(c.fd, c.file, &c.fileAt, int(min(c.fileTo-c.fileAt, 1<<30)))
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			l.waitWritable(c)
+			return
+		}
+		if err != nil || n == 0 {
+			// A file truncated under us cannot fill its Content-Length.
+			l.close(c)
+			return
+		}
+	}
+	if c.file >= 0 {
+		rawsys.Close(c.file)
+		c.file = -1
+	}
+	if cap(c.out) > 4096 {
+		c.out = nil
+	}
+	if c.writing {
+		c.writing = false
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)}); err != nil {
+			l.close(c)
+			return
+		}
+	}
+	if c.closeAfter {
+		l.linger(c)
+		return
+	}
+	if len(c.in) > 0 {
+		// The start of the next request, or pipelined requests that
+		// waited behind a file.
+		c.state = lcReading
+		c.deadline = l.now + l.rht
+		if c.afterFile {
+			c.afterFile = false
+			l.serve(c, c.in)
+		}
+		return
+	}
+	c.state, c.since = lcIdle, l.now
+	c.deadline = 0
+	if l.idle > 0 {
+		c.deadline = l.now + l.idle
+	}
+}
+
+func (l *loop) waitWritable(c *loopConn) {
+	if c.state != lcWriting {
+		c.state = lcWriting
+		c.deadline = 0
+		if l.wto > 0 {
+			c.deadline = l.now + l.wto
+		}
+	}
+	if c.writing {
+		return
+	}
+	c.writing = true
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.fd)}); err != nil {
+		l.close(c)
+	}
+}
+
+// linger closes c after its last answer without losing that answer: a
+// close(2) with unread bytes in the socket sends a reset, which can reach
+// the client before the answer does. So the write side is shut down and
+// the loop reads until the client closes, or lingerTime passes.
+func (l *loop) linger(c *loopConn) {
+	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
+		l.close(c)
+		return
+	}
+	c.state = lcLinger
+	c.in = nil
+	c.deadline = l.now + int64(lingerTime)
+	l.discard(c)
+}
+
+// discard reads and drops what a lingering connection receives.
+func (l *loop) discard(c *loopConn) {
+	for {
+		n, err := rawsys.Read(c.fd, l.rbuf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		if err != nil || n == 0 {
+			l.close(c)
+			return
+		}
+	}
+}
+
+// sweep closes connections past their deadline and, in a drain, idle
+// ones past the grace; at worker_connections it resumes accepting when a
+// slot is free, or evicts the quietest idle connection for a client that
+// waits.
+func (l *loop) sweep() {
+	grace := int64(l.w.grace)
+	var quietest *loopConn
+	for i := 0; i < len(l.list); {
+		c := l.list[i]
+		if c.deadline != 0 && l.now >= c.deadline {
+			// A timeout: net/http closes without an answer too.
+			l.close(c)
+			continue // c's slot now holds another connection
+		}
+		if c.state == lcIdle {
+			if l.draining && l.now-c.since >= grace && l.now-l.drainStart >= grace && !pendingFD(c.fd) {
+				l.close(c)
+				continue
+			}
+			if quietest == nil || c.since < quietest.since {
+				quietest = c
+			}
+		}
+		i++
+	}
+	if l.paused && !l.draining {
+		if len(l.w.connSem) < cap(l.w.connSem) {
+			l.paused = false
+			if err := l.startAccepting(); err != nil {
+				l.w.log.Warn("resume accepting failed", "err", err)
+			}
+		} else if l.w.limits.evict && quietest != nil && l.now-quietest.since >= int64(evictMinQuiet) && l.backlogged() && !pendingFD(quietest.fd) {
+			l.close(quietest)
+			l.w.noteEviction(time.Unix(0, l.now))
+		}
+	}
+}
+
+// backlogged reports whether a client waits in an accept queue.
+func (l *loop) backlogged() bool {
+	pfds := make([]unix.PollFd, len(l.lfds))
+	for i, fd := range l.lfds {
+		pfds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	}
+	n, err := unix.Poll(pfds, 0)
+	return err == nil && n > 0
+}
+
+// pendingFD reports whether bytes wait unread on fd.
+func pendingFD(fd int) bool {
+	var b [1]byte
+	n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err == nil && n > 0
+}
+
+// handoff gives c to net/http with data, the bytes read and not answered.
+func (l *loop) handoff(c *loopConn, data []byte) {
+	l.forgetConn(c)
+	f := os.NewFile(uintptr(c.fd), "")
+	nc, err := net.FileConn(f) // a dup, in Go's poller
+	f.Close()
+	if err != nil {
+		l.w.release()
+		l.w.log.Warn("handing a connection to net/http failed", "err", err)
+		return
+	}
+	pc := &prefixConn{Conn: nc, prefix: append([]byte(nil), data...)}
+	// adopt registers it before the drain can look; the slot goes with it.
+	l.handoffs.push(l.w.adopt(pc))
+}
+
+// prefixConn reads the bytes the loop already read before the socket's.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// ReadFrom keeps sendfile(2) (see trackedConn.ReadFrom).
+func (p *prefixConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := p.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{p.Conn}, r)
+}
+
+// SyscallConn lets the drain peek at the socket.
+func (p *prefixConn) SyscallConn() (syscall.RawConn, error) {
+	return p.Conn.(syscall.Conn).SyscallConn()
+}
+
+// handoffQueue carries handed-over connections to net/http's Serve.
+type handoffQueue struct {
+	mu     sync.Mutex
+	q      []net.Conn
+	closed bool
+	ready  chan struct{}
+}
+
+func newHandoffQueue() *handoffQueue { return &handoffQueue{ready: make(chan struct{}, 1)} }
+
+func (h *handoffQueue) push(c net.Conn) {
+	h.mu.Lock()
+	h.q = append(h.q, c)
+	h.mu.Unlock()
+	h.wake()
+}
+
+func (h *handoffQueue) wake() {
+	select {
+	case h.ready <- struct{}{}:
+	default:
+	}
+}
+
+// close ends Accept once the queue is empty.
+func (h *handoffQueue) close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.wake()
+}
+
+// handoffListener is what net/http serves in a worker with an event loop:
+// the connections the loop handed over. One goroutine calls Accept.
+type handoffListener struct {
+	q    *handoffQueue
+	addr net.Addr
+}
+
+func (h handoffListener) Accept() (net.Conn, error) {
+	for {
+		h.q.mu.Lock()
+		if len(h.q.q) > 0 {
+			c := h.q.q[0]
+			h.q.q[0] = nil
+			h.q.q = h.q.q[1:]
+			h.q.mu.Unlock()
+			return c, nil
+		}
+		closed := h.q.closed
+		h.q.mu.Unlock()
+		if closed {
+			return nil, net.ErrClosed
+		}
+		<-h.q.ready
+	}
+}
+
+func (h handoffListener) Close() error   { return nil }
+func (h handoffListener) Addr() net.Addr { return h.addr }
