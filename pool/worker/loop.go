@@ -53,8 +53,14 @@ const (
 	// reading what the client still sends, so that the kernel does not
 	// reset the connection and destroy the answer (net/http waits as long).
 	lingerTime = 500 * time.Millisecond
+	// lingerMax bounds how long a closing connection waits for its last
+	// answer to leave the send buffer, for a client that stopped reading.
+	lingerMax = 30 * time.Second
 	// loopEvents is how many events one epoll_wait returns at most.
 	loopEvents = 256
+	// loopHot is how long after its last event the loop counts as busy
+	// (see run).
+	loopHot = time.Second
 )
 
 // connection states in the loop
@@ -80,6 +86,7 @@ type loopConn struct {
 	// drain and eviction measure quiet from it.
 	since    int64
 	deadline int64 // unix nanos; 0 is none
+	headAt   int64 // when the head of the request being answered was read
 	writing  bool  // registered for EPOLLOUT instead of EPOLLIN
 	// afterFile: requests in in wait for the file to go out.
 	afterFile bool
@@ -105,6 +112,7 @@ type loop struct {
 	dateAt int64
 
 	rht, idle, wto int64 // read_header (or read), keepalive, write timeouts in nanos; 0 none
+	maxHead        int   // the longest head the loop parses
 	keepAlive      bool
 
 	accepting  bool  // listening fds are in the epoll set
@@ -113,6 +121,7 @@ type loop struct {
 	draining   bool
 	drainStart int64
 	nextSweep  int64
+	lastBusy   int64 // when epoll_wait last returned events
 
 	mu       sync.Mutex
 	cmds     []loopCmd
@@ -176,6 +185,10 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*loop, erro
 		rht = rt
 	}
 	l.rht, l.idle, l.wto = int64(rht), int64(w.limits.idle), int64(w.cfg.WriteTimeout)
+	l.maxHead = loopMaxHead
+	if m := w.cfg.MaxHeaderBytes; m > 0 && m < l.maxHead {
+		l.maxHead = m
+	}
 	closeAll := func() {
 		for _, fd := range lfds {
 			unix.Close(fd)
@@ -249,7 +262,9 @@ func (l *loop) run() error {
 	}()
 	events := make([]unix.EpollEvent, loopEvents)
 	for {
-		timeout := -1
+		// Idle, the loop still wakes once a second: a safety net for
+		// anything that fails to wake it, at no cost worth counting.
+		timeout := int(time.Second / time.Millisecond)
 		if len(l.list) > 0 || l.paused || l.draining {
 			timeout = int(loopTick / time.Millisecond)
 		}
@@ -266,20 +281,37 @@ func (l *loop) run() error {
 				timeout = int(max((l.resumeAt-now)/int64(time.Millisecond), 1))
 			}
 		}
-		// Under load events are ready at once: ask without a wait (and
-		// without the scheduler's syscall hand-off) first.
+		// Under load events are ready at once: ask without a wait first.
+		// Then, while the loop has been busy lately, it waits holding its
+		// P (see rawsys): a blocking syscall through the scheduler costs a
+		// thread hand-off whenever it waits more than 20µs, a third of a
+		// request's CPU at nginx's pace. Such a wait is cut at 10ms, about
+		// when the runtime would interrupt it to preempt the goroutine
+		// anyway; an idle loop waits through the scheduler instead.
 		n, err := rawsys.EpollPoll(l.epfd, events)
 		if err == nil && n == 0 && timeout != 0 {
-			n, err = rawsys.EpollWait(l.epfd, events, timeout)
+			if l.now-l.lastBusy < int64(loopHot) {
+				runtime.Gosched()
+				n, err = rawsys.EpollWait(l.epfd, events, min(timeout, 10))
+			} else {
+				n, err = unix.EpollWait(l.epfd, events, timeout)
+			}
+		}
+		if err == unix.EINTR {
+			// The runtime interrupts a wait with a signal when it needs
+			// this goroutine to stop (for a collection, or to run
+			// others): yield, or it never gets to.
+			runtime.Gosched()
+			n, err = 0, nil
 		}
 		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
 			l.closeEverything()
 			return fmt.Errorf("epoll_wait: %w", err)
 		}
 		l.now = time.Now().UnixNano()
+		if n > 0 {
+			l.lastBusy = l.now
+		}
 		for i := 0; i < n; i++ {
 			ev := &events[i]
 			fd := int(ev.Fd)
@@ -498,12 +530,15 @@ func (l *loop) serve(c *loopConn, data []byte) {
 	out := l.wbuf[:0]
 	for len(data) > 0 && !c.closeAfter {
 		n, res := parseH1(data, &l.req)
+		switch {
+		case res == parseMore && len(data) < l.maxHead:
+			break
+		case res == parseMore, res == parseOK && n > l.maxHead:
+			// A long head is net/http's: it applies max_header_bytes.
+			res = parseNotFast
+		}
 		if res == parseMore {
-			if len(data) >= loopMaxHead {
-				res = parseNotFast
-			} else {
-				break
-			}
+			break
 		}
 		if res == parseNotFast {
 			if len(out) > 0 {
@@ -516,6 +551,7 @@ func (l *loop) serve(c *loopConn, data []byte) {
 			l.handoff(c, data)
 			return
 		}
+		c.headAt = l.now
 		l.resp.Reset()
 		var start time.Time
 		if l.access != nil {
@@ -568,14 +604,24 @@ func (l *loop) serve(c *loopConn, data []byte) {
 }
 
 // answer appends the response in l.resp to out, and notes a file to send.
+// The framing follows net/http's: an HTTP/1.0 request gets an HTTP/1.0
+// status line, "Connection: keep-alive" when it asked for it, and no
+// "Connection: close" when it did not; a drain says "Connection: close"
+// to every request, as the worker's handler does.
 func (l *loop) answer(c *loopConn, out []byte) []byte {
 	r := &l.req
 	c.closeAfter = r.closeReq || !l.keepAlive || l.draining
-	out = append(out, l.resp.Head...)
+	if r.minor == 0 {
+		out = append(out, "HTTP/1.0"...)
+		out = append(out, l.resp.Head[len("HTTP/1.1"):]...)
+	} else {
+		out = append(out, l.resp.Head...)
+	}
 	out = append(out, l.dateLine()...)
-	if c.closeAfter {
+	switch {
+	case l.draining || c.closeAfter && r.minor == 1:
 		out = append(out, "Connection: close\r\n"...)
-	} else if r.minor == 0 {
+	case !c.closeAfter && r.minor == 0:
 		out = append(out, "Connection: keep-alive\r\n"...)
 	}
 	out = append(out, "\r\n"...)
@@ -719,10 +765,11 @@ func (l *loop) flush(c *loopConn) {
 
 func (l *loop) waitWritable(c *loopConn) {
 	if c.state != lcWriting {
+		// write_timeout counts from the end of the head, as in net/http.
 		c.state = lcWriting
 		c.deadline = 0
 		if l.wto > 0 {
-			c.deadline = l.now + l.wto
+			c.deadline = c.headAt + l.wto
 		}
 	}
 	if c.writing {
@@ -743,7 +790,7 @@ func (l *loop) linger(c *loopConn) {
 		l.close(c)
 		return
 	}
-	c.state = lcLinger
+	c.state, c.since = lcLinger, l.now
 	c.in = nil
 	c.deadline = l.now + int64(lingerTime)
 	l.discard(c)
@@ -776,12 +823,18 @@ func (l *loop) sweep() {
 	for i := 0; i < len(l.list); {
 		c := l.list[i]
 		if c.deadline != 0 && l.now >= c.deadline {
+			if c.state == lcLinger && l.now-c.since < int64(lingerMax) && unsent(c.fd) > 0 {
+				// The answer is still leaving: a close now could lose it.
+				c.deadline = l.now + int64(lingerTime)
+				i++
+				continue
+			}
 			// A timeout: net/http closes without an answer too.
 			l.close(c)
 			continue // c's slot now holds another connection
 		}
 		if c.state == lcIdle {
-			if l.draining && l.now-c.since >= grace && l.now-l.drainStart >= grace && !pendingFD(c.fd) {
+			if l.draining && l.now-c.since >= grace && l.now-l.drainStart >= grace && quiet(c.fd) {
 				l.close(c)
 				continue
 			}
@@ -797,7 +850,7 @@ func (l *loop) sweep() {
 			if err := l.startAccepting(); err != nil {
 				l.w.log.Warn("resume accepting failed", "err", err)
 			}
-		} else if l.w.limits.evict && quietest != nil && l.now-quietest.since >= int64(evictMinQuiet) && l.backlogged() && !pendingFD(quietest.fd) {
+		} else if l.w.limits.evict && quietest != nil && l.now-quietest.since >= int64(evictMinQuiet) && l.backlogged() && quiet(quietest.fd) {
 			l.close(quietest)
 			l.w.noteEviction(time.Unix(0, l.now))
 		}
@@ -814,11 +867,26 @@ func (l *loop) backlogged() bool {
 	return err == nil && n > 0
 }
 
-// pendingFD reports whether bytes wait unread on fd.
-func pendingFD(fd int) bool {
+// quiet reports whether nothing is on its way on fd in either direction:
+// no request bytes wait unread, and the last answer has left the send
+// buffer. Closing a connection with an answer still in the buffer hands
+// its delivery to the kernel's orphan handling, which may drop it.
+func quiet(fd int) bool {
 	var b [1]byte
 	n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	return err == nil && n > 0
+	if err == nil && n > 0 {
+		return false
+	}
+	return unsent(fd) == 0
+}
+
+// unsent is how many bytes wait in fd's send buffer (0 if unknown).
+func unsent(fd int) int {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // handoff gives c to net/http with data, the bytes read and not answered.

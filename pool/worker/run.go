@@ -283,7 +283,7 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 		beats.Wait()
 		w.setState(StateExited)
 	}()
-	w.log.Debug("worker serving", "sockets", len(w.lns),
+	w.log.Debug("worker serving", "sockets", len(w.lns), "event_loop", w.loop != nil,
 		"max_requests", w.maxRequests, "heartbeat", w.beat.String())
 
 	var drained, stopDrain chan struct{}

@@ -1,0 +1,640 @@
+package worker
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/worker/app"
+)
+
+// loopSite is a listener with a route of every kind: what the event loop
+// answers itself (respond, static, redirect, the slash redirect) and what
+// it hands to net/http (proxy).
+func loopSite(t *testing.T) hclconfig.Listener {
+	t.Helper()
+	root := t.TempDir()
+	write := func(name string, data []byte) {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.txt", []byte("file a\n"))
+	write("page.html", []byte("<p>hi</p>\n"))
+	write("noext", []byte("<html><body>sniffed</body></html>"))
+	write("sub/index.html", []byte("<h1>index</h1>\n"))
+	write("empty.txt", nil)
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i/4099)
+	}
+	write("big.bin", big)
+	os.Mkdir(filepath.Join(root, "bare"), 0o755)
+	if err := os.Symlink("/etc/passwd", filepath.Join(root, "abs-link")); err != nil {
+		t.Fatal(err)
+	}
+
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "upstream %s %s %q", r.Method, r.URL.RequestURI(), body)
+	}))
+	t.Cleanup(up.Close)
+
+	l := testListener(hclconfig.ClassAsync)
+	l.EventLoop = true
+	l.Keepalive = 30 * time.Second
+	l.MaxHeaderBytes = 32 << 10
+	l.MaxBodyBytes = 1 << 20
+	l.ReadHeaderTimeout = 5 * time.Second
+	l.Routes = []hclconfig.Route{
+		{Prefix: "/static/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root}},
+		{Prefix: "/proxy/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{up.URL}}},
+		{Prefix: "/old/", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "/new/", Status: 301}},
+		{Prefix: "/go", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "https://example.com/x?a=1"}},
+		{Prefix: "/empty", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 204}},
+		{Prefix: "/", App: hclconfig.AppRespond, Respond: hclconfig.Respond{
+			Status: 200, Body: "hello\n", Headers: map[string]string{"X-Site": "loop", "Cache-Control": "no-store"},
+		}},
+	}
+	return l
+}
+
+// startSite runs a worker for l the way Main builds one: the routes behind
+// Handler and the access log, with the fast path. It fails the test unless
+// the worker serves from the event loop exactly when l.EventLoop says so.
+func startSite(t *testing.T, l hclconfig.Listener, ln net.Listener, edit func(*Options)) *testWorker {
+	t.Helper()
+	var logs logBuffer
+	h, err := app.New(l, logs.logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	access, err := app.OpenAccessLog(l.AccessLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		access.Close()
+		if t.Failed() {
+			t.Logf("worker log:\n%s", logs.String())
+		}
+	})
+	tw := startWorker(t, l, access.Wrap(Handler(l, h)), ln, func(o *Options) {
+		o.Logger = logs.logger()
+		o.Fast = h.(app.FastServer)
+		o.AccessLog = access
+		o.Reopen = access.Reopen
+		if edit != nil {
+			edit(o)
+		}
+	})
+	want := fmt.Sprintf("event_loop=%v", l.EventLoop)
+	waitUntil(t, "the worker's serving line", func() bool { return strings.Contains(logs.String(), "worker serving") })
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("worker does not say %s:\n%s", want, logs.String())
+	}
+	return tw
+}
+
+// answer is one response as a client sees it, with what may differ
+// between two correct servers taken out: the Date, and header order.
+type answer struct {
+	Proto, Status string
+	Header        []string
+	Body          string
+}
+
+func (a answer) String() string {
+	return fmt.Sprintf("%s %s\n%s\n\n%q", a.Proto, a.Status, strings.Join(a.Header, "\n"), a.Body)
+}
+
+// replay writes in on a new connection at once (the requests pipelined),
+// then reads every response until the server closes. methods gives each
+// request's method, for the responses to HEAD.
+func replay(t *testing.T, addr, in string, methods []string) []answer {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, in); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	var out []answer
+	for i := 0; ; i++ {
+		m := "GET"
+		if i < len(methods) {
+			m = methods[i]
+		}
+		resp, err := http.ReadResponse(br, &http.Request{Method: m})
+		if err != nil {
+			if err != io.EOF && !isReset(err) {
+				out = append(out, answer{Status: "read error: " + err.Error()})
+			}
+			return out
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			out = append(out, answer{Status: "body error: " + err.Error()})
+			return out
+		}
+		a := answer{Proto: resp.Proto, Status: resp.Status, Body: string(body)}
+		for k, vs := range resp.Header {
+			if k == "Date" {
+				continue
+			}
+			for _, v := range vs {
+				a.Header = append(a.Header, k+": "+v)
+			}
+		}
+		slices.Sort(a.Header)
+		out = append(out, a)
+	}
+}
+
+func isReset(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe"))
+}
+
+// closer ends every replay: the server answers it and closes.
+const closer = "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+func TestLoopAnswersAsNetHTTP(t *testing.T) {
+	// Two workers with the same routes, one serving from the event loop,
+	// one from net/http alone: every exchange must look the same to the
+	// client, request by request, pipelined or not, valid or not.
+	l := loopSite(t)
+	fast := startSite(t, l, nil, nil)
+	l.EventLoop = false
+	std := startSite(t, l, nil, nil)
+
+	big := strings.Repeat("x", 12<<10)
+	cases := []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /any/path;p=1?q=%20&r=/x HTTP/1.1\r\nHost: x:80\r\nUser-Agent: t\r\nReferer: http://r/\r\n\r\n",
+		"GET /empty HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.0\r\n\r\n",
+		"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /static/a.txt HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+		"HEAD /static/a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nhOsT: x\r\nconnection: Keep-Alive, Foo\r\ncontent-length: 0\r\n\r\n",
+		// static
+		"GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+		"HEAD /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/page.html HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/noext HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/empty.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/sub/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/sub HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/sub?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/bare/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/missing HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/a.txt/ HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/abs-link HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/../loop_test.go HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/%2e%2e/loop_test.go HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/a%2etxt HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /static/a.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=1-3\r\n\r\n",
+		"GET /static/a.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n",
+		"GET /static/a.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\n",
+		"POST /static/a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+		// redirects
+		"GET /old/a/b?c=d HTTP/1.1\r\nHost: x\r\n\r\n",
+		"HEAD /old/a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /old//evil.com HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /go/on?b=2 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /old HTTP/1.1\r\nHost: x\r\n\r\n",
+		// handed over to net/http mid-pipeline
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /proxy/p?x=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /empty HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /proxy/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /proxy/e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+		"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n",
+		"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a%20b HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://x/abs HTTP/1.1\r\nHost: x\r\n\r\n",
+		"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+		"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+		// malformed: net/http answers them, whichever path read them
+		"GARBAGE\r\n\r\n",
+		"GET / HTTP/1.1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n Folded: line\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x y\r\n\r\n",
+		"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+		"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\nHost: x\n\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"get / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+	}
+	for _, in := range cases {
+		in += closer
+		var methods []string
+		for _, line := range strings.Split(in, "\r\n") {
+			if m, _, ok := strings.Cut(line, " "); ok && strings.HasPrefix(line, m+" /") && (m == "GET" || m == "HEAD" || m == "POST") {
+				methods = append(methods, m)
+			}
+		}
+		got := replay(t, fast.addr, in, methods)
+		want := replay(t, std.addr, in, methods)
+		if len(got) != len(want) {
+			t.Errorf("%.120q: %d answers from the loop, %d from net/http:\nloop:\n%v\nnet/http:\n%v", in, len(got), len(want), got, want)
+			continue
+		}
+		for i := range got {
+			if got[i].String() != want[i].String() {
+				t.Errorf("%.120q, answer %d:\nloop:\n%v\nnet/http:\n%v", in, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+func TestLoopLongHeads(t *testing.T) {
+	// Heads past the loop's own limit go to net/http, which serves them up
+	// to max_header_bytes and refuses longer ones.
+	l := loopSite(t)
+	tw := startSite(t, l, nil, nil)
+	for _, tc := range []struct {
+		size int
+		want string
+	}{
+		{loopMaxHead - 100, "HTTP/1.1 200 OK"},
+		{loopMaxHead + 100, "HTTP/1.1 200 OK"},
+		{l.MaxHeaderBytes - 200, "HTTP/1.1 200 OK"},
+		{l.MaxHeaderBytes + 8192, "HTTP/1.1 431 Request Header Fields Too Large"},
+	} {
+		req := "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", tc.size) + "\r\n\r\n"
+		if got := rawExchange(t, tw.addr, req); got != tc.want {
+			t.Errorf("a %d-byte header: %q, want %q", tc.size, got, tc.want)
+		}
+	}
+}
+
+// dialSlowReader connects with a small receive buffer, set before the
+// handshake so the window is small from the start: a big answer then
+// stays in flight while the client does not read.
+func dialSlowReader(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return serr
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dialSite opens a raw connection to a test worker.
+func dialSite(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(waitLimit))
+	return c, bufio.NewReader(c)
+}
+
+func readAnswer(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("reading an answer: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading a body: %v", err)
+	}
+	return resp, string(body)
+}
+
+func TestLoopHeadInPieces(t *testing.T) {
+	tw := startSite(t, loopSite(t), nil, nil)
+	c, br := dialSite(t, tw.addr)
+	// One byte per write, then a request whose head and the next one's
+	// start share a write.
+	req := "GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+	for i := range len(req) {
+		if _, err := c.Write([]byte{req[i]}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, body := readAnswer(t, br, "GET"); body != "file a\n" {
+		t.Fatalf("body %q", body)
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /static/a")
+	if _, body := readAnswer(t, br, "GET"); body != "hello\n" {
+		t.Fatalf("body %q", body)
+	}
+	time.Sleep(20 * time.Millisecond)
+	io.WriteString(c, ".txt HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, body := readAnswer(t, br, "GET"); body != "file a\n" {
+		t.Fatalf("body %q", body)
+	}
+}
+
+func TestLoopPipelinesBehindFiles(t *testing.T) {
+	// Answers leave in request order, also when a file (sent by
+	// sendfile, after its head) comes between two in-memory answers, and
+	// when the client reads slowly enough for the socket to fill.
+	l := loopSite(t)
+	tw := startSite(t, l, nil, nil)
+	want, err := os.ReadFile(filepath.Join(l.Routes[0].Static.Root, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, br := dialSite(t, tw.addr)
+	var in strings.Builder
+	const rounds = 4
+	for range rounds {
+		in.WriteString("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\nHEAD /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+	}
+	go io.WriteString(c, in.String())
+	time.Sleep(200 * time.Millisecond) // let the socket buffers fill
+	for i := range rounds {
+		if _, body := readAnswer(t, br, "GET"); body != "hello\n" {
+			t.Fatalf("round %d: respond body %q", i, body)
+		}
+		resp, body := readAnswer(t, br, "GET")
+		if sha256.Sum256([]byte(body)) != sha256.Sum256(want) || resp.ContentLength != int64(len(want)) {
+			t.Fatalf("round %d: file of %d bytes (Content-Length %d), want %d and the same bytes", i, len(body), resp.ContentLength, len(want))
+		}
+		if resp, body := readAnswer(t, br, "HEAD"); body != "" || resp.ContentLength != int64(len(want)) {
+			t.Fatalf("round %d: HEAD answer %d bytes, Content-Length %d", i, len(body), resp.ContentLength)
+		}
+	}
+}
+
+func TestLoopTimeouts(t *testing.T) {
+	l := loopSite(t)
+	l.ReadHeaderTimeout = 300 * time.Millisecond
+	l.Keepalive = 400 * time.Millisecond
+	tw := startSite(t, l, nil, nil)
+
+	t.Run("read_header_timeout", func(t *testing.T) {
+		// A head trickled a byte at a time does not reset the clock.
+		c, br := dialSite(t, tw.addr)
+		start := time.Now()
+		go func() {
+			for _, b := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ") {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for {
+				if _, err := c.Write([]byte("a")); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+		if _, err := br.ReadByte(); err == nil {
+			t.Fatal("an answer to a head that never ended")
+		}
+		if took := time.Since(start); took < l.ReadHeaderTimeout {
+			t.Errorf("closed after %v, before read_header_timeout %v", took, l.ReadHeaderTimeout)
+		}
+	})
+	t.Run("keepalive", func(t *testing.T) {
+		c, br := dialSite(t, tw.addr)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		readAnswer(t, br, "GET")
+		idle := time.Now()
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("idle connection: read = %v, want EOF", err)
+		}
+		if took := time.Since(idle); took < l.Keepalive {
+			t.Errorf("closed after %v idle, before keepalive %v", took, l.Keepalive)
+		}
+	})
+	t.Run("each request gets its own header time", func(t *testing.T) {
+		// Requests that keep coming keep the connection: the deadline is
+		// per head, not per connection.
+		c, br := dialSite(t, tw.addr)
+		for i := range 8 {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n")
+			time.Sleep(100 * time.Millisecond)
+			io.WriteString(c, "\r\n")
+			if _, body := readAnswer(t, br, "GET"); body != "hello\n" {
+				t.Fatalf("request %d: %q", i, body)
+			}
+		}
+	})
+}
+
+func TestLoopWriteTimeout(t *testing.T) {
+	// A client that stops reading a file is cut off after write_timeout.
+	l := loopSite(t)
+	l.WriteTimeout = 300 * time.Millisecond
+	tw := startSite(t, l, nil, nil)
+	c := dialSlowReader(t, tw.addr)
+	var in strings.Builder
+	for range 4 {
+		in.WriteString("GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+	}
+	io.WriteString(c, in.String())
+	time.Sleep(l.WriteTimeout + 500*time.Millisecond)
+	c.SetReadDeadline(time.Now().Add(waitLimit))
+	n, err := io.Copy(io.Discard, c)
+	if err == nil && n >= 4*(3<<20) {
+		t.Fatalf("all %d bytes arrived; the connection should have been cut", n)
+	}
+	if n >= 4*(3<<20) {
+		t.Fatalf("read %d bytes", n)
+	}
+}
+
+func TestLoopDrain(t *testing.T) {
+	l := loopSite(t)
+	const grace = 300 * time.Millisecond
+	tw := startSite(t, l, nil, func(o *Options) { o.IdleGrace = grace })
+
+	idle, idleBr := dialSite(t, tw.addr)
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	readAnswer(t, idleBr, "GET")
+	busy, busyBr := dialSite(t, tw.addr)
+	io.WriteString(busy, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	readAnswer(t, busyBr, "GET")
+	// A big file in flight when the drain begins: it finishes.
+	slow := dialSlowReader(t, tw.addr)
+	io.WriteString(slow, "GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+
+	start := time.Now()
+	tw.sigs <- syscall.SIGTERM
+	tw.sink.waitFor(t, "STOPPING=1", has("STOPPING", "1"))
+
+	// A request on an idle connection during the drain is answered, with
+	// Connection: close.
+	io.WriteString(busy, "GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, body := readAnswer(t, busyBr, "GET")
+	if body != "hello\n" || !resp.Close {
+		t.Fatalf("request during the drain: %q, close=%v", body, resp.Close)
+	}
+	// New connections go elsewhere: this worker no longer accepts. (The
+	// test's listener has no sibling, so a dial is queued, unanswered.)
+
+	slow.SetReadDeadline(time.Now().Add(waitLimit))
+	sr := bufio.NewReader(slow)
+	resp, err := http.ReadResponse(sr, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != 3<<20 {
+		t.Fatalf("file in flight during the drain: %d bytes, %v", n, err)
+	}
+
+	idle.SetReadDeadline(time.Now().Add(waitLimit))
+	if _, err := idleBr.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: read = %v, want EOF", err)
+	}
+	if took := time.Since(start); took < grace {
+		t.Errorf("idle connection closed %v into the drain, before the %v grace", took, grace)
+	}
+	if err := tw.wait(t); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+func TestLoopDrainWaitsForHandedOver(t *testing.T) {
+	// A connection the loop handed to net/http is the drain's too.
+	l := loopSite(t)
+	tw := startSite(t, l, nil, func(o *Options) { o.IdleGrace = 200 * time.Millisecond })
+	c, br := dialSite(t, tw.addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+	readAnswer(t, br, "POST")
+	tw.sigs <- syscall.SIGTERM
+	tw.sink.waitFor(t, "STOPPING=1", has("STOPPING", "1"))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, body := readAnswer(t, br, "GET")
+	if body != "hello\n" || !resp.Close {
+		t.Fatalf("handed-over connection during the drain: %q, close=%v", body, resp.Close)
+	}
+	if err := tw.wait(t); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+func TestLoopFastStop(t *testing.T) {
+	tw := startSite(t, loopSite(t), nil, nil)
+	c, br := dialSite(t, tw.addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	readAnswer(t, br, "GET")
+	tw.sigs <- syscall.SIGQUIT
+	if _, err := br.ReadByte(); err != io.EOF && !isReset(err) {
+		t.Fatalf("after a fast stop: read = %v, want the connection closed", err)
+	}
+	if err := tw.wait(t); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+func TestLoopMaxRequests(t *testing.T) {
+	l := loopSite(t)
+	l.MaxRequests = 25
+	tw := startSite(t, l, nil, nil)
+	c, br := dialSite(t, tw.addr)
+	for range 25 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		readAnswer(t, br, "GET")
+	}
+	tw.sink.waitFor(t, NotifyRecycle+"=1", has(NotifyRecycle, "1"))
+}
+
+func TestLoopConnectionCap(t *testing.T) {
+	// At worker_connections the loop accepts no more until one closes;
+	// a client waiting in the queue then gets the quietest idle one's
+	// place.
+	l := loopSite(t)
+	l.WorkerConnections = 2
+	tw := startSite(t, l, nil, nil)
+	var held []net.Conn
+	for range 2 {
+		c, br := dialSite(t, tw.addr)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		readAnswer(t, br, "GET")
+		held = append(held, c)
+	}
+	time.Sleep(evictMinQuiet)
+	c, br := dialSite(t, tw.addr)
+	io.WriteString(c, "GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, body := readAnswer(t, br, "GET"); body != "hello\n" {
+		t.Fatalf("third connection: %q", body)
+	}
+	closed := 0
+	for _, h := range held {
+		h.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := h.Read(make([]byte, 1)); err == io.EOF {
+			closed++
+		}
+	}
+	if closed != 1 {
+		t.Fatalf("%d idle connections closed to make room, want 1", closed)
+	}
+}
+
+func TestLoopAccessLog(t *testing.T) {
+	l := loopSite(t)
+	dir := t.TempDir()
+	l.AccessLog = hclconfig.AccessLog{File: filepath.Join(dir, "access.log"), Format: "combined"}
+	tw := startSite(t, l, nil, nil)
+	replay(t, tw.addr, "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: ua \"q\"\r\nReferer: http://r/\r\n\r\n"+
+		"HEAD /static/a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"+
+		"GET /static/nope HTTP/1.1\r\nHost: x\r\n\r\n"+closer, []string{"GET", "HEAD"})
+	tw.sigs <- syscall.SIGTERM
+	tw.wait(t)
+	// The worker's cleanup closes (flushes) the log; so does this.
+	var data []byte
+	waitUntil(t, "four access log lines", func() bool {
+		data, _ = os.ReadFile(l.AccessLog.File)
+		return bytes.Count(data, []byte("\n")) >= 4
+	})
+	for _, want := range []string{
+		`127.0.0.1 - - [`,
+		`] "GET /a?b=1 HTTP/1.1" 200 6 "http://r/" "ua \x22q\x22"`,
+		`] "HEAD /static/a.txt HTTP/1.0" 200 0 "-" "-"`,
+		`] "GET /static/nope HTTP/1.1" 404 14 "-" "-"`,
+		`] "GET /last HTTP/1.1" 200 6 "-" "-"`,
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("access log lacks %q:\n%s", want, data)
+		}
+	}
+}
