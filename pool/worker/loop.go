@@ -117,7 +117,7 @@ type loop struct {
 
 	accepting  bool  // listening fds are in the epoll set
 	resumeAt   int64 // unix nanos: accept again after the balancing pause
-	paused     bool // at worker_connections: not accepting until a slot frees
+	paused     bool  // at worker_connections: not accepting until a slot frees
 	draining   bool
 	drainStart int64
 	nextSweep  int64
