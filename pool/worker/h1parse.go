@@ -133,6 +133,7 @@ func parseH1(b []byte, r *h1Request) (int, parseResult) {
 
 	hosts := 0
 	keepAlive := false
+	forwardable := r.minor == 1
 	for len(head) > 0 {
 		nl := bytes.IndexByte(head, '\n')
 		if nl < 1 || head[nl-1] != '\r' {
@@ -164,6 +165,10 @@ func parseH1(b []byte, r *h1Request) (int, parseResult) {
 			}
 		}
 		switch len(name) {
+		case 2:
+			if lowerIs(name, "te") {
+				forwardable = false
+			}
 		case 4:
 			if lowerIs(name, "host") {
 				hosts++
@@ -210,6 +215,9 @@ func parseH1(b []byte, r *h1Request) (int, parseResult) {
 						r.closeReq = true
 					case lowerIs(tok, "keep-alive"):
 						keepAlive = true
+					case len(tok) > 0:
+						// It names a header to drop on the way.
+						forwardable = false
 					}
 				}
 			case lowerIs(name, "user-agent"):
@@ -241,6 +249,7 @@ func parseH1(b []byte, r *h1Request) (int, parseResult) {
 	if r.minor == 0 && !keepAlive {
 		r.closeReq = true
 	}
+	r.Forwardable = forwardable
 	return end + 4, parseOK
 }
 

@@ -1,8 +1,11 @@
 package worker
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -69,6 +72,7 @@ const (
 	lcReading        // part of a head arrived
 	lcWriting        // an answer is waiting for the socket
 	lcLinger         // answered and shut down; reading until the client closes
+	lcProxy          // waiting for an upstream's answer
 )
 
 type loopConn struct {
@@ -88,8 +92,12 @@ type loopConn struct {
 	deadline int64 // unix nanos; 0 is none
 	headAt   int64 // when the head of the request being answered was read
 	writing  bool  // registered for EPOLLOUT instead of EPOLLIN
-	// afterFile: requests in in wait for the file to go out.
-	afterFile bool
+	// waiting: requests in in wait for a file or a proxied answer.
+	waiting bool
+	// muted: epoll reports nothing for it (a proxied answer is coming).
+	muted bool
+	px    *proxyExchange // the proxied request in progress
+	pxUp  *upConn        // its upstream connection
 	slot      int // index in loop.list
 }
 
@@ -128,6 +136,12 @@ type loop struct {
 	open     atomic.Int64  // connections the loop holds
 	done     chan struct{} // closed when run returns
 	handoffs *handoffQueue
+
+	// The proxy's upstream connections (see loopproxy.go).
+	ups        []*upConn
+	upByFD     []*upConn
+	upIdle     [][]*upConn // by FastUpstream.ID, most recently used last
+	needRemote bool        // the client address is needed (access log, X-Forwarded-For)
 }
 
 type loopCmd int
@@ -177,6 +191,7 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*loop, erro
 		handoffs:  newHandoffQueue(),
 	}
 	l.resp.Reset()
+	l.needRemote = access != nil || len(fast.FastUpstreams()) > 0
 	rht := w.cfg.ReadHeaderTimeout
 	if rht <= 0 {
 		rht = fallbackReadHeaderTimeout
@@ -254,6 +269,9 @@ func (l *loop) run() error {
 	defer close(l.done)
 	defer l.handoffs.close()
 	defer func() {
+		for len(l.ups) > 0 {
+			l.dropUp(l.ups[len(l.ups)-1])
+		}
 		for _, fd := range l.lfds {
 			unix.Close(fd)
 		}
@@ -291,7 +309,6 @@ func (l *loop) run() error {
 		n, err := rawsys.EpollPoll(l.epfd, events)
 		if err == nil && n == 0 && timeout != 0 {
 			if l.now-l.lastBusy < int64(loopHot) {
-				runtime.Gosched()
 				n, err = rawsys.EpollWait(l.epfd, events, min(timeout, 10))
 			} else {
 				n, err = unix.EpollWait(l.epfd, events, timeout)
@@ -327,6 +344,15 @@ func (l *loop) run() error {
 			}
 			c := l.conn(fd)
 			if c == nil {
+				if u := l.upConnOf(fd); u != nil {
+					l.upEvent(u, ev.Events)
+				}
+				continue
+			}
+			if c.px != nil && !c.writing {
+				// Muted while its answer comes: only a hang-up or an
+				// error is reported. The client is gone.
+				l.close(c)
 				continue
 			}
 			if c.writing {
@@ -340,6 +366,7 @@ func (l *loop) run() error {
 		if l.now >= l.nextSweep {
 			l.nextSweep = l.now + int64(loopTick)
 			l.sweep()
+			l.sweepUpstreams()
 		}
 		if l.draining && len(l.list) == 0 {
 			return nil
@@ -420,7 +447,7 @@ func (l *loop) accept(lfd int) {
 		return
 	}
 	c := &loopConn{fd: nfd, file: -1, since: l.now, deadline: l.now + l.rht}
-	if l.access != nil {
+	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, nfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(nfd)}); err != nil {
@@ -469,6 +496,10 @@ func (l *loop) forgetConn(c *loopConn) {
 		rawsys.Close(c.file)
 		c.file = -1
 	}
+	if c.pxUp != nil {
+		l.dropUp(c.pxUp)
+	}
+	c.px, c.pxUp = nil, nil
 	l.open.Add(-1)
 }
 
@@ -557,7 +588,33 @@ func (l *loop) serve(c *loopConn, data []byte) {
 		if l.access != nil {
 			start = l.access.Now()
 		}
-		if !l.fast.ServeFast(&l.req.FastRequest, &l.resp) {
+		ok := l.fast.ServeFast(&l.req.FastRequest, &l.resp)
+		if ok && l.resp.Upstream != nil {
+			c.closeAfter = l.req.closeReq || !l.keepAlive || l.draining
+			c.out = append(c.out[:0], out...)
+			l.wbuf = out[:0]
+			ex := l.newExchange(c, l.resp.Upstream, data[:n], start)
+			data = data[n:]
+			if c.closeAfter {
+				data = nil
+			}
+			c.waiting = len(data) > 0
+			if len(data) > 0 {
+				if owned {
+					c.in = c.in[:copy(c.in, data)]
+				} else {
+					c.in = append(c.in[:0], data...)
+				}
+			} else {
+				c.in = nil
+			}
+			l.startProxy(ex)
+			if c.px == ex {
+				l.flushProxy(c)
+			}
+			return
+		}
+		if !ok {
 			if len(out) > 0 {
 				if !l.writeAll(c, out) {
 					return
@@ -582,7 +639,7 @@ func (l *loop) serve(c *loopConn, data []byte) {
 	if c.closeAfter {
 		data = nil
 	}
-	c.afterFile = c.file >= 0 && len(data) > 0
+	c.waiting = c.file >= 0 && len(data) > 0
 	if len(data) > 0 {
 		if owned {
 			c.in = c.in[:copy(c.in, data)]
@@ -731,11 +788,15 @@ func (l *loop) flush(c *loopConn) {
 		rawsys.Close(c.file)
 		c.file = -1
 	}
+	if c.px != nil {
+		l.resumeProxy(c)
+		return
+	}
 	if cap(c.out) > 4096 {
 		c.out = nil
 	}
-	if c.writing {
-		c.writing = false
+	if c.writing || c.muted {
+		c.writing, c.muted = false, false
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)}); err != nil {
 			l.close(c)
 			return
@@ -750,8 +811,8 @@ func (l *loop) flush(c *loopConn) {
 		// waited behind a file.
 		c.state = lcReading
 		c.deadline = l.now + l.rht
-		if c.afterFile {
-			c.afterFile = false
+		if c.waiting {
+			c.waiting = false
 			l.serve(c, c.in)
 		}
 		return
@@ -891,6 +952,10 @@ func unsent(fd int) int {
 
 // handoff gives c to net/http with data, the bytes read and not answered.
 func (l *loop) handoff(c *loopConn, data []byte) {
+	if l.w.log.Enabled(context.Background(), slog.LevelDebug) {
+		line, _, _ := bytes.Cut(data, []byte("\n"))
+		l.w.log.Debug("event loop hands a connection to net/http", "request", string(line[:min(len(line), 80)]))
+	}
 	l.forgetConn(c)
 	f := os.NewFile(uintptr(c.fd), "")
 	nc, err := net.FileConn(f) // a dup, in Go's poller

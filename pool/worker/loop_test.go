@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,10 +53,7 @@ func loopSite(t *testing.T) hclconfig.Listener {
 		t.Fatal(err)
 	}
 
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		fmt.Fprintf(w, "upstream %s %s %q", r.Method, r.URL.RequestURI(), body)
-	}))
+	up := httptest.NewServer(http.HandlerFunc(upstreamApp))
 	t.Cleanup(up.Close)
 
 	l := testListener(hclconfig.ClassAsync)
@@ -66,6 +65,7 @@ func loopSite(t *testing.T) hclconfig.Listener {
 	l.Routes = []hclconfig.Route{
 		{Prefix: "/static/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root}},
 		{Prefix: "/proxy/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{up.URL}}},
+		{Prefix: "/dead/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{"http://127.0.0.1:1"}}},
 		{Prefix: "/old/", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "/new/", Status: 301}},
 		{Prefix: "/go", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "https://example.com/x?a=1"}},
 		{Prefix: "/empty", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 204}},
@@ -75,6 +75,57 @@ func loopSite(t *testing.T) hclconfig.Listener {
 	}
 	return l
 }
+
+// upstreamApp is the proxy routes' upstream: it says what it was sent,
+// and answers in the framings and with the headers a proxy must handle.
+func upstreamApp(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h := w.Header()
+	switch strings.TrimPrefix(r.URL.Path, "/proxy") {
+	case "/chunked":
+		w.Write([]byte("part one;"))
+		w.(http.Flusher).Flush()
+		w.Write([]byte("part two"))
+		return
+	case "/trailer":
+		h.Set("Trailer", "X-Sum")
+		w.Write([]byte("with a trailer"))
+		w.(http.Flusher).Flush()
+		h.Set("X-Sum", "42")
+		return
+	case "/hop":
+		h.Set("Connection", "X-Private")
+		h.Set("X-Private", "secret")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set("X-Public", "yes")
+		io.WriteString(w, "hop")
+		return
+	case "/nocontent":
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case "/notmodified":
+		h.Set("Etag", `"x"`)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	case "/big":
+		h.Set("Content-Length", strconv.Itoa(1<<20))
+		w.Write(bytes.Repeat([]byte("0123456789abcdef"), 1<<16))
+		return
+	case "/status":
+		h.Set("Content-Type", "text/custom")
+		w.WriteHeader(418)
+		io.WriteString(w, "teapot")
+		return
+	}
+	var hs []string
+	for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "User-Agent", "Accept", "Connection", "Te", "X-Private", "Content-Length"} {
+		hs = append(hs, fmt.Sprintf("%s=%q", k, r.Header.Values(k)))
+	}
+	fmt.Fprintf(w, "upstream %s %s host=%s %q %s", r.Method, r.URL.RequestURI(), r.Host, body, strings.Join(hs, " "))
+}
+
+// siteLogs are the logs of the workers startSite started, by address.
+var siteLogs sync.Map
 
 // startSite runs a worker for l the way Main builds one: the routes behind
 // Handler and the access log, with the fast path. It fails the test unless
@@ -105,6 +156,7 @@ func startSite(t *testing.T, l hclconfig.Listener, ln net.Listener, edit func(*O
 			edit(o)
 		}
 	})
+	siteLogs.Store(tw.addr, &logs)
 	want := fmt.Sprintf("event_loop=%v", l.EventLoop)
 	waitUntil(t, "the worker's serving line", func() bool { return strings.Contains(logs.String(), "worker serving") })
 	if !strings.Contains(logs.String(), want) {
@@ -148,7 +200,9 @@ func replay(t *testing.T, addr, in string, methods []string) []answer {
 		}
 		resp, err := http.ReadResponse(br, &http.Request{Method: m})
 		if err != nil {
-			if err != io.EOF && !isReset(err) {
+			// ReadResponse says ErrUnexpectedEOF for a stream that ends
+			// where a response would begin.
+			if err != io.EOF && err != io.ErrUnexpectedEOF && !isReset(err) {
 				out = append(out, answer{Status: "read error: " + err.Error()})
 			}
 			return out
@@ -221,6 +275,23 @@ func TestLoopAnswersAsNetHTTP(t *testing.T) {
 		"GET /static/a.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n",
 		"GET /static/a.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\n",
 		"POST /static/a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+		// proxied
+		"GET /proxy/a?b=c HTTP/1.1\r\nHost: x\r\nUser-Agent: ua\r\nAccept: */*\r\n\r\n",
+		"GET /proxy/a HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\n\r\n",
+		"HEAD /proxy/a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /proxy/a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nKeep-Alive: 300\r\nProxy-Connection: x\r\n\r\n",
+		"GET /proxy/a HTTP/1.1\r\nHost: x\r\nConnection: X-Private\r\nX-Private: p\r\n\r\n",
+		"GET /proxy/a HTTP/1.1\r\nHost: x\r\nTe: trailers\r\n\r\n",
+		"GET /proxy/a HTTP/1.0\r\n\r\n",
+		"GET /proxy/chunked HTTP/1.1\r\nHost: x\r\n\r\nGET /proxy/a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /proxy/trailer HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /proxy/hop HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /proxy/nocontent HTTP/1.1\r\nHost: x\r\n\r\nGET /proxy/notmodified HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /proxy/big HTTP/1.1\r\nHost: x\r\n\r\nHEAD /proxy/big HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /proxy/status HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /proxy/a HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nGET /proxy/b HTTP/1.1\r\nHost: x\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /proxy/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /dead/a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /dead/a HTTP/1.1\r\nHost: x\r\n\r\n",
 		// redirects
 		"GET /old/a/b?c=d HTTP/1.1\r\nHost: x\r\n\r\n",
 		"HEAD /old/a HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -340,6 +411,35 @@ func readAnswer(t *testing.T, br *bufio.Reader, method string) (*http.Response, 
 		t.Fatalf("reading a body: %v", err)
 	}
 	return resp, string(body)
+}
+
+func TestLoopServesItself(t *testing.T) {
+	// What the loop answers never reaches net/http; what it does not
+	// answer is handed over, one debug line per connection.
+	tw := startSite(t, loopSite(t), nil, nil)
+	v, _ := siteLogs.Load(tw.addr)
+	logs := v.(*logBuffer)
+	handoffs := func() int { return strings.Count(logs.String(), "event loop hands a connection to net/http") }
+	own := "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /old/a HTTP/1.1\r\nHost: x\r\n\r\nGET /proxy/a HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /proxy/chunked HTTP/1.1\r\nHost: x\r\n\r\nGET /dead/a HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /static/sub HTTP/1.1\r\nHost: x\r\n\r\nGET /nope/../x HTTP/1.1\r\nHost: x\r\n\r\n" + closer
+	if got := replay(t, tw.addr, own, nil); len(got) != 9 {
+		t.Fatalf("%d answers, want 9: %v", len(got), got)
+	}
+	if n := handoffs(); n != 0 {
+		t.Fatalf("%d connections handed to net/http:\n%s", n, logs.String())
+	}
+	for i, in := range []string{
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx",
+		"GET /static/a.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n\r\n",
+		"GET /proxy/a HTTP/1.0\r\n\r\n",
+		"GET /a%20b HTTP/1.1\r\nHost: x\r\n\r\n",
+		"BAD\r\n\r\n",
+	} {
+		replay(t, tw.addr, in+closer, []string{"POST"})
+		waitUntil(t, "a handoff line", func() bool { return handoffs() == i+1 })
+	}
 }
 
 func TestLoopHeadInPieces(t *testing.T) {

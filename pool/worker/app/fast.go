@@ -1,6 +1,8 @@
 package app
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -25,6 +27,9 @@ type FastRequest struct {
 	// Conditional says the request has Range or If-* headers, which only
 	// net/http's ServeContent answers.
 	Conditional bool
+	// Forwardable says the proxy may pass the request on as it is: HTTP/1.1,
+	// no TE header, no Connection option other than close and keep-alive.
+	Forwardable bool
 }
 
 // FastResponse is an app's answer to a FastRequest.
@@ -40,6 +45,9 @@ type FastResponse struct {
 	// HEAD, where it only closes it.
 	FileFD   int
 	FileSize int64
+	// Upstream, when set, is where the request goes instead: the server
+	// forwards it (see FastUpstream) and Head and Body are unused.
+	Upstream *FastUpstream
 
 	scratch []byte // Head's storage when it is built per request
 }
@@ -64,6 +72,8 @@ type FastServer interface {
 	ServeFast(req *FastRequest, resp *FastResponse) bool
 	// FastRoutes reports whether any route has a fast path at all.
 	FastRoutes() bool
+	// FastUpstreams lists the upstreams ServeFast may answer with.
+	FastUpstreams() []*FastUpstream
 }
 
 // fastApp is an app with a fast path.
@@ -125,6 +135,11 @@ func appendStatusLine(b []byte, code int) []byte {
 var fastStatus = map[int][]byte{}
 
 func addFastStatus(code int) {
+	if _, ok := statusBodies[code]; !ok {
+		b := []byte(fmt.Sprintf("%d %s\n", code, strings.ToLower(http.StatusText(code))))
+		statusBodies[code] = b
+		statusLens[code] = []string{fmt.Sprint(len(b))}
+	}
 	var b []byte
 	b = appendStatusLine(b, code)
 	b = append(b, "Content-Length: "+statusLens[code][0]+"\r\n"...)
@@ -256,3 +271,79 @@ func isTokenByte(c byte) bool {
 	}
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
+
+// FastUpstream is one upstream of a proxy route, as a server that proxies
+// by itself needs it.
+type FastUpstream struct {
+	// ID is the upstream's index among every fast upstream of the router,
+	// for pooling connections to it.
+	ID   int
+	IP   net.IP
+	Port int
+	// Host is the Host header the upstream gets.
+	Host string
+}
+
+// FastUpstreams lists every upstream ServeFast may answer with, by ID.
+func (rt *router) FastUpstreams() []*FastUpstream {
+	var ups []*FastUpstream
+	for _, r := range rt.routes {
+		if p, ok := r.h.(*proxy); ok {
+			ups = append(ups, p.fast...)
+		}
+	}
+	return ups
+}
+
+// buildFast prepares the proxy's fast path: every upstream must be plain
+// http:// at an IP address, without a path or query of its own (the
+// server does not resolve names or join paths; net/http does).
+func (p *proxy) buildFast(nextID *int) {
+	var fast []*FastUpstream
+	for _, u := range p.targets {
+		if u.Scheme != "http" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.ForceQuery {
+			return
+		}
+		ip := net.ParseIP(u.Hostname())
+		if ip == nil || strings.Contains(u.Hostname(), "%") {
+			return
+		}
+		port := 80
+		if ps := u.Port(); ps != "" {
+			n, err := strconv.Atoi(ps)
+			if err != nil || n <= 0 || n > 65535 {
+				return
+			}
+			port = n
+		}
+		fast = append(fast, &FastUpstream{IP: ip, Port: port, Host: u.Host})
+	}
+	for _, f := range fast {
+		f.ID = *nextID
+		*nextID++
+	}
+	p.fast = fast
+}
+
+func (p *proxy) fastOK() bool { return p.fast != nil }
+
+func (p *proxy) serveFast(req *FastRequest, resp *FastResponse) bool {
+	if !req.Forwardable {
+		return false
+	}
+	n := p.next.Add(1) - 1
+	resp.Upstream = p.fast[n%uint64(len(p.fast))]
+	return true
+}
+
+// StatusFast answers resp with code's short plain-text answer, as the
+// routes' own errors look.
+func StatusFast(resp *FastResponse, code int) {
+	if _, ok := fastStatus[code]; !ok {
+		addFastStatus(code)
+	}
+	statusFast(resp, code)
+}
+
+// AppendStatusLine appends the status line net/http writes for code.
+func AppendStatusLine(b []byte, code int) []byte { return appendStatusLine(b, code) }

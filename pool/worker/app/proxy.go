@@ -76,6 +76,7 @@ type proxy struct {
 	next    atomic.Uint64
 	rp      *httputil.ReverseProxy
 	log     *slog.Logger
+	fast    []*FastUpstream // nil: no fast path (see buildFast)
 }
 
 func newProxy(c hclconfig.Proxy, log *slog.Logger) (*proxy, error) {

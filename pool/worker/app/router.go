@@ -52,6 +52,12 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 		}
 		rt.routes = append(rt.routes, route{prefix: rc.Prefix, h: h})
 	}
+	nextID := 0
+	for _, r := range rt.routes {
+		if p, ok := r.h.(*proxy); ok {
+			p.buildFast(&nextID)
+		}
+	}
 	// The config sorts routes already; sorting again keeps matching correct
 	// for any caller, and stability keeps file order among equal lengths.
 	slices.SortStableFunc(rt.routes, func(a, b route) int { return len(b.prefix) - len(a.prefix) })
