@@ -98,7 +98,7 @@ type loopConn struct {
 	muted bool
 	px    *proxyExchange // the proxied request in progress
 	pxUp  *upConn        // its upstream connection
-	slot      int // index in loop.list
+	slot  int            // index in loop.list
 }
 
 // loop is one worker's event loop.

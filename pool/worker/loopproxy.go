@@ -58,19 +58,19 @@ type upConn struct {
 	fd     int
 	id     int // the upstream's FastUpstream.ID
 	state  int
-	reused bool   // served an exchange before this one
+	reused bool // served an exchange before this one
 	ex     *proxyExchange
 	out    []byte // request bytes not yet written
 	in     []byte // an answer's head so far
 	paused bool   // not reading: the client has not taken what came
 	// detached: out of the epoll set while paused, after a hang-up.
 	detached bool
-	since  int64  // idle since
-	slot   int    // in loop.ups
-	keep   bool   // the answer allows reuse
-	frame  int
-	left   int64 // frameLength: bytes to go
-	chunks chunkScanner
+	since    int64 // idle since
+	slot     int   // in loop.ups
+	keep     bool  // the answer allows reuse
+	frame    int
+	left     int64 // frameLength: bytes to go
+	chunks   chunkScanner
 }
 
 // proxyExchange is one forwarded request.
@@ -894,9 +894,9 @@ func dropAnswer(name []byte, named [][]byte) bool {
 
 // chunkScanner follows a chunked body to its end without decoding it.
 type chunkScanner struct {
-	state int   // chSize, chExt, chSizeLF, chData, chDataCR, chDataLF, chTrailer...
-	size  int64 // of the current chunk; data left in chData
-	line  int   // length of the current trailer line
+	state  int   // chSize, chExt, chSizeLF, chData, chDataCR, chDataLF, chTrailer...
+	size   int64 // of the current chunk; data left in chData
+	line   int   // length of the current trailer line
 	digits int
 }
 
