@@ -98,6 +98,7 @@ type loopConn struct {
 	muted bool
 	px    *proxyExchange // the proxied request in progress
 	pxUp  *upConn        // its upstream connection
+	pxv   proxyExchange  // px's storage, reused
 	slot  int            // index in loop.list
 }
 
@@ -218,7 +219,7 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*loop, erro
 		unix.Close(l.epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.wakefd)}); err != nil {
+	if err := rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.wakefd)}); err != nil {
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	if err := l.startAccepting(); err != nil {
@@ -232,7 +233,7 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*loop, erro
 func (l *loop) startAccepting() error {
 	for _, fd := range l.lfds {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(fd)}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		if err := rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			return fmt.Errorf("epoll_ctl listener: %w", err)
 		}
 	}
@@ -245,7 +246,7 @@ func (l *loop) stopAccepting() {
 		return
 	}
 	for _, fd := range l.lfds {
-		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	}
 	l.accepting = false
 }
@@ -350,9 +351,7 @@ func (l *loop) run() error {
 				continue
 			}
 			if c.px != nil && !c.writing {
-				// Muted while its answer comes: only a hang-up or an
-				// error is reported. The client is gone.
-				l.close(c)
+				l.readDuringProxy(c)
 				continue
 			}
 			if c.writing {
@@ -450,7 +449,7 @@ func (l *loop) accept(lfd int) {
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, nfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(nfd)}); err != nil {
+	if err := rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, nfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(nfd)}); err != nil {
 		unix.Close(nfd)
 		l.w.release()
 		l.w.log.Warn("epoll_ctl failed", "err", err)
@@ -485,7 +484,7 @@ func sockaddrString(sa unix.Sockaddr) string {
 
 // forgetConn removes c from the loop's tables; the fd stays open.
 func (l *loop) forgetConn(c *loopConn) {
-	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	last := l.list[len(l.list)-1]
 	l.list[c.slot] = last
 	last.slot = c.slot
@@ -797,7 +796,7 @@ func (l *loop) flush(c *loopConn) {
 	}
 	if c.writing || c.muted {
 		c.writing, c.muted = false, false
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)}); err != nil {
+		if err := rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)}); err != nil {
 			l.close(c)
 			return
 		}
@@ -837,7 +836,7 @@ func (l *loop) waitWritable(c *loopConn) {
 		return
 	}
 	c.writing = true
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.fd)}); err != nil {
+	if err := rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.fd)}); err != nil {
 		l.close(c)
 	}
 }

@@ -63,6 +63,7 @@ type upConn struct {
 	out    []byte // request bytes not yet written
 	in     []byte // an answer's head so far
 	paused bool   // not reading: the client has not taken what came
+	events uint32 // what epoll reports for it
 	// detached: out of the epoll set while paused, after a hang-up.
 	detached bool
 	since    int64 // idle since
@@ -94,16 +95,18 @@ type proxyExchange struct {
 // up, copying all it needs of the request.
 func (l *loop) newExchange(c *loopConn, up *app.FastUpstream, head []byte, start time.Time) *proxyExchange {
 	r := &l.req
-	ex := &proxyExchange{c: c, up: up, head: r.Method == "HEAD", start: start, headBy: l.now + int64(upHeadTimeout)}
+	ex := &c.pxv
+	*ex = proxyExchange{c: c, up: up, head: r.Method == "HEAD", start: start, headBy: l.now + int64(upHeadTimeout),
+		req: ex.req[:0], logBuf: ex.logBuf[:0]}
 	if l.w.limits.deadline > 0 {
 		ex.deadline = l.now + int64(l.w.limits.deadline)
 		ex.headBy = min(ex.headBy, ex.deadline)
 	}
-	ex.req = buildUpstreamRequest(nil, r, head, up, c.remote)
+	ex.req = buildUpstreamRequest(ex.req, r, head, up, c.remote)
 	if l.access != nil {
 		// The request's strings live in the read buffer; the log line is
 		// written when the answer ends.
-		b := make([]byte, 0, len(r.target)+len(r.host)+len(r.referer)+len(r.userAgent))
+		b := ex.logBuf
 		b = append(b, r.target...)
 		b = append(b, r.host...)
 		b = append(b, r.referer...)
@@ -131,15 +134,49 @@ func (l *loop) startProxy(ex *proxyExchange) {
 	c.px = ex
 	c.state = lcProxy
 	c.deadline = 0
-	// The client's next bytes wait until this answer is done.
-	c.muted = true
-	l.setEvents(c.fd, 0)
 	l.send(ex, l.upstreamConn(ex.up))
+}
+
+// readDuringProxy takes what a client sends while its proxied request is
+// answered: the next pipelined requests, kept for later, or its close. A
+// client that sends more than a head's worth is not read further until
+// the answer is done.
+func (l *loop) readDuringProxy(c *loopConn) {
+	if c.muted {
+		// Muted, epoll reports only a hang-up: the client is gone.
+		l.close(c)
+		return
+	}
+	if cap(c.in)-len(c.in) < 2048 {
+		c.in = append(c.in, make([]byte, 4096)...)[:len(c.in)]
+	}
+	n, err := rawsys.Read(c.fd, c.in[len(c.in):cap(c.in)])
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if err != nil || n == 0 {
+		l.close(c)
+		return
+	}
+	c.in = c.in[:len(c.in)+n]
+	c.waiting = true
+	if len(c.in) >= l.maxHead {
+		c.muted = true
+		l.setEvents(c.fd, 0)
+	}
 }
 
 // setEvents changes what epoll reports for fd.
 func (l *loop) setEvents(fd int, events uint32) {
-	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)})
+	rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)})
+}
+
+// upEvents changes what epoll reports for u, if it differs.
+func (l *loop) upEvents(u *upConn, events uint32) {
+	if u.events != events {
+		u.events = events
+		l.setEvents(u.fd, events)
+	}
 }
 
 // hopByHop are the headers that belong to one connection, not to the
@@ -274,14 +311,14 @@ func (l *loop) dial(up *app.FastUpstream) *upConn {
 		return nil
 	}
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	u := &upConn{fd: fd, id: up.ID, state: upConnecting}
+	u := &upConn{fd: fd, id: up.ID, state: upConnecting, events: unix.EPOLLOUT}
 	err = unix.Connect(fd, sa)
 	if err != nil && err != unix.EINPROGRESS {
 		rawsys.Close(fd)
 		l.w.log.Warn("upstream failed", "upstream", up.Host, "err", err)
 		return nil
 	}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd)}); err != nil {
+	if err := rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd)}); err != nil {
 		rawsys.Close(fd)
 		return nil
 	}
@@ -340,7 +377,7 @@ func (l *loop) upEvent(u *upConn, events uint32) {
 			// A hang-up while the client is slow: take it out of the
 			// set (it would be reported again and again); resumeProxy
 			// puts it back and reads what it says.
-			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, u.fd, nil)
+			rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, u.fd, nil)
 			u.detached = true
 			return
 		}
@@ -355,7 +392,7 @@ func (l *loop) upWrite(u *upConn) {
 			continue
 		}
 		if err == unix.EAGAIN {
-			l.setEvents(u.fd, unix.EPOLLOUT)
+			l.upEvents(u, unix.EPOLLOUT)
 			return
 		}
 		if err != nil {
@@ -365,7 +402,7 @@ func (l *loop) upWrite(u *upConn) {
 		u.out = u.out[n:]
 	}
 	u.state = upHead
-	l.setEvents(u.fd, unix.EPOLLIN)
+	l.upEvents(u, unix.EPOLLIN)
 }
 
 // upRead reads the upstream's answer and passes it on.
@@ -408,7 +445,7 @@ func (l *loop) upRead(u *upConn) {
 		if len(c.out) > 0 {
 			// The client has not taken the last of it: wait for it.
 			u.paused = true
-			l.setEvents(u.fd, 0)
+			l.upEvents(u, 0)
 			return
 		}
 	}
@@ -549,15 +586,20 @@ func (l *loop) flushProxy(c *loopConn) {
 func (l *loop) resumeProxy(c *loopConn) {
 	if c.writing {
 		c.writing = false
-		l.setEvents(c.fd, 0)
+		if c.muted {
+			l.setEvents(c.fd, 0)
+		} else {
+			l.setEvents(c.fd, unix.EPOLLIN)
+		}
 	}
 	if u := c.pxUp; u != nil && u.paused {
 		u.paused = false
 		if u.detached {
 			u.detached = false
-			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, u.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(u.fd)})
+			u.events = unix.EPOLLIN
+			rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, u.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(u.fd)})
 		} else {
-			l.setEvents(u.fd, unix.EPOLLIN)
+			l.upEvents(u, unix.EPOLLIN)
 		}
 		l.upRead(u)
 	}
@@ -573,7 +615,7 @@ func (l *loop) proxyDone(u *upConn, keep bool) {
 		u.state, u.since, u.reused = upIdle, l.now, true
 		u.out, u.in = nil, nil
 		l.upIdle[u.id] = append(l.upIdle[u.id], u)
-		l.setEvents(u.fd, unix.EPOLLIN)
+		l.upEvents(u, unix.EPOLLIN)
 	} else {
 		l.dropUp(u)
 	}
@@ -678,7 +720,7 @@ func (l *loop) dropUp(u *upConn) {
 		u.ex.c.pxUp = nil
 	}
 	u.ex = nil
-	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, u.fd, nil)
+	rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, u.fd, nil)
 	rawsys.Close(u.fd)
 	l.upByFD[u.fd] = nil
 	last := l.ups[len(l.ups)-1]
