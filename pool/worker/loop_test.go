@@ -738,3 +738,158 @@ func TestLoopAccessLog(t *testing.T) {
 		}
 	}
 }
+
+// rawUpstream is an upstream that speaks raw bytes: answer decides what
+// each accepted connection gets, given the request head it sent.
+func rawUpstream(t *testing.T, answer func(n int, c net.Conn, head string)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					var head strings.Builder
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						head.WriteString(line)
+						if line == "\r\n" {
+							break
+						}
+					}
+					answer(n, c, head.String())
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func proxySite(t *testing.T, upstream string) hclconfig.Listener {
+	l := loopSite(t)
+	l.Routes = []hclconfig.Route{{Prefix: "/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{upstream}}}}
+	return l
+}
+
+func TestLoopProxyCloseDelimited(t *testing.T) {
+	// An answer without a length ends when the upstream closes: the
+	// client gets it whole, then its connection closes too.
+	up := rawUpstream(t, func(_ int, c net.Conn, _ string) {
+		io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+		c.Close()
+	})
+	tw := startSite(t, proxySite(t, up), nil, nil)
+	got := replay(t, tw.addr, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n", nil)
+	if len(got) != 1 || got[0].Body != "until the end" || got[0].Status != "200 OK" {
+		t.Fatalf("answers: %v", got)
+	}
+}
+
+func TestLoopProxyRetriesClosedPooledConnection(t *testing.T) {
+	// The upstream answers one request per connection, then closes it
+	// when the next request arrives, as an upstream whose keep-alive ran
+	// out at that moment does: the request goes again on a new
+	// connection instead of failing.
+	var served sync.Map // net.Conn -> answered once
+	up := rawUpstream(t, func(n int, c net.Conn, _ string) {
+		if _, again := served.LoadOrStore(c, true); again {
+			c.Close()
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d", n%10)
+	})
+	tw := startSite(t, proxySite(t, up), nil, nil)
+	c, br := dialSite(t, tw.addr)
+	for i := range 5 {
+		io.WriteString(c, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, body := readAnswer(t, br, "GET")
+		if resp.StatusCode != 200 || body != strconv.Itoa(i) {
+			t.Fatalf("request %d: %d %q, want 200 from upstream connection %d", i, resp.StatusCode, body, i)
+		}
+	}
+}
+
+func TestLoopProxyTimeouts(t *testing.T) {
+	// An upstream that never answers costs the request timeout: 504.
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	up := rawUpstream(t, func(_ int, c net.Conn, _ string) { <-hang })
+	l := proxySite(t, up)
+	l.Timeout = 300 * time.Millisecond
+	tw := startSite(t, l, nil, nil)
+	c, br := dialSite(t, tw.addr)
+	start := time.Now()
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, _ := readAnswer(t, br, "GET")
+	if resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("status %d, want 504", resp.StatusCode)
+	}
+	if took := time.Since(start); took < l.Timeout {
+		t.Errorf("504 after %v, before the %v timeout", took, l.Timeout)
+	}
+	// The connection serves on.
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("second request: %d", resp.StatusCode)
+	}
+}
+
+func TestLoopProxySlowClient(t *testing.T) {
+	// A client reading slowly holds the upstream back (nothing piles up
+	// in memory), and still gets every byte, of several answers in a row.
+	l := loopSite(t)
+	tw := startSite(t, l, nil, nil)
+	c := dialSlowReader(t, tw.addr)
+	var in strings.Builder
+	for range 3 {
+		in.WriteString("GET /proxy/big HTTP/1.1\r\nHost: x\r\n\r\nGET /proxy/chunked HTTP/1.1\r\nHost: x\r\n\r\n")
+	}
+	io.WriteString(c, in.String())
+	time.Sleep(300 * time.Millisecond)
+	c.SetReadDeadline(time.Now().Add(waitLimit))
+	br := bufio.NewReader(c)
+	want := strings.Repeat("0123456789abcdef", 1<<16)
+	for i := range 3 {
+		if _, body := readAnswer(t, br, "GET"); body != want {
+			t.Fatalf("round %d: big body of %d bytes", i, len(body))
+		}
+		if _, body := readAnswer(t, br, "GET"); body != "part one;part two" {
+			t.Fatalf("round %d: chunked body %q", i, body)
+		}
+	}
+}
+
+func TestLoopProxyClientGone(t *testing.T) {
+	// A client that leaves while its answer is on the way costs the
+	// upstream connection, not the worker.
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	up := rawUpstream(t, func(_ int, c net.Conn, head string) {
+		if strings.HasPrefix(head, "GET /hang") {
+			<-hang
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	tw := startSite(t, proxySite(t, up), nil, nil)
+	c, _ := dialSite(t, tw.addr)
+	io.WriteString(c, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	got := replay(t, tw.addr, "GET /fine HTTP/1.1\r\nHost: x\r\n\r\n"+closer, nil)
+	if len(got) != 2 || got[0].Body != "ok" {
+		t.Fatalf("after a client left: %v", got)
+	}
+}
