@@ -20,7 +20,7 @@ import (
 )
 
 // waitUntil polls cond until it holds, failing the test after waitLimit.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for !cond() {

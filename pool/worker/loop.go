@@ -445,6 +445,14 @@ func (l *loop) accept(lfd int) {
 		}
 		return
 	}
+	switch sa.(type) {
+	case *unix.SockaddrInet4, *unix.SockaddrInet6:
+		// Inherited from hfork's own listening sockets, but not from one
+		// handed over by systemd: an answer's head and its file must not
+		// wait for the client's delayed ACK (Go's net package does this
+		// for every connection too).
+		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
 	c := &loopConn{fd: nfd, file: -1, since: l.now, deadline: l.now + l.rht}
 	if l.needRemote {
 		c.remote = sockaddrString(sa)

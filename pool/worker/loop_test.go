@@ -26,7 +26,7 @@ import (
 // loopSite is a listener with a route of every kind: what the event loop
 // answers itself (respond, static, redirect, the slash redirect) and what
 // it hands to net/http (proxy).
-func loopSite(t *testing.T) hclconfig.Listener {
+func loopSite(t testing.TB) hclconfig.Listener {
 	t.Helper()
 	root := t.TempDir()
 	write := func(name string, data []byte) {
@@ -130,7 +130,7 @@ var siteLogs sync.Map
 // startSite runs a worker for l the way Main builds one: the routes behind
 // Handler and the access log, with the fast path. It fails the test unless
 // the worker serves from the event loop exactly when l.EventLoop says so.
-func startSite(t *testing.T, l hclconfig.Listener, ln net.Listener, edit func(*Options)) *testWorker {
+func startSite(t testing.TB, l hclconfig.Listener, ln net.Listener, edit func(*Options)) *testWorker {
 	t.Helper()
 	var logs logBuffer
 	h, err := app.New(l, logs.logger())

@@ -38,7 +38,7 @@ type notifySink struct {
 	all []map[string]string
 }
 
-func newNotifySink(t *testing.T) *notifySink {
+func newNotifySink(t testing.TB) *notifySink {
 	t.Helper()
 	var rnd [6]byte
 	rand.Read(rnd[:])
@@ -78,7 +78,7 @@ func parseNotify(s string) map[string]string {
 }
 
 // waitFor returns the first datagram that satisfies ok.
-func (s *notifySink) waitFor(t *testing.T, what string, ok func(map[string]string) bool) map[string]string {
+func (s *notifySink) waitFor(t testing.TB, what string, ok func(map[string]string) bool) map[string]string {
 	t.Helper()
 	timeout := time.After(waitLimit)
 	for {
@@ -134,7 +134,7 @@ func testListener(class string) hclconfig.Listener {
 
 // startWorker runs a worker on ln (a fresh loopback listener when nil) and
 // waits for READY=1.
-func startWorker(t *testing.T, l hclconfig.Listener, h http.Handler, ln net.Listener, edit func(*Options)) *testWorker {
+func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.Listener, edit func(*Options)) *testWorker {
 	t.Helper()
 	if ln == nil {
 		var err error
@@ -187,7 +187,7 @@ func (tw *testWorker) wait(t *testing.T) error {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}

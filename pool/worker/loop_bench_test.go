@@ -1,0 +1,100 @@
+package worker
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// wrkHead is the request wrk sends.
+const wrkHead = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+
+// browserHead is a request with the headers a browser sends.
+const browserHead = "GET /static/a.txt?v=3 HTTP/1.1\r\nHost: example.com\r\n" +
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\n" +
+	"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
+	"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n" +
+	"Referer: https://example.com/\r\nConnection: keep-alive\r\nCookie: session=0123456789abcdef\r\n\r\n"
+
+func benchParse(b *testing.B, head string) {
+	buf := []byte(head)
+	var r h1Request
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, res := parseH1(buf, &r); res != parseOK {
+			b.Fatal(res)
+		}
+	}
+}
+
+// BenchmarkParseH1 is the loop's parser on wrk's request and on a
+// browser's.
+func BenchmarkParseH1Wrk(b *testing.B)     { benchParse(b, wrkHead) }
+func BenchmarkParseH1Browser(b *testing.B) { benchParse(b, browserHead) }
+
+// benchLoop measures one request after another on one keep-alive
+// connection through a worker's event loop, or through net/http alone:
+// per request, the loop's whole path with its syscalls, and the
+// client's.
+func benchLoop(b *testing.B, eventLoop bool, path string) {
+	l := loopSite(b)
+	l.EventLoop = eventLoop
+	l.Keepalive = time.Minute
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tw := startSite(b, l, ln, nil)
+	c, err := net.Dial("tcp", tw.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	req := []byte("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		// The answers have a Content-Length; read the head, then it.
+		n := -1
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if line == "\r\n" {
+				break
+			}
+			if v, ok := strings.CutPrefix(line, "Content-Length: "); ok {
+				n = atoi(strings.TrimSpace(v))
+			}
+		}
+		if n < 0 {
+			b.Fatal("no Content-Length")
+		}
+		if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+func BenchmarkLoopRespond(b *testing.B)    { benchLoop(b, true, "/") }
+func BenchmarkNetHTTPRespond(b *testing.B) { benchLoop(b, false, "/") }
+func BenchmarkLoopStatic(b *testing.B)     { benchLoop(b, true, "/static/a.txt") }
+func BenchmarkNetHTTPStatic(b *testing.B)  { benchLoop(b, false, "/static/a.txt") }
+func BenchmarkLoopProxy(b *testing.B)      { benchLoop(b, true, "/proxy/a") }
+func BenchmarkNetHTTPProxy(b *testing.B)   { benchLoop(b, false, "/proxy/a") }
