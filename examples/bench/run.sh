@@ -162,7 +162,9 @@ if [ -n "${HFORK_BIN:-}" ]; then
 	cp "$HFORK_BIN" "$tmp/bin/hfork"
 	echo "using HFORK_BIN=$HFORK_BIN instead of building"
 else
-	(cd "$root" && "$GO" build -o "$tmp/bin/hfork" ./cmd/hfork)
+	# Static, as the README recommends for production: no C library
+	# mapped into every worker.
+	(cd "$root" && CGO_ENABLED=0 "$GO" build -o "$tmp/bin/hfork" ./cmd/hfork)
 fi
 echo "built $("$tmp/bin/hfork" -v 2>&1 | head -n1)"
 echo
