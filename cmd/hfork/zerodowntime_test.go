@@ -400,3 +400,64 @@ func TestReloadLogSettingsKeepsWorkers(t *testing.T) {
 	m.signal(syscall.SIGTTOU)
 	m.waitLog(`"level":"DEBUG","msg":"worker state"`, 1, 5*time.Second)
 }
+
+// TestProxyReloadUnderLoad runs the load through a proxy route, served by
+// the workers' event loop with its pool of keep-alive connections to the
+// upstream listener, while reloads replace the upstream's workers (and
+// once the proxy's): a pooled connection closed by a draining upstream is
+// retried, an answer with "Connection: close" retires its connection, and
+// no request fails.
+func TestProxyReloadUnderLoad(t *testing.T) {
+	skipShort(t)
+	pw, pa := mustFreePort(t), mustFreePort(t)
+	conf := func(body string, webWorkers int) string {
+		return fmt.Sprintf(`
+pidfile = "hfork.pid"
+log {
+  format = "json"
+  level  = "info"
+}
+reload { watch = false }
+listener "web" {
+  bind    = "127.0.0.1:%d"
+  class   = "async"
+  workers = %d
+  graceful_timeout = "10s"
+  route "/" {
+    proxy { upstream = "http://127.0.0.1:%d" }
+  }
+}
+listener "api" {
+  bind      = "127.0.0.1:%d"
+  class     = "async"
+  workers   = 2
+  keepalive = "1s"
+  graceful_timeout = "10s"
+  route "/" {
+    respond { body = %q }
+  }
+}
+`, pw, webWorkers, pa, pa, body)
+	}
+	m := startMaster(t, "", conf("v0", 2))
+	url := fmt.Sprintf("http://127.0.0.1:%d/", pw)
+	waitBody(t, url, "v0")
+	l := loadOn(t, pw)
+	const reloads = 8
+	for i := 1; i <= reloads; i++ {
+		workers := 2
+		if i == reloads/2 {
+			workers = 3 // the proxy's own workers change once too
+		}
+		m.writeConfig(conf(fmt.Sprintf("v%d", i), workers))
+		if _, err := engine.ControlReload(engine.ControlPath(filepath.Join(m.dir, "hfork.pid"))); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		time.Sleep(400 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	l.requireNoFailures(t, fmt.Sprintf("through the proxy across %d reloads of its upstream", reloads))
+	if l.bodies[fmt.Sprintf("v%d", reloads)] == 0 {
+		t.Errorf("the last config was never served: %v", l.bodies)
+	}
+}
