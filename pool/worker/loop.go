@@ -134,6 +134,7 @@ type loop struct {
 
 	mu       sync.Mutex
 	cmds     []loopCmd
+	ended    bool // run returned (under mu)
 	open     atomic.Int64  // connections the loop holds
 	done     chan struct{} // closed when run returns
 	handoffs *handoffQueue
@@ -252,10 +253,15 @@ func (l *loop) stopAccepting() {
 }
 
 // command hands cmd to the loop and wakes it.
+// Once the loop has ended it takes no command: its eventfd is closed, and
+// the number may already name another file.
 func (l *loop) command(cmd loopCmd) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
+		return
+	}
 	l.cmds = append(l.cmds, cmd)
-	l.mu.Unlock()
 	var one = [8]byte{1}
 	unix.Write(l.wakefd, one[:])
 }
@@ -276,7 +282,10 @@ func (l *loop) run() error {
 		for _, fd := range l.lfds {
 			unix.Close(fd)
 		}
+		l.mu.Lock()
+		l.ended = true
 		unix.Close(l.wakefd)
+		l.mu.Unlock()
 		unix.Close(l.epfd)
 	}()
 	events := make([]unix.EpollEvent, loopEvents)

@@ -893,3 +893,30 @@ func TestLoopProxyClientGone(t *testing.T) {
 		t.Fatalf("after a client left: %v", got)
 	}
 }
+
+func TestLoopFastStopAfterLoopEnded(t *testing.T) {
+	// A drain whose loop has ended (its connections are gone) while a
+	// handed-over request still runs in net/http; then a fast stop. The
+	// stop must reach what is left, and nothing may talk to the ended
+	// loop.
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	up := rawUpstream(t, func(_ int, c net.Conn, _ string) { <-hang })
+	l := proxySite(t, up)
+	l.GracefulTimeout = time.Hour
+	tw := startSite(t, l, nil, nil)
+	c, br := dialSite(t, tw.addr)
+	// HTTP/1.0 to a proxy route is net/http's.
+	io.WriteString(c, "GET /held HTTP/1.0\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	tw.sigs <- syscall.SIGTERM
+	tw.sink.waitFor(t, "STOPPING=1", has("STOPPING", "1"))
+	time.Sleep(2 * loopTick) // the loop, holding nothing, ends
+	tw.sigs <- syscall.SIGQUIT
+	if err := tw.wait(t); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the handed-over connection outlived the fast stop")
+	}
+}
