@@ -134,7 +134,7 @@ type loop struct {
 
 	mu       sync.Mutex
 	cmds     []loopCmd
-	ended    bool // run returned (under mu)
+	ended    bool          // run returned (under mu)
 	open     atomic.Int64  // connections the loop holds
 	done     chan struct{} // closed when run returns
 	handoffs *handoffQueue
