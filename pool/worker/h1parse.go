@@ -76,8 +76,10 @@ func parseH1(b []byte, r *h1Request) (int, parseResult) {
 	end := bytes.Index(b, crlfcrlf)
 	if end < 0 {
 		// A bare LF ends lines for net/http but not here.
-		if i := bytes.IndexByte(b, '\n'); i == 0 || i > 0 && b[i-1] != '\r' {
-			return 0, parseNotFast
+		for i, c := range b {
+			if c == '\n' && (i == 0 || b[i-1] != '\r') {
+				return 0, parseNotFast
+			}
 		}
 		return 0, parseMore
 	}
@@ -86,6 +88,9 @@ func parseH1(b []byte, r *h1Request) (int, parseResult) {
 
 	// Request line: METHOD SP target SP HTTP/1.x
 	nl := bytes.IndexByte(head, '\n')
+	if nl < 1 || head[nl-1] != '\r' {
+		return 0, parseNotFast
+	}
 	line := head[:nl-1]
 	head = head[nl+1:]
 	var rest []byte

@@ -52,6 +52,9 @@ const (
 	// which applies max_header_bytes.
 	loopReadBuf = 64 << 10
 	loopMaxHead = 8 << 10
+	// loopMaxOut bounds the answers the loop makes ahead of a client that
+	// pipelines faster than it reads.
+	loopMaxOut = 256 << 10
 	// lingerTime is how long a connection closing after its answer keeps
 	// reading what the client still sends, so that the kernel does not
 	// reset the connection and destroy the answer (net/http waits as long).
@@ -92,6 +95,9 @@ type loopConn struct {
 	deadline int64 // unix nanos; 0 is none
 	headAt   int64 // when the head of the request being answered was read
 	writing  bool  // registered for EPOLLOUT instead of EPOLLIN
+	fresh bool // accepted, no request answered yet
+	// handoff: once out is written, net/http gets the connection and in.
+	handoff bool
 	// waiting: requests in in wait for a file or a proxied answer.
 	waiting bool
 	// muted: epoll reports nothing for it (a proxied answer is coming).
@@ -125,6 +131,9 @@ type loop struct {
 	keepAlive      bool
 
 	accepting  bool  // listening fds are in the epoll set
+	// acceptBackoff and acceptWarned pace accept after a failure.
+	acceptBackoff time.Duration
+	acceptWarned  int64
 	resumeAt   int64 // unix nanos: accept again after the balancing pause
 	paused     bool  // at worker_connections: not accepting until a slot frees
 	draining   bool
@@ -220,11 +229,15 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*loop, erro
 		unix.Close(l.epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	if err := rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.wakefd)}); err != nil {
-		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	err = rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.wakefd)})
+	if err == nil {
+		err = l.startAccepting()
 	}
-	if err := l.startAccepting(); err != nil {
-		return nil, err
+	if err != nil {
+		closeAll()
+		unix.Close(l.wakefd)
+		unix.Close(l.epfd)
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	return l, nil
 }
@@ -232,6 +245,9 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*loop, erro
 // startAccepting puts the listening fds in the epoll set. EPOLLEXCLUSIVE
 // wakes one waiting worker per new connection instead of all of them.
 func (l *loop) startAccepting() error {
+	if l.accepting {
+		return nil
+	}
 	for _, fd := range l.lfds {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(fd)}
 		if err := rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
@@ -450,10 +466,19 @@ func (l *loop) accept(lfd int) {
 	if err != nil {
 		l.w.release()
 		if err != unix.EAGAIN && err != unix.ECONNABORTED && err != unix.EINTR {
-			l.w.log.Warn("accept failed", "err", err)
+			// Out of fds or memory: the socket stays readable, so back off
+			// (5ms doubling to 1s, as net/http does) instead of spinning.
+			l.acceptBackoff = min(max(2*l.acceptBackoff, 5*time.Millisecond), time.Second)
+			l.stopAccepting()
+			l.resumeAt = l.now + int64(l.acceptBackoff)
+			if l.now-l.acceptWarned >= int64(time.Second) {
+				l.acceptWarned = l.now
+				l.w.log.Warn("accept failed; retrying", "err", err, "retry_in", l.acceptBackoff.String())
+			}
 		}
 		return
 	}
+	l.acceptBackoff = 0
 	switch sa.(type) {
 	case *unix.SockaddrInet4, *unix.SockaddrInet6:
 		// Inherited from hfork's own listening sockets, but not from one
@@ -462,7 +487,7 @@ func (l *loop) accept(lfd int) {
 		// for every connection too).
 		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	c := &loopConn{fd: nfd, file: -1, since: l.now, deadline: l.now + l.rht}
+	c := &loopConn{fd: nfd, file: -1, since: l.now, deadline: l.now + l.rht, fresh: true}
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}
@@ -564,8 +589,12 @@ func (l *loop) readable(c *loopConn) {
 		break
 	}
 	if c.state == lcIdle {
+		// A head is due read_header_timeout after its first byte, or for
+		// a new connection after the accept, as in net/http.
 		c.state = lcReading
-		c.deadline = l.now + l.rht
+		if !c.fresh {
+			c.deadline = l.now + l.rht
+		}
 	}
 	l.serve(c, data)
 }
@@ -575,6 +604,7 @@ func (l *loop) readable(c *loopConn) {
 func (l *loop) serve(c *loopConn, data []byte) {
 	owned := len(c.in) > 0 // data is c.in, not the shared buffer
 	out := l.wbuf[:0]
+	handoff := false
 	for len(data) > 0 && !c.closeAfter {
 		n, res := parseH1(data, &l.req)
 		switch {
@@ -588,15 +618,8 @@ func (l *loop) serve(c *loopConn, data []byte) {
 			break
 		}
 		if res == parseNotFast {
-			if len(out) > 0 {
-				// Answers to earlier pipelined requests go first.
-				if !l.writeAll(c, out) {
-					return
-				}
-				out = out[:0]
-			}
-			l.handoff(c, data)
-			return
+			handoff = true
+			break
 		}
 		c.headAt = l.now
 		l.resp.Reset()
@@ -605,7 +628,12 @@ func (l *loop) serve(c *loopConn, data []byte) {
 			start = l.access.Now()
 		}
 		ok := l.fast.ServeFast(&l.req.FastRequest, &l.resp)
-		if ok && l.resp.Upstream != nil {
+		if !ok {
+			handoff = true
+			break
+		}
+		c.fresh = false
+		if l.resp.Upstream != nil {
 			c.closeAfter = l.req.closeReq || !l.keepAlive || l.draining
 			c.out = append(c.out[:0], out...)
 			l.wbuf = out[:0]
@@ -615,29 +643,11 @@ func (l *loop) serve(c *loopConn, data []byte) {
 				data = nil
 			}
 			c.waiting = len(data) > 0
-			if len(data) > 0 {
-				if owned {
-					c.in = c.in[:copy(c.in, data)]
-				} else {
-					c.in = append(c.in[:0], data...)
-				}
-			} else {
-				c.in = nil
-			}
+			keepRest(c, data, owned)
 			l.startProxy(ex)
 			if c.px == ex {
 				l.flushProxy(c)
 			}
-			return
-		}
-		if !ok {
-			if len(out) > 0 {
-				if !l.writeAll(c, out) {
-					return
-				}
-				out = out[:0]
-			}
-			l.handoff(c, data)
 			return
 		}
 		out = l.answer(c, out)
@@ -646,27 +656,27 @@ func (l *loop) serve(c *loopConn, data []byte) {
 		}
 		l.w.served()
 		data = data[n:]
-		if c.file >= 0 {
-			break // the file goes out before any later answer
+		if c.file >= 0 || len(out) >= loopMaxOut {
+			// The file goes out before any later answer; and answers to a
+			// flood of pipelined requests are made as the client takes
+			// them, not all at once.
+			break
 		}
 	}
 	l.wbuf = out[:0]
-	// What is left is a partial head, or requests after a file.
 	if c.closeAfter {
 		data = nil
 	}
-	c.waiting = c.file >= 0 && len(data) > 0
-	if len(data) > 0 {
-		if owned {
-			c.in = c.in[:copy(c.in, data)]
-		} else {
-			c.in = append(c.in[:0], data...)
+	c.waiting = len(data) > 0 && !handoff && (c.file >= 0 || len(out) >= loopMaxOut)
+	keepRest(c, data, owned)
+	if handoff {
+		if len(out) == 0 {
+			l.handoff(c, c.in)
+			return
 		}
-	} else {
-		c.in = c.in[:0]
-		if cap(c.in) > 0 {
-			c.in = nil // idle connections hold no buffer
-		}
+		// Answers to earlier pipelined requests go first; flush hands
+		// the connection over once they are out.
+		c.handoff = true
 	}
 	if len(out) == 0 && c.file < 0 {
 		// Only part of a head so far: its deadline runs on.
@@ -674,6 +684,19 @@ func (l *loop) serve(c *loopConn, data []byte) {
 	}
 	c.out = append(c.out[:0], out...)
 	l.flush(c)
+}
+
+// keepRest keeps data, the bytes after the requests answered, in c.in;
+// owned says data lies in c.in already.
+func keepRest(c *loopConn, data []byte, owned bool) {
+	switch {
+	case len(data) == 0:
+		c.in = nil // idle connections hold no buffer
+	case owned:
+		c.in = c.in[:copy(c.in, data)]
+	default:
+		c.in = append(c.in[:0], data...)
+	}
 }
 
 // answer appends the response in l.resp to out, and notes a file to send.
@@ -736,35 +759,6 @@ func (l *loop) dateLine() []byte {
 	return l.date
 }
 
-// writeAll writes b to c before a handoff, waiting for the socket if it
-// must: net/http cannot be handed half an answer. It reports success.
-func (l *loop) writeAll(c *loopConn, b []byte) bool {
-	for len(b) > 0 {
-		n, err := rawsys.Send(c.fd, b, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			pfd := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLOUT}}
-			timeout := -1
-			if l.wto > 0 {
-				timeout = int(l.wto / int64(time.Millisecond))
-			}
-			if k, err := unix.Poll(pfd, timeout); err != nil && err != unix.EINTR || k == 0 && err == nil {
-				l.close(c)
-				return false
-			}
-			continue
-		}
-		if err != nil {
-			l.close(c)
-			return false
-		}
-		b = b[n:]
-	}
-	return true
-}
-
 // flush writes what c has to send; what the socket does not take waits
 // for EPOLLOUT. Once all is out, c closes or waits for its next request.
 func (l *loop) flush(c *loopConn) {
@@ -808,6 +802,11 @@ func (l *loop) flush(c *loopConn) {
 		l.resumeProxy(c)
 		return
 	}
+	if c.handoff {
+		c.handoff = false
+		l.handoff(c, c.in)
+		return
+	}
 	if cap(c.out) > 4096 {
 		c.out = nil
 	}
@@ -841,7 +840,7 @@ func (l *loop) flush(c *loopConn) {
 }
 
 func (l *loop) waitWritable(c *loopConn) {
-	if c.state != lcWriting {
+	if c.state != lcWriting || c.deadline == 0 {
 		// write_timeout counts from the end of the head, as in net/http.
 		c.state = lcWriting
 		c.deadline = 0

@@ -69,6 +69,7 @@ func loopSite(t testing.TB) hclconfig.Listener {
 		{Prefix: "/old/", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "/new/", Status: 301}},
 		{Prefix: "/go", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "https://example.com/x?a=1"}},
 		{Prefix: "/empty", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 204}},
+		{Prefix: "/bigrespond", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: strings.Repeat("b", 100<<10)}},
 		{Prefix: "/", App: hclconfig.AppRespond, Respond: hclconfig.Respond{
 			Status: 200, Body: "hello\n", Headers: map[string]string{"X-Site": "loop", "Cache-Control": "no-store"},
 		}},
@@ -325,6 +326,11 @@ func TestLoopAnswersAsNetHTTP(t *testing.T) {
 		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
 		"get / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"\n\r\n\r\n",
+		"GET / HTTP/1.1Z\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nX: y\n\r\n",
 		"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
 	}
 	for _, in := range cases {
@@ -918,5 +924,139 @@ func TestLoopFastStopAfterLoopEnded(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err == nil {
 		t.Error("the handed-over connection outlived the fast stop")
+	}
+}
+
+func TestLoopSlowClientDoesNotStallOthers(t *testing.T) {
+	// A client that pipelines many big answers and then a request for
+	// net/http, and reads nothing, holds only its own connection: the
+	// loop does not wait for it to read before the hand-over.
+	tw := startSite(t, loopSite(t), nil, nil)
+	slow := dialSlowReader(t, tw.addr)
+	var in strings.Builder
+	for range 200 {
+		in.WriteString("GET /bigrespond HTTP/1.1\r\nHost: x\r\n\r\n")
+	}
+	in.WriteString("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+	go io.WriteString(slow, in.String())
+	time.Sleep(200 * time.Millisecond)
+	if got := replay(t, tw.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"+closer, nil); len(got) != 2 || got[0].Body != "hello\n" {
+		t.Fatalf("another client while one does not read: %v", got)
+	}
+	// The slow client still gets everything, in order, once it reads.
+	slow.SetReadDeadline(time.Now().Add(waitLimit))
+	br := bufio.NewReader(slow)
+	for i := range 200 {
+		if _, body := readAnswer(t, br, "GET"); len(body) != 100<<10 {
+			t.Fatalf("answer %d: %d bytes", i, len(body))
+		}
+	}
+	if _, body := readAnswer(t, br, "POST"); body != "hello\n" {
+		t.Fatalf("the handed-over request: %q", body)
+	}
+}
+
+func TestLoopProxyWriteTimeout(t *testing.T) {
+	// write_timeout holds for proxied answers too.
+	l := loopSite(t)
+	l.WriteTimeout = 300 * time.Millisecond
+	tw := startSite(t, l, nil, nil)
+	c := dialSlowReader(t, tw.addr)
+	var in strings.Builder
+	for range 20 {
+		in.WriteString("GET /proxy/big HTTP/1.1\r\nHost: x\r\n\r\n")
+	}
+	io.WriteString(c, in.String())
+	time.Sleep(l.WriteTimeout + 700*time.Millisecond)
+	c.SetReadDeadline(time.Now().Add(waitLimit))
+	n, _ := io.Copy(io.Discard, c)
+	if n >= 20<<20 {
+		t.Fatalf("all %d bytes arrived; the connection should have been cut", n)
+	}
+}
+
+func TestLoopProxyNoRetryAfterInterim(t *testing.T) {
+	// An upstream that sent anything, here a 103, then closed, is not
+	// sent the request again: the client gets the 103 and a 502.
+	var mu sync.Mutex
+	requests := 0
+	var served sync.Map
+	up := rawUpstream(t, func(_ int, c net.Conn, _ string) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		if _, again := served.LoadOrStore(c, true); again {
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+			c.Close()
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	tw := startSite(t, proxySite(t, up), nil, nil)
+	c, br := dialSite(t, tw.addr)
+	io.WriteString(c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, body := readAnswer(t, br, "GET"); body != "ok" {
+		t.Fatalf("first answer %q", body)
+	}
+	io.WriteString(c, "GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusEarlyHints {
+		t.Fatalf("interim answer %d, want 103", resp.StatusCode)
+	}
+	resp, _ := readAnswer(t, br, "GET")
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("after a 103 and a close: %d, want 502", resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 2 {
+		t.Fatalf("the upstream got %d requests for 2", requests)
+	}
+}
+
+func TestLoopProxyChecksAnswerHeads(t *testing.T) {
+	for _, tc := range []struct {
+		name, answer string
+		status       int
+		noLength     bool
+	}{
+		{"bare CR in a value", "HTTP/1.1 200 OK\r\nX: a\rSet-Cookie: x=1\r\nContent-Length: 2\r\n\r\nok", 502, false},
+		{"bad name", "HTTP/1.1 200 OK\r\nX Y: a\r\nContent-Length: 2\r\n\r\nok", 502, false},
+		{"two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", 502, false},
+		{"chunked and a length", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", 200, true},
+		{"bad chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := rawUpstream(t, func(_ int, c net.Conn, _ string) {
+				io.WriteString(c, tc.answer)
+			})
+			tw := startSite(t, proxySite(t, up), nil, nil)
+			c, br := dialSite(t, tw.addr)
+			io.WriteString(c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+			if tc.status == 0 {
+				// The head went out before the body broke: the
+				// connection is cut.
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+				}
+				if err == nil {
+					t.Fatal("a broken chunked body arrived whole")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.noLength && (resp.Header.Get("Content-Length") != "" || resp.ContentLength != -1) {
+				t.Fatalf("Content-Length %q with chunked framing", resp.Header.Get("Content-Length"))
+			}
+			if v := resp.Header.Get("Set-Cookie"); v != "" {
+				t.Fatalf("a header smuggled through: Set-Cookie %q", v)
+			}
+		})
 	}
 }

@@ -81,6 +81,7 @@ type proxyExchange struct {
 	req      []byte // the request as sent, for a retry
 	head     bool   // HEAD: the answer has no body
 	retried  bool
+	gotBytes bool // the upstream said something: never sent again
 	sentHead bool // the answer's head went to the client
 	status   int
 	bytes    int64
@@ -425,10 +426,11 @@ func (l *loop) upRead(u *upConn) {
 				l.proxyDone(u, false)
 				return
 			}
-			l.upFailed(u, u.state == upHead && len(u.in) == 0)
+			l.upFailed(u, !ex.gotBytes)
 			return
 		}
 		data := l.rbuf[:n]
+		ex.gotBytes = true
 		if u.state == upHead {
 			u.in = append(u.in, data...)
 			var ok bool
@@ -632,7 +634,6 @@ func (l *loop) finishExchange(c *loopConn, ex *proxyExchange) {
 		l.access.Log(&e)
 	}
 	l.w.served()
-	c.state = lcWriting
 	l.flush(c)
 }
 
@@ -812,6 +813,18 @@ func parseUpstreamHead(b []byte) (h upstreamHead, n int, err error) {
 			return h, 0, errMalformedAnswer
 		}
 		name, v := ln[:colon], bytes.Trim(ln[colon+1:], " \t")
+		// As net/http's transport: a header it would not parse makes the
+		// answer a 502, never bytes passed on to the client.
+		for _, c := range name {
+			if !tokenByte[c] {
+				return h, 0, errMalformedAnswer
+			}
+		}
+		for _, c := range v {
+			if c < 0x20 && c != '\t' || c == 0x7f {
+				return h, 0, errMalformedAnswer
+			}
+		}
 		switch {
 		case lowerIs(name, "content-length"):
 			cl, perr := strconv.ParseInt(string(v), 10, 64)
@@ -872,7 +885,9 @@ func appendUpstreamHead(b []byte, h *upstreamHead, raw, date []byte, closeClient
 		}
 		colon := bytes.IndexByte(ln, ':')
 		name, v := ln[:colon], bytes.Trim(ln[colon+1:], " \t")
-		if dropAnswer(name, h.drop) {
+		if dropAnswer(name, h.drop) || h.chunked && lowerIs(name, "content-length") {
+			// With chunked framing a Content-Length is void (RFC 9112
+			// 6.3); net/http drops it too.
 			continue
 		}
 		b = appendCanonical(b, name)
