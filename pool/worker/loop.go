@@ -95,7 +95,7 @@ type loopConn struct {
 	deadline int64 // unix nanos; 0 is none
 	headAt   int64 // when the head of the request being answered was read
 	writing  bool  // registered for EPOLLOUT instead of EPOLLIN
-	fresh bool // accepted, no request answered yet
+	fresh    bool  // accepted, no request answered yet
 	// handoff: once out is written, net/http gets the connection and in.
 	handoff bool
 	// waiting: requests in in wait for a file or a proxied answer.
@@ -130,16 +130,16 @@ type loop struct {
 	maxHead        int   // the longest head the loop parses
 	keepAlive      bool
 
-	accepting  bool  // listening fds are in the epoll set
+	accepting bool // listening fds are in the epoll set
 	// acceptBackoff and acceptWarned pace accept after a failure.
 	acceptBackoff time.Duration
 	acceptWarned  int64
-	resumeAt   int64 // unix nanos: accept again after the balancing pause
-	paused     bool  // at worker_connections: not accepting until a slot frees
-	draining   bool
-	drainStart int64
-	nextSweep  int64
-	lastBusy   int64 // when epoll_wait last returned events
+	resumeAt      int64 // unix nanos: accept again after the balancing pause
+	paused        bool  // at worker_connections: not accepting until a slot frees
+	draining      bool
+	drainStart    int64
+	nextSweep     int64
+	lastBusy      int64 // when epoll_wait last returned events
 
 	mu       sync.Mutex
 	cmds     []loopCmd
