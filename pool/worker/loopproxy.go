@@ -60,7 +60,8 @@ type upConn struct {
 	state  int
 	reused bool // served an exchange before this one
 	ex     *proxyExchange
-	out    []byte // request bytes not yet written
+	out    []byte // the request being written
+	outAt  int    // how much of out is written
 	in     []byte // an answer's head so far
 	paused bool   // not reading: the client has not taken what came
 	events uint32 // what epoll reports for it
@@ -222,7 +223,8 @@ func buildUpstreamRequest(b []byte, r *h1Request, head []byte, up *app.FastUpstr
 		b = append(b, r.userAgent...)
 		b = append(b, "\r\n"...)
 	}
-	var xff []byte
+	var xffBuf [128]byte
+	xff := xffBuf[:0]
 	lines := head[bytes.IndexByte(head, '\n')+1:]
 	for len(lines) > 2 {
 		nl := bytes.IndexByte(lines, '\n')
@@ -340,7 +342,7 @@ func (l *loop) send(ex *proxyExchange, u *upConn) {
 	}
 	ex.c.pxUp = u
 	u.ex = ex
-	u.out = append(u.out[:0], ex.req...)
+	u.out, u.outAt = append(u.out[:0], ex.req...), 0
 	u.in = u.in[:0]
 	u.paused = false
 	if u.state == upConnecting {
@@ -387,8 +389,8 @@ func (l *loop) upEvent(u *upConn, events uint32) {
 }
 
 func (l *loop) upWrite(u *upConn) {
-	for len(u.out) > 0 {
-		n, err := rawsys.Send(u.fd, u.out, unix.MSG_NOSIGNAL)
+	for u.outAt < len(u.out) {
+		n, err := rawsys.Send(u.fd, u.out[u.outAt:], unix.MSG_NOSIGNAL)
 		if err == unix.EINTR {
 			continue
 		}
@@ -400,7 +402,7 @@ func (l *loop) upWrite(u *upConn) {
 			l.upFailed(u, true)
 			return
 		}
-		u.out = u.out[n:]
+		u.outAt += n
 	}
 	u.state = upHead
 	l.upEvents(u, unix.EPOLLIN)
@@ -615,7 +617,7 @@ func (l *loop) proxyDone(u *upConn, keep bool) {
 	u.ex = nil
 	if keep && len(l.upIdleOf(u.id)) < upIdleMax {
 		u.state, u.since, u.reused = upIdle, l.now, true
-		u.out, u.in = nil, nil
+		u.in = u.in[:0] // both buffers stay for the next exchange
 		l.upIdle[u.id] = append(l.upIdle[u.id], u)
 		l.upEvents(u, unix.EPOLLIN)
 	} else {
