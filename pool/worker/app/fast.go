@@ -50,11 +50,15 @@ type FastResponse struct {
 	Upstream *FastUpstream
 
 	scratch []byte // Head's storage when it is built per request
+	sniff   *[512]byte
 }
 
 // Reset prepares r for the next request, keeping its storage.
 func (r *FastResponse) Reset() {
-	*r = FastResponse{FileFD: -1, scratch: r.scratch[:0]}
+	*r = FastResponse{FileFD: -1, scratch: r.scratch[:0], sniff: r.sniff}
+	if r.sniff == nil {
+		r.sniff = new([512]byte)
+	}
 }
 
 // BodyLen is the length of the body Head announces.

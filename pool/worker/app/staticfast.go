@@ -104,13 +104,14 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 	// the time is zero; static.ServeHTTP adds the Etag.
 	ctype := mime.TypeByExtension(filepath.Ext(base))
 	if ctype == "" {
-		var buf [512]byte
-		n, err := rawsys.Pread(fd, buf[:], 0)
+		// resp's own buffer: one on the stack would escape through
+		// DetectContentType, an allocation per request.
+		n, err := rawsys.Pread(fd, resp.sniff[:], 0)
 		if err != nil {
 			rawsys.Close(fd)
 			return false
 		}
-		ctype = http.DetectContentType(buf[:max(n, 0)])
+		ctype = http.DetectContentType(resp.sniff[:max(n, 0)])
 	}
 	mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
 	b := appendStatusLine(resp.scratch[:0], http.StatusOK)
