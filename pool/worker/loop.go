@@ -117,6 +117,7 @@ type loop struct {
 	wakefd int // eventfd: another goroutine has a command
 	lfds   []int
 	list   []*loopConn // every connection, for the sweep
+	free   []*loopConn // closed ones, for reuse (see newConn)
 	byFD   []*loopConn // index by fd
 	rbuf   []byte      // shared read buffer
 	wbuf   []byte      // answers being built
@@ -487,7 +488,8 @@ func (l *loop) accept(lfd int) {
 		// for every connection too).
 		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	c := &loopConn{fd: nfd, file: -1, since: l.now, deadline: l.now + l.rht, fresh: true}
+	c := l.newConn()
+	c.fd, c.since, c.deadline, c.fresh = nfd, l.now, l.now+l.rht, true
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}
@@ -549,6 +551,35 @@ func (l *loop) close(c *loopConn) {
 	l.forgetConn(c)
 	rawsys.Close(c.fd)
 	l.w.release()
+	l.recycle(c)
+}
+
+// loopFree bounds the closed connections kept for reuse.
+const loopFree = 256
+
+// newConn returns a connection record, a reused one if there is one:
+// clients that connect for every request would otherwise make garbage at
+// their pace, and the heap grows to the collector's first target.
+func (l *loop) newConn() *loopConn {
+	if n := len(l.free); n > 0 {
+		c := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		return c
+	}
+	return &loopConn{file: -1}
+}
+
+// recycle keeps a closed connection's record, and its request buffer
+// for the proxy, for the next accept.
+func (l *loop) recycle(c *loopConn) {
+	if len(l.free) >= loopFree {
+		return
+	}
+	req := c.pxv.req[:0]
+	*c = loopConn{file: -1}
+	c.pxv.req = req
+	l.free = append(l.free, c)
 }
 
 // readable reads what arrived on c and answers every complete request.
