@@ -204,6 +204,10 @@ func TestTLSDrainHTTP2(t *testing.T) {
 	}
 	start := time.Now()
 	tw.sigs <- syscall.SIGTERM
+	// Once STOPPING=1 is out the drain has begun: a request sent before
+	// that could be answered without the GOAWAY and leave the connection
+	// to keepalive.
+	tw.sink.waitFor(t, "STOPPING=1", has("STOPPING", "1"))
 	resp = get(t, c, "https://"+tw.addr+"/") // the kept connection still serves
 	if resp.StatusCode != 200 {
 		t.Errorf("during the drain: status %d", resp.StatusCode)
