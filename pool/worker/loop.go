@@ -28,8 +28,9 @@ import (
 // goroutine wake-up and a third read that finds nothing.
 //
 // It answers GET and HEAD requests for respond, static and redirect
-// routes (app.FastServer). The first request it does not answer itself,
-// a proxy route, a body, an upgrade, a Range, a malformed line, hands the
+// routes, and forwards those for proxy routes to IP upstreams
+// (app.FastServer, loopproxy.go). The first request it does not answer
+// itself, a body, an upgrade, a Range, a malformed line, hands the
 // connection to net/http with the bytes read so far (handoff): net/http
 // serves it from then on, exactly as it serves a connection it accepted.
 // So the loop need not implement all of HTTP/1.1 to keep all of it.
@@ -40,8 +41,9 @@ import (
 // close", read_header_timeout (and read_timeout, if shorter) for a head
 // to arrive, keepalive for an idle connection, write_timeout for an
 // answer to leave, closing without losing the answer (shutdown, then read
-// until the client closes, at most lingerTime), worker_connections with
-// eviction, max_requests, the access log, and the drain (see drain).
+// until the client closes: lingerTime, longer while the answer is still
+// in the send buffer, up to lingerMax), worker_connections with eviction,
+// max_requests, the access log, and the drain (see drain).
 
 const (
 	// loopTick is how often the loop looks at deadlines; it bounds how
@@ -332,7 +334,8 @@ func (l *loop) run() error {
 		// thread hand-off whenever it waits more than 20µs, a third of a
 		// request's CPU at nginx's pace. Such a wait is cut at 10ms, about
 		// when the runtime would interrupt it to preempt the goroutine
-		// anyway; an idle loop waits through the scheduler instead.
+		// anyway (see EINTR below); an idle loop, one second after its
+		// last event, waits through the scheduler instead.
 		n, err := rawsys.EpollPoll(l.epfd, events)
 		if err == nil && n == 0 && timeout != 0 {
 			if l.now-l.lastBusy < int64(loopHot) {
