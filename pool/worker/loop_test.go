@@ -1060,3 +1060,30 @@ func TestLoopProxyChecksAnswerHeads(t *testing.T) {
 		})
 	}
 }
+
+func TestLoopProxyIgnoresBytesAfterAnswer(t *testing.T) {
+	// An upstream that sends more after a complete answer (here a body
+	// after a 204) has its connection retired: the stray bytes never
+	// become the answer to the next request.
+	var served sync.Map
+	up := rawUpstream(t, func(n int, c net.Conn, _ string) {
+		if _, again := served.LoadOrStore(c, true); again {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nwrong")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+		time.Sleep(20 * time.Millisecond)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")
+	})
+	tw := startSite(t, proxySite(t, up), nil, nil)
+	c, br := dialSite(t, tw.addr)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("first answer %d", resp.StatusCode)
+	}
+	time.Sleep(100 * time.Millisecond)
+	io.WriteString(c, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("second answer %d, want the 204 of a fresh connection", resp.StatusCode)
+	}
+}

@@ -285,13 +285,20 @@ func appendCanonical(b, name []byte) []byte {
 // upstreamConn returns a pooled connection to up, or a new one being
 // dialed; nil when a socket cannot even be made.
 func (l *loop) upstreamConn(up *app.FastUpstream) *upConn {
-	if up.ID < len(l.upIdle) {
-		if idle := l.upIdle[up.ID]; len(idle) > 0 {
-			u := idle[len(idle)-1]
-			l.upIdle[up.ID] = idle[:len(idle)-1]
-			u.reused = true
-			return u
+	for up.ID < len(l.upIdle) && len(l.upIdle[up.ID]) > 0 {
+		idle := l.upIdle[up.ID]
+		u := idle[len(idle)-1]
+		l.upIdle[up.ID] = idle[:len(idle)-1]
+		// An idle connection must have nothing to say: a close, or bytes
+		// after its last answer, may be waiting in this very pass, ahead
+		// of the epoll event that would retire it.
+		if _, err := rawsys.Peek(u.fd); err != unix.EAGAIN {
+			u.state = upHead // not idle any more: dropUp need not look for it
+			l.dropUp(u)
+			continue
 		}
+		u.reused = true
+		return u
 	}
 	return l.dial(up)
 }

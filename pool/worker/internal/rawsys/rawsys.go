@@ -91,3 +91,12 @@ func EpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
 	_, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
 	return errno(e)
 }
+
+// Peek looks for a byte waiting on the socket fd without taking it:
+// recv(2) with MSG_PEEK|MSG_DONTWAIT. n is 0 at end of stream; err is
+// EAGAIN when nothing waits.
+func Peek(fd int) (int, error) {
+	var b [1]byte
+	n, _, e := syscall.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	return int(n), errno(e)
+}
