@@ -146,25 +146,35 @@ func removeStale(path string) error {
 // closing the fd to drain no longer stops it from taking one more
 // connection. A file from os.NewFile keeps the descriptor's mode.
 func dupListener(ln net.Listener) (*os.File, error) {
+	nfd, err := DupFD(ln)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(nfd), ln.Addr().String()), nil
+}
+
+// DupFD returns a new close-on-exec descriptor of ln's socket, leaving
+// the open file description's mode (non-blocking) as it is.
+func DupFD(ln net.Listener) (int, error) {
 	sc, ok := ln.(syscall.Conn)
 	if !ok {
-		return nil, fmt.Errorf("%T has no file descriptor", ln)
+		return -1, fmt.Errorf("%T has no file descriptor", ln)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
 	var nfd int
 	var derr error
 	if err := rc.Control(func(fd uintptr) {
 		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 	}); err != nil {
-		return nil, err
+		return -1, err
 	}
 	if derr != nil {
-		return nil, derr
+		return -1, derr
 	}
-	return os.NewFile(uintptr(nfd), ln.Addr().String()), nil
+	return nfd, nil
 }
 
 func setNoDelay(tl *net.TCPListener) error {

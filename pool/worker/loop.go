@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hfork/hfork/listeners"
 	"github.com/hfork/hfork/pool/worker/app"
 	"github.com/hfork/hfork/pool/worker/internal/rawsys"
 	"golang.org/x/sys/unix"
@@ -169,23 +170,12 @@ const (
 func loopFDs(lns []*gatedListener) ([]int, error) {
 	var fds []int
 	for _, l := range lns {
-		sc, ok := l.Listener.(syscall.Conn)
-		if !ok {
-			return nil, fmt.Errorf("listener %s has no fd", l.Addr())
-		}
-		rc, err := sc.SyscallConn()
+		nfd, err := listeners.DupFD(l.Listener)
 		if err != nil {
-			return nil, err
-		}
-		var nfd int
-		var derr error
-		if err := rc.Control(func(fd uintptr) {
-			nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-		}); err != nil {
-			return nil, err
-		}
-		if derr != nil {
-			return nil, fmt.Errorf("dup listener: %w", derr)
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return nil, fmt.Errorf("dup listener %s: %w", l.Addr(), err)
 		}
 		fds = append(fds, nfd)
 	}

@@ -126,8 +126,7 @@ type worker struct {
 
 	// loop serves the listeners when the worker has an event loop; then
 	// net/http serves only what the loop hands over.
-	loop     *loop
-	handoffs sync.WaitGroup
+	loop *loop
 
 	connsMu     sync.Mutex
 	conns       map[*trackedConn]struct{}
@@ -253,7 +252,8 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 				w.serveErr <- err
 			}
 		}()
-		w.handoffs.Go(func() { w.srv.Serve(handoffListener{q: w.loop.handoffs, addr: w.lns[0].Addr()}) })
+		// Ends when the loop closes its queue of handed-over connections.
+		go w.srv.Serve(handoffListener{q: w.loop.handoffs, addr: w.lns[0].Addr()})
 	}
 	for _, l := range w.lns {
 		if w.loop != nil {
