@@ -49,7 +49,7 @@ func (w *worker) drain(stop <-chan struct{}) {
 	if w.loop != nil {
 		// The loop stops accepting and applies steps 2 and 4 to its own
 		// connections; it ends once it holds none.
-		w.loop.command(cmdDrain)
+		w.loop.Drain()
 	}
 	if err := w.notify("STOPPING=1"); err != nil {
 		w.log.Warn("worker cannot report stopping", "err", err)
@@ -145,7 +145,7 @@ func (w *worker) loopDone() bool {
 		return true
 	}
 	select {
-	case <-w.loop.done:
+	case <-w.loop.Done():
 		return true
 	default:
 		return false
@@ -156,7 +156,7 @@ func (w *worker) loopOpen() int64 {
 	if w.loop == nil {
 		return 0
 	}
-	return w.loop.open.Load()
+	return w.loop.Open()
 }
 
 // stopLoop closes the event loop's connections and waits for it to end;
@@ -165,8 +165,8 @@ func (w *worker) stopLoop() int {
 	if w.loop == nil {
 		return 0
 	}
-	n := int(w.loop.open.Load())
-	w.loop.command(cmdStop)
-	<-w.loop.done
+	n := int(w.loop.Open())
+	w.loop.Stop()
+	<-w.loop.Done()
 	return n
 }

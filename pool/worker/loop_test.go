@@ -21,6 +21,7 @@ import (
 
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/pool/worker/app"
+	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
 
 // loopSite is a listener with a route of every kind: what the event loop
@@ -364,8 +365,8 @@ func TestLoopLongHeads(t *testing.T) {
 		size int
 		want string
 	}{
-		{loopMaxHead - 100, "HTTP/1.1 200 OK"},
-		{loopMaxHead + 100, "HTTP/1.1 200 OK"},
+		{evloop.MaxHead - 100, "HTTP/1.1 200 OK"},
+		{evloop.MaxHead + 100, "HTTP/1.1 200 OK"},
 		{l.MaxHeaderBytes - 200, "HTTP/1.1 200 OK"},
 		{l.MaxHeaderBytes + 8192, "HTTP/1.1 431 Request Header Fields Too Large"},
 	} {
@@ -921,7 +922,10 @@ func TestLoopFastStopAfterLoopEnded(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	tw.sigs <- syscall.SIGTERM
 	tw.sink.waitFor(t, "STOPPING=1", has("STOPPING", "1"))
-	time.Sleep(2 * loopTick) // the loop, holding nothing, ends
+	logs, _ := siteLogs.Load(tw.addr)
+	waitUntil(t, "the loop, holding nothing, ends", func() bool {
+		return strings.Contains(logs.(*logBuffer).String(), "event loop ended")
+	})
 	tw.sigs <- syscall.SIGQUIT
 	if err := tw.wait(t); err != nil {
 		t.Errorf("Run = %v", err)

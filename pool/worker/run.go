@@ -18,6 +18,7 @@ import (
 
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/pool/worker/app"
+	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
 
 // Options is everything Run needs. Main fills it from the process (the spec
@@ -126,7 +127,7 @@ type worker struct {
 
 	// loop serves the listeners when the worker has an event loop; then
 	// net/http serves only what the loop hands over.
-	loop *loop
+	loop *evloop.Loop
 
 	connsMu     sync.Mutex
 	conns       map[*trackedConn]struct{}
@@ -248,12 +249,12 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 	w.state.Store(int32(StateStarting))
 	if w.loop != nil {
 		go func() {
-			if err := w.loop.run(); err != nil {
+			if err := w.loop.Run(); err != nil {
 				w.serveErr <- err
 			}
 		}()
 		// Ends when the loop closes its queue of handed-over connections.
-		go w.srv.Serve(handoffListener{q: w.loop.handoffs, addr: w.lns[0].Addr()})
+		go w.srv.Serve(w.loop.Handoffs(w.lns[0].Addr()))
 	}
 	for _, l := range w.lns {
 		if w.loop != nil {

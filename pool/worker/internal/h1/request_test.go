@@ -1,13 +1,13 @@
-package worker
+package h1
 
 import (
 	"bytes"
 	"testing"
 )
 
-// FuzzParseH1: whatever arrives, the parser returns without a panic, and
+// FuzzParse: whatever arrives, the parser returns without a panic, and
 // what it accepts is a complete head it can account for.
-func FuzzParseH1(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		wrkHead, browserHead,
 		"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -24,22 +24,22 @@ func FuzzParseH1(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var r h1Request
-		n, res := parseH1(b, &r)
+		var r Request
+		n, res := Parse(b, &r)
 		switch res {
-		case parseOK:
+		case OK:
 			if n < 4 || n > len(b) || !bytes.Equal(b[n-4:n], []byte("\r\n\r\n")) {
-				t.Fatalf("parseOK with n=%d for %q", n, b)
+				t.Fatalf("OK with n=%d for %q", n, b)
 			}
 			if r.Method != "GET" && r.Method != "HEAD" || len(r.Path) == 0 || r.Path[0] != '/' {
-				t.Fatalf("parseOK with method %q path %q", r.Method, r.Path)
+				t.Fatalf("OK with method %q path %q", r.Method, r.Path)
 			}
 			if bytes.Count(b[:n], []byte("\n")) != bytes.Count(b[:n], []byte("\r\n")) {
-				t.Fatalf("parseOK with a bare LF: %q", b[:n])
+				t.Fatalf("OK with a bare LF: %q", b[:n])
 			}
-		case parseMore:
+		case More:
 			if bytes.Contains(b, []byte("\r\n\r\n")) {
-				t.Fatalf("parseMore with a complete head: %q", b)
+				t.Fatalf("More with a complete head: %q", b)
 			}
 		}
 	})
