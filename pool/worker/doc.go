@@ -1,7 +1,18 @@
 // Package worker is what runs inside a built-in worker process (classes
 // sync, thread and async): it takes its listener's sockets from the master,
-// serves them with net/http under its class's limits, reports to the
-// master over sd_notify, and leaves without losing a request.
+// serves them under its class's limits, reports to the master over
+// sd_notify, and leaves without losing a request.
+//
+// An async worker on plain HTTP with event_loop on serves its sockets from
+// an event loop (internal/evloop, with its codec internal/h1 and its
+// poller internal/poll): the loop accepts and answers the plain GET and
+// HEAD requests of respond, static, redirect and IP proxy routes itself,
+// and hands every other connection, with the bytes read so far, to
+// net/http, which then serves it as it serves every connection of the
+// other classes. The worker owns what the two share (loop.go's loopHost):
+// the connection slots of worker_connections, the request count behind
+// max_requests, the set of connections a drain watches, and the eviction
+// count; the drain tells the loop to drain and waits for it to end.
 //
 // The master starts hfork's own binary with HFORK_WORKER=1, and cmd/hfork
 // calls Main. Main reads the Spec from the control pipe, the sockets from
@@ -39,4 +50,7 @@
 //     fd, so its siblings and the kernel's accept queue carry on.
 //   - A drain never closes a connection that has a request in flight, nor
 //     one on which a request has begun to arrive, before graceful_timeout.
+//   - Every connection, the loop's or net/http's, holds one slot of
+//     worker_connections; a connection the loop hands over takes its slot
+//     with it.
 package worker
