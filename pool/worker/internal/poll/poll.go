@@ -142,6 +142,13 @@ func Backlogged(fds ...int) bool {
 	for _, fd := range fds {
 		pfds = append(pfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 	}
-	n, err := unix.Poll(pfds, 0)
-	return err == nil && n > 0
+	if n, err := unix.Poll(pfds, 0); err != nil || n == 0 {
+		return false
+	}
+	for _, p := range pfds {
+		if p.Revents&unix.POLLIN != 0 {
+			return true
+		}
+	}
+	return false
 }
