@@ -582,7 +582,11 @@ func TestLoopWriteTimeout(t *testing.T) {
 			tw := startSite(t, l, nil, nil)
 			c := dialSlowReader(t, tw.addr)
 			io.WriteString(c, strings.Repeat("GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n", tc.n))
-			time.Sleep(l.WriteTimeout + 2*time.Second) // the cut comes first even on a loaded machine
+			// The client reads only once the loop has cut it off.
+			logs, _ := siteLogs.Load(tw.addr)
+			waitUntil(t, "the cut at write_timeout", func() bool {
+				return strings.Contains(logs.(*logBuffer).String(), `"event loop closes a connection at its deadline" state=writing`)
+			})
 			c.SetReadDeadline(time.Now().Add(waitLimit))
 			if n, _ := io.Copy(io.Discard, c); n >= tc.total {
 				t.Fatalf("all %d bytes arrived; the connection should have been cut", n)

@@ -1,6 +1,8 @@
 package evloop
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/app"
@@ -452,6 +454,9 @@ func (l *Loop) sweep() {
 				continue
 			}
 			// A timeout: net/http closes without an answer too.
+			if l.log.Enabled(context.Background(), slog.LevelDebug) {
+				l.log.Debug("event loop closes a connection at its deadline", "state", c.state.String())
+			}
 			l.close(c)
 			continue // c's slot now holds another connection
 		}
