@@ -148,10 +148,10 @@ func (l *Loop) readable(c *conn) {
 			dst = c.in[len(c.in):cap(c.in)]
 		}
 		n, st := read(c.fd, dst)
-		if st == readAgain {
+		if st == ioAgain {
 			return
 		}
-		if st == readClosed {
+		if st == ioClosed {
 			// The client closed or the connection broke; a partial
 			// request is abandoned as net/http abandons it.
 			l.close(c)
@@ -313,22 +313,17 @@ func (l *Loop) logAccess(c *conn, start time.Time) {
 // flush writes what c has to send; what the socket does not take waits
 // for EPOLLOUT. Once all is out, c closes or waits for its next request.
 func (l *Loop) flush(c *conn) {
-	for len(c.out) > 0 {
-		// No MSG_MORE before a file: corking the head until sendfile's
-		// pages join it cost half again as much CPU per 100 KiB file.
-		n, err := rawsys.Send(c.fd, c.out, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			l.waitWritable(c)
-			return
-		}
-		if err != nil {
-			l.close(c)
-			return
-		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
+	// No MSG_MORE before a file: corking the head until sendfile's pages
+	// join it cost half again as much CPU per 100 KiB file.
+	n, st := write(c.fd, c.out, 0)
+	c.out = c.out[:copy(c.out, c.out[n:])]
+	switch st {
+	case ioAgain:
+		l.waitWritable(c)
+		return
+	case ioClosed:
+		l.close(c)
+		return
 	}
 	for c.file >= 0 && c.fileAt < c.fileTo {
 		n, err := rawsys.Sendfile(c.fd, c.file, &c.fileAt, int(min(c.fileTo-c.fileAt, 1<<30)))
@@ -427,10 +422,10 @@ func (l *Loop) linger(c *conn) {
 func (l *Loop) discard(c *conn) {
 	for {
 		_, st := read(c.fd, l.rbuf)
-		if st == readAgain {
+		if st == ioAgain {
 			return
 		}
-		if st == readClosed {
+		if st == ioClosed {
 			l.close(c)
 			return
 		}
@@ -508,27 +503,45 @@ func unsent(fd int) int {
 	return n
 }
 
-// readStatus is what a read found.
-type readStatus int
+// ioStatus is what a read or a write found.
+type ioStatus int
 
 const (
-	readData   readStatus = iota // bytes arrived
-	readAgain                    // nothing waits: epoll says when
-	readClosed                   // end of stream, or the connection broke
+	ioOK     ioStatus = iota // bytes arrived, or all were written
+	ioAgain                  // nothing waits, or the socket is full: epoll says when
+	ioClosed                 // end of stream, or the connection broke
 )
 
 // read reads what fd holds into b, with an interrupted call retried.
-func read(fd int, b []byte) (int, readStatus) {
+func read(fd int, b []byte) (int, ioStatus) {
 	for {
 		n, err := rawsys.Read(fd, b)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			return 0, readAgain
+			return 0, ioAgain
 		case err != nil || n == 0:
-			return 0, readClosed
+			return 0, ioClosed
 		}
-		return n, readData
+		return n, ioOK
 	}
+}
+
+// write sends b on fd until all of it is taken (ioOK) or the socket is
+// full (ioAgain) or broken (ioClosed); n is how much was taken.
+func write(fd int, b []byte, flags int) (n int, st ioStatus) {
+	for n < len(b) {
+		k, err := rawsys.Send(fd, b[n:], flags)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return n, ioAgain
+		case err != nil:
+			return n, ioClosed
+		}
+		n += k
+	}
+	return n, ioOK
 }

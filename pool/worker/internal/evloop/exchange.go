@@ -8,7 +8,6 @@ import (
 	"github.com/hfork/hfork/pool/worker/app"
 	"github.com/hfork/hfork/pool/worker/internal/h1"
 	"github.com/hfork/hfork/pool/worker/internal/poll"
-	"github.com/hfork/hfork/pool/worker/internal/rawsys"
 	"golang.org/x/sys/unix"
 )
 
@@ -113,10 +112,10 @@ func (l *Loop) readDuringProxy(c *conn) {
 		c.in = append(c.in, make([]byte, 4096)...)[:len(c.in)]
 	}
 	n, st := read(c.fd, c.in[len(c.in):cap(c.in)])
-	if st == readAgain {
+	if st == ioAgain {
 		return
 	}
-	if st == readClosed {
+	if st == ioClosed {
 		l.close(c)
 		return
 	}
@@ -137,10 +136,10 @@ func (l *Loop) upRead(u *upConn) {
 	c := ex.c
 	for {
 		n, st := read(u.fd, l.rbuf)
-		if st == readAgain {
+		if st == ioAgain {
 			return
 		}
-		if st == readClosed {
+		if st == ioClosed {
 			if u.state == upBody && u.frame == frameClose {
 				l.proxyDone(u, false)
 				return
@@ -281,20 +280,13 @@ func (l *Loop) upBody(u *upConn, data []byte) bool {
 // flushProxy writes what the client has to take; when it cannot take it
 // all, the upstream waits (see upRead).
 func (l *Loop) flushProxy(c *conn) {
-	for len(c.out) > 0 {
-		n, err := rawsys.Send(c.fd, c.out, unix.MSG_NOSIGNAL)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			l.waitWritable(c)
-			return
-		}
-		if err != nil {
-			l.close(c) // and the exchange with it
-			return
-		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
+	n, st := write(c.fd, c.out, unix.MSG_NOSIGNAL)
+	c.out = c.out[:copy(c.out, c.out[n:])]
+	switch st {
+	case ioAgain:
+		l.waitWritable(c)
+	case ioClosed:
+		l.close(c) // and the exchange with it
 	}
 }
 

@@ -217,20 +217,15 @@ func (l *Loop) upEvent(u *upConn, events uint32) {
 }
 
 func (l *Loop) upWrite(u *upConn) {
-	for u.outAt < len(u.out) {
-		n, err := rawsys.Send(u.fd, u.out[u.outAt:], unix.MSG_NOSIGNAL)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			l.upEvents(u, poll.Out)
-			return
-		}
-		if err != nil {
-			l.upFailed(u, true)
-			return
-		}
-		u.outAt += n
+	n, st := write(u.fd, u.out[u.outAt:], unix.MSG_NOSIGNAL)
+	u.outAt += n
+	switch st {
+	case ioAgain:
+		l.upEvents(u, poll.Out)
+		return
+	case ioClosed:
+		l.upFailed(u, true)
+		return
 	}
 	u.state = upHead
 	l.upEvents(u, poll.In)
