@@ -91,6 +91,12 @@ func formatListener(b *body, l Listener, c Config) {
 	if l.SocketGroup != "" {
 		b.attr("socket_group", quoteHCL(l.SocketGroup))
 	}
+	if len(l.TrustedProxies) > 0 {
+		b.attr("trusted_proxies", listHCL(l.TrustedProxies))
+	}
+	if l.ProxyProtocol {
+		b.attr("proxy_protocol", "true")
+	}
 
 	if l.Class == ClassExec {
 		b.attr("command", listHCL(l.Command))
@@ -128,7 +134,7 @@ func formatRoute(b *body, r Route) {
 		ab.attr("root", quoteHCL(r.Static.Root))
 		ab.attr("index", quoteHCL(r.Static.Index))
 	case AppProxy:
-		ab.attr("upstream", listHCL(r.Proxy.Upstream))
+		formatProxy(ab, r.Proxy)
 	case AppRedirect:
 		ab.attr("to", quoteHCL(r.Redirect.To))
 		ab.attr("status", intHCL(r.Redirect.Status))

@@ -40,6 +40,8 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "socket_mode"},
 		{Name: "socket_owner"},
 		{Name: "socket_group"},
+		{Name: "trusted_proxies"},
+		{Name: "proxy_protocol"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "tls"},
@@ -58,6 +60,7 @@ var (
 	readyModes       = []string{"notify", "started"}
 	stopSignals      = []string{"TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "WINCH"}
 	execOnly         = []string{"command", "env", "dir", "ready", "stop_signal"}
+	notOnExec        = []string{"trusted_proxies", "proxy_protocol"}
 )
 
 // listener decodes one listener block and returns its binds for the
@@ -147,6 +150,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	d.identity(attrs, "user", "user", &l.User)
 	d.identity(attrs, "group", "group", &l.Group)
 	d.socketPerms(attrs, unixBinds, &l)
+	d.clientAddress(attrs, &l)
 
 	var routeBlocks []*hcl.Block
 	var accessAt, tlsAt *hcl.Range
@@ -197,6 +201,11 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		}
 		for _, r := range routeBlocks {
 			d.errorf(r.DefRange, "Route on an exec listener", "The program given in command serves every request of an exec listener; remove the route, or use class %q, %q or %q.", ClassSync, ClassThread, ClassAsync)
+		}
+		for _, name := range notOnExec {
+			if a, set := attrs[name]; set {
+				d.errorf(a.Range, "Argument "+quote(name)+" on an exec listener", "The program given in command reads its connections itself, so hfork cannot take the client's address for it; let the program do it.")
+			}
 		}
 		if accessAt != nil {
 			d.errorf(*accessAt, "Access log on an exec listener", "hfork does not see the requests an exec worker serves, so it cannot log them; let the program log them.")

@@ -1,7 +1,6 @@
 package hclconfig
 
 import (
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -18,7 +17,6 @@ var routeSchema = &hcl.BodySchema{
 var appSchemas = map[string]*hcl.BodySchema{
 	AppRespond:  {Attributes: []hcl.AttributeSchema{{Name: "status"}, {Name: "body"}, {Name: "headers"}}},
 	AppStatic:   {Attributes: []hcl.AttributeSchema{{Name: "root", Required: true}, {Name: "index"}}},
-	AppProxy:    {Attributes: []hcl.AttributeSchema{{Name: "upstream", Required: true}}},
 	AppRedirect: {Attributes: []hcl.AttributeSchema{{Name: "to", Required: true}, {Name: "status"}}},
 }
 
@@ -69,6 +67,10 @@ func (d *decoder) route(b *hcl.Block) Route {
 }
 
 func (d *decoder) app(b *hcl.Block, r *Route) {
+	if b.Type == AppProxy {
+		r.Proxy = d.proxy(b)
+		return
+	}
 	content, diags := b.Body.Content(appSchemas[b.Type])
 	d.diags = append(d.diags, diags...)
 	attrs := content.Attributes
@@ -94,17 +96,6 @@ func (d *decoder) app(b *hcl.Block, r *Route) {
 		if d.str(attrs, "index", &r.Static.Index) && strings.ContainsAny(r.Static.Index, `/\`) {
 			d.errorf(attrs["index"].Expr.Range(), "Invalid index", "index names a file in each directory, like \"index.html\"; %q is a path.", r.Static.Index)
 		}
-	case AppProxy:
-		ups, rngs, ok := d.strList(attrs, "upstream", true)
-		if ok && len(ups) == 0 {
-			d.errorf(attrs["upstream"].Expr.Range(), "No upstream", "upstream needs at least one URL, like \"http://127.0.0.1:9000\".")
-		}
-		for i, u := range ups {
-			if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-				d.errorf(rngs[i], "Invalid upstream", "%q is not an absolute http or https URL, like \"http://127.0.0.1:9000\".", u)
-			}
-		}
-		r.Proxy = Proxy{Upstream: ups}
 	case AppRedirect:
 		r.Redirect = Redirect{Status: 302}
 		if d.str(attrs, "to", &r.Redirect.To) && r.Redirect.To == "" {

@@ -79,6 +79,13 @@ type Listener struct {
 	ReadTimeout       time.Duration `json:"read_timeout"`  // 0 is none
 	WriteTimeout      time.Duration `json:"write_timeout"` // 0 is none
 
+	// TrustedProxies are the peers (CIDR ranges, and "unix" for unix
+	// socket peers) whose X-Forwarded-For and X-Request-ID are believed.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+	// ProxyProtocol: every connection starts with a PROXY protocol v1 or
+	// v2 header, which gives the client's address.
+	ProxyProtocol bool `json:"proxy_protocol,omitempty"`
+
 	// TLS is set when the listener serves HTTPS on every bind.
 	TLS TLS `json:"tls,omitzero"`
 	// RedirectHTTPS answers every request no route matches with a 308 to
@@ -158,9 +165,45 @@ type Static struct {
 	Index string `json:"index"` // default "index.html"
 }
 
-// Proxy forwards requests round-robin to Upstream (http or https URLs).
+// Proxy forwards requests to Upstream: http or https URLs, or
+// "unix:/abs/path" sockets; Policy picks one per request among the
+// healthy ones.
 type Proxy struct {
 	Upstream []string `json:"upstream"`
+	Policy   string   `json:"policy"` // round_robin | least_conn | ip_hash | first
+	// Retries is how many other upstreams a request that failed before
+	// any byte of an answer may try.
+	Retries int `json:"retries"`
+	// MaxFails failures within FailTimeout keep an upstream out for
+	// FailTimeout; 0 never marks one down.
+	MaxFails    int           `json:"max_fails"`
+	FailTimeout time.Duration `json:"fail_timeout"`
+	// ConnectTimeout bounds a connection's setup; ReadTimeout the wait for
+	// the answer's head and between two reads of its body.
+	ConnectTimeout time.Duration `json:"connect_timeout"`
+	ReadTimeout    time.Duration `json:"read_timeout"`
+	// ResolveInterval is how often a hostname upstream is resolved again.
+	ResolveInterval time.Duration  `json:"resolve_interval"`
+	HealthCheck     HealthCheck    `json:"health_check,omitzero"`
+	RequestHeaders  RequestHeaders `json:"request_headers,omitzero"`
+}
+
+// HealthCheck probes each upstream with a GET of Path every Interval; an
+// answer with a Status in the list (any 2xx or 3xx when empty) within
+// Timeout passes. Interval 0: no health_check block.
+type HealthCheck struct {
+	Path     string        `json:"path"`
+	Interval time.Duration `json:"interval"`
+	Timeout  time.Duration `json:"timeout"`
+	Status   []int         `json:"status,omitempty"`
+}
+
+// RequestHeaders changes the headers of what goes upstream, after hfork's
+// own: Remove first, then Set (replacing), then Add (appending).
+type RequestHeaders struct {
+	Set    map[string]string `json:"set,omitempty"`
+	Add    map[string]string `json:"add,omitempty"`
+	Remove []string          `json:"remove,omitempty"`
 }
 
 // Redirect answers with a redirect to To.

@@ -2,11 +2,15 @@ package app
 
 import (
 	"fmt"
-	"net"
+	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/worker/internal/upstream"
 )
 
 // The fast path: a server that parses HTTP/1.x itself (the worker's event
@@ -45,9 +49,9 @@ type FastResponse struct {
 	// HEAD, where it only closes it.
 	FileFD   int
 	FileSize int64
-	// Upstream, when set, is where the request goes instead: the server
-	// forwards it (see FastUpstream) and Head and Body are unused.
-	Upstream *FastUpstream
+	// Proxy, when set, is where the request goes instead: the server
+	// forwards it to one of its upstreams, and Head and Body are unused.
+	Proxy *FastProxy
 
 	scratch []byte // Head's storage when it is built per request
 	sniff   *[512]byte
@@ -76,8 +80,8 @@ type FastServer interface {
 	ServeFast(req *FastRequest, resp *FastResponse) bool
 	// FastRoutes reports whether any route has a fast path at all.
 	FastRoutes() bool
-	// FastUpstreams lists the upstreams ServeFast may answer with.
-	FastUpstreams() []*FastUpstream
+	// FastProxies lists the proxy routes ServeFast may answer with.
+	FastProxies() []*FastProxy
 }
 
 // fastApp is an app with a fast path.
@@ -276,57 +280,57 @@ func isTokenByte(c byte) bool {
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
-// FastUpstream is one upstream of a proxy route, as a server that proxies
-// by itself needs it.
-type FastUpstream struct {
-	// ID is the upstream's index among every fast upstream of the router,
-	// for pooling connections to it.
-	ID   int
-	IP   net.IP
-	Port int
-	// Host is the Host header the upstream gets.
-	Host string
+// FastProxy is a proxy route, as a server that proxies by itself needs
+// it: its upstreams, and what it changes in the request's headers.
+type FastProxy struct {
+	Group *upstream.Group
+	// request_headers, prepared: Drop holds the lower-case names of the
+	// client's headers not passed on (remove's and set's), Set and Add
+	// the name and value pairs to append, sorted by name.
+	Drop     []string
+	Set, Add [][2]string
 }
 
-// FastUpstreams lists every upstream ServeFast may answer with, by ID.
-func (rt *router) FastUpstreams() []*FastUpstream {
-	var ups []*FastUpstream
+// FastProxies lists the proxy routes ServeFast may answer with.
+func (rt *router) FastProxies() []*FastProxy {
+	var ps []*FastProxy
 	for _, r := range rt.routes {
-		if p, ok := r.h.(*proxy); ok {
-			ups = append(ups, p.fast...)
+		if p, ok := r.h.(*proxy); ok && p.fast != nil {
+			ps = append(ps, p.fast)
 		}
 	}
-	return ups
+	return ps
 }
 
 // buildFast prepares the proxy's fast path: every upstream must be plain
-// http:// at an IP address, without a path or query of its own (the
-// server does not resolve names or join paths; net/http does).
-func (p *proxy) buildFast(nextID *int) {
-	var fast []*FastUpstream
-	for _, u := range p.targets {
-		if u.Scheme != "http" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.ForceQuery {
+// http:// (at an IP or a hostname) or a unix socket, without a path or
+// query of its own (the server does not join paths; net/http does).
+func (p *proxy) buildFast(c hclconfig.Proxy) {
+	if !p.group.Plain {
+		return
+	}
+	for _, s := range c.Upstream {
+		if strings.HasPrefix(s, "unix:") {
+			continue
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme != "http" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.ForceQuery {
 			return
 		}
-		ip := net.ParseIP(u.Hostname())
-		if ip == nil || strings.Contains(u.Hostname(), "%") {
-			return
-		}
-		port := 80
-		if ps := u.Port(); ps != "" {
-			n, err := strconv.Atoi(ps)
-			if err != nil || n <= 0 || n > 65535 {
-				return
-			}
-			port = n
-		}
-		fast = append(fast, &FastUpstream{IP: ip, Port: port, Host: u.Host})
 	}
-	for _, f := range fast {
-		f.ID = *nextID
-		*nextID++
+	rh := c.RequestHeaders
+	fp := &FastProxy{Group: p.group}
+	for _, k := range rh.Remove {
+		fp.Drop = append(fp.Drop, strings.ToLower(k))
 	}
-	p.fast = fast
+	for _, k := range slices.Sorted(maps.Keys(rh.Set)) {
+		fp.Drop = append(fp.Drop, strings.ToLower(k))
+		fp.Set = append(fp.Set, [2]string{http.CanonicalHeaderKey(k), rh.Set[k]})
+	}
+	for _, k := range slices.Sorted(maps.Keys(rh.Add)) {
+		fp.Add = append(fp.Add, [2]string{http.CanonicalHeaderKey(k), rh.Add[k]})
+	}
+	p.fast = fp
 }
 
 func (p *proxy) fastOK() bool { return p.fast != nil }
@@ -335,8 +339,7 @@ func (p *proxy) serveFast(req *FastRequest, resp *FastResponse) bool {
 	if !req.Forwardable {
 		return false
 	}
-	n := p.next.Add(1) - 1
-	resp.Upstream = p.fast[n%uint64(len(p.fast))]
+	resp.Proxy = p.fast
 	return true
 }
 

@@ -52,12 +52,6 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 		}
 		rt.routes = append(rt.routes, route{prefix: rc.Prefix, h: h})
 	}
-	nextID := 0
-	for _, r := range rt.routes {
-		if p, ok := r.h.(*proxy); ok {
-			p.buildFast(&nextID)
-		}
-	}
 	// The config sorts routes already; sorting again keeps matching correct
 	// for any caller, and stability keeps file order among equal lengths.
 	slices.SortStableFunc(rt.routes, func(a, b route) int { return len(b.prefix) - len(a.prefix) })
@@ -78,7 +72,12 @@ func newApp(rc hclconfig.Route, log *slog.Logger) (http.Handler, error) {
 	case hclconfig.AppStatic:
 		return newStatic(rc.Prefix, rc.Static, log)
 	case hclconfig.AppProxy:
-		return newProxy(rc.Proxy, log)
+		p, err := newProxy(rc.Proxy, log)
+		if err != nil {
+			return nil, err
+		}
+		p.buildFast(rc.Proxy)
+		return p, nil
 	case hclconfig.AppRedirect:
 		return newRedirect(rc.Prefix, rc.Redirect)
 	default:

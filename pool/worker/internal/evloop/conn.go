@@ -210,11 +210,11 @@ func (l *Loop) serve(c *conn, data []byte) {
 			break
 		}
 		c.fresh = false
-		if l.resp.Upstream != nil {
+		if l.resp.Proxy != nil {
 			c.closeAfter = l.req.Close || !l.keepAlive || l.draining
 			c.out = append(c.out[:0], out...)
 			l.wbuf = out[:0]
-			ex := l.newExchange(c, l.resp.Upstream, data[:n], start)
+			ex := l.newExchange(c, l.resp.Proxy, data[:n], start)
 			data = data[n:]
 			if c.closeAfter {
 				data = nil

@@ -133,9 +133,10 @@ type Loop struct {
 	// The proxy's side (see upstream.go and exchange.go).
 	ups        []*upConn
 	upByFD     []*upConn
-	upIdle     [][]*upConn // by FastUpstream.ID, most recently used last
+	upIdle     [][]*upConn // by upstream.Member.ID, most recently used last
 	exFree     []*exchange // finished exchanges, for reuse
 	needRemote bool        // the client address is needed (access log, X-Forwarded-For)
+	dialErr    error       // why the last dial failed at once
 }
 
 type loopCmd int
@@ -181,7 +182,7 @@ func New(cfg Config, host Host) (*Loop, error) {
 		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.resp.Reset()
-	l.needRemote = cfg.Access != nil || len(cfg.Fast.FastUpstreams()) > 0
+	l.needRemote = cfg.Access != nil || len(cfg.Fast.FastProxies()) > 0
 	l.rht, l.idle, l.wto = int64(cfg.ReadHeaderTimeout), int64(cfg.Idle), int64(cfg.WriteTimeout)
 	l.maxHead = MaxHead
 	if m := cfg.MaxHeaderBytes; m > 0 && m < l.maxHead {

@@ -3,6 +3,8 @@ package h1
 import (
 	"bytes"
 	"net"
+
+	"github.com/hfork/hfork/pool/worker/app"
 )
 
 // dropForward reports the headers that belong to one connection, not to
@@ -38,14 +40,22 @@ func dropForward(name []byte) bool {
 // raw head is head: the hop-by-hop headers dropped, Host set to host, and
 // X-Forwarded-For (with remote's IP), -Host and -Proto set, as
 // httputil.ReverseProxy does.
-func AppendUpstreamRequest(b []byte, r *Request, head []byte, host, remote string) []byte {
+//
+// px's request_headers apply after: its Drop names are left out, its Set
+// and Add lines come last. It returns where host begins in b.
+func AppendUpstreamRequest(b []byte, r *Request, head []byte, host, remote string, px *app.FastProxy) ([]byte, int) {
 	b = append(b, r.Method...)
 	b = append(b, ' ')
 	b = append(b, r.Target...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
+	hostAt := len(b)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
-	if r.UserAgent != "" {
+	var drop []string
+	if px != nil {
+		drop = px.Drop
+	}
+	if r.UserAgent != "" && !droppedS("user-agent", drop) {
 		b = append(b, "User-Agent: "...)
 		b = append(b, r.UserAgent...)
 		b = append(b, "\r\n"...)
@@ -66,7 +76,7 @@ func AppendUpstreamRequest(b []byte, r *Request, head []byte, host, remote strin
 			xff = append(xff, v...)
 			continue
 		}
-		if dropForward(name) {
+		if dropForward(name) || dropped(name, drop) {
 			continue
 		}
 		b = AppendCanonical(b, name)
@@ -80,17 +90,55 @@ func AppendUpstreamRequest(b []byte, r *Request, head []byte, host, remote strin
 		}
 		xff = append(xff, ip...)
 	}
-	if len(xff) > 0 {
+	if len(xff) > 0 && !droppedS("x-forwarded-for", drop) {
 		b = append(b, "X-Forwarded-For: "...)
 		b = append(b, xff...)
 		b = append(b, "\r\n"...)
 	}
-	if r.Host != "" {
+	if r.Host != "" && !droppedS("x-forwarded-host", drop) {
 		b = append(b, "X-Forwarded-Host: "...)
 		b = append(b, r.Host...)
 		b = append(b, "\r\n"...)
 	}
-	return append(b, "X-Forwarded-Proto: http\r\n\r\n"...)
+	if !droppedS("x-forwarded-proto", drop) {
+		b = append(b, "X-Forwarded-Proto: http\r\n"...)
+	}
+	if px != nil {
+		for _, kv := range px.Set {
+			b = appendLine(b, kv)
+		}
+		for _, kv := range px.Add {
+			b = appendLine(b, kv)
+		}
+	}
+	return append(b, "\r\n"...), hostAt
+}
+
+func appendLine(b []byte, kv [2]string) []byte {
+	b = append(b, kv[0]...)
+	b = append(b, ": "...)
+	b = append(b, kv[1]...)
+	return append(b, "\r\n"...)
+}
+
+// droppedS reports whether one of hfork's own headers is in drop.
+func droppedS(name string, drop []string) bool {
+	for _, d := range drop {
+		if d == name {
+			return true
+		}
+	}
+	return false
+}
+
+// dropped reports whether name is one of drop's lower-case names.
+func dropped(name []byte, drop []string) bool {
+	for _, d := range drop {
+		if len(d) == len(name) && LowerIs(name, d) {
+			return true
+		}
+	}
+	return false
 }
 
 // AppendCanonical appends a header name as net/http spells it: each
