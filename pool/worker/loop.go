@@ -31,6 +31,7 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 		Listeners:         lns,
 		Fast:              fast,
 		Access:            access,
+		Trust:             app.NewTrust(w.cfg.TrustedProxies),
 		Log:               w.log,
 		ReadHeaderTimeout: rht,
 		Idle:              w.limits.idle,

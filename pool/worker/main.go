@@ -143,7 +143,7 @@ func Main() int {
 	opts := Options{
 		Listener:  l,
 		Listeners: lns,
-		Handler:   access.Wrap(Handler(l, h)),
+		Handler:   app.ClientHandler(l, access.Wrap(Handler(l, h))),
 		Logger:    log,
 		Notifier:  notifier,
 		Signals:   sigs,

@@ -316,17 +316,17 @@ func TestProxyUnixRequestHeaders(t *testing.T) {
 // nothing (a PUT's body is kept whole and sent again), but a POST is not
 // sent twice.
 func TestProxyRetries(t *testing.T) {
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.Method, b)
+	}))
+	defer live.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dead := "http://" + ln.Addr().String()
 	ln.Close()
-	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		fmt.Fprintf(w, "%s %s", r.Method, b)
-	}))
-	defer live.Close()
 	rc := proxyRoute("/", dead, live.URL)
 	rc.Proxy.Policy, rc.Proxy.Retries = hclconfig.PolicyFirst, 1
 	front := httptest.NewServer(mustNew(t, rc))

@@ -40,6 +40,7 @@ type exchange struct {
 	px       *app.FastProxy
 	up       *upstream.Member   // nil: none was healthy
 	tried    []*upstream.Member // up and those that failed before it
+	client   string             // the client's "ip:port" (see Loop.who)
 	via      *upConn            // the upstream connection it goes over
 	req      []byte             // the request as sent, for a retry
 	hostAt   int                // where up's Host is in req
@@ -74,13 +75,14 @@ func (l *Loop) newExchange(c *conn, px *app.FastProxy, head []byte, start time.T
 		ex.deadline = l.now + int64(l.cfg.Deadline)
 	}
 	ex.readBy = ex.due(l.now)
-	host := ""
-	if ex.up = px.Group.Pick(clientIP(c.remote), nil); ex.up != nil {
+	ex.client = l.client
+	f := h1.Forward{Remote: c.remote, Chain: l.chain, UseChain: l.useChain, RequestID: h1.Str(l.reqID), Proxy: px}
+	if ex.up = px.Group.Pick(clientIP(ex.client), nil); ex.up != nil {
 		ex.up.Begin()
 		ex.tried = append(ex.tried, ex.up)
-		host = ex.up.Host
+		f.Host = ex.up.Host
 	}
-	ex.req, ex.hostAt = h1.AppendUpstreamRequest(ex.req, r, head, host, c.remote, px)
+	ex.req, ex.hostAt = h1.AppendUpstreamRequest(ex.req, r, head, &f)
 	if l.access != nil {
 		// The request's strings live in the read buffer; the log line is
 		// written when the answer ends.
@@ -89,10 +91,11 @@ func (l *Loop) newExchange(c *conn, px *app.FastProxy, head []byte, start time.T
 		b = append(b, r.Host...)
 		b = append(b, r.Referer...)
 		b = append(b, r.UserAgent...)
+		b = append(b, l.reqID...)
 		ex.logBuf = b
 		o := 0
 		cut := func(n int) string { s := h1.Str(b[o : o+n]); o += n; return s }
-		ex.entry = app.Entry{Remote: c.remote, Method: r.Method, Proto: r.Proto()}
+		ex.entry = app.Entry{Remote: ex.client, Method: r.Method, Proto: r.Proto()}
 		ex.entry.RequestURI = cut(len(r.Target))
 		ex.entry.Path, ex.entry.RawQuery = ex.entry.RequestURI, ""
 		if i := bytes.IndexByte([]byte(ex.entry.RequestURI), '?'); i >= 0 {
@@ -101,6 +104,7 @@ func (l *Loop) newExchange(c *conn, px *app.FastProxy, head []byte, start time.T
 		ex.entry.Host = cut(len(r.Host))
 		ex.entry.Referer = cut(len(r.Referer))
 		ex.entry.UserAgent = cut(len(r.UserAgent))
+		ex.entry.RequestID = cut(len(l.reqID))
 	}
 	return ex
 }
@@ -144,7 +148,7 @@ func (l *Loop) retry(ex *exchange, why string) bool {
 	if len(ex.tried) > g.Retries() {
 		return false
 	}
-	m := g.Pick(clientIP(ex.c.remote), ex.tried)
+	m := g.Pick(clientIP(ex.client), ex.tried)
 	if m == nil {
 		return false
 	}

@@ -3,8 +3,10 @@ package evloop
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -15,7 +17,7 @@ import (
 	"github.com/hfork/hfork/pool/worker/internal/upstream"
 )
 
-// upstream answers every request on a connection with "ok", keeping it
+// backend answers every request on a connection with "ok", keeping it
 // open, and reports each request's head.
 func backend(t *testing.T) (*app.FastProxy, *atomic.Int64, chan string) {
 	t.Helper()
@@ -50,7 +52,10 @@ func serveBackend(t *testing.T, ln net.Listener, body string) (*atomic.Int64, ch
 					}
 					var b strings.Builder
 					req.Header.Write(&b)
-					heads <- req.Method + " " + req.RequestURI + " " + req.Host + "\n" + b.String()
+					select { // a test that does not look at heads is not held up
+					case heads <- req.Method + " " + req.RequestURI + " " + req.Host + "\n" + b.String():
+					default:
+					}
 					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 				}
 			}()
@@ -149,15 +154,17 @@ func TestExchangeUnixUpstream(t *testing.T) {
 // (it goes to the other one) and is marked down; with every upstream down
 // the answer is a 503.
 func TestExchangeRetryThen503(t *testing.T) {
+	// live first: a closed port is not handed out again while live holds
+	// its own.
+	live, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dead.Close()
-	live, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	serveBackend(t, live, "live")
 	up := proxyTo(t, hclconfig.Proxy{Upstream: []string{"http://" + dead.Addr().String(), "http://" + live.Addr().String()},
 		Policy: hclconfig.PolicyFirst, Retries: 1, MaxFails: 1})
@@ -192,5 +199,92 @@ func TestExchangeRetryThen503(t *testing.T) {
 	}
 	if resp, body := get(t, c2, br2, "/up"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("status %d %q, want 503", resp.StatusCode, body)
+	}
+}
+
+// TestExchangeTrustedProxies: the loop's side of trusted_proxies, with
+// raw requests. An untrusted peer's forged X-Forwarded-For and
+// X-Request-ID are dropped (the upstream and the access log see the peer,
+// and a fresh ID); a trusted peer's are believed, and ip_hash follows the
+// client they name.
+func TestExchangeTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		trusted             string
+		xff, id             string
+		wantXFF, wantRemote string
+		keepID              bool
+	}{
+		{"10.0.0.0/8", "198.51.100.7", "forged", "127.0.0.1", `"remote":"127.0.0.1"`, false},
+		{"127.0.0.0/8", "6.6.6.6, 198.51.100.7", "from-lb", "6.6.6.6, 198.51.100.7", `"remote":"198.51.100.7"`, true},
+	} {
+		up, _, heads := backend(t)
+		logPath := filepath.Join(t.TempDir(), "access.log")
+		al, err := app.OpenAccessLog(hclconfig.AccessLog{File: logPath, Format: "json"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl := startLoop(t, 4, func(c *Config) {
+			c.Fast, c.Access, c.Trust = fakeFast{up: up}, al, app.NewTrust([]string{tc.trusted})
+		})
+		c, br := dial(t, tl.addr)
+		fmt.Fprintf(c, "GET /up HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: %s\r\nX-Request-ID: %s\r\n\r\n", tc.xff, tc.id)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%v %v", resp, err)
+		}
+		resp.Body.Close()
+		head := <-heads
+		id := ""
+		for _, line := range strings.Split(head, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "X-Request-Id: "); ok {
+				id = v
+			}
+		}
+		if !strings.Contains(head, "X-Forwarded-For: "+tc.wantXFF+"\r\n") || (id == tc.id) != tc.keepID || (!tc.keepID && len(id) != 32) {
+			t.Errorf("trusted %s: upstream got %q", tc.trusted, head)
+		}
+		al.Close()
+		b, _ := os.ReadFile(logPath)
+		if !strings.Contains(string(b), tc.wantRemote) || !strings.Contains(string(b), `"request_id":"`+id+`"`) {
+			t.Errorf("trusted %s: access log %s", tc.trusted, b)
+		}
+	}
+}
+
+// TestExchangeIPHashTrusted: ip_hash picks by the client a trusted peer
+// names, so one client always reaches one upstream, and many reach both.
+func TestExchangeIPHashTrusted(t *testing.T) {
+	a, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveBackend(t, a, "a")
+	serveBackend(t, b, "b")
+	up := proxyTo(t, hclconfig.Proxy{Upstream: []string{"http://" + a.Addr().String(), "http://" + b.Addr().String()}, Policy: hclconfig.PolicyIPHash})
+	tl := startLoop(t, 4, func(c *Config) { c.Fast, c.Trust = fakeFast{up: up}, app.NewTrust([]string{"127.0.0.1"}) })
+	c, br := dial(t, tl.addr)
+	seen := map[string]bool{}
+	for i := range 20 {
+		var got []string
+		for range 3 {
+			fmt.Fprintf(c, "GET /up HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.%d\r\n\r\n", i)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			got = append(got, string(body))
+		}
+		if got[0] != got[1] || got[1] != got[2] {
+			t.Errorf("client %d went to %v", i, got)
+		}
+		seen[got[0]] = true
+	}
+	if !seen["a"] || !seen["b"] {
+		t.Errorf("20 clients reached only %v", seen)
 	}
 }

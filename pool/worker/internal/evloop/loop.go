@@ -69,6 +69,7 @@ type Config struct {
 	Listeners []net.Listener // the loop accepts on its own dups of these
 	Fast      app.FastServer
 	Access    *app.AccessLog // nil: no access log
+	Trust     *app.Trust     // trusted_proxies; nil: none
 	Log       *slog.Logger
 	// ReadHeaderTimeout is the time for a head to arrive (the shorter of
 	// read_header_timeout and read_timeout); it must be positive.
@@ -137,6 +138,14 @@ type Loop struct {
 	exFree     []*exchange // finished exchanges, for reuse
 	needRemote bool        // the client address is needed (access log, X-Forwarded-For)
 	dialErr    error       // why the last dial failed at once
+
+	// The request's client (see who): its "ip:port" for the log and
+	// ip_hash, the X-Forwarded-For a proxy sends with trusted_proxies,
+	// and its X-Request-ID.
+	client   string
+	chain    string
+	useChain bool
+	reqID    []byte
 }
 
 type loopCmd int

@@ -20,6 +20,8 @@ func dropForward(name []byte) bool {
 		return LowerIs(name, "trailer") || LowerIs(name, "upgrade")
 	case 10:
 		return LowerIs(name, "connection") || LowerIs(name, "keep-alive") || LowerIs(name, "user-agent")
+	case 12:
+		return LowerIs(name, "x-request-id")
 	case 14:
 		return LowerIs(name, "content-length")
 	case 15:
@@ -36,14 +38,27 @@ func dropForward(name []byte) bool {
 	return false
 }
 
+// Forward is what an upstream request carries besides the client's head.
+type Forward struct {
+	Host   string // the upstream's Host
+	Remote string // the peer, "ip:port"; "" for a unix-socket peer
+	// Chain, with UseChain, is the whole X-Forwarded-For to send (the
+	// listener has trusted_proxies): the client's own is not used.
+	Chain     string
+	UseChain  bool
+	RequestID string         // X-Request-ID, in place of the client's
+	Proxy     *app.FastProxy // its request_headers; may be nil
+}
+
 // AppendUpstreamRequest appends the request an upstream gets for r, whose
-// raw head is head: the hop-by-hop headers dropped, Host set to host, and
-// X-Forwarded-For (with remote's IP), -Host and -Proto set, as
-// httputil.ReverseProxy does.
-//
-// px's request_headers apply after: its Drop names are left out, its Set
-// and Add lines come last. It returns where host begins in b.
-func AppendUpstreamRequest(b []byte, r *Request, head []byte, host, remote string, px *app.FastProxy) ([]byte, int) {
+// raw head is head: the hop-by-hop headers dropped, Host set to f.Host,
+// and X-Forwarded-For (the client's, with the peer's IP appended, or
+// f.Chain), -Host and -Proto and X-Request-ID set, as the proxy app does.
+// f.Proxy's request_headers apply after: its Drop names are left out,
+// its Set and Add lines come last. It returns where the Host value
+// begins in b.
+func AppendUpstreamRequest(b []byte, r *Request, head []byte, f *Forward) ([]byte, int) {
+	host, remote, px := f.Host, f.Remote, f.Proxy
 	b = append(b, r.Method...)
 	b = append(b, ' ')
 	b = append(b, r.Target...)
@@ -70,6 +85,9 @@ func AppendUpstreamRequest(b []byte, r *Request, head []byte, host, remote strin
 		colon := bytes.IndexByte(line, ':')
 		name, v := line[:colon], bytes.Trim(line[colon+1:], " \t")
 		if len(name) == 15 && LowerIs(name, "x-forwarded-for") {
+			if f.UseChain {
+				continue
+			}
 			if len(xff) > 0 {
 				xff = append(xff, ", "...)
 			}
@@ -84,7 +102,9 @@ func AppendUpstreamRequest(b []byte, r *Request, head []byte, host, remote strin
 		b = append(b, v...)
 		b = append(b, "\r\n"...)
 	}
-	if ip, _, err := net.SplitHostPort(remote); err == nil && ip != "" {
+	if f.UseChain {
+		xff = append(xff, f.Chain...)
+	} else if ip, _, err := net.SplitHostPort(remote); err == nil && ip != "" {
 		if len(xff) > 0 {
 			xff = append(xff, ", "...)
 		}
@@ -102,6 +122,11 @@ func AppendUpstreamRequest(b []byte, r *Request, head []byte, host, remote strin
 	}
 	if !droppedS("x-forwarded-proto", drop) {
 		b = append(b, "X-Forwarded-Proto: http\r\n"...)
+	}
+	if f.RequestID != "" && !droppedS("x-request-id", drop) {
+		b = append(b, "X-Request-Id: "...)
+		b = append(b, f.RequestID...)
+		b = append(b, "\r\n"...)
 	}
 	if px != nil {
 		for _, kv := range px.Set {

@@ -49,6 +49,8 @@ type Request struct {
 	Host      string
 	Referer   string
 	UserAgent string
+	XFF       string // X-Forwarded-For (one line at most: more is net/http's)
+	RequestID string // X-Request-ID
 	// Close: the client asked to close (HTTP/1.1 "Connection: close"),
 	// or speaks HTTP/1.0 without "Connection: keep-alive".
 	Close  bool
@@ -245,6 +247,17 @@ func Parse(b []byte, r *Request) (int, Result) {
 				if r.UserAgent == "" {
 					r.UserAgent = Str(v)
 				}
+			}
+		case 12:
+			if LowerIs(name, "x-request-id") && r.RequestID == "" {
+				r.RequestID = Str(v)
+			}
+		case 15:
+			if LowerIs(name, "x-forwarded-for") {
+				if r.XFF != "" {
+					return 0, NotFast
+				}
+				r.XFF = Str(v)
 			}
 		case 14:
 			// A body, even an empty one announced twice, is net/http's.
