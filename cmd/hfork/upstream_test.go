@@ -387,3 +387,73 @@ func TestExampleProxyUnixReload(t *testing.T) {
 	l.requireNoFailures(t, "through the proxy across 10 reloads of its unix-socket upstream")
 	m.waitWorkers("app", 2)
 }
+
+// TestProxyProtocolClasses: every class that serves routes takes the
+// client's address from a raw PROXY header (v1 and v2) and refuses a
+// connection without one.
+func TestProxyProtocolClasses(t *testing.T) {
+	for _, class := range []string{"sync", "thread", "async"} {
+		t.Run(class, func(t *testing.T) {
+			port := mustFreePort(t)
+			m := startMaster(t, "", fmt.Sprintf(`
+pidfile = "hfork.pid"
+log { format = "json" }
+reload { watch = false }
+listener "web" {
+  bind           = "127.0.0.1:%d"
+  class          = %q
+  workers        = 1
+  proxy_protocol = true
+  access_log {
+    file   = "access.log"
+    format = "json"
+  }
+  route "/" {
+    respond { body = "ok" }
+  }
+}
+`, port, class))
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			v2 := "\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + string([]byte{198, 51, 100, 9, 127, 0, 0, 1, 0x30, 0x39, 0, 80})
+			send := func(header string) string {
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					c, err := net.Dial("tcp", addr)
+					if err == nil {
+						c.SetDeadline(time.Now().Add(5 * time.Second))
+						io.WriteString(c, header+"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+						b, _ := io.ReadAll(c)
+						c.Close()
+						if len(b) > 0 || header == "" {
+							return string(b)
+						}
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("no answer: %v", err)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			for _, h := range []string{"PROXY TCP4 192.0.2.7 127.0.0.1 54321 80\r\n", v2} {
+				if got := send(h); !strings.HasSuffix(got, "\r\n\r\nok") {
+					t.Errorf("answer %q", got)
+				}
+			}
+			if got := send(""); got != "" {
+				t.Errorf("without a header: %q, want nothing", got)
+			}
+			m.signal(syscall.SIGUSR1) // reopen: the access log is flushed
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				b, _ := os.ReadFile(filepath.Join(m.dir, "access.log"))
+				if strings.Contains(string(b), `"remote":"192.0.2.7"`) && strings.Contains(string(b), `"remote":"198.51.100.9"`) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("access log:\n%s", b)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -32,6 +32,7 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 		Fast:              fast,
 		Access:            access,
 		Trust:             app.NewTrust(w.cfg.TrustedProxies),
+		ProxyProtocol:     w.cfg.ProxyProtocol,
 		Log:               w.log,
 		ReadHeaderTimeout: rht,
 		Idle:              w.limits.idle,

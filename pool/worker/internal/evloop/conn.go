@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/app"
@@ -70,7 +71,11 @@ type conn struct {
 	// muted: epoll reports nothing for it (a proxied answer is coming).
 	muted bool
 	px    *exchange // the proxied request in progress (exchange.go)
-	slot  int       // index in Loop.list
+	// pp: the PROXY protocol header is still to come (proxyproto.go);
+	// ppSrc is the client's address it gave.
+	pp    bool
+	ppSrc netip.AddrPort
+	slot  int // index in Loop.list
 }
 
 func (l *Loop) conn(fd int) *conn {
@@ -165,6 +170,12 @@ func (l *Loop) readable(c *conn) {
 			data = dst[:n]
 		}
 		break
+	}
+	if c.pp {
+		var more bool
+		if data, more = l.proxyHeader(c, data); !more {
+			return
+		}
 	}
 	if c.state == connIdle {
 		// A head is due read_header_timeout after its first byte, or for

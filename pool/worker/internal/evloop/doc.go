@@ -28,6 +28,7 @@
 // max_requests (through Host.Served), the access log, and the drain.
 //
 // Files: loop.go runs the loop and takes commands; accept.go accepts;
+// proxyproto.go takes a PROXY protocol header off a new connection;
 // conn.go is a client connection's life; handoff.go gives one to
 // net/http; upstream.go is the upstream pool; exchange.go one forwarded
 // request.

@@ -70,7 +70,9 @@ type Config struct {
 	Fast      app.FastServer
 	Access    *app.AccessLog // nil: no access log
 	Trust     *app.Trust     // trusted_proxies; nil: none
-	Log       *slog.Logger
+	// ProxyProtocol: each connection begins with a PROXY header.
+	ProxyProtocol bool
+	Log           *slog.Logger
 	// ReadHeaderTimeout is the time for a head to arrive (the shorter of
 	// read_header_timeout and read_timeout); it must be positive.
 	ReadHeaderTimeout time.Duration
