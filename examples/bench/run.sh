@@ -6,7 +6,7 @@
 #   CASES="respond proxy" examples/bench/run.sh   # a subset
 #
 # Knobs: DURATION (5s), ROUNDS (2), CASES (respond static4k static100k proxy
-# accesslog reload), CONNECTIONS (50), THREADS (1), WARMUP (1s), RELOADS (10),
+# proxyunix proxyrr leastconn accesslog reload), CONNECTIONS (50), THREADS (1), WARMUP (1s), RELOADS (10),
 # RELOAD_DURATION (12s), HFORK_BIN (a built hfork to use instead of building
 # ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output).
 #
@@ -15,14 +15,14 @@ set -euo pipefail
 
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-2}
-CASES=${CASES:-respond static4k static100k proxy accesslog reload}
+CASES=${CASES:-respond static4k static100k proxy proxyunix proxyrr leastconn accesslog reload}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-1s}
 RELOADS=${RELOADS:-10}
 RELOAD_DURATION=${RELOAD_DURATION:-12s}
 
-ALL_CASES="respond static4k static100k proxy accesslog reload"
+ALL_CASES="respond static4k static100k proxy proxyunix proxyrr leastconn accesslog reload"
 CASES=${CASES//,/ }
 for c in $CASES; do
 	case " $ALL_CASES " in
@@ -203,19 +203,23 @@ free_port NGX_LOG_PORT
 free_port HF_PORT
 free_port HF_LOG_PORT
 free_port UP_PORT
+free_port UP_PORT2
+UP_SOCK=$tmp/upstream/up.sock
 
 # nginx_conf PREFIX BODY: the nginx under test. BODY is the respond text
 # without its newline; the reload test changes it.
 nginx_conf() {
 	sed -e "s|@PREFIX@|$1|g" -e "s|@BODY@|$2|g" -e "s|@USER@|$nginx_user|g" -e "s|@TEMP_PATHS@|$(temp_paths "$1")|g" \
 		-e "s|@PORT@|$NGX_PORT|g" -e "s|@LOG_PORT@|$NGX_LOG_PORT|g" \
-		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
+		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
+		-e "s|@DOCROOT@|$tmp/docroot|g" \
 		"$here/nginx.conf.in"
 }
 hfork_conf() {
 	sed -e "s|@BODY@|$1|g" \
 		-e "s|@PORT@|$HF_PORT|g" -e "s|@LOG_PORT@|$HF_LOG_PORT|g" \
-		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
+		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
+		-e "s|@DOCROOT@|$tmp/docroot|g" \
 		"$here/hfork.hcl.in"
 }
 
@@ -223,6 +227,7 @@ hfork_conf() {
 # The upstream both proxies forward to: its own nginx, so reloading the
 # nginx under test never touches it and its workers are not counted.
 sed -e "s|@PREFIX@|$tmp/upstream|g" -e "s|@USER@|$nginx_user|g" -e "s|@UP_PORT@|$UP_PORT|g" \
+	-e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
 	-e "s|@TEMP_PATHS@|$(temp_paths "$tmp/upstream")|g" \
 	"$here/upstream.conf.in" >"$tmp/upstream/nginx.conf"
 nginx_conf "$tmp/nginx" "$body" >"$tmp/nginx/nginx.conf"
@@ -265,6 +270,9 @@ case_path() {
 	static4k) echo /static/4k.txt ;;
 	static100k) echo /static/100k.txt ;;
 	proxy) echo /proxy/ ;;
+	proxyunix) echo /proxyunix/ ;;
+	proxyrr) echo /proxyrr/ ;;
+	leastconn) echo /leastconn/ ;;
 	esac
 }
 case_port() { # CASE SERVER
@@ -409,6 +417,11 @@ if [ -s "$results" ]; then
 	}' "$results"
 	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more)."
 	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
+	# least_conn against round robin over the same two upstreams, per server.
+	awk '$1 == "proxyrr" || $1 == "leastconn" { r[$1 SUBSEP $2] += $4; n[$1 SUBSEP $2]++ }
+		END { split("nginx hfork", sv, " ")
+			for (i = 1; i <= 2; i++) { a = "leastconn" SUBSEP sv[i]; b = "proxyrr" SUBSEP sv[i]
+				if ((a in n) && (b in n)) printf "least_conn / round robin req/s, %s: %.3f\n", sv[i], (r[a] / n[a]) / (r[b] / n[b]) } }' "$results"
 	echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 

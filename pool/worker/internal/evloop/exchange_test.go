@@ -288,3 +288,30 @@ func TestExchangeIPHashTrusted(t *testing.T) {
 		t.Errorf("20 clients reached only %v", seen)
 	}
 }
+
+// TestExchangeHostnameUpstream: a host-name upstream is served by the
+// loop itself, at each address the name resolves to (an address where
+// nothing listens, like ::1 here, is retried elsewhere), with the name
+// as Host.
+func TestExchangeHostnameUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, heads := serveBackend(t, ln, "named")
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	up := proxyTo(t, hclconfig.Proxy{Upstream: []string{"http://localhost:" + port}, Retries: 1, MaxFails: 1})
+	tl := startLoop(t, 4, func(c *Config) { c.Fast = fakeFast{up: up} })
+	c, br := dial(t, tl.addr)
+	for i := range 4 {
+		if resp, body := get(t, c, br, "/up"); resp.StatusCode != 200 || body != "named" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		if head := <-heads; !strings.HasPrefix(head, "GET /up localhost:"+port+"\n") {
+			t.Errorf("upstream got %q", head)
+		}
+	}
+	if n := len(tl.host.adopted); n != 0 {
+		t.Errorf("%d connections handed to net/http", n)
+	}
+}
