@@ -140,7 +140,17 @@ func AppendRequestID(b []byte) []byte {
 // X-Forwarded-For that holds only the hops before it, and an X-Request-ID
 // (kept from a trusted peer, made otherwise). It runs outside the access
 // log, which then logs the client and the ID.
+//
+// A listener with no proxy route, no access log and no trusted_proxies
+// has no use for either: next is returned as it is.
 func ClientHandler(l hclconfig.Listener, next http.Handler) http.Handler {
+	used := len(l.TrustedProxies) > 0 || l.AccessLog.File != ""
+	for _, r := range l.Routes {
+		used = used || r.App == hclconfig.AppProxy
+	}
+	if !used {
+		return next
+	}
 	return &clientHandler{trust: NewTrust(l.TrustedProxies), next: next}
 }
 

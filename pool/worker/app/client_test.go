@@ -100,3 +100,15 @@ func TestClientHandlerProxy(t *testing.T) {
 		}
 	}
 }
+
+func TestClientHandlerOnlyWhenUsed(t *testing.T) {
+	next := &clientHandler{} // any comparable handler
+	l := hclconfig.Listener{Routes: []hclconfig.Route{{Prefix: "/", App: hclconfig.AppRespond}}}
+	if h := ClientHandler(l, next); h != http.Handler(next) {
+		t.Error("wrapped a listener with no proxy, access log or trusted_proxies")
+	}
+	l.AccessLog.File = "-"
+	if h := ClientHandler(l, next); h == http.Handler(next) {
+		t.Error("did not wrap a listener with an access log")
+	}
+}
