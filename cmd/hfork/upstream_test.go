@@ -457,3 +457,55 @@ listener "web" {
 		})
 	}
 }
+
+// TestProxyUnixHforkUpstreamReload: an upstream that is an hfork
+// listener of the same config on a unix socket, reloaded 10 times under
+// keep-alive load through the loop's proxy, fails no request.
+func TestProxyUnixHforkUpstreamReload(t *testing.T) {
+	skipShort(t)
+	port := mustFreePort(t)
+	conf := func(body string) string {
+		return fmt.Sprintf(`
+pidfile = "hfork.pid"
+log { format = "json" }
+reload { watch = false }
+listener "web" {
+  bind    = "127.0.0.1:%d"
+  class   = "async"
+  workers = 2
+  route "/" {
+    proxy { upstream = "unix:api.sock" }
+  }
+}
+listener "api" {
+  bind      = "unix:api.sock"
+  class     = "async"
+  workers   = 2
+  keepalive = "1s"
+  graceful_timeout = "10s"
+  route "/" {
+    respond { body = %q }
+  }
+}
+`, port, body)
+	}
+	m := startMaster(t, "", conf("v0"))
+	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "v0")
+	l := startLoad(t, fmt.Sprintf("127.0.0.1:%d", port), "/", proxyClients)
+	for i := 1; i <= 10; i++ {
+		m.writeConfig(conf(fmt.Sprintf("v%d", i)))
+		out, err := engine.ControlReload(engine.ControlPath(filepath.Join(m.dir, "hfork.pid")))
+		if err != nil || !strings.Contains(out, `replace  listener "api"`) {
+			t.Fatalf("reload %d: %q %v", i, out, err)
+		}
+		before := l.bodyCount(fmt.Sprintf("v%d", i))
+		deadline := time.Now().Add(10 * time.Second)
+		for l.bodyCount(fmt.Sprintf("v%d", i)) < before+200 { // the new workers answer
+			if time.Now().After(deadline) {
+				t.Fatalf("reload %d never served: %v", i, l.bodies)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	l.requireNoFailures(t, "through the proxy across 10 reloads of its unix-socket hfork upstream")
+}
