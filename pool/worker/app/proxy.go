@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -241,6 +242,15 @@ func (p *proxy) transport(m *upstream.Member) *http.Transport {
 	defer p.mu.Unlock()
 	if tr, ok := p.trs[m]; ok {
 		return tr
+	}
+	// A new member may mean a host name resolved elsewhere: the
+	// transports of members gone from the group go with them.
+	live := p.group.Members()
+	for old, tr := range p.trs {
+		if !slices.Contains(live, old) {
+			tr.CloseIdleConnections()
+			delete(p.trs, old)
+		}
 	}
 	rt := p.group.ReadTimeout()
 	dialer := &net.Dialer{Timeout: p.group.ConnectTimeout(), KeepAlive: 30 * time.Second}
