@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/hfork/hfork/hclconfig"
-	"github.com/hfork/hfork/pool/worker"
+	"github.com/hfork/hfork/internal/logswitch"
 )
 
 // LogOutput is the master's log destination: stderr or a file, reopened on
@@ -100,7 +100,7 @@ func ResolveFormat(format string, terminal bool) string {
 type Logging struct {
 	Out    *LogOutput
 	Log    *slog.Logger
-	sw     *worker.LogSwitch
+	sw     *logswitch.Switch
 	Format string // resolved: what workers are told to use too
 }
 
@@ -108,7 +108,7 @@ type Logging struct {
 func NewLogging() *Logging {
 	out := &LogOutput{}
 	format := ResolveFormat("auto", out.Terminal())
-	sw, err := worker.NewLogSwitch(out, "info", format)
+	sw, err := logswitch.New(out, "info", format)
 	if err != nil {
 		panic("engine: default log settings: " + err.Error()) // constant, valid input
 	}
@@ -121,7 +121,7 @@ func (l *Logging) Apply(c hclconfig.Log) error {
 		return err
 	}
 	format := ResolveFormat(c.Format, l.Out.Terminal())
-	if err := l.sw.Apply(worker.Command{LogLevel: c.Level, LogFormat: format}); err != nil {
+	if err := l.sw.Apply(c.Level, format); err != nil {
 		return err
 	}
 	l.Format = format

@@ -16,6 +16,7 @@ import (
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/listeners"
 	"github.com/hfork/hfork/pool"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/reload"
 )
 
@@ -58,7 +59,7 @@ type Master struct {
 	sockets *listeners.Set
 	spawner *pool.Spawner
 	output  *pool.Output
-	notify  *pool.NotifySocket
+	notify  *pool.NotifyListener
 	watcher *reload.Watcher
 	systemd *sdNotifier
 
@@ -141,6 +142,7 @@ func allBinds(c hclconfig.Config) []listeners.Bind {
 // returns the process exit code.
 func (m *Master) Run() int {
 	defer signal.Stop(m.sigs)
+	defer m.systemd.close() // last: after exit's STOPPING=1 and log lines
 
 	var err error
 	m.spawner = pool.NewSpawner()
@@ -348,7 +350,7 @@ func (m *Master) onSignal(sig syscall.Signal) {
 		m.progress()
 		return
 	}
-	m.log.Info("signal received", "signal", signalName(sig))
+	m.log.Info("signal received", "signal", wire.SignalName(sig))
 	switch sig {
 	case syscall.SIGHUP:
 		m.watcher.Trigger("signal HUP", nil)
@@ -390,19 +392,6 @@ func (m *Master) onSignal(sig syscall.Signal) {
 			p.Scale(n, why)
 		}
 	}
-}
-
-var signalNames = map[syscall.Signal]string{
-	syscall.SIGHUP: "HUP", syscall.SIGQUIT: "QUIT", syscall.SIGTERM: "TERM", syscall.SIGINT: "INT",
-	syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGWINCH: "WINCH",
-	syscall.SIGTTIN: "TTIN", syscall.SIGTTOU: "TTOU",
-}
-
-func signalName(sig syscall.Signal) string {
-	if n, ok := signalNames[sig]; ok {
-		return n
-	}
-	return sig.String()
 }
 
 // shutdown stops every pool in the given mode; a harsher mode overrides a

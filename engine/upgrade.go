@@ -11,13 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hfork/hfork/listeners"
 	"github.com/hfork/hfork/pool"
+	"github.com/hfork/hfork/pool/wire"
 )
-
-// EnvUpgradeFD names the fd on which a new master tells the old one that it
-// is ready ("ready\n"), during a binary upgrade.
-const EnvUpgradeFD = "HFORK_UPGRADE_FD"
 
 // upgradeOp is a binary upgrade in flight: the new master runs, and the old
 // one waits for its word before draining.
@@ -39,8 +35,8 @@ type parentLink struct {
 }
 
 func takeParentLink() *parentLink {
-	v := os.Getenv(EnvUpgradeFD)
-	os.Unsetenv(EnvUpgradeFD)
+	v := os.Getenv(wire.EnvUpgradeFD)
+	os.Unsetenv(wire.EnvUpgradeFD)
 	fd, err := strconv.Atoi(v)
 	if v == "" || err != nil || fd < 3 {
 		return nil
@@ -90,13 +86,13 @@ func (m *Master) startUpgrade() {
 		files = append(files, s.File)
 	}
 	files = append(files, w)
-	env := append(childEnv(),
-		listeners.EnvListenFDS+"="+strconv.Itoa(len(socks)),
-		listeners.EnvUpgrade+"=1",
-		EnvUpgradeFD+"="+strconv.Itoa(3+len(socks)),
+	env := append(wire.Environ(nil),
+		wire.EnvListenFDs+"="+strconv.Itoa(len(socks)),
+		wire.EnvUpgrade+"=1",
+		wire.EnvUpgradeFD+"="+strconv.Itoa(wire.FirstFD+len(socks)),
 	)
 	if m.systemd.addr != "" {
-		env = append(env, "NOTIFY_SOCKET="+m.systemd.addr)
+		env = append(env, wire.EnvNotifySocket+"="+m.systemd.addr)
 	}
 	if m.pidfile != "" {
 		if err := os.Rename(m.pidfile, m.pidfile+".oldbin"); err != nil && !os.IsNotExist(err) {
@@ -127,20 +123,6 @@ func (m *Master) startUpgrade() {
 			m.events <- upgradeReady{pid: pid}
 		}
 	}()
-}
-
-func childEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case listeners.EnvListenFDS, listeners.EnvListenPID, listeners.EnvListenFDNames, listeners.EnvUpgrade,
-			EnvUpgradeFD, "NOTIFY_SOCKET":
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 func (m *Master) restorePidfile() {

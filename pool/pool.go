@@ -6,12 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
-	"github.com/hfork/hfork/pool/worker"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // Backoff for workers that fail to boot: 100ms, doubling, capped.
@@ -203,17 +202,11 @@ func (p *Pool) drain(w *Worker, reason string, now time.Time) {
 
 func (p *Pool) stopSignal() syscall.Signal {
 	if p.cfg.Listener.Class == hclconfig.ClassExec {
-		if s, ok := Signals[p.cfg.Listener.StopSignal]; ok {
+		if s, ok := wire.Signal(p.cfg.Listener.StopSignal); ok {
 			return s
 		}
 	}
 	return syscall.SIGTERM
-}
-
-// Signals maps stop_signal names to signals.
-var Signals = map[string]syscall.Signal{
-	"TERM": syscall.SIGTERM, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "HUP": syscall.SIGHUP,
-	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH,
 }
 
 // kill ends a worker now and says why.
@@ -277,28 +270,26 @@ func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
 	if w == nil {
 		return false
 	}
-	f := ev.Fields
-	if f["READY"] == "1" {
+	n := ev.Notice
+	if n.Flag(wire.KeyReady) {
 		p.ready(w, now)
 	}
-	if f["WATCHDOG"] == "1" {
+	if n.Flag(wire.KeyWatchdog) {
 		w.watchdog = true
 		w.lastBeat = now
 	}
-	if v, ok := f[worker.NotifyRequests]; ok {
-		w.requests, _ = strconv.ParseInt(v, 10, 64)
-		w.oldestMS, _ = strconv.ParseInt(f[worker.NotifyOldestMS], 10, 64)
-		w.oldestReq = f[worker.NotifyOldestReq]
+	if l, ok := n.Load(); ok {
+		w.load = l
 	}
-	if s, ok := f["STATUS"]; ok && p.cfg.Listener.Class == hclconfig.ClassExec {
+	if s, ok := n.Status(); ok && p.cfg.Listener.Class == hclconfig.ClassExec {
 		p.log.Info("worker status", "pid", w.Pid, "status", s)
 	}
-	if f[worker.NotifyRecycle] == "1" && w.State == Ready && !w.recycle {
+	if n.Flag(wire.KeyRecycle) && w.State == Ready && !w.recycle {
 		w.recycle = true
-		p.log.Info("worker reached max_requests; starting its replacement", "pid", w.Pid, "requests", w.requests)
+		p.log.Info("worker reached max_requests; starting its replacement", "pid", w.Pid, "requests", w.load.Requests)
 		p.fill(now)
 	}
-	if f["STOPPING"] == "1" && w.State == Ready {
+	if n.Flag(wire.KeyStopping) && w.State == Ready {
 		// The worker is leaving on its own; do not count it.
 		w.State = Draining
 		w.deadline = now.Add(p.cfg.Listener.GracefulTimeout)
@@ -326,7 +317,7 @@ func (p *Pool) Tick(now time.Time) {
 		case Draining:
 			if now.After(w.deadline) && w.killedFor == "" {
 				p.log.Warn("worker still running at its stop deadline; killing it", "pid", w.Pid,
-					"oldest_request", w.oldestReq)
+					"oldest_request", w.load.OldestReq)
 				p.kill(w, "stop deadline reached")
 			}
 		}
@@ -342,10 +333,10 @@ func (p *Pool) checkTimeout(w *Worker, now time.Time) {
 	silent := now.Sub(w.lastBeat)
 	switch l.Class {
 	case hclconfig.ClassSync, hclconfig.ClassThread:
-		age := time.Duration(w.oldestMS)*time.Millisecond + silent
-		if w.oldestMS > 0 && age > l.Timeout {
-			p.log.Error("worker timeout", "pid", w.Pid, "request", w.oldestReq, "age", age.Round(time.Millisecond).String(), "timeout", l.Timeout.String())
-			p.kill(w, "worker timeout: request "+w.oldestReq+" older than "+l.Timeout.String())
+		age := w.load.Oldest + silent
+		if w.load.Oldest > 0 && age > l.Timeout {
+			p.log.Error("worker timeout", "pid", w.Pid, "request", w.load.OldestReq, "age", age.Round(time.Millisecond).String(), "timeout", l.Timeout.String())
+			p.kill(w, "worker timeout: request "+w.load.OldestReq+" older than "+l.Timeout.String())
 			return
 		}
 		fallthrough
@@ -423,6 +414,6 @@ func (p *Pool) Signal(sig syscall.Signal) {
 func (p *Pool) SetLog(level, format string) {
 	p.cfg.LogLevel, p.cfg.LogFormat = level, format
 	for _, w := range p.workers {
-		w.send(worker.Command{LogLevel: level, LogFormat: format})
+		w.send(wire.Command{LogLevel: level, LogFormat: format})
 	}
 }

@@ -7,20 +7,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
-	"github.com/hfork/hfork/pool/worker"
-)
-
-// Exec-class shim protocol: hfork's own binary starts first, sets
-// LISTEN_PID to its pid and execs the program (so LISTEN_PID is the
-// program's pid, as systemd promises).
-const (
-	EnvExec     = "HFORK_EXEC"
-	EnvExecArgv = "HFORK_EXEC_ARGV"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // selfExe is the running binary, even when the file on disk was replaced.
@@ -34,35 +25,16 @@ type Worker struct {
 	Started time.Time
 
 	proc     *os.Process
-	control  *os.File // built-in workers: write end of the control pipe
-	ctlMu    sync.Mutex
+	control  *wire.Control // built-in workers: the master's end of the control pipe
 	out, err *tail
 
 	readyAt   time.Time
 	lastBeat  time.Time
-	watchdog  bool // sent WATCHDOG=1 at least once
-	requests  int64
-	oldestMS  int64
-	oldestReq string
+	watchdog  bool      // sent WATCHDOG=1 at least once
+	load      wire.Load // from the last heartbeat
 	recycle   bool      // asked to be replaced (max_requests)
 	deadline  time.Time // Draining: SIGKILL after this
 	killedFor string    // why the master killed it, for the exit line
-}
-
-// baseEnv is the master's environment without the variables that describe
-// the master's own sockets and notify socket.
-func baseEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-			worker.EnvWorker, worker.EnvControlFD, EnvExec, EnvExecArgv:
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 // spawn starts one worker of p's listener.
@@ -75,10 +47,10 @@ func (p *Pool) spawn() (*Worker, error) {
 		names[i] = l.Name
 		files = append(files, s)
 	}
-	env := append(baseEnv(),
-		"LISTEN_FDS="+strconv.Itoa(n),
-		"LISTEN_FDNAMES="+strings.Join(names, ":"),
-		"NOTIFY_SOCKET="+p.cfg.Notify,
+	env := append(wire.Environ(nil),
+		wire.EnvListenFDs+"="+strconv.Itoa(n),
+		wire.EnvListenFDNames+"="+strings.Join(names, ":"),
+		wire.EnvNotifySocket+"="+p.cfg.Notify,
 	)
 	cred, err := credential(l)
 	if err != nil {
@@ -107,9 +79,9 @@ func (p *Pool) spawn() (*Worker, error) {
 		cmd.Args = []string{"hfork: exec " + l.Name}
 		cmd.Dir = l.Dir
 		cmd.Stdout = outW
-		env = append(env, EnvExec+"=1", EnvExecArgv+"="+string(argv))
+		env = append(env, wire.EnvExec+"=1", wire.EnvExecArgv+"="+string(argv))
 		if l.Timeout > 0 {
-			env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(l.Timeout.Microseconds(), 10))
+			env = append(env, wire.EnvWatchdogUsec+"="+strconv.FormatInt(l.Timeout.Microseconds(), 10))
 		}
 		for k, v := range l.Env {
 			env = append(env, k+"="+v)
@@ -127,7 +99,7 @@ func (p *Pool) spawn() (*Worker, error) {
 		}
 		files = append(files, ctlR)
 		cmd.ExtraFiles = files
-		env = append(env, worker.EnvWorker+"=1", worker.EnvControlFD+"="+strconv.Itoa(3+n))
+		env = append(env, wire.EnvWorker+"=1", wire.EnvControlFD+"="+strconv.Itoa(wire.FirstFD+n))
 	}
 	cmd.Env = env
 
@@ -149,14 +121,16 @@ func (p *Pool) spawn() (*Worker, error) {
 		}
 		return nil, fmt.Errorf("spawn %s: %w", l.Name, err)
 	}
-	w := &Worker{Pid: cmd.Process.Pid, Gen: p.cfg.Gen, State: Starting, Started: time.Now(), proc: cmd.Process, control: ctlW}
+	w := &Worker{Pid: cmd.Process.Pid, Gen: p.cfg.Gen, State: Starting, Started: time.Now(), proc: cmd.Process}
 	w.err = p.cfg.Output.follow(errR, !exe, l.Name, w.Pid, "stderr")
 	if outR != nil {
 		w.out = p.cfg.Output.follow(outR, false, l.Name, w.Pid, "stdout")
 	}
 	if ctlW != nil {
-		spec := worker.Spec{Listener: l, Gen: p.cfg.Gen, LogLevel: p.cfg.LogLevel, LogFormat: p.cfg.LogFormat}
-		w.send(spec)
+		// The Spec is queued before anything else can be: it is the first
+		// line the worker reads, whatever the master sends it next.
+		w.control = wire.NewControl(ctlW)
+		w.send(wire.Spec{Listener: l, Gen: p.cfg.Gen, LogLevel: p.cfg.LogLevel, LogFormat: p.cfg.LogFormat})
 	}
 	return w, nil
 }
@@ -170,28 +144,16 @@ func (p *Pool) ReloadCertificates() {
 		return
 	}
 	for _, w := range p.workers {
-		w.send(worker.Command{ReloadTLS: true})
+		w.send(wire.Command{ReloadTLS: true})
 	}
 }
 
-// send writes one JSON line on the control pipe without blocking the
-// caller: a worker that is slow to read must not stall the master.
+// send queues one line on the control pipe; it never blocks, and lines
+// arrive in the order they were sent.
 func (w *Worker) send(v any) {
-	if w.control == nil {
-		return
+	if w.control != nil {
+		w.control.Send(v)
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return
-	}
-	b = append(b, '\n')
-	go func() {
-		w.ctlMu.Lock()
-		defer w.ctlMu.Unlock()
-		if w.control != nil {
-			w.control.Write(b)
-		}
-	}()
 }
 
 // signal sends sig to the worker (through its pidfd: never another process).
@@ -204,15 +166,9 @@ func (w *Worker) signal(sig syscall.Signal) {
 
 // closeControl ends the control pipe once the worker is gone.
 func (w *Worker) closeControl() {
-	if w.control == nil {
-		return
-	}
-	go func() {
-		w.ctlMu.Lock()
-		defer w.ctlMu.Unlock()
+	if w.control != nil {
 		w.control.Close()
-		w.control = nil
-	}()
+	}
 }
 
 // lastLine is the last line the worker printed, for exit reports. It gives

@@ -25,7 +25,7 @@
 //
 // Notifications: READY=1 once serving; a heartbeat every second (a quarter
 // of timeout when that is shorter, never under 100ms) with WATCHDOG=1 and
-// the X_HFORK_* counters of protocol.go; X_HFORK_RECYCLE=1 once when
+// the X_HFORK_* counters of package wire; X_HFORK_RECYCLE=1 once when
 // max_requests (plus jitter) requests were served; STOPPING=1 when a drain
 // or a stop begins.
 //

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
 )
 
@@ -685,7 +686,7 @@ func TestLoopMaxRequests(t *testing.T) {
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		readAnswer(t, br, "GET")
 	}
-	tw.sink.waitFor(t, NotifyRecycle+"=1", has(NotifyRecycle, "1"))
+	tw.sink.waitFor(t, wire.KeyRecycle+"=1", has(wire.KeyRecycle, "1"))
 }
 
 func TestLoopConnectionCap(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hfork/hfork/internal/logswitch"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
 )
 
@@ -42,18 +44,18 @@ func Main() int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
 
 	boot := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("pid", os.Getpid())
-	fd, err := strconv.Atoi(os.Getenv(EnvControlFD))
+	fd, err := strconv.Atoi(os.Getenv(wire.EnvControlFD))
 	if err != nil || fd < 0 {
-		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%q: want an fd", EnvControlFD, os.Getenv(EnvControlFD)))
+		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%q: want an fd", wire.EnvControlFD, os.Getenv(wire.EnvControlFD)))
 		return 2
 	}
 	cf := os.NewFile(uintptr(fd), "control")
 	if cf == nil {
-		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%d: invalid fd", EnvControlFD, fd))
+		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%d: invalid fd", wire.EnvControlFD, fd))
 		return 2
 	}
 	control := bufio.NewReader(cf)
-	spec, err := readSpec(control)
+	spec, err := wire.ReadSpec(control)
 	if err != nil {
 		boot.Error("worker cannot start", "err", err)
 		return 2
@@ -62,10 +64,10 @@ func Main() int {
 	// The worker starts no programs; nothing else may hold the master's pipe.
 	syscall.CloseOnExec(fd)
 
-	logs, err := NewLogSwitch(os.Stderr, spec.LogLevel, spec.LogFormat)
+	logs, err := logswitch.New(os.Stderr, spec.LogLevel, spec.LogFormat)
 	if err != nil {
 		boot.Warn("worker log settings rejected; using info and json", "err", err)
-		logs, _ = NewLogSwitch(os.Stderr, "info", "json")
+		logs, _ = logswitch.New(os.Stderr, "info", "json")
 	}
 	log := logs.Logger().With("listener", l.Name, "pid", os.Getpid(), "gen", spec.Gen, "class", l.Class)
 	fail := func(err error) int {
@@ -79,21 +81,19 @@ func Main() int {
 	procs, set := setMaxProcs(os.Getenv, l.Workers)
 	log.Debug("worker GOMAXPROCS", "gomaxprocs", procs, "from_env", !set)
 
-	lns, names, err := inheritListeners(os.Getenv, listenFDsStart)
+	lns, names, err := inheritListeners(os.Getenv, wire.FirstFD)
 	if err != nil {
 		return fail(err)
 	}
 	// The sockets and the notify socket are this process's; a program the
 	// worker might start must not believe they are its own.
-	notifyAddr := os.Getenv("NOTIFY_SOCKET")
-	for _, k := range []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", EnvControlFD} {
-		os.Unsetenv(k)
-	}
+	notifyAddr := os.Getenv(wire.EnvNotifySocket)
+	wire.Unsetenv()
 	log.Debug("worker sockets", "names", names)
 
-	var notifier Notifier
+	var notifier wire.Notifier
 	if notifyAddr != "" {
-		ns, err := DialNotify(notifyAddr)
+		ns, err := wire.DialNotify(notifyAddr, notifyWait)
 		if err != nil {
 			return fail(err)
 		}
@@ -118,7 +118,7 @@ func Main() int {
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	go readCommands(control, func(c Command, err error) {
+	go wire.ReadCommands(control, func(c wire.Command, err error) {
 		if err != nil {
 			log.Warn("worker ignored a control command", "err", err)
 			return
@@ -129,7 +129,7 @@ func Main() int {
 		if c.LogLevel == "" && c.LogFormat == "" {
 			return
 		}
-		if err := logs.Apply(c); err != nil {
+		if err := logs.Apply(c.LogLevel, c.LogFormat); err != nil {
 			log.Warn("worker ignored a control command", "err", err)
 			return
 		}

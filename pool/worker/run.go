@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
 )
 
@@ -35,7 +36,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Notifier receives READY=1, the heartbeats, X_HFORK_RECYCLE=1 and
 	// STOPPING=1; nil sends nothing.
-	Notifier Notifier
+	Notifier wire.Notifier
 	// Signals drives the lifecycle: SIGTERM drains, SIGINT and SIGQUIT stop
 	// fast, SIGUSR1 calls Reopen. Others are ignored.
 	Signals <-chan os.Signal
@@ -93,7 +94,7 @@ type worker struct {
 	limits   classLimits
 	log      *slog.Logger
 	handler  http.Handler
-	notifier Notifier
+	notifier wire.Notifier
 	reopen   func() error
 	grace    time.Duration
 	beat     time.Duration
@@ -346,7 +347,7 @@ func (w *worker) heartbeats(quit <-chan struct{}) {
 		case <-recycle:
 			recycle = nil
 			w.log.Info("worker reached max_requests; asking to be replaced", "max_requests", w.maxRequests)
-			err = w.notify(NotifyRecycle + "=1")
+			err = w.notify(wire.KeyRecycle + "=1")
 		case now := <-t.C:
 			err = w.notify(heartbeat(w.track.snapshot(now)))
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // waitLimit bounds every wait in these tests; reaching it is a failure,
@@ -143,7 +144,7 @@ func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.List
 		}
 	}
 	sink := newNotifySink(t)
-	ns, err := DialNotify(sink.addr)
+	ns, err := wire.DialNotify(sink.addr, notifyWait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,10 +228,10 @@ func TestReadyAndHeartbeat(t *testing.T) {
 		get(t, c, "http://"+tw.addr+"/")
 	}
 	m := tw.sink.waitFor(t, "3 requests served", func(m map[string]string) bool {
-		n, _ := strconv.Atoi(m[NotifyRequests])
+		n, _ := strconv.Atoi(m[wire.KeyRequests])
 		return m["WATCHDOG"] == "1" && n >= 3
 	})
-	if m[NotifyInflight] != "0" || m[NotifyOldestMS] != "0" || m[NotifyOldestReq] != "" {
+	if m[wire.KeyInflight] != "0" || m[wire.KeyOldestMS] != "0" || m[wire.KeyOldestReq] != "" {
 		t.Errorf("idle heartbeat = %v", m)
 	}
 
@@ -244,18 +245,18 @@ func TestReadyAndHeartbeat(t *testing.T) {
 	}()
 	<-entered
 	m = tw.sink.waitFor(t, "an in-flight request of some age", func(m map[string]string) bool {
-		ms, _ := strconv.Atoi(m[NotifyOldestMS])
-		return m[NotifyInflight] == "1" && ms > 0
+		ms, _ := strconv.Atoi(m[wire.KeyOldestMS])
+		return m[wire.KeyInflight] == "1" && ms > 0
 	})
-	if m[NotifyOldestReq] != "GET /slow" {
-		t.Errorf("%s = %q, want GET /slow", NotifyOldestReq, m[NotifyOldestReq])
+	if m[wire.KeyOldestReq] != "GET /slow" {
+		t.Errorf("%s = %q, want GET /slow", wire.KeyOldestReq, m[wire.KeyOldestReq])
 	}
 	close(release)
 	if err := <-slow; err != nil {
 		t.Fatal(err)
 	}
 	tw.sink.waitFor(t, "4 requests served", func(m map[string]string) bool {
-		return m[NotifyRequests] == "4" && m[NotifyInflight] == "0"
+		return m[wire.KeyRequests] == "4" && m[wire.KeyInflight] == "0"
 	})
 }
 
@@ -270,11 +271,11 @@ func TestMaxRequestsRecyclesOnce(t *testing.T) {
 			t.Fatalf("status %d: a worker asking to be recycled keeps serving", resp.StatusCode)
 		}
 	}
-	tw.sink.waitFor(t, "12 requests in a heartbeat", has(NotifyRequests, "12"))
+	tw.sink.waitFor(t, "12 requests in a heartbeat", has(wire.KeyRequests, "12"))
 	// One more beat, so a second recycle message would have arrived by now.
 	tw.sink.waitFor(t, "a heartbeat", has("WATCHDOG", "1"))
-	if n := tw.sink.count(has(NotifyRecycle, "1")); n != 1 {
-		t.Errorf("%s=1 sent %d times, want 1", NotifyRecycle, n)
+	if n := tw.sink.count(has(wire.KeyRecycle, "1")); n != 1 {
+		t.Errorf("%s=1 sent %d times, want 1", wire.KeyRecycle, n)
 	}
 }
 
