@@ -1,7 +1,9 @@
 // Package engine is the hfork master. One goroutine (Master.Run's loop)
 // owns the running state: the config, the pools of every listener, the
 // reload in flight and the upgrade in flight. Signals, reaped children,
-// notify datagrams and reload requests reach it as messages.
+// notify datagrams and reload requests reach it as messages. Signals come
+// from Options.Signals when set, and every process effect from Options.OS
+// (pool.OS), so tests drive the loop's decisions without processes.
 //
 // Plan(old, new) is a pure function deciding what a reload does; the loop
 // only executes plans.

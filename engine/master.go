@@ -47,6 +47,12 @@ type Options struct {
 	// Version is reported in logs.
 	Version string
 	Logging *Logging
+	// Signals, when set, is where the master's signals come from; nil
+	// means the process's own (signal.Notify).
+	Signals <-chan os.Signal
+	// OS, when set, replaces the process effects (start, signal, reap,
+	// clock); nil means pool.RealOS.
+	OS *pool.OS
 }
 
 // Master is the running master process.
@@ -57,7 +63,7 @@ type Master struct {
 	cfg     hclconfig.Config
 
 	sockets *listeners.Set
-	spawner *pool.Spawner
+	os      *pool.OS
 	output  *pool.Output
 	notify  *pool.NotifyListener
 	watcher *reload.Watcher
@@ -68,7 +74,8 @@ type Master struct {
 	gen      int
 
 	events chan any
-	sigs   chan os.Signal
+	sigs   <-chan os.Signal
+	osSigs chan os.Signal // the process's signals, when Options.Signals is nil
 
 	op      *reloadOp
 	pending []reload.Request
@@ -97,14 +104,22 @@ func New(opts Options) (*Master, error) {
 		cfg:     opts.Config,
 		pools:   map[string]*pool.Pool{},
 		events:  make(chan any, 4096),
-		sigs:    make(chan os.Signal, 64),
+		sigs:    opts.Signals,
+		os:      opts.OS,
 		systemd: newSDNotifier(),
 	}
-	// Watch signals before anything else: a signal that arrives while the
-	// master starts waits in the channel instead of being lost (USR1) or
-	// killing it (HUP, TERM).
-	signal.Notify(m.sigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD)
+	if m.sigs == nil {
+		// Watch signals before anything else: a signal that arrives while
+		// the master starts waits in the channel instead of being lost
+		// (USR1) or killing it (HUP, TERM).
+		m.osSigs = make(chan os.Signal, 64)
+		signal.Notify(m.osSigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT,
+			syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD)
+		m.sigs = m.osSigs
+	}
+	if m.os == nil {
+		m.os = pool.RealOS()
+	}
 	m.parent = takeParentLink()
 	inherited, err := listeners.Inherited()
 	if err != nil {
@@ -141,34 +156,48 @@ func allBinds(c hclconfig.Config) []listeners.Bind {
 // Run starts the workers and serves until the master is told to stop. It
 // returns the process exit code.
 func (m *Master) Run() int {
-	defer signal.Stop(m.sigs)
-	defer m.systemd.close() // last: after exit's STOPPING=1 and log lines
-
-	var err error
-	m.spawner = pool.NewSpawner()
-	m.output = pool.NewOutput(m.logging.Out, m.log)
-	if m.notify, err = pool.ListenNotify(func(ev pool.NotifyEvent) { m.events <- ev }); err != nil {
-		m.log.Error("cannot start", "err", err)
-		return 1
+	if m.osSigs != nil {
+		defer signal.Stop(m.osSigs)
 	}
-	defer m.notify.Close()
-	m.watcher, err = reload.New(reload.Options{
-		Path: m.opts.ConfigPath, Watch: m.cfg.Reload.Watch, Debounce: m.cfg.Reload.Debounce, Log: m.log,
-	})
+	defer m.systemd.close() // last: after exit's STOPPING=1 and log lines
+	stop, err := m.start()
+	defer stop()
 	if err != nil {
 		m.log.Error("cannot start", "err", err)
 		return 1
 	}
-	defer m.watcher.Close()
+	return m.loop()
+}
+
+// start opens what the loop listens to and starts every listener's
+// workers. stop closes what it opened, also after an error.
+func (m *Master) start() (stop func(), err error) {
+	var closers []func()
+	stop = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	m.output = pool.NewOutput(m.logging.Out, m.log)
+	if m.notify, err = pool.ListenNotify(func(ev pool.NotifyEvent) { m.events <- ev }); err != nil {
+		return stop, err
+	}
+	closers = append(closers, func() { m.notify.Close() })
+	m.watcher, err = reload.New(reload.Options{
+		Path: m.opts.ConfigPath, Watch: m.cfg.Reload.Watch, Debounce: m.cfg.Reload.Debounce, Log: m.log,
+	})
+	if err != nil {
+		return stop, err
+	}
+	closers = append(closers, func() { m.watcher.Close() })
 	m.pidfile = m.cfg.Pidfile
 	if m.pidfile != "" && m.parent == nil {
 		if err := WritePidfile(m.pidfile, os.Getpid()); err != nil {
-			m.log.Error("cannot start", "err", err)
-			return 1
+			return stop, err
 		}
 		m.listenControl()
 	}
-	defer func() { m.control.close() }()
+	closers = append(closers, func() { m.control.close() })
 
 	m.log.Info("hfork master starting", "pid", os.Getpid(), "version", m.opts.Version, "config", m.cfg.File,
 		"listeners", len(m.cfg.Listeners), "upgrade", m.parent != nil)
@@ -177,14 +206,18 @@ func (m *Master) Run() int {
 		// fail to boot: it fails, and the old master keeps serving.
 		p, err := m.newPool(l, m.parent != nil)
 		if err != nil {
-			m.log.Error("cannot start", "listener", l.Name, "err", err)
-			return 1
+			return stop, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
 		m.pools[l.Name] = p
 		p.Start()
 	}
 	m.systemd.send("STATUS=starting workers")
+	return stop, nil
+}
 
+// loop is the state owner: it handles one message at a time until the
+// master may exit, and returns the exit code.
+func (m *Master) loop() int {
 	ticker := time.NewTicker(tickEvery)
 	defer ticker.Stop()
 	for !m.finished() {
@@ -232,7 +265,7 @@ func (m *Master) newPool(l hclconfig.Listener, staged bool) (*pool.Pool, error) 
 	return pool.New(pool.Config{
 		Listener: l, Gen: m.gen, Sockets: files, Notify: m.notify.Addr,
 		LogLevel: m.cfg.Log.Level, LogFormat: m.logging.Format,
-		Spawner: m.spawner, Output: m.output, Log: m.log, Staged: staged,
+		OS: m.os, Output: m.output, Log: m.log, Staged: staged,
 	}), nil
 }
 
@@ -253,7 +286,7 @@ func (m *Master) allPools() []*pool.Pool {
 }
 
 func (m *Master) onEvent(ev any) {
-	now := time.Now()
+	now := m.os.Now()
 	switch ev := ev.(type) {
 	case upgradeReady:
 		if m.upg != nil && m.upg.pid == ev.pid {
@@ -270,8 +303,8 @@ func (m *Master) onEvent(ev any) {
 }
 
 func (m *Master) reap() {
-	now := time.Now()
-	for _, ev := range pool.Reap() {
+	now := m.os.Now()
+	for _, ev := range m.os.Reap() {
 		if m.upg != nil && m.upg.pid == ev.Pid {
 			m.upgradeChildExited(ev)
 			continue
@@ -291,7 +324,7 @@ func (m *Master) reap() {
 
 func (m *Master) tick() {
 	m.reap()
-	now := time.Now()
+	now := m.os.Now()
 	for _, p := range m.allPools() {
 		p.Tick(now)
 	}
@@ -383,13 +416,25 @@ func (m *Master) onSignal(sig syscall.Signal) {
 			return
 		}
 		m.paused = false
-		for _, p := range m.pools {
-			n, why := p.Target()+1, "TTIN: one worker more"
-			if sig == syscall.SIGTTOU {
-				n, why = max(1, p.Target()-1), "TTOU: one worker fewer"
-			}
-			m.log.Info("scaling", "listener", p.Listener().Name, "workers", n, "reason", why)
+		step, why := 1, "TTIN: one worker more"
+		if sig == syscall.SIGTTOU {
+			step, why = -1, "TTOU: one worker fewer"
+		}
+		scale := func(p *pool.Pool) {
+			n := max(1, p.Target()+step)
+			m.log.Info("scaling", "listener", p.Listener().Name, "gen", p.Gen(), "workers", n, "reason", why)
 			p.Scale(n, why)
+		}
+		for _, p := range m.pools {
+			scale(p)
+		}
+		if m.op != nil {
+			// A staged generation replaces the current one at commit, and a
+			// reload's Scale sets the config's count then: both keep the step.
+			for _, p := range m.op.staged {
+				scale(p)
+			}
+			m.op.step += step
 		}
 	}
 }

@@ -28,6 +28,7 @@ type reloadOp struct {
 	staged  map[string]*pool.Pool
 	replies []chan<- error
 	started time.Time
+	step    int // TTIN minus TTOU received while staged, for Scale at commit
 }
 
 func reply(req reload.Request, err error) {
@@ -189,7 +190,8 @@ func (m *Master) commitReload() {
 			m.retiring = append(m.retiring, old)
 			delete(m.pools, ch.Listener)
 		case Scale:
-			old.Scale(ch.New.Workers, "reload: workers "+strconv.Itoa(ch.Old.Workers)+" -> "+strconv.Itoa(ch.New.Workers))
+			n := max(1, ch.New.Workers+op.step)
+			old.Scale(n, "reload: workers "+strconv.Itoa(ch.Old.Workers)+" -> "+strconv.Itoa(n))
 		case Keep:
 			if m.paused {
 				old.Scale(ch.New.Workers, "reload after WINCH")

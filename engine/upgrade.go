@@ -19,7 +19,6 @@ import (
 // one waits for its word before draining.
 type upgradeOp struct {
 	pid      int
-	proc     *os.Process
 	deadline time.Time
 	ready    bool
 	killed   bool
@@ -101,7 +100,7 @@ func (m *Master) startUpgrade() {
 	}
 	cmd := &exec.Cmd{Path: path, Args: append([]string{m.opts.Argv[0]}, m.opts.Argv[1:]...), Dir: m.opts.Dir,
 		Env: env, ExtraFiles: files, Stdout: os.Stdout, Stderr: os.Stderr}
-	err = cmd.Start()
+	pid, err := m.os.Start(cmd)
 	w.Close()
 	if err != nil {
 		r.Close()
@@ -113,9 +112,8 @@ func (m *Master) startUpgrade() {
 	for _, l := range m.cfg.Listeners {
 		boot = max(boot, l.BootTimeout)
 	}
-	m.upg = &upgradeOp{pid: cmd.Process.Pid, proc: cmd.Process, deadline: time.Now().Add(boot + 5*time.Second)}
-	m.log.Info("upgrade: new master started", "binary", path, "new_pid", m.upg.pid)
-	pid := m.upg.pid
+	m.upg = &upgradeOp{pid: pid, deadline: m.os.Now().Add(boot + 5*time.Second)}
+	m.log.Info("upgrade: new master started", "binary", path, "new_pid", pid)
 	go func() {
 		defer r.Close()
 		line, _ := bufio.NewReader(r).ReadString('\n')
@@ -138,15 +136,15 @@ func (m *Master) checkUpgrade() {
 	if u.ready {
 		m.upg = nil
 		m.log.Info("upgrade: new master is ready; draining this one", "new_pid", u.pid)
-		u.proc.Release()
+		m.os.Release(u.pid)
 		m.handedOver = true
 		m.shutdown(graceful)
 		return
 	}
-	if !u.killed && time.Now().After(u.deadline) {
+	if !u.killed && m.os.Now().After(u.deadline) {
 		m.log.Error("upgrade: new master not ready in time; stopping it", "new_pid", u.pid)
 		u.killed = true
-		u.proc.Signal(syscall.SIGKILL)
+		m.os.Signal(u.pid, syscall.SIGKILL)
 	}
 }
 
@@ -154,7 +152,7 @@ func (m *Master) checkUpgrade() {
 func (m *Master) upgradeChildExited(ev pool.ExitEvent) {
 	u := m.upg
 	m.upg = nil
-	u.proc.Release()
+	m.os.Release(u.pid)
 	m.restorePidfile()
 	m.log.Error("upgrade failed: new master exited; keeping this master", "new_pid", u.pid, "status", pool.DescribeStatus(ev.Status))
 }
@@ -166,7 +164,7 @@ func (m *Master) abortUpgrade(why string) {
 	}
 	m.log.Warn("upgrade aborted", "new_pid", m.upg.pid, "reason", why)
 	m.upg.killed = true
-	m.upg.proc.Signal(syscall.SIGKILL)
+	m.os.Signal(m.upg.pid, syscall.SIGKILL)
 }
 
 // becameReady runs once every pool is ready for the first time.

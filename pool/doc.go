@@ -8,6 +8,12 @@
 // exits, a notify datagram arrives) reaches the pool as an Event that the
 // loop hands to Pool.Handle. So a pool needs no locks.
 //
+// Every effect on processes (start, signal, release, reap) and the clock
+// goes through an OS, a struct of functions wired to the real ones in
+// os_real.go; tests pass their own and drive a pool's whole lifecycle in
+// milliseconds without a process. What master and worker say to each
+// other is package wire's.
+//
 // Invariants:
 //   - A worker is Starting, then Ready, then Draining, then Exited; it never
 //     goes back. Every transition is one log line with listener, pid, gen.
@@ -15,6 +21,9 @@
 //     failed to boot: it reports the failure, so the old generation stays.
 //   - A recycled worker is drained only after its replacement is ready, so
 //     capacity never dips.
+//   - The state owner never waits on a worker: control lines are queued
+//     (in order, the Spec first), and an exit report that waits for the
+//     worker's last output line finishes in a later Tick.
 //   - No worker outlives the master: the spawner's thread is locked, so
 //     Pdeathsig fires only when the master itself dies.
 package pool

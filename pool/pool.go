@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"syscall"
 	"time"
 
@@ -37,7 +36,7 @@ type Config struct {
 	// LogLevel and LogFormat are handed to built-in workers ("json", "text"
 	// or "tint").
 	LogLevel, LogFormat string
-	Spawner             *Spawner
+	OS                  *OS
 	Output              *Output
 	Log                 *slog.Logger
 	// Staged: a reload's new generation. A boot failure fails the pool
@@ -76,7 +75,7 @@ func (p *Pool) Target() int { return p.target }
 // Start brings the pool up to its configured number of workers.
 func (p *Pool) Start() {
 	p.target = p.cfg.Listener.Workers
-	p.fill(time.Now())
+	p.fill(p.cfg.OS.Now())
 }
 
 // Promote turns a staged pool into a live one: from now on failed workers
@@ -113,11 +112,17 @@ func (p *Pool) find(pid int) *Worker {
 }
 
 // serving counts workers that count towards the target: starting or ready,
-// not draining, not waiting to be recycled.
+// not draining, not waiting to be recycled. A worker that died and waits
+// for its last words still holds its place, so that nothing replaces it
+// before its exit is accounted (and backed off from).
 func (p *Pool) serving() int {
 	n := 0
 	for _, w := range p.workers {
-		if (w.State == Starting || w.State == Ready) && !w.recycle {
+		state := w.State
+		if w.exit != nil {
+			state = w.exitWas
+		}
+		if (state == Starting || state == Ready) && !w.recycle {
 			n++
 		}
 	}
@@ -131,7 +136,7 @@ func (p *Pool) fill(now time.Time) {
 		return
 	}
 	for p.serving() < p.target {
-		w, err := p.spawn()
+		w, err := p.spawn(now)
 		if err != nil {
 			p.bootFailed(now, err.Error())
 			return
@@ -167,12 +172,12 @@ func (p *Pool) ready(w *Worker, now time.Time) {
 	w.readyAt = now
 	w.lastBeat = now
 	p.log.Info("worker ready", "pid", w.Pid, "state", Ready.String(), "boot_ms", now.Sub(w.Started).Milliseconds())
-	p.retireRecycled()
+	p.retireRecycled(now)
 }
 
 // retireRecycled drains workers that asked to be replaced, one for each
 // ready worker beyond the target.
-func (p *Pool) retireRecycled() {
+func (p *Pool) retireRecycled(now time.Time) {
 	ready := 0
 	for _, w := range p.workers {
 		if w.State == Ready && !w.recycle {
@@ -184,7 +189,7 @@ func (p *Pool) retireRecycled() {
 			return
 		}
 		if w.State == Ready && w.recycle {
-			p.drain(w, "max_requests reached; replacement ready", time.Now())
+			p.drain(w, "max_requests reached; replacement ready", now)
 		}
 	}
 }
@@ -197,7 +202,7 @@ func (p *Pool) drain(w *Worker, reason string, now time.Time) {
 	w.State = Draining
 	w.deadline = now.Add(p.cfg.Listener.GracefulTimeout)
 	p.log.Info("worker draining", "pid", w.Pid, "state", Draining.String(), "reason", reason)
-	w.signal(p.stopSignal())
+	p.signal(w, p.stopSignal())
 }
 
 func (p *Pool) stopSignal() syscall.Signal {
@@ -214,54 +219,7 @@ func (p *Pool) kill(w *Worker, why string) {
 	if w.killedFor == "" {
 		w.killedFor = why
 	}
-	w.signal(syscall.SIGKILL)
-}
-
-// HandleExit accounts for a reaped worker; false if pid is not ours.
-func (p *Pool) HandleExit(ev ExitEvent, now time.Time) bool {
-	i := slices.IndexFunc(p.workers, func(w *Worker) bool { return w.Pid == ev.Pid })
-	if i < 0 {
-		return false
-	}
-	w := p.workers[i]
-	p.workers = slices.Delete(p.workers, i, i+1)
-	prev := w.State
-	w.State = Exited
-	w.proc.Release()
-	w.closeControl()
-	attrs := []any{"pid", w.Pid, "state", Exited.String(), "was", prev.String(), "status", DescribeStatus(ev.Status)}
-	if w.killedFor != "" {
-		attrs = append(attrs, "reason", w.killedFor)
-	}
-	switch {
-	case prev == Draining:
-		p.log.Info("worker exited", attrs...)
-	case prev == Starting:
-		last := w.lastLine()
-		attrs = append(attrs, "last_output", last)
-		p.log.Error("worker exited before it was ready", attrs...)
-		why := DescribeStatus(ev.Status)
-		if w.killedFor != "" {
-			why = w.killedFor
-		}
-		if last != "" {
-			why += ": " + last
-		}
-		p.bootFailed(now, why)
-	default:
-		last := w.lastLine()
-		attrs = append(attrs, "last_output", last)
-		p.log.Error("worker exited unexpectedly; replacing it", attrs...)
-		if now.Sub(w.readyAt) < stableAfter {
-			why := "exited " + now.Sub(w.readyAt).Round(time.Millisecond).String() + " after it was ready: " + DescribeStatus(ev.Status)
-			if last != "" {
-				why += ": " + last
-			}
-			p.bootFailed(now, why)
-		}
-	}
-	p.fill(now)
-	return true
+	p.signal(w, syscall.SIGKILL)
 }
 
 // HandleNotify applies a notify datagram; false if pid is not ours.
@@ -303,6 +261,7 @@ func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
 // a backoff. The engine calls it a few times a second.
 func (p *Pool) Tick(now time.Time) {
 	l := p.cfg.Listener
+	p.finishExits(now)
 	for _, w := range p.workers {
 		if p.fails > 0 && w.State == Ready && now.Sub(w.readyAt) >= stableAfter {
 			p.fails = 0 // a worker stayed up: the crash loop is over
@@ -356,7 +315,7 @@ func (p *Pool) checkTimeout(w *Worker, now time.Time) {
 // Scale sets the number of workers: extra ones drain (oldest first),
 // missing ones start.
 func (p *Pool) Scale(n int, reason string) {
-	now := time.Now()
+	now := p.cfg.OS.Now()
 	p.target = n
 	for _, w := range p.workers {
 		if p.serving() <= p.target {
@@ -373,7 +332,7 @@ func (p *Pool) Scale(n int, reason string) {
 // Drain stops every worker gracefully; the pool spawns nothing more.
 func (p *Pool) Drain(reason string) {
 	p.target = 0
-	now := time.Now()
+	now := p.cfg.OS.Now()
 	for _, w := range p.workers {
 		p.drain(w, reason, now)
 	}
@@ -383,8 +342,11 @@ func (p *Pool) Drain(reason string) {
 // signal to exec'd ones, SIGKILL a second later) or at once (SIGKILL).
 func (p *Pool) Stop(immediate bool) {
 	p.target = 0
-	now := time.Now()
+	now := p.cfg.OS.Now()
 	for _, w := range p.workers {
+		if w.State == Exited {
+			continue
+		}
 		w.State = Draining
 		w.deadline = now.Add(fastStopGrace)
 		if immediate {
@@ -392,9 +354,9 @@ func (p *Pool) Stop(immediate bool) {
 			continue
 		}
 		if p.cfg.Listener.Class == hclconfig.ClassExec {
-			w.signal(p.stopSignal())
+			p.signal(w, p.stopSignal())
 		} else {
-			w.signal(syscall.SIGINT)
+			p.signal(w, syscall.SIGINT)
 		}
 	}
 }
@@ -406,7 +368,7 @@ func (p *Pool) Signal(sig syscall.Signal) {
 		return
 	}
 	for _, w := range p.workers {
-		w.signal(sig)
+		p.signal(w, sig)
 	}
 }
 

@@ -24,7 +24,6 @@ type Worker struct {
 	State   State
 	Started time.Time
 
-	proc     *os.Process
 	control  *wire.Control // built-in workers: the master's end of the control pipe
 	out, err *tail
 
@@ -35,10 +34,15 @@ type Worker struct {
 	recycle   bool      // asked to be replaced (max_requests)
 	deadline  time.Time // Draining: SIGKILL after this
 	killedFor string    // why the master killed it, for the exit line
+
+	// Reaped, waiting for the output pipes to drain (see HandleExit).
+	exit    *ExitEvent
+	exitAt  time.Time
+	exitWas State
 }
 
 // spawn starts one worker of p's listener.
-func (p *Pool) spawn() (*Worker, error) {
+func (p *Pool) spawn(now time.Time) (*Worker, error) {
 	l := p.cfg.Listener
 	n := len(p.cfg.Sockets)
 	names := make([]string, n)
@@ -103,7 +107,7 @@ func (p *Pool) spawn() (*Worker, error) {
 	}
 	cmd.Env = env
 
-	err = p.cfg.Spawner.Start(cmd)
+	pid, err := p.cfg.OS.Start(cmd)
 	errW.Close()
 	if outW != nil {
 		outW.Close()
@@ -121,7 +125,7 @@ func (p *Pool) spawn() (*Worker, error) {
 		}
 		return nil, fmt.Errorf("spawn %s: %w", l.Name, err)
 	}
-	w := &Worker{Pid: cmd.Process.Pid, Gen: p.cfg.Gen, State: Starting, Started: time.Now(), proc: cmd.Process}
+	w := &Worker{Pid: pid, Gen: p.cfg.Gen, State: Starting, Started: now}
 	w.err = p.cfg.Output.follow(errR, !exe, l.Name, w.Pid, "stderr")
 	if outR != nil {
 		w.out = p.cfg.Output.follow(outR, false, l.Name, w.Pid, "stdout")
@@ -156,12 +160,13 @@ func (w *Worker) send(v any) {
 	}
 }
 
-// signal sends sig to the worker (through its pidfd: never another process).
-func (w *Worker) signal(sig syscall.Signal) {
+// signal sends sig to the worker (through the OS seam: never another
+// process that took its pid).
+func (p *Pool) signal(w *Worker, sig syscall.Signal) {
 	if w.State == Exited {
 		return
 	}
-	w.proc.Signal(sig)
+	p.cfg.OS.Signal(w.Pid, sig)
 }
 
 // closeControl ends the control pipe once the worker is gone.
@@ -169,21 +174,4 @@ func (w *Worker) closeControl() {
 	if w.control != nil {
 		w.control.Close()
 	}
-}
-
-// lastLine is the last line the worker printed, for exit reports. It gives
-// the pipe a moment to drain, since the exit can be reaped before the
-// reader sees the final line.
-func (w *Worker) lastLine() string {
-	if w.err != nil {
-		select {
-		case <-w.err.done:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	last := w.err.lastLine()
-	if last == "" && w.out != nil {
-		last = w.out.lastLine()
-	}
-	return last
 }
