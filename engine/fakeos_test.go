@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/internal/syncbuf"
 	"github.com/hfork/hfork/pool"
 	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/reload"
@@ -69,25 +69,8 @@ type testMaster struct {
 	os   *fakeOS
 	dir  string
 	path string
-	logs *syncBuf
+	logs *syncbuf.Buffer
 	sigs chan os.Signal
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // listenerHCL is a listener block bound to a unix socket in the test's
@@ -111,7 +94,7 @@ func newTestMaster(t *testing.T, config string) *testMaster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	tm := &testMaster{t: t, dir: dir, path: filepath.Join(dir, "server.hcl"), logs: &syncBuf{},
+	tm := &testMaster{t: t, dir: dir, path: filepath.Join(dir, "server.hcl"), logs: &syncbuf.Buffer{},
 		os: &fakeOS{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), next: 1000, sent: map[int][]syscall.Signal{}}}
 	tm.write(config)
 	cfg := tm.parse()

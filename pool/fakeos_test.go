@@ -1,18 +1,18 @@
 package pool
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
-	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/internal/syncbuf"
 )
 
 // fakeOS stands in for the operating system: Start hands out pids and
@@ -98,7 +98,7 @@ func (f *fakeOS) dup(file *os.File) *os.File {
 }
 
 func isWorkerCmd(cmd *exec.Cmd) bool {
-	return bytes.HasPrefix([]byte(cmd.Args[0]), []byte("hfork: worker "))
+	return strings.HasPrefix(cmd.Args[0], "hfork: worker ")
 }
 
 // signals is what pid was sent, in order.
@@ -122,26 +122,8 @@ func testListener(class string, workers int) hclconfig.Listener {
 	}
 }
 
-// logBuffer collects a pool's log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newTestPool(t testing.TB, f *fakeOS, l hclconfig.Listener, staged bool) (*Pool, *logBuffer) {
-	logs := &logBuffer{}
+func newTestPool(t testing.TB, f *fakeOS, l hclconfig.Listener, staged bool) (*Pool, *syncbuf.Buffer) {
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return New(Config{
 		Listener: l, Gen: 1, LogLevel: "info", LogFormat: "json",

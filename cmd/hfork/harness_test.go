@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hfork/hfork/internal/syncbuf"
 )
 
 const envTestMaster = "HFORK_TEST_MASTER"
@@ -27,26 +28,9 @@ type master struct {
 	dir     string
 	cfgPath string
 	cmd     *exec.Cmd
-	log     *syncBuffer
+	log     *syncbuf.Buffer
 	done    chan struct{}
 	exit    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startMaster writes cfg to a temp dir and starts the test binary as an
@@ -55,7 +39,7 @@ func (s *syncBuffer) String() string {
 func startMaster(t *testing.T, binary, cfg string) *master {
 	t.Helper()
 	dir := t.TempDir()
-	m := &master{t: t, dir: dir, cfgPath: filepath.Join(dir, "server.hcl"), log: &syncBuffer{}, done: make(chan struct{})}
+	m := &master{t: t, dir: dir, cfgPath: filepath.Join(dir, "server.hcl"), log: &syncbuf.Buffer{}, done: make(chan struct{})}
 	m.writeConfig(cfg)
 	env := os.Environ()
 	if binary == "" {

@@ -13,12 +13,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/internal/syncbuf"
 	"github.com/hfork/hfork/pool/wire"
 )
 
@@ -31,30 +31,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// lockedBuffer collects a child's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // workerProcess is this test binary started as a worker, the way the
 // master starts one: the socket as fd 3, the control pipe as fd 4.
 type workerProcess struct {
 	cmd     *exec.Cmd
 	control *os.File // write end
-	stderr  *lockedBuffer
+	stderr  *syncbuf.Buffer
 	sink    *notifySink
 	addr    string
 	exited  chan error
@@ -85,7 +67,7 @@ func startWorkerProcessWith(t *testing.T, l hclconfig.Listener, beforeSpec func(
 	}
 	defer cr.Close()
 	sink := newNotifySink(t)
-	p := &workerProcess{control: cw, stderr: &lockedBuffer{}, sink: sink, addr: ln.Addr().String(), exited: make(chan error, 1)}
+	p := &workerProcess{control: cw, stderr: &syncbuf.Buffer{}, sink: sink, addr: ln.Addr().String(), exited: make(chan error, 1)}
 	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	p.cmd.Env = append(os.Environ(),
 		wire.EnvWorker+"=1", wire.EnvControlFD+"=4",
