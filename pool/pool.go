@@ -237,6 +237,11 @@ func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
 		w.lastBeat = now
 	}
 	if l, ok := n.Load(); ok {
+		if l.Inflight != w.load.Inflight {
+			// What the worker is doing, for an operator at debug level (and
+			// for tests, which wait on it rather than guess).
+			p.log.Debug("worker requests in flight", "pid", w.Pid, "inflight", l.Inflight, "requests", l.Requests)
+		}
 		w.load = l
 	}
 	if s, ok := n.Status(); ok && p.cfg.Listener.Class == hclconfig.ClassExec {

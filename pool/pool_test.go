@@ -250,3 +250,21 @@ func TestExitReportWaitsWithoutBlocking(t *testing.T) {
 		t.Errorf("exit line without the last output:\n%s", logs)
 	}
 }
+
+// A change in a worker's in-flight count is one debug line; a heartbeat
+// that changes nothing is none.
+func TestInflightDebugLine(t *testing.T) {
+	f := newFakeOS(t)
+	p, logs := newTestPool(t, f, testListener(hclconfig.ClassAsync, 1), false)
+	p.Start()
+	notify(p, f, 1001, "READY=1")
+	for _, n := range []int{0, 1, 1, 2, 0} {
+		notify(p, f, 1001, wire.Heartbeat(wire.Load{Requests: 5, Inflight: n}))
+	}
+	if got := strings.Count(logs.String(), `msg="worker requests in flight"`); got != 3 {
+		t.Errorf("%d in-flight lines, want 3 (0→1, 1→2, 2→0):\n%s", got, logs)
+	}
+	if !strings.Contains(logs.String(), "pid=1001 inflight=1 requests=5") {
+		t.Errorf("no line with the count:\n%s", logs)
+	}
+}
