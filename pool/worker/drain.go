@@ -42,7 +42,7 @@ const drainPoll = 20 * time.Millisecond
 func (w *worker) drain(stop <-chan struct{}) {
 	start := time.Now()
 	w.draining.Store(true)
-	w.setState(StateDraining)
+	w.setState(stateDraining)
 	// Stop accepting before anything that could wait (the notify socket
 	// can be full while the master is busy).
 	w.closeListeners()
@@ -110,8 +110,8 @@ func (w *worker) closeListeners() {
 // requests in flight are cut off. It waits only for the accept loops.
 func (w *worker) stopNow() {
 	w.draining.Store(true)
-	if w.state.Load() != int32(StateDraining) {
-		w.setState(StateDraining)
+	if w.state.Load() != int32(stateDraining) {
+		w.setState(stateDraining)
 		if err := w.notify("STOPPING=1"); err != nil {
 			w.log.Warn("worker cannot report stopping", "err", err)
 		}

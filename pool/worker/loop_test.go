@@ -132,7 +132,7 @@ var siteLogs sync.Map
 // startSite runs a worker for l the way Main builds one: the routes behind
 // Handler and the access log, with the fast path. It fails the test unless
 // the worker serves from the event loop exactly when l.EventLoop says so.
-func startSite(t testing.TB, l hclconfig.Listener, ln net.Listener, edit func(*Options)) *testWorker {
+func startSite(t testing.TB, l hclconfig.Listener, ln net.Listener, edit func(*options)) *testWorker {
 	t.Helper()
 	var logs logBuffer
 	h, err := app.New(l, logs.logger())
@@ -149,7 +149,7 @@ func startSite(t testing.TB, l hclconfig.Listener, ln net.Listener, edit func(*O
 			t.Logf("worker log:\n%s", logs.String())
 		}
 	})
-	tw := startWorker(t, l, access.Wrap(Handler(l, h)), ln, func(o *Options) {
+	tw := startWorker(t, l, access.Wrap(handler(l, h)), ln, func(o *options) {
 		o.Logger = logs.logger()
 		o.Fast = h.(app.FastServer)
 		o.AccessLog = access
@@ -594,7 +594,7 @@ func TestLoopWriteTimeout(t *testing.T) {
 func TestLoopDrain(t *testing.T) {
 	l := loopSite(t)
 	const grace = 300 * time.Millisecond
-	tw := startSite(t, l, nil, func(o *Options) { o.IdleGrace = grace })
+	tw := startSite(t, l, nil, func(o *options) { o.IdleGrace = grace })
 
 	idle, idleBr := dialSite(t, tw.addr)
 	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -640,14 +640,14 @@ func TestLoopDrain(t *testing.T) {
 		t.Errorf("idle connection closed %v into the drain, before the %v grace", took, grace)
 	}
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 }
 
 func TestLoopDrainWaitsForHandedOver(t *testing.T) {
 	// A connection the loop handed to net/http is the drain's too.
 	l := loopSite(t)
-	tw := startSite(t, l, nil, func(o *Options) { o.IdleGrace = 200 * time.Millisecond })
+	tw := startSite(t, l, nil, func(o *options) { o.IdleGrace = 200 * time.Millisecond })
 	c, br := dialSite(t, tw.addr)
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
 	readAnswer(t, br, "POST")
@@ -659,7 +659,7 @@ func TestLoopDrainWaitsForHandedOver(t *testing.T) {
 		t.Fatalf("handed-over connection during the drain: %q, close=%v", body, resp.Close)
 	}
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 }
 
@@ -673,7 +673,7 @@ func TestLoopFastStop(t *testing.T) {
 		t.Fatalf("after a fast stop: read = %v, want the connection closed", err)
 	}
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 }
 
@@ -925,7 +925,7 @@ func TestLoopFastStopAfterLoopEnded(t *testing.T) {
 	time.Sleep(2 * loopTick) // the loop, holding nothing, ends
 	tw.sigs <- syscall.SIGQUIT
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 	if _, err := br.ReadByte(); err == nil {
 		t.Error("the handed-over connection outlived the fast stop")

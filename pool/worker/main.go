@@ -30,13 +30,13 @@ const masterGoneExit = 2 * time.Second
 //
 // Everything the process brings is read here, once: the Spec and later
 // Commands from the control pipe, the sockets from LISTEN_FDS, the notify
-// socket from NOTIFY_SOCKET, the signals. Run does the serving.
+// socket from NOTIFY_SOCKET, the signals. run does the serving.
 func Main() int {
 	// Signals first, before the access log is opened: the master forwards
 	// USR1 to starting workers too, and one that arrived before Notify
 	// would be lost (Go drops an unwatched SIGUSR1), leaving the worker
 	// writing to the file logrotate just renamed. Signals that arrive
-	// before Run are handled once it runs; a TERM then drains.
+	// before run are handled once it runs; a TERM then drains.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
 	// The master's own signals reach its process group too (a terminal's
@@ -109,9 +109,9 @@ func Main() int {
 	if err != nil {
 		return fail(err)
 	}
-	var certs *Certificates
+	var certs *certificates
 	if l.TLS.Enabled() {
-		if certs, err = LoadCertificates(l.TLS.Certificates, log); err != nil {
+		if certs, err = loadCertificates(l.TLS.Certificates, log); err != nil {
 			return fail(err)
 		}
 	}
@@ -140,10 +140,10 @@ func Main() int {
 		time.AfterFunc(masterGoneExit, func() { os.Exit(1) })
 	})
 
-	opts := Options{
+	opts := options{
 		Listener:  l,
 		Listeners: lns,
-		Handler:   access.Wrap(Handler(l, h)),
+		Handler:   access.Wrap(handler(l, h)),
 		Logger:    log,
 		Notifier:  notifier,
 		Signals:   sigs,
@@ -155,7 +155,7 @@ func Main() int {
 	if fs, ok := h.(app.FastServer); ok {
 		opts.Fast = fs
 	}
-	err = Run(ctx, opts)
+	err = run(ctx, opts)
 	if cerr := access.Close(); cerr != nil {
 		log.Error("access log close failed", "err", cerr)
 	}

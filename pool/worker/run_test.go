@@ -135,7 +135,7 @@ func testListener(class string) hclconfig.Listener {
 
 // startWorker runs a worker on ln (a fresh loopback listener when nil) and
 // waits for READY=1.
-func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.Listener, edit func(*Options)) *testWorker {
+func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.Listener, edit func(*options)) *testWorker {
 	t.Helper()
 	if ln == nil {
 		var err error
@@ -150,7 +150,7 @@ func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.List
 	}
 	t.Cleanup(func() { ns.Close() })
 	tw := &testWorker{sigs: make(chan os.Signal, 4), done: make(chan error, 1), sink: sink, addr: ln.Addr().String()}
-	opts := Options{
+	opts := options{
 		Listener:  l,
 		Listeners: []net.Listener{ln},
 		Handler:   h,
@@ -162,7 +162,7 @@ func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.List
 		edit(&opts)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { tw.done <- Run(ctx, opts) }()
+	go func() { tw.done <- run(ctx, opts) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -175,7 +175,7 @@ func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.List
 	return tw
 }
 
-// wait waits for Run to return and returns its error.
+// wait waits for run to return and returns its error.
 func (tw *testWorker) wait(t *testing.T) error {
 	t.Helper()
 	select {
@@ -288,7 +288,7 @@ func TestMaxRequestsJitterRange(t *testing.T) {
 	}
 	defer ln.Close()
 	for range 50 {
-		w, err := newWorker(Options{Listener: l, Listeners: []net.Listener{ln}, Handler: http.NotFoundHandler()})
+		w, err := newWorker(options{Listener: l, Listeners: []net.Listener{ln}, Handler: http.NotFoundHandler()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +300,7 @@ func TestMaxRequestsJitterRange(t *testing.T) {
 
 func TestReopenOnUSR1(t *testing.T) {
 	var reopened atomic.Int32
-	tw := startWorker(t, testListener(hclconfig.ClassAsync), http.HandlerFunc(ok200), nil, func(o *Options) {
+	tw := startWorker(t, testListener(hclconfig.ClassAsync), http.HandlerFunc(ok200), nil, func(o *options) {
 		o.Reopen = func() error { reopened.Add(1); return nil }
 	})
 	tw.sigs <- syscall.SIGUSR1
@@ -328,7 +328,7 @@ func TestMasterGoneStopsFast(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Listener: testListener(hclconfig.ClassAsync), Listeners: []net.Listener{ln}, Handler: h, Logger: testLogger(t)})
+		done <- run(ctx, options{Listener: testListener(hclconfig.ClassAsync), Listeners: []net.Listener{ln}, Handler: h, Logger: testLogger(t)})
 	}()
 	errc := make(chan error, 1)
 	go func() {
@@ -343,7 +343,7 @@ func TestMasterGoneStopsFast(t *testing.T) {
 	select {
 	case err := <-done:
 		if !errors.Is(err, errMasterGone) {
-			t.Errorf("Run = %v, want %v", err, errMasterGone)
+			t.Errorf("run = %v, want %v", err, errMasterGone)
 		}
 	case <-time.After(waitLimit):
 		t.Fatal("worker outlived its master")
@@ -361,26 +361,26 @@ func TestRunRejects(t *testing.T) {
 	defer ln.Close()
 	for _, tc := range []struct {
 		name string
-		opts Options
+		opts options
 		want string
 	}{
-		{"exec class", Options{Listener: testListener(hclconfig.ClassExec), Listeners: []net.Listener{ln}, Handler: http.NotFoundHandler()}, "not a built-in"},
-		{"no sockets", Options{Listener: testListener(hclconfig.ClassSync), Handler: http.NotFoundHandler()}, "no listening sockets"},
-		{"no handler", Options{Listener: testListener(hclconfig.ClassSync), Listeners: []net.Listener{ln}}, "no handler"},
+		{"exec class", options{Listener: testListener(hclconfig.ClassExec), Listeners: []net.Listener{ln}, Handler: http.NotFoundHandler()}, "not a built-in"},
+		{"no sockets", options{Listener: testListener(hclconfig.ClassSync), Handler: http.NotFoundHandler()}, "no listening sockets"},
+		{"no handler", options{Listener: testListener(hclconfig.ClassSync), Listeners: []net.Listener{ln}}, "no handler"},
 	} {
-		err := Run(context.Background(), tc.opts)
+		err := run(context.Background(), tc.opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: Run = %v, want %q", tc.name, err, tc.want)
+			t.Errorf("%s: run = %v, want %q", tc.name, err, tc.want)
 		}
 	}
 }
 
 func TestStateString(t *testing.T) {
 	var got []string
-	for s := StateStarting; s <= StateExited+1; s++ {
+	for s := stateStarting; s <= stateExited+1; s++ {
 		got = append(got, s.String())
 	}
-	if want := "starting ready draining exited State(4)"; strings.Join(got, " ") != want {
+	if want := "starting ready draining exited workerState(4)"; strings.Join(got, " ") != want {
 		t.Errorf("got %q, want %q", strings.Join(got, " "), want)
 	}
 }

@@ -26,11 +26,11 @@ func tlsWorker(t *testing.T, class string, h http.Handler, names ...[]string) (*
 	}
 	l := testListener(class)
 	l.TLS = hclconfig.TLS{Certificates: files, MinVersion: hclconfig.TLS12}
-	certs, err := LoadCertificates(files, testLogger(t))
+	certs, err := loadCertificates(files, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw := startWorker(t, l, h, nil, func(o *Options) {
+	tw := startWorker(t, l, h, nil, func(o *options) {
 		o.Certificates = certs
 		o.CertPoll = 50 * time.Millisecond
 	})
@@ -93,11 +93,11 @@ func TestTLSMinVersion13(t *testing.T) {
 	files := []hclconfig.Certificate{{Cert: cert, Key: key}}
 	l := testListener(hclconfig.ClassAsync)
 	l.TLS = hclconfig.TLS{Certificates: files, MinVersion: hclconfig.TLS13}
-	certs, err := LoadCertificates(files, nil)
+	certs, err := loadCertificates(files, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw := startWorker(t, l, http.HandlerFunc(ok200), nil, func(o *Options) { o.Certificates = certs })
+	tw := startWorker(t, l, http.HandlerFunc(ok200), nil, func(o *options) { o.Certificates = certs })
 	if c, err := tls.Dial("tcp", tw.addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}); err == nil {
 		c.Close()
 		t.Error("a TLS 1.2 handshake succeeded with min_version 1.3")
