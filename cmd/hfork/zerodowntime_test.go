@@ -389,6 +389,9 @@ func TestReloadLogSettingsKeepsWorkers(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	m := startMaster(t, "", webConfig(port, "ok", ""))
 	waitBody(t, url, "ok")
+	// Both workers ready: the one TTOU drains below must have its signal
+	// handling in place (one still starting would just die of the TERM).
+	m.waitLog(`"msg":"hfork ready"`, 1, 15*time.Second)
 	before := sorted(m.waitWorkers("web", 2))
 	m.writeConfig(strings.Replace(webConfig(port, "ok", ""), `level  = "info"`, `level  = "debug"`, 1))
 	out, err := engine.ControlReload(engine.ControlPath(filepath.Join(m.dir, "hfork.pid")))
