@@ -126,9 +126,10 @@ func TestTLSServe(t *testing.T) {
 }
 
 // TestTLSRotationUnderLoad: 20 clients, each opening a new TLS connection
-// per request for a few seconds, while the certificate files are replaced
-// twice (the second time followed by HUP). No request fails, the workers
-// are not restarted, and both new certificates are served.
+// per request, while the certificate files are replaced twice (the second
+// time followed by a reload), each time once a request was served with the
+// last certificate. No request fails, the workers are not restarted, and
+// both new certificates are served.
 func TestTLSRotationUnderLoad(t *testing.T) {
 	skipShort(t)
 	httpsPort, httpPort := mustFreePort(t), mustFreePort(t)

@@ -130,8 +130,9 @@ func TestTLSSNI(t *testing.T) {
 }
 
 // TestTLSRotationUnderLoad: 20 clients open a new TLS connection for every
-// request for two seconds while the certificate files are replaced twice;
-// no handshake or request fails and the new certificates are served.
+// request while the certificate files are replaced twice, each time once a
+// request was served with the last certificate; no handshake or request
+// fails and the new certificates are served.
 func TestTLSRotationUnderLoad(t *testing.T) {
 	tw, files := tlsWorker(t, hclconfig.ClassAsync, http.HandlerFunc(ok200), []string{"gen0.test"})
 	var ok, failed atomic.Int64
@@ -173,14 +174,32 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 			}
 		})
 	}
+	// served waits until a request was answered with name's certificate:
+	// the clients run through each change.
+	served := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(waitLimit)
+		for {
+			mu.Lock()
+			n := seen[name]
+			mu.Unlock()
+			if n > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no request served with %s", name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	for gen := 1; gen <= 2; gen++ {
-		time.Sleep(600 * time.Millisecond)
+		served("gen" + string(rune('0'+gen-1)) + ".test")
 		certPEM, keyPEM := testcert.Make(t, testcert.Options{Names: []string{"gen" + string(rune('0'+gen)) + ".test"}})
 		// key first, then certificate: for a moment the pair does not match
 		replace(t, files[0].Key, keyPEM)
 		replace(t, files[0].Cert, certPEM)
 	}
-	time.Sleep(800 * time.Millisecond)
+	served("gen2.test")
 	close(stop)
 	wg.Wait()
 	t.Logf("requests ok=%d failed=%d; certificates served %v", ok.Load(), failed.Load(), seen)
