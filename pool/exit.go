@@ -16,7 +16,7 @@ const lastWordsWait = 50 * time.Millisecond
 // lastWordsWait, in a later Tick. The caller is never kept waiting.
 func (p *Pool) HandleExit(ev ExitEvent, now time.Time) bool {
 	w := p.find(ev.Pid)
-	if w == nil || w.exit != nil {
+	if w == nil {
 		return false
 	}
 	w.exit, w.exitAt, w.exitWas = &ev, now, w.State

@@ -102,9 +102,11 @@ func (p *Pool) Ready() bool {
 // Done reports whether every worker has exited.
 func (p *Pool) Done() bool { return len(p.workers) == 0 }
 
+// find is the live worker with pid: not one already reaped and waiting
+// for its exit report, whose pid the kernel may have handed on.
 func (p *Pool) find(pid int) *Worker {
 	for _, w := range p.workers {
-		if w.Pid == pid {
+		if w.Pid == pid && w.exit == nil {
 			return w
 		}
 	}
