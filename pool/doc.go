@@ -5,8 +5,9 @@
 //
 // A Pool is driven by exactly one goroutine (the engine's loop): every
 // method is called from it, and everything that happens elsewhere (a child
-// exits, a notify datagram arrives) reaches the pool as an Event that the
-// loop hands to Pool.Handle. So a pool needs no locks.
+// exits, a notify datagram arrives) reaches the pool as an ExitEvent or a
+// NotifyEvent that the loop hands to HandleExit or HandleNotify. So a pool
+// needs no locks.
 //
 // Every effect on processes (start, signal, release, reap) and the clock
 // goes through an OS, a struct of functions wired to the real ones in
