@@ -47,8 +47,9 @@ type Options struct {
 	// Version is reported in logs.
 	Version string
 	Logging *Logging
-	// Signals, when set, is where the master's signals come from; nil
-	// means the process's own (signal.Notify).
+	// Signals, when set, is where the master's signals come from (each a
+	// syscall.Signal, SIGCHLD included); nil means the process's own
+	// (signal.Notify).
 	Signals <-chan os.Signal
 	// OS, when set, replaces the process effects (start, signal, reap,
 	// clock); nil means pool.RealOS.
