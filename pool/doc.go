@@ -23,7 +23,8 @@
 //   - A recycled worker is drained only after its replacement is ready, so
 //     capacity never dips.
 //   - The state owner never waits on a worker: control lines are queued
-//     (in order, the Spec first), and an exit report that waits for the
+//     (in order, the Spec first; at most wire.MaxControlQueue bytes for a
+//     worker that does not read), and an exit report that waits for the
 //     worker's last output line finishes in a later Tick.
 //   - No worker outlives the master: the spawner's thread is locked, so
 //     Pdeathsig fires only when the master itself dies.

@@ -383,6 +383,6 @@ func (p *Pool) Signal(sig syscall.Signal) {
 func (p *Pool) SetLog(level, format string) {
 	p.cfg.LogLevel, p.cfg.LogFormat = level, format
 	for _, w := range p.workers {
-		w.send(wire.Command{LogLevel: level, LogFormat: format})
+		p.send(w, wire.Command{LogLevel: level, LogFormat: format})
 	}
 }

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -134,7 +135,7 @@ func (p *Pool) spawn(now time.Time) (*Worker, error) {
 		// The Spec is queued before anything else can be: it is the first
 		// line the worker reads, whatever the master sends it next.
 		w.control = wire.NewControl(ctlW)
-		w.send(wire.Spec{Listener: l, Gen: p.cfg.Gen, LogLevel: p.cfg.LogLevel, LogFormat: p.cfg.LogFormat})
+		p.send(w, wire.Spec{Listener: l, Gen: p.cfg.Gen, LogLevel: p.cfg.LogLevel, LogFormat: p.cfg.LogFormat})
 	}
 	return w, nil
 }
@@ -148,15 +149,18 @@ func (p *Pool) ReloadCertificates() {
 		return
 	}
 	for _, w := range p.workers {
-		w.send(wire.Command{ReloadTLS: true})
+		p.send(w, wire.Command{ReloadTLS: true})
 	}
 }
 
-// send queues one line on the control pipe; it never blocks, and lines
+// send queues one line on w's control pipe; it never blocks, and lines
 // arrive in the order they were sent.
-func (w *Worker) send(v any) {
-	if w.control != nil {
-		w.control.Send(v)
+func (p *Pool) send(w *Worker, v any) {
+	if w.control == nil {
+		return
+	}
+	if err := w.control.Send(v); errors.Is(err, wire.ErrControlFull) {
+		p.log.Warn("worker control command dropped", "pid", w.Pid, "err", err)
 	}
 }
 

@@ -68,6 +68,15 @@ func ReadCommands(r *bufio.Reader, apply func(Command, error), gone func(error))
 	}
 }
 
+// ErrControlFull says a worker left more than MaxControlQueue bytes unread
+// beyond what its pipe holds: the line was dropped.
+var ErrControlFull = errors.New("control pipe full: the worker is not reading")
+
+// MaxControlQueue bounds the bytes a Control keeps for a worker that does
+// not read (one stopped with SIGSTOP): far more than any burst of
+// commands, and not unbounded memory in the master.
+const MaxControlQueue = 4 << 20
+
 // Control is the master's end of one worker's control pipe. Send queues a
 // line and returns at once; one writer goroutine writes the queue in
 // order, so a worker that is slow to read never stalls the master and a
@@ -78,6 +87,7 @@ type Control struct {
 
 	mu     sync.Mutex
 	queue  [][]byte
+	queued int // bytes in queue
 	closed bool // Close was called: wake is closed too
 	broken bool // a write failed: the worker cannot read any more
 }
@@ -90,7 +100,8 @@ func NewControl(f *os.File) *Control {
 }
 
 // Send queues v (a Spec or a Command) as one JSON line. It never blocks;
-// after Close, or once the pipe broke, it drops the line.
+// after Close, once the pipe broke, or when MaxControlQueue bytes wait, it
+// drops the line and says so.
 func (c *Control) Send(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -101,7 +112,11 @@ func (c *Control) Send(v any) error {
 	if c.closed || c.broken {
 		return fmt.Errorf("control send: %w", os.ErrClosed)
 	}
+	if c.queued+len(b)+1 > MaxControlQueue {
+		return fmt.Errorf("control send: %w", ErrControlFull)
+	}
 	c.queue = append(c.queue, append(b, '\n'))
+	c.queued += len(b) + 1
 	select {
 	case c.wake <- struct{}{}:
 	default: // the writer is already due to look at the queue
@@ -118,7 +133,7 @@ func (c *Control) Close() {
 		return
 	}
 	c.closed = true
-	c.queue = nil
+	c.queue, c.queued = nil, 0
 	close(c.wake)
 	c.mu.Unlock()
 	c.f.Close()
@@ -135,12 +150,13 @@ func (c *Control) write() {
 			b := c.queue[0]
 			c.queue[0] = nil
 			c.queue = c.queue[1:]
+			c.queued -= len(b)
 			c.mu.Unlock()
 			if _, err := c.f.Write(b); err != nil {
 				// The worker is gone (EPIPE) or the pipe was closed:
 				// nothing later can arrive either.
 				c.mu.Lock()
-				c.queue, c.broken = nil, true
+				c.queue, c.queued, c.broken = nil, 0, true
 				c.mu.Unlock()
 				break
 			}

@@ -129,3 +129,29 @@ func TestControlAfterTheWorkerLeft(t *testing.T) {
 		t.Errorf("Send to a worker that left = %v, want ErrClosed", err)
 	}
 }
+
+// A worker that never reads cannot make the master hold unbounded memory:
+// past MaxControlQueue queued bytes, Send drops the line and says so.
+func TestControlBoundsWhatWaits(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := NewControl(w)
+	defer c.Close()
+	big := Command{LogLevel: strings.Repeat("x", 64<<10)}
+	sent := 0
+	for range 2 * MaxControlQueue / (64 << 10) {
+		if err = c.Send(big); err != nil {
+			break
+		}
+		sent++
+	}
+	if !errors.Is(err, ErrControlFull) {
+		t.Fatalf("after %d lines of 64 KiB: %v, want ErrControlFull", sent, err)
+	}
+	if sent < MaxControlQueue/(64<<10)-1 {
+		t.Errorf("only %d lines of 64 KiB queued before the bound", sent)
+	}
+}
