@@ -87,7 +87,7 @@ type Control struct {
 
 	mu     sync.Mutex
 	queue  [][]byte
-	queued int // bytes in queue
+	queued int  // bytes in queue
 	closed bool // Close was called: wake is closed too
 	broken bool // a write failed: the worker cannot read any more
 }
