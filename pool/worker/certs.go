@@ -20,7 +20,7 @@ import (
 // the old inode would miss.
 const certPoll = time.Second
 
-// certificates holds a TLS listener's certificates for
+// Certificates holds a TLS listener's certificates for
 // tls.Config.GetCertificate and reloads them when their files change, so a
 // renewed certificate is served without restarting the worker. Handshakes
 // read the current set through an atomic pointer: a reload never makes
@@ -28,7 +28,7 @@ const certPoll = time.Second
 // PEM, a key that does not match, or an expired certificate replacing a
 // valid one) keeps its previous certificate, and the reason is logged
 // once.
-type certificates struct {
+type Certificates struct {
 	log   *slog.Logger
 	pairs []*certPair
 	cur   atomic.Pointer[certSet]
@@ -62,18 +62,18 @@ type certSet struct {
 	wildcard map[string]*tls.Certificate // "example.com" for "*.example.com"
 }
 
-// loadCertificates reads every configured pair; it fails when one cannot
+// LoadCertificates reads every configured pair; it fails when one cannot
 // be loaded, since a worker must not start without its certificates. An
 // expired certificate is loaded with a warning: refusing it would turn an
 // expiry into an outage of every other name the listener serves.
-func loadCertificates(files []hclconfig.Certificate, log *slog.Logger) (*certificates, error) {
+func LoadCertificates(files []hclconfig.Certificate, log *slog.Logger) (*Certificates, error) {
 	if len(files) == 0 {
 		return nil, errors.New("load certificates: none configured")
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &certificates{log: log}
+	c := &Certificates{log: log}
 	for _, f := range files {
 		p := &certPair{files: f}
 		sig := statPair(f)
@@ -94,7 +94,7 @@ func loadCertificates(files []hclconfig.Certificate, log *slog.Logger) (*certifi
 // GetCertificate picks the certificate for a handshake: the first one
 // naming the client's SNI host exactly, else the first with a matching
 // wildcard, else the default (the first configured).
-func (c *certificates) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (c *Certificates) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	set := c.cur.Load()
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	if name != "" {
@@ -111,7 +111,7 @@ func (c *certificates) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certific
 }
 
 // publish builds a new snapshot from the pairs' current certificates.
-func (c *certificates) publish() {
+func (c *Certificates) publish() {
 	set := &certSet{def: c.pairs[0].cert, exact: map[string]*tls.Certificate{}, wildcard: map[string]*tls.Certificate{}}
 	for _, p := range c.pairs {
 		for _, n := range p.cert.Leaf.DNSNames {
@@ -134,7 +134,7 @@ func (c *certificates) publish() {
 // failure only when the files stayed the same across two polls, so a pair
 // caught between writing the certificate and writing the key is retried
 // quietly.
-func (c *certificates) Reload(force bool) {
+func (c *Certificates) Reload(force bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	changed := false
@@ -171,7 +171,7 @@ func (c *certificates) Reload(force bool) {
 }
 
 // Watch polls the files every interval until quit is closed.
-func (c *certificates) Watch(quit <-chan struct{}, interval time.Duration) {
+func (c *Certificates) Watch(quit <-chan struct{}, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

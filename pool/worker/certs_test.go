@@ -38,7 +38,7 @@ func (l *logBuffer) logger() *slog.Logger {
 }
 
 // served is the first DNS name of the certificate chosen for sni.
-func served(t *testing.T, c *certificates, sni string) string {
+func served(t *testing.T, c *Certificates, sni string) string {
 	t.Helper()
 	cert, err := c.GetCertificate(&tls.ClientHelloInfo{ServerName: sni})
 	if err != nil {
@@ -60,7 +60,7 @@ func TestCertificatesSNI(t *testing.T) {
 		cert, key := testcert.Write(t, dir, strings.ReplaceAll(names[0], "*", "star")+strings.Repeat("x", len(files)), testcert.Options{Names: names})
 		files = append(files, hclconfig.Certificate{Cert: cert, Key: key})
 	}
-	c, err := loadCertificates(files, nil)
+	c, err := LoadCertificates(files, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestCertificatesSNI(t *testing.T) {
 			t.Errorf("SNI %q: served %s, want %s", sni, got, want)
 		}
 	}
-	if _, err := loadCertificates([]hclconfig.Certificate{{Cert: filepath.Join(dir, "none.pem"), Key: filepath.Join(dir, "none.key")}}, nil); err == nil {
+	if _, err := LoadCertificates([]hclconfig.Certificate{{Cert: filepath.Join(dir, "none.pem"), Key: filepath.Join(dir, "none.key")}}, nil); err == nil {
 		t.Error("a worker started without its certificate")
 	}
 }
@@ -100,7 +100,7 @@ func TestCertificatesReload(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := testcert.Write(t, dir, "site", testcert.Options{Names: []string{"one.test"}})
 	var logs logBuffer
-	c, err := loadCertificates([]hclconfig.Certificate{{Cert: cert, Key: key}}, logs.logger())
+	c, err := LoadCertificates([]hclconfig.Certificate{{Cert: cert, Key: key}}, logs.logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestCertificatesReload(t *testing.T) {
 func TestCertificatesWatch(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := testcert.Write(t, dir, "site", testcert.Options{Names: []string{"one.test"}})
-	c, err := loadCertificates([]hclconfig.Certificate{{Cert: cert, Key: key}}, nil)
+	c, err := LoadCertificates([]hclconfig.Certificate{{Cert: cert, Key: key}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,9 +109,9 @@ func Main() int {
 	if err != nil {
 		return fail(err)
 	}
-	var certs *certificates
+	var certs *Certificates
 	if l.TLS.Enabled() {
-		if certs, err = loadCertificates(l.TLS.Certificates, log); err != nil {
+		if certs, err = LoadCertificates(l.TLS.Certificates, log); err != nil {
 			return fail(err)
 		}
 	}

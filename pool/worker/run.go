@@ -51,7 +51,7 @@ type options struct {
 	Heartbeat time.Duration
 	// Certificates serve a TLS listener; run polls their files every
 	// CertPoll (0: every second). Required when Listener.TLS is set.
-	Certificates *certificates
+	Certificates *Certificates
 	CertPoll     time.Duration
 	// Fast is the routes' fast path: with it, an async worker on plain
 	// HTTP serves from an event loop (see loop.go). AccessLog is the log
@@ -113,7 +113,7 @@ type worker struct {
 	threads  chan struct{} // handler calls at once; nil is no cap
 
 	tls         *tls.Config // nil for plain HTTP
-	certs       *certificates
+	certs       *Certificates
 	certPoll    time.Duration
 	evicted     atomic.Uint64 // idle connections closed to make room
 	evictLogged atomic.Int64  // unix nanos of the last eviction warning

@@ -66,7 +66,7 @@ func (w *worker) h2() bool {
 
 // tlsConfig is the handshake side of a TLS listener: certificates by SNI
 // from certs, the configured minimum version, and ALPN.
-func (w *worker) tlsConfig(certs *certificates) *tls.Config {
+func (w *worker) tlsConfig(certs *Certificates) *tls.Config {
 	minVersion := uint16(tls.VersionTLS12)
 	if w.cfg.TLS.MinVersion == hclconfig.TLS13 {
 		minVersion = tls.VersionTLS13

@@ -26,7 +26,7 @@ func tlsWorker(t *testing.T, class string, h http.Handler, names ...[]string) (*
 	}
 	l := testListener(class)
 	l.TLS = hclconfig.TLS{Certificates: files, MinVersion: hclconfig.TLS12}
-	certs, err := loadCertificates(files, testLogger(t))
+	certs, err := LoadCertificates(files, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestTLSMinVersion13(t *testing.T) {
 	files := []hclconfig.Certificate{{Cert: cert, Key: key}}
 	l := testListener(hclconfig.ClassAsync)
 	l.TLS = hclconfig.TLS{Certificates: files, MinVersion: hclconfig.TLS13}
-	certs, err := loadCertificates(files, nil)
+	certs, err := LoadCertificates(files, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
