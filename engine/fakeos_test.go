@@ -22,12 +22,13 @@ import (
 // out pids without starting anything, Signal records, Reap returns what
 // the test queued, and the clock moves only when the test moves it.
 type fakeOS struct {
-	mu     sync.Mutex // for tests that run the master's own loop
-	now    time.Time
-	next   int
-	starts []*exec.Cmd
-	sent   map[int][]syscall.Signal
-	exits  []pool.ExitEvent
+	mu      sync.Mutex // for tests that run the master's own loop
+	now     time.Time
+	next    int
+	starts  []*exec.Cmd
+	masters []*exec.Cmd // upgrades started
+	sent    map[int][]syscall.Signal
+	exits   []pool.ExitEvent
 }
 
 func (f *fakeOS) os() *pool.OS {
@@ -36,6 +37,13 @@ func (f *fakeOS) os() *pool.OS {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.starts = append(f.starts, cmd)
+			f.next++
+			return f.next, nil
+		},
+		StartMaster: func(cmd *exec.Cmd) (int, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.masters = append(f.masters, cmd)
 			f.next++
 			return f.next, nil
 		},

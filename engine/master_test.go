@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -97,7 +98,7 @@ func TestUSR2RefusedDuringReload(t *testing.T) {
 	tm.reload()
 	before := len(tm.os.starts)
 	tm.m.onSignal(syscall.SIGUSR2)
-	if tm.m.upg != nil || len(tm.os.starts) != before {
+	if tm.m.upg != nil || len(tm.os.starts) != before || len(tm.os.masters) != 0 {
 		t.Fatalf("an upgrade started during a reload")
 	}
 	if !strings.Contains(tm.logs.String(), "a reload is in flight; USR2 ignored") {
@@ -158,5 +159,32 @@ func TestRunTakesSignalsFromOptions(t *testing.T) {
 	tm.sigs <- syscall.SIGCHLD
 	if code := <-done; code != 0 {
 		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+// USR2 starts the new master with StartMaster, not as a worker, with the
+// sockets and the upgrade pipe in its environment; when it dies before it
+// is ready, this master keeps serving.
+func TestUpgradeStartsANewMaster(t *testing.T) {
+	tm := startedReady(t, listenerHCL("web", 2, ""))
+	tm.m.opts.Argv = []string{os.Args[0]} // an absolute path: no PATH lookup
+	workers := len(tm.os.starts)
+	tm.m.onSignal(syscall.SIGUSR2)
+	if len(tm.os.masters) != 1 || len(tm.os.starts) != workers || tm.m.upg == nil {
+		t.Fatalf("%d masters and %d workers started, upgrade in flight %v:\n%s", len(tm.os.masters), len(tm.os.starts)-workers, tm.m.upg != nil, tm.logs)
+	}
+	env := tm.os.masters[0].Env
+	for _, want := range []string{"LISTEN_FDS=1", "HFORK_UPGRADE=1", "HFORK_UPGRADE_FD=4"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("new master's environment lacks %s: %q", want, env)
+		}
+	}
+	tm.os.exits = append(tm.os.exits, pool.ExitEvent{Pid: tm.m.upg.pid, Status: exitStatus1})
+	tm.m.onSignal(syscall.SIGCHLD)
+	if tm.m.upg != nil || tm.m.stopping != running {
+		t.Fatalf("after the new master died: upgrade in flight %v, stopping %v", tm.m.upg != nil, tm.m.stopping)
+	}
+	if !strings.Contains(tm.logs.String(), "upgrade failed: new master exited; keeping this master") {
+		t.Errorf("no failure line:\n%s", tm.logs)
 	}
 }

@@ -100,7 +100,7 @@ func (m *Master) startUpgrade() {
 	}
 	cmd := &exec.Cmd{Path: path, Args: append([]string{m.opts.Argv[0]}, m.opts.Argv[1:]...), Dir: m.opts.Dir,
 		Env: env, ExtraFiles: files, Stdout: os.Stdout, Stderr: os.Stderr}
-	pid, err := m.os.Start(cmd)
+	pid, err := m.os.StartMaster(cmd)
 	w.Close()
 	if err != nil {
 		r.Close()

@@ -14,9 +14,13 @@ import (
 // Every function is called from the master's state-owning goroutine, and
 // none may block it for long.
 type OS struct {
-	// Start starts cmd and returns the child's pid. The caller closes its
-	// copies of cmd's files afterwards, whatever Start returns.
+	// Start starts a worker, cmd, and returns the child's pid. The caller
+	// closes its copies of cmd's files afterwards, whatever Start returns.
 	Start func(cmd *exec.Cmd) (pid int, err error)
+	// StartMaster starts the new master of a binary upgrade. It is not a
+	// worker: it must not die with this master (no Pdeathsig thread) nor
+	// take what the workers' spawner withholds from its children.
+	StartMaster func(cmd *exec.Cmd) (pid int, err error)
 	// Signal sends sig to a child Start returned and Release has not
 	// forgotten; never to another process that took its pid.
 	Signal func(pid int, sig syscall.Signal) error

@@ -26,6 +26,15 @@ func RealOS() *OS {
 			mu.Unlock()
 			return cmd.Process.Pid, nil
 		},
+		StartMaster: func(cmd *exec.Cmd) (int, error) {
+			if err := cmd.Start(); err != nil {
+				return 0, err
+			}
+			mu.Lock()
+			procs[cmd.Process.Pid] = cmd.Process
+			mu.Unlock()
+			return cmd.Process.Pid, nil
+		},
 		Signal: func(pid int, sig syscall.Signal) error {
 			mu.Lock()
 			p := procs[pid]
