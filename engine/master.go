@@ -144,6 +144,9 @@ func (m *Master) Run() int {
 
 	var err error
 	m.spawner = pool.NewSpawner()
+	if err := m.spawner.HardenErr(); err != nil {
+		m.log.Warn("workers start with more privileges than they need", "err", err)
+	}
 	m.output = pool.NewOutput(m.logging.Out, m.log)
 	if m.notify, err = pool.ListenNotify(func(ev pool.NotifyEvent) { m.events <- ev }); err != nil {
 		m.log.Error("cannot start", "err", err)

@@ -98,11 +98,15 @@ type Listener struct {
 	Routes    []Route   `json:"routes,omitempty"` // longest prefix first
 
 	// exec class
-	Command    []string          `json:"command,omitempty"`
-	Env        map[string]string `json:"env,omitempty"`
-	Dir        string            `json:"dir,omitempty"`         // absolute
-	Ready      string            `json:"ready,omitempty"`       // notify | started
-	StopSignal string            `json:"stop_signal,omitempty"` // e.g. "TERM"
+	Command []string          `json:"command,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	// PassEnv names variables of the master's environment the program
+	// gets besides the few every worker gets; InheritEnv passes all of it.
+	PassEnv    []string `json:"pass_env,omitempty"`
+	InheritEnv bool     `json:"inherit_env,omitempty"`
+	Dir        string   `json:"dir,omitempty"`         // absolute
+	Ready      string   `json:"ready,omitempty"`       // notify | started
+	StopSignal string   `json:"stop_signal,omitempty"` // e.g. "TERM"
 }
 
 // TLS versions a listener accepts as min_version.

@@ -17,4 +17,7 @@
 //     capacity never dips.
 //   - No worker outlives the master: the spawner's thread is locked, so
 //     Pdeathsig fires only when the master itself dies.
+//   - Every worker starts from the spawner's thread with no_new_privs and
+//     (under a root master) an empty capability bounding set, and with an
+//     environment built by workerEnv, never the master's whole one.
 package pool

@@ -75,7 +75,7 @@ func (p *Pool) spawn() (*Worker, error) {
 		names[i] = l.Name
 		files = append(files, s)
 	}
-	env := append(baseEnv(),
+	env := append(workerEnv(l),
 		"LISTEN_FDS="+strconv.Itoa(n),
 		"LISTEN_FDNAMES="+strings.Join(names, ":"),
 		"NOTIFY_SOCKET="+p.cfg.Notify,
@@ -110,9 +110,6 @@ func (p *Pool) spawn() (*Worker, error) {
 		env = append(env, EnvExec+"=1", EnvExecArgv+"="+string(argv))
 		if l.Timeout > 0 {
 			env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(l.Timeout.Microseconds(), 10))
-		}
-		for k, v := range l.Env {
-			env = append(env, k+"="+v)
 		}
 	} else {
 		outR.Close()

@@ -42,6 +42,10 @@ func Main() int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
 
 	boot := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("pid", os.Getpid())
+	if err := setNotDumpable(); err != nil {
+		boot.Error("worker cannot start", "err", err)
+		return 2
+	}
 	fd, err := strconv.Atoi(os.Getenv(EnvControlFD))
 	if err != nil || fd < 0 {
 		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%q: want an fd", EnvControlFD, os.Getenv(EnvControlFD)))
