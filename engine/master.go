@@ -81,6 +81,7 @@ type Master struct {
 	exitCode   int
 	paused     bool // WINCH: workers stopped, sockets kept
 	ready      bool // every pool was ready once
+	started    bool // becameReady ran: every pool was ready or failing once
 	pidfile    string
 	control    *control
 	lastPlan   atomic.Value // string: the plan of the last committed reload
@@ -326,14 +327,49 @@ func (m *Master) progress() {
 			}
 		}
 	}
-	if !m.ready && m.stopping == running && m.allReady() {
-		m.ready = true
-		m.log.Info("hfork ready", "pid", os.Getpid(), "listeners", len(m.pools))
-		m.becameReady()
+	if !m.ready && m.stopping == running {
+		m.checkStarted()
 	}
 	if m.upg != nil {
 		m.checkUpgrade()
 	}
+}
+
+// checkStarted says "hfork ready" once every listener is ready. Until
+// then, once every listener is either ready or failing (no worker ready
+// for longer than boot_timeout), the master has started as far as it can:
+// it says which listeners fail and reports ready to systemd, so one
+// broken listener does not hold the others hostage to a start timeout.
+func (m *Master) checkStarted() {
+	if m.allReady() {
+		m.ready = true
+		m.log.Info("hfork ready", "pid", os.Getpid(), "listeners", len(m.pools))
+		if !m.started {
+			m.started = true
+			m.becameReady()
+		}
+		return
+	}
+	if m.started || m.parent != nil {
+		return
+	}
+	var failing []string
+	for _, l := range m.cfg.Listeners {
+		p := m.pools[l.Name]
+		switch {
+		case p == nil:
+		case p.Failing():
+			failing = append(failing, l.Name)
+		case !p.Ready():
+			return
+		}
+	}
+	if len(failing) == 0 {
+		return
+	}
+	m.started = true
+	m.log.Error("started with failing listeners", "pid", os.Getpid(), "failing", failing, "listeners", len(m.pools))
+	m.becameReady()
 }
 
 func (m *Master) allReady() bool {

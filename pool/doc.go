@@ -17,6 +17,10 @@
 //     capacity never dips.
 //   - No worker outlives the master: the spawner's thread is locked, so
 //     Pdeathsig fires only when the master itself dies.
+//   - A live pool whose listener has had no ready worker for longer than
+//     boot_timeout answers its clients from the master (fallback) until a
+//     worker is ready; it does so on duplicates of the sockets, so the
+//     sockets and their queues stay the workers'.
 //   - Every worker starts from the spawner's thread with no_new_privs and
 //     (under a root master) an empty capability bounding set, and with an
 //     environment built by workerEnv, never the master's whole one.
