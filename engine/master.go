@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -105,6 +106,9 @@ func New(opts Options) (*Master, error) {
 	// killing it (HUP, TERM).
 	signal.Notify(m.sigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT,
 		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD)
+	if err := pool.ProtectMaster(); err != nil {
+		m.log.Warn("the master can be ptraced by its own uid", "err", err)
+	}
 	m.parent = takeParentLink()
 	inherited, err := listeners.Inherited()
 	if err != nil {
@@ -222,6 +226,12 @@ func (m *Master) listenControl() {
 
 // newPool creates a pool for l on its sockets (taking references).
 func (m *Master) newPool(l hclconfig.Listener, staged bool) (*pool.Pool, error) {
+	// The master reads the keys, as root: workers get them over their
+	// control pipe and need no access to the files.
+	certs, err := pool.ReadCertificates(l, m.log.With("listener", l.Name))
+	if err != nil {
+		return nil, err
+	}
 	socks, err := m.sockets.Acquire(l.Bind)
 	if err != nil {
 		return nil, err
@@ -234,7 +244,7 @@ func (m *Master) newPool(l hclconfig.Listener, staged bool) (*pool.Pool, error) 
 	return pool.New(pool.Config{
 		Listener: l, Gen: m.gen, Sockets: files, Notify: m.notify.Addr,
 		LogLevel: m.cfg.Log.Level, LogFormat: m.logging.Format,
-		Spawner: m.spawner, Output: m.output, Log: m.log, Staged: staged,
+		Spawner: m.spawner, Output: m.output, Log: m.log, Staged: staged, Certs: certs,
 	}), nil
 }
 
@@ -370,6 +380,7 @@ func (m *Master) checkStarted() {
 	m.started = true
 	m.log.Error("started with failing listeners", "pid", os.Getpid(), "failing", failing, "listeners", len(m.pools))
 	m.becameReady()
+	m.systemd.send("STATUS=serving; failing listeners: " + strings.Join(failing, ", "))
 }
 
 func (m *Master) allReady() bool {

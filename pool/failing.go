@@ -93,4 +93,14 @@ func (p *Pool) cause() string {
 
 // fallbackTLS is the TLS configuration the master answers a TLS listener
 // with, or nil: then its connections are closed.
-func (p *Pool) fallbackTLS() *tls.Config { return nil }
+func (p *Pool) fallbackTLS() *tls.Config {
+	c := p.cfg.Certs
+	if c == nil {
+		return nil
+	}
+	min := uint16(tls.VersionTLS12)
+	if p.cfg.Listener.TLS.MinVersion == hclconfig.TLS13 {
+		min = tls.VersionTLS13
+	}
+	return &tls.Config{MinVersion: min, GetCertificate: c.GetCertificate, NextProtos: []string{"http/1.1"}}
+}

@@ -2,8 +2,10 @@ package pool
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/hclconfig/testcert"
 	"github.com/hfork/hfork/listeners"
 )
 
@@ -123,4 +127,34 @@ func TestFallbackCloses(t *testing.T) {
 		t.Fatalf("read: %v, want a reset or end of file", err)
 	}
 	t.Logf("client read: %v", err)
+}
+
+// TestFallbackTLS: a TLS listener is answered over TLS with the master's
+// own copy of the certificates.
+func TestFallbackTLS(t *testing.T) {
+	s := openSocket(t)
+	dir := t.TempDir()
+	cert, key := testcert.Write(t, dir, "site", testcert.Options{Names: []string{"site.test"}})
+	l := hclconfig.Listener{Name: "tls", Class: hclconfig.ClassAsync,
+		TLS: hclconfig.TLS{Certificates: []hclconfig.Certificate{{Cert: cert, Key: key}}}}
+	certs, err := ReadCertificates(l, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Config{Listener: l, Certs: certs, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	f, err := startFallback([]*os.File{s.File}, true, p.fallbackTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.stop()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "site.test"}, ForceAttemptHTTP2: true}}
+	resp, err := c.Get("https://" + socketAddr(t, s) + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.TLS.PeerCertificates[0].DNSNames[0] != "site.test" || resp.Proto != "HTTP/1.1" {
+		t.Errorf("TLS fallback: %d %s with %v", resp.StatusCode, resp.Proto, resp.TLS.PeerCertificates[0].DNSNames)
+	}
 }

@@ -57,3 +57,17 @@ func lastCap() int {
 	}
 	return n
 }
+
+// prSetDumpable is PR_SET_DUMPABLE.
+const prSetDumpable = 4
+
+// ProtectMaster makes the master undumpable: it holds every listener's
+// private keys, and a master that shares its uid with its workers (no
+// user switch) must not be ptraced or read by one of them. Root can
+// still debug it.
+func ProtectMaster() error {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); errno != 0 {
+		return fmt.Errorf("set the master not dumpable: %w", errno)
+	}
+	return nil
+}

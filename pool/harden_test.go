@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -76,4 +77,29 @@ func hardenedThreads(t *testing.T) (nnp, emptyBnd int) {
 		}
 	}
 	return nnp, emptyBnd
+}
+
+// TestProtectMaster runs ProtectMaster in a child test process (so this
+// one stays dumpable) and reads the flag back with PR_GET_DUMPABLE.
+func TestProtectMaster(t *testing.T) {
+	if os.Getenv("HFORK_TEST_PROTECT") == "1" {
+		if err := ProtectMaster(); err != nil {
+			t.Fatal(err)
+		}
+		d, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, 3, 0, 0) // PR_GET_DUMPABLE
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		t.Logf("dumpable=%d", d)
+		return
+	}
+	cmd := exec.Command("/proc/self/exe", "-test.run=^TestProtectMaster$", "-test.v")
+	cmd.Env = append(os.Environ(), "HFORK_TEST_PROTECT=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("dumpable=0")) {
+		t.Errorf("want the process not dumpable:\n%s", out)
+	}
 }

@@ -40,7 +40,10 @@ type Config struct {
 	LogLevel, LogFormat string
 	Spawner             *Spawner
 	Output              *Output
-	Log                 *slog.Logger
+	// Certs are a TLS listener's certificates (ReadCertificates), handed
+	// to its workers; nil for plain listeners.
+	Certs *Certs
+	Log   *slog.Logger
 	// Staged: a reload's new generation. A boot failure fails the pool
 	// instead of being retried.
 	Staged bool
@@ -343,6 +346,9 @@ func (p *Pool) Tick(now time.Time) {
 	}
 	p.fill(now)
 	p.checkFailing(now)
+	if p.cfg.Certs != nil && p.cfg.Certs.poll(now) {
+		p.pushCertificates()
+	}
 }
 
 func (p *Pool) checkTimeout(w *Worker, now time.Time) {

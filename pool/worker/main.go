@@ -115,9 +115,10 @@ func Main() int {
 	}
 	var certs *Certificates
 	if l.TLS.Enabled() {
-		if certs, err = LoadCertificates(l.TLS.Certificates, log); err != nil {
+		if certs, err = NewCertificates(spec.Certificates, log); err != nil {
 			return fail(err)
 		}
+		spec.Certificates = nil
 	}
 
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -127,8 +128,8 @@ func Main() int {
 			log.Warn("worker ignored a control command", "err", err)
 			return
 		}
-		if c.ReloadTLS && certs != nil {
-			certs.Reload(true)
+		if c.Certificates != nil && certs != nil {
+			certs.Update(c.Certificates)
 		}
 		if c.LogLevel == "" && c.LogFormat == "" {
 			return
