@@ -118,7 +118,8 @@ const (
 // TLS is a listener's tls block. Certificates[0] is the default, served
 // when the client's SNI name matches no certificate; the others are chosen
 // by the names they hold. Only the paths are configuration: the files'
-// contents may change under running workers, which reload them.
+// contents may change under running workers; the master reads them again
+// and hands the workers what changed.
 type TLS struct {
 	Certificates []Certificate `json:"certificates,omitempty"`
 	MinVersion   string        `json:"min_version,omitempty"` // TLS12 or TLS13
