@@ -357,6 +357,8 @@ func (m *Master) checkStarted() {
 		if !m.started {
 			m.started = true
 			m.becameReady()
+		} else {
+			m.systemd.send("STATUS=serving")
 		}
 		return
 	}
