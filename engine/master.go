@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -81,6 +82,7 @@ type Master struct {
 	exitCode   int
 	paused     bool // WINCH: workers stopped, sockets kept
 	ready      bool // every pool was ready once
+	started    bool // becameReady ran: every pool was ready or failing once
 	pidfile    string
 	control    *control
 	lastPlan   atomic.Value // string: the plan of the last committed reload
@@ -104,6 +106,9 @@ func New(opts Options) (*Master, error) {
 	// killing it (HUP, TERM).
 	signal.Notify(m.sigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT,
 		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD)
+	if err := pool.ProtectMaster(); err != nil {
+		m.log.Warn("the master can be ptraced by its own uid", "err", err)
+	}
 	m.parent = takeParentLink()
 	inherited, err := listeners.Inherited()
 	if err != nil {
@@ -144,6 +149,9 @@ func (m *Master) Run() int {
 
 	var err error
 	m.spawner = pool.NewSpawner()
+	if err := m.spawner.HardenErr(); err != nil {
+		m.log.Warn("workers start with more privileges than they need", "err", err)
+	}
 	m.output = pool.NewOutput(m.logging.Out, m.log)
 	if m.notify, err = pool.ListenNotify(func(ev pool.NotifyEvent) { m.events <- ev }); err != nil {
 		m.log.Error("cannot start", "err", err)
@@ -218,6 +226,12 @@ func (m *Master) listenControl() {
 
 // newPool creates a pool for l on its sockets (taking references).
 func (m *Master) newPool(l hclconfig.Listener, staged bool) (*pool.Pool, error) {
+	// The master reads the keys, as root: workers get them over their
+	// control pipe and need no access to the files.
+	certs, err := pool.ReadCertificates(l, m.log.With("listener", l.Name))
+	if err != nil {
+		return nil, err
+	}
 	socks, err := m.sockets.Acquire(l.Bind)
 	if err != nil {
 		return nil, err
@@ -230,7 +244,7 @@ func (m *Master) newPool(l hclconfig.Listener, staged bool) (*pool.Pool, error) 
 	return pool.New(pool.Config{
 		Listener: l, Gen: m.gen, Sockets: files, Notify: m.notify.Addr,
 		LogLevel: m.cfg.Log.Level, LogFormat: m.logging.Format,
-		Spawner: m.spawner, Output: m.output, Log: m.log, Staged: staged,
+		Spawner: m.spawner, Output: m.output, Log: m.log, Staged: staged, Certs: certs,
 	}), nil
 }
 
@@ -323,14 +337,52 @@ func (m *Master) progress() {
 			}
 		}
 	}
-	if !m.ready && m.stopping == running && m.allReady() {
-		m.ready = true
-		m.log.Info("hfork ready", "pid", os.Getpid(), "listeners", len(m.pools))
-		m.becameReady()
+	if !m.ready && m.stopping == running {
+		m.checkStarted()
 	}
 	if m.upg != nil {
 		m.checkUpgrade()
 	}
+}
+
+// checkStarted says "hfork ready" once every listener is ready. Until
+// then, once every listener is either ready or failing (no worker ready
+// for longer than boot_timeout), the master has started as far as it can:
+// it says which listeners fail and reports ready to systemd, so one
+// broken listener does not hold the others hostage to a start timeout.
+func (m *Master) checkStarted() {
+	if m.allReady() {
+		m.ready = true
+		m.log.Info("hfork ready", "pid", os.Getpid(), "listeners", len(m.pools))
+		if !m.started {
+			m.started = true
+			m.becameReady()
+		} else {
+			m.systemd.send("STATUS=serving")
+		}
+		return
+	}
+	if m.started || m.parent != nil {
+		return
+	}
+	var failing []string
+	for _, l := range m.cfg.Listeners {
+		p := m.pools[l.Name]
+		switch {
+		case p == nil:
+		case p.Failing():
+			failing = append(failing, l.Name)
+		case !p.Ready():
+			return
+		}
+	}
+	if len(failing) == 0 {
+		return
+	}
+	m.started = true
+	m.log.Error("started with failing listeners", "pid", os.Getpid(), "failing", failing, "listeners", len(m.pools))
+	m.becameReady()
+	m.systemd.send("STATUS=serving; failing listeners: " + strings.Join(failing, ", "))
 }
 
 func (m *Master) allReady() bool {

@@ -95,6 +95,8 @@ func formatListener(b *body, l Listener, c Config) {
 	if l.Class == ClassExec {
 		b.attr("command", listHCL(l.Command))
 		b.attr("env", mapHCL(l.Env))
+		b.attr("pass_env", listHCL(l.PassEnv))
+		b.attr("inherit_env", strconv.FormatBool(l.InheritEnv))
 		b.attr("dir", quoteHCL(l.Dir))
 		b.attr("ready", quoteHCL(l.Ready))
 		b.attr("stop_signal", quoteHCL(l.StopSignal))

@@ -22,6 +22,8 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "max_requests_jitter"},
 		{Name: "command"},
 		{Name: "env"},
+		{Name: "pass_env"},
+		{Name: "inherit_env"},
 		{Name: "dir"},
 		{Name: "ready"},
 		{Name: "stop_signal"},
@@ -57,7 +59,7 @@ var (
 	accessLogFormats = []string{"combined", "json"}
 	readyModes       = []string{"notify", "started"}
 	stopSignals      = []string{"TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "WINCH"}
-	execOnly         = []string{"command", "env", "dir", "ready", "stop_signal"}
+	execOnly         = []string{"command", "env", "pass_env", "inherit_env", "dir", "ready", "stop_signal"}
 )
 
 // listener decodes one listener block and returns its binds for the
@@ -284,6 +286,17 @@ func (d *decoder) exec(attrs hcl.Attributes, b *hcl.Block, l *Listener) {
 			l.Env = env
 		}
 	}
+	if names, rngs, ok := d.strList(attrs, "pass_env", false); ok {
+		for i, k := range names {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				d.errorf(rngs[i], "Invalid environment variable name", "%q cannot name an environment variable.", k)
+			}
+		}
+		if len(names) > 0 {
+			l.PassEnv = names
+		}
+	}
+	d.boolean(attrs, "inherit_env", &l.InheritEnv)
 	if d.str(attrs, "dir", &l.Dir) {
 		l.Dir = d.path(l.Dir)
 		d.checkDir(attrs["dir"].Expr.Range(), "dir", l.Dir)

@@ -40,7 +40,10 @@ type Config struct {
 	LogLevel, LogFormat string
 	Spawner             *Spawner
 	Output              *Output
-	Log                 *slog.Logger
+	// Certs are a TLS listener's certificates (ReadCertificates), handed
+	// to its workers; nil for plain listeners.
+	Certs *Certs
+	Log   *slog.Logger
 	// Staged: a reload's new generation. A boot failure fails the pool
 	// instead of being retried.
 	Staged bool
@@ -55,6 +58,13 @@ type Pool struct {
 	fails   int       // consecutive boot failures
 	retryAt time.Time // no spawn before this (backoff)
 	failed  error     // staged pool: why it cannot become ready
+
+	// unreadySince is when the pool last had no ready worker (zero while
+	// one is ready); lastFailure is the latest boot failure, the cause a
+	// failing listener reports.
+	unreadySince time.Time
+	lastFailure  string
+	fallback     *fallback // running while the listener is failing
 }
 
 // New returns a pool with no workers; Start spawns them.
@@ -77,7 +87,8 @@ func (p *Pool) Target() int { return p.target }
 // Start brings the pool up to its configured number of workers.
 func (p *Pool) Start() {
 	p.target = p.cfg.Listener.Workers
-	p.fill(time.Now())
+	p.unreadySince = time.Now()
+	p.fill(p.unreadySince)
 }
 
 // Promote turns a staged pool into a live one: from now on failed workers
@@ -148,6 +159,7 @@ func (p *Pool) fill(now time.Time) {
 // bootFailed records a failed boot: a staged pool fails, a live one backs off.
 func (p *Pool) bootFailed(now time.Time, why string) {
 	p.fails++
+	p.lastFailure = why
 	if p.cfg.Staged {
 		if p.failed == nil {
 			p.failed = fmt.Errorf("listener %s: %w: %s", p.cfg.Listener.Name, ErrBootFailed, why)
@@ -168,6 +180,7 @@ func (p *Pool) ready(w *Worker, now time.Time) {
 	w.readyAt = now
 	w.lastBeat = now
 	p.log.Info("worker ready", "pid", w.Pid, "state", Ready.String(), "boot_ms", now.Sub(w.Started).Milliseconds())
+	p.recovered()
 	p.retireRecycled()
 }
 
@@ -332,6 +345,10 @@ func (p *Pool) Tick(now time.Time) {
 		}
 	}
 	p.fill(now)
+	p.checkFailing(now)
+	if p.cfg.Certs != nil && p.cfg.Certs.poll(now) {
+		p.pushCertificates()
+	}
 }
 
 func (p *Pool) checkTimeout(w *Worker, now time.Time) {
@@ -382,6 +399,7 @@ func (p *Pool) Scale(n int, reason string) {
 // Drain stops every worker gracefully; the pool spawns nothing more.
 func (p *Pool) Drain(reason string) {
 	p.target = 0
+	p.stopFallback()
 	now := time.Now()
 	for _, w := range p.workers {
 		p.drain(w, reason, now)
@@ -392,6 +410,7 @@ func (p *Pool) Drain(reason string) {
 // signal to exec'd ones, SIGKILL a second later) or at once (SIGKILL).
 func (p *Pool) Stop(immediate bool) {
 	p.target = 0
+	p.stopFallback()
 	now := time.Now()
 	for _, w := range p.workers {
 		w.State = Draining

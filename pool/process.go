@@ -33,10 +33,14 @@ type Worker struct {
 	State   State
 	Started time.Time
 
-	proc     *os.Process
-	control  *os.File // built-in workers: write end of the control pipe
-	ctlMu    sync.Mutex
-	out, err *tail
+	proc    *os.Process
+	control *os.File // built-in workers: write end of the control pipe
+	ctlMu   sync.Mutex
+	outbox  [][]byte // control lines not yet written, oldest first
+	writing bool     // a flush goroutine is running
+	// ctlClosing: the worker is gone; the pipe closes once no write runs.
+	ctlClosing bool
+	out, err   *tail
 
 	readyAt   time.Time
 	lastBeat  time.Time
@@ -75,7 +79,7 @@ func (p *Pool) spawn() (*Worker, error) {
 		names[i] = l.Name
 		files = append(files, s)
 	}
-	env := append(baseEnv(),
+	env := append(workerEnv(l),
 		"LISTEN_FDS="+strconv.Itoa(n),
 		"LISTEN_FDNAMES="+strings.Join(names, ":"),
 		"NOTIFY_SOCKET="+p.cfg.Notify,
@@ -110,9 +114,6 @@ func (p *Pool) spawn() (*Worker, error) {
 		env = append(env, EnvExec+"=1", EnvExecArgv+"="+string(argv))
 		if l.Timeout > 0 {
 			env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(l.Timeout.Microseconds(), 10))
-		}
-		for k, v := range l.Env {
-			env = append(env, k+"="+v)
 		}
 	} else {
 		outR.Close()
@@ -156,42 +157,78 @@ func (p *Pool) spawn() (*Worker, error) {
 	}
 	if ctlW != nil {
 		spec := worker.Spec{Listener: l, Gen: p.cfg.Gen, LogLevel: p.cfg.LogLevel, LogFormat: p.cfg.LogFormat}
+		if p.cfg.Certs != nil {
+			spec.Certificates = p.cfg.Certs.PEM()
+		}
 		w.send(spec)
 	}
 	return w, nil
 }
 
-// ReloadCertificates asks the built-in workers of a TLS listener to read
-// their certificate files now rather than at their next poll: a reload
-// tells them at once that renewed certificates may be in place.
+// ReloadCertificates reads a TLS listener's certificate files now rather
+// than at the next poll, and hands the workers what changed: a reload
+// tells the master at once that renewed certificates may be in place.
 func (p *Pool) ReloadCertificates() {
-	l := p.cfg.Listener
-	if l.Class == hclconfig.ClassExec || !l.TLS.Enabled() {
+	if p.cfg.Certs != nil && p.cfg.Certs.reload(true) {
+		p.pushCertificates()
+	}
+}
+
+// pushCertificates sends the current certificates to every built-in
+// worker, starting ones too: their Spec may hold the previous set.
+func (p *Pool) pushCertificates() {
+	if p.cfg.Listener.Class == hclconfig.ClassExec {
 		return
 	}
+	c := worker.Command{Certificates: p.cfg.Certs.PEM()}
 	for _, w := range p.workers {
-		w.send(worker.Command{ReloadTLS: true})
+		w.send(c)
 	}
 }
 
 // send writes one JSON line on the control pipe without blocking the
-// caller: a worker that is slow to read must not stall the master.
+// caller: a worker that is slow to read must not stall the master. Lines
+// go out in the order they were sent (the Spec first, then a newer set of
+// certificates after an older one), from one writer at a time.
 func (w *Worker) send(v any) {
-	if w.control == nil {
-		return
-	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return
 	}
 	b = append(b, '\n')
-	go func() {
+	w.ctlMu.Lock()
+	defer w.ctlMu.Unlock()
+	if w.control == nil || w.ctlClosing {
+		return
+	}
+	w.outbox = append(w.outbox, b)
+	if !w.writing {
+		w.writing = true
+		go w.flush()
+	}
+}
+
+// flush writes the outbox until it is empty, outside the lock (a full
+// pipe blocks it until the worker reads or exits), and closes the pipe if
+// closeControl asked while it wrote.
+func (w *Worker) flush() {
+	for {
 		w.ctlMu.Lock()
-		defer w.ctlMu.Unlock()
-		if w.control != nil {
-			w.control.Write(b)
+		if len(w.outbox) == 0 || w.ctlClosing {
+			w.writing = false
+			w.outbox = nil
+			if w.ctlClosing && w.control != nil {
+				w.control.Close()
+				w.control = nil
+			}
+			w.ctlMu.Unlock()
+			return
 		}
-	}()
+		b, f := w.outbox[0], w.control
+		w.outbox = w.outbox[1:]
+		w.ctlMu.Unlock()
+		f.Write(b)
+	}
 }
 
 // signal sends sig to the worker (through its pidfd: never another process).
@@ -202,17 +239,19 @@ func (w *Worker) signal(sig syscall.Signal) {
 	w.proc.Signal(sig)
 }
 
-// closeControl ends the control pipe once the worker is gone.
+// closeControl ends the control pipe once the worker is gone; a write in
+// progress fails with EPIPE, and the writer closes the pipe after it.
 func (w *Worker) closeControl() {
+	w.ctlMu.Lock()
+	defer w.ctlMu.Unlock()
 	if w.control == nil {
 		return
 	}
-	go func() {
-		w.ctlMu.Lock()
-		defer w.ctlMu.Unlock()
+	w.ctlClosing = true
+	if !w.writing {
 		w.control.Close()
 		w.control = nil
-	}()
+	}
 }
 
 // lastLine is the last line the worker printed, for exit reports. It gives

@@ -42,6 +42,10 @@ func Main() int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
 
 	boot := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("pid", os.Getpid())
+	if err := setNotDumpable(); err != nil {
+		boot.Error("worker cannot start", "err", err)
+		return 2
+	}
 	fd, err := strconv.Atoi(os.Getenv(EnvControlFD))
 	if err != nil || fd < 0 {
 		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%q: want an fd", EnvControlFD, os.Getenv(EnvControlFD)))
@@ -111,9 +115,10 @@ func Main() int {
 	}
 	var certs *Certificates
 	if l.TLS.Enabled() {
-		if certs, err = LoadCertificates(l.TLS.Certificates, log); err != nil {
+		if certs, err = NewCertificates(spec.Certificates, log); err != nil {
 			return fail(err)
 		}
+		spec.Certificates = nil
 	}
 
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -123,8 +128,8 @@ func Main() int {
 			log.Warn("worker ignored a control command", "err", err)
 			return
 		}
-		if c.ReloadTLS && certs != nil {
-			certs.Reload(true)
+		if c.Certificates != nil && certs != nil {
+			certs.Update(c.Certificates)
 		}
 		if c.LogLevel == "" && c.LogFormat == "" {
 			return

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -49,10 +48,9 @@ type Options struct {
 	// Heartbeat is the heartbeat interval; 0 derives it from
 	// Listener.Timeout (see heartbeatInterval).
 	Heartbeat time.Duration
-	// Certificates serve a TLS listener; Run polls their files every
-	// CertPoll (0: every second). Required when Listener.TLS is set.
+	// Certificates serve a TLS listener (the master updates them).
+	// Required when Listener.TLS is set.
 	Certificates *Certificates
-	CertPoll     time.Duration
 	// Fast is the routes' fast path: with it, an async worker on plain
 	// HTTP serves from an event loop (see loop.go). AccessLog is the log
 	// the loop writes to; Handler must already log to it.
@@ -112,9 +110,7 @@ type worker struct {
 	siblings bool
 	threads  chan struct{} // handler calls at once; nil is no cap
 
-	tls         *tls.Config // nil for plain HTTP
-	certs       *Certificates
-	certPoll    time.Duration
+	tls         *tls.Config   // nil for plain HTTP
 	evicted     atomic.Uint64 // idle connections closed to make room
 	evictLogged atomic.Int64  // unix nanos of the last eviction warning
 
@@ -208,9 +204,7 @@ func newWorker(opts Options) (*worker, error) {
 		if opts.Certificates == nil {
 			return nil, errors.New("tls listener without certificates")
 		}
-		w.certs = opts.Certificates
 		w.tls = w.tlsConfig(opts.Certificates)
-		w.certPoll = cmp.Or(opts.CertPoll, certPoll)
 	}
 	w.srv = w.newServer()
 	if useLoop(opts) {
@@ -276,9 +270,6 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 	quit := make(chan struct{})
 	var beats sync.WaitGroup
 	beats.Go(func() { w.heartbeats(quit) })
-	if w.certs != nil {
-		beats.Go(func() { w.certs.Watch(quit, w.certPoll) })
-	}
 	defer func() {
 		close(quit)
 		beats.Wait()

@@ -15,8 +15,8 @@ import (
 )
 
 // tlsWorker starts a worker of class serving TLS with the given
-// certificates (the first is the default) and returns it with its files.
-func tlsWorker(t *testing.T, class string, h http.Handler, names ...[]string) (*testWorker, []hclconfig.Certificate) {
+// certificates (the first is the default) and returns it with them.
+func tlsWorker(t *testing.T, class string, h http.Handler, names ...[]string) (*testWorker, *Certificates) {
 	t.Helper()
 	dir := t.TempDir()
 	var files []hclconfig.Certificate
@@ -26,15 +26,16 @@ func tlsWorker(t *testing.T, class string, h http.Handler, names ...[]string) (*
 	}
 	l := testListener(class)
 	l.TLS = hclconfig.TLS{Certificates: files, MinVersion: hclconfig.TLS12}
-	certs, err := LoadCertificates(files, testLogger(t))
+	var pairs []CertPEM
+	for _, f := range files {
+		pairs = append(pairs, pemPair(t, f.Cert, f.Key))
+	}
+	certs, err := NewCertificates(pairs, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw := startWorker(t, l, h, nil, func(o *Options) {
-		o.Certificates = certs
-		o.CertPoll = 50 * time.Millisecond
-	})
-	return tw, files
+	tw := startWorker(t, l, h, nil, func(o *Options) { o.Certificates = certs })
+	return tw, certs
 }
 
 // tlsClient trusts any certificate (the tests check which one was served)
@@ -93,7 +94,7 @@ func TestTLSMinVersion13(t *testing.T) {
 	files := []hclconfig.Certificate{{Cert: cert, Key: key}}
 	l := testListener(hclconfig.ClassAsync)
 	l.TLS = hclconfig.TLS{Certificates: files, MinVersion: hclconfig.TLS13}
-	certs, err := LoadCertificates(files, nil)
+	certs, err := NewCertificates([]CertPEM{pemPair(t, cert, key)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,10 +131,10 @@ func TestTLSSNI(t *testing.T) {
 }
 
 // TestTLSRotationUnderLoad: 20 clients open a new TLS connection for every
-// request for two seconds while the certificate files are replaced twice;
+// request for two seconds while the master sends new certificates twice;
 // no handshake or request fails and the new certificates are served.
 func TestTLSRotationUnderLoad(t *testing.T) {
-	tw, files := tlsWorker(t, hclconfig.ClassAsync, http.HandlerFunc(ok200), []string{"gen0.test"})
+	tw, certs := tlsWorker(t, hclconfig.ClassAsync, http.HandlerFunc(ok200), []string{"gen0.test"})
 	var ok, failed atomic.Int64
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -175,10 +176,7 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 	}
 	for gen := 1; gen <= 2; gen++ {
 		time.Sleep(600 * time.Millisecond)
-		certPEM, keyPEM := testcert.Make(t, testcert.Options{Names: []string{"gen" + string(rune('0'+gen)) + ".test"}})
-		// key first, then certificate: for a moment the pair does not match
-		replace(t, files[0].Key, keyPEM)
-		replace(t, files[0].Cert, certPEM)
+		certs.Update([]CertPEM{madePair(t, "gen"+string(rune('0'+gen))+".test")})
 	}
 	time.Sleep(800 * time.Millisecond)
 	close(stop)
