@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,7 +69,7 @@ type Master struct {
 	sigs   chan os.Signal
 
 	op      *reloadOp
-	pending []reload.Request
+	pending []reloadAsk
 	upg     *upgradeOp
 	parent  *parentLink // set when this master was started by an upgrade
 
@@ -83,7 +82,6 @@ type Master struct {
 	ready      bool // every pool was ready once
 	pidfile    string
 	control    *control
-	lastPlan   atomic.Value // string: the plan of the last committed reload
 }
 
 // New prepares a master: it adopts inherited sockets and opens the others,
@@ -192,7 +190,7 @@ func (m *Master) Run() int {
 		case ev := <-m.events:
 			m.onEvent(ev)
 		case req := <-m.watcher.C():
-			m.onReload(req)
+			m.onReload(askFromWatcher(req))
 		case <-ticker.C:
 			m.tick()
 		}
@@ -206,9 +204,7 @@ func (m *Master) listenControl() {
 	if m.pidfile == "" {
 		return
 	}
-	c, err := listenControl(ControlPath(m.pidfile),
-		func(reply chan<- error) { m.watcher.Trigger("hfork -s reload", reply) },
-		func() string { s, _ := m.lastPlan.Load().(string); return s })
+	c, err := listenControl(ControlPath(m.pidfile), m.post)
 	if err != nil {
 		m.log.Warn("no control socket; hfork -s reload will not wait for the outcome", "err", err)
 		return
@@ -253,6 +249,8 @@ func (m *Master) allPools() []*pool.Pool {
 func (m *Master) onEvent(ev any) {
 	now := time.Now()
 	switch ev := ev.(type) {
+	case reloadAsk:
+		m.onReload(ev)
 	case upgradeReady:
 		if m.upg != nil && m.upg.pid == ev.pid {
 			m.upg.ready = true
@@ -420,9 +418,7 @@ func (m *Master) shutdown(mode stopMode) {
 	if m.op != nil {
 		m.failReload(ErrShuttingDown)
 	}
-	for _, req := range m.pending {
-		reply(req, ErrShuttingDown)
-	}
+	answer(m.pending, failed(ErrShuttingDown))
 	m.pending = nil
 	m.abortUpgrade("master is shutting down")
 	for _, p := range m.allPools() {
@@ -466,3 +462,7 @@ func diagnosticsText(files map[string]*hcl.File, diags hcl.Diagnostics) string {
 	hclconfig.WriteDiagnostics(&b, files, diags, false)
 	return b.String()
 }
+
+// post hands a message to the loop from another goroutine (the control
+// socket's); the loop answers on the message's own reply channel.
+func (m *Master) post(msg any) { m.events <- msg }
