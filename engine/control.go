@@ -54,8 +54,9 @@ func listenControl(path string, post func(any)) (*control, error) {
 
 // controlReply is one JSON line the master writes back.
 type controlReply struct {
-	Error string  `json:"error,omitempty"`
-	Plan  *string `json:"plan,omitempty"`
+	Error  string  `json:"error,omitempty"`
+	Plan   *string `json:"plan,omitempty"`
+	Status *Status `json:"status,omitempty"`
 }
 
 func (c *control) serve(post func(any)) {
@@ -82,6 +83,11 @@ func (c *control) serve(post func(any)) {
 			switch cmd {
 			case "reload":
 				c.reload(enc, post)
+			case "status":
+				v := make(chan view, 1)
+				post(viewAsk{reply: v})
+				st := (<-v).status()
+				enc.Encode(controlReply{Status: &st})
 			default:
 				enc.Encode(controlReply{Error: fmt.Sprintf("unknown command %q", cmd)})
 			}

@@ -82,6 +82,7 @@ type Master struct {
 	ready      bool // every pool was ready once
 	pidfile    string
 	control    *control
+	hist       history
 }
 
 // New prepares a master: it adopts inherited sockets and opens the others,
@@ -96,6 +97,7 @@ func New(opts Options) (*Master, error) {
 		events:  make(chan any, 4096),
 		sigs:    make(chan os.Signal, 64),
 		systemd: newSDNotifier(),
+		hist:    newHistory(),
 	}
 	// Watch signals before anything else: a signal that arrives while the
 	// master starts waits in the channel instead of being lost (USR1) or
@@ -251,6 +253,8 @@ func (m *Master) onEvent(ev any) {
 	switch ev := ev.(type) {
 	case reloadAsk:
 		m.onReload(ev)
+	case viewAsk:
+		ev.reply <- m.takeView()
 	case upgradeReady:
 		if m.upg != nil && m.upg.pid == ev.pid {
 			m.upg.ready = true
@@ -303,6 +307,7 @@ func (m *Master) progress() {
 	kept := m.retiring[:0]
 	for _, p := range m.retiring {
 		if p.Done() {
+			m.hist.retire(p.Snapshot(time.Now()))
 			m.sockets.Release(p.Listener().Bind)
 			m.log.Debug("generation retired", "listener", p.Listener().Name, "gen", p.Gen())
 			continue
@@ -466,3 +471,5 @@ func diagnosticsText(files map[string]*hcl.File, diags hcl.Diagnostics) string {
 // post hands a message to the loop from another goroutine (the control
 // socket's); the loop answers on the message's own reply channel.
 func (m *Master) post(msg any) { m.events <- msg }
+
+func pidOf() int { return os.Getpid() }

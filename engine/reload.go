@@ -38,6 +38,7 @@ func (m *Master) beginReload(asks []reloadAsk) {
 	start := time.Now()
 	// end answers a reload that ends before anything was staged.
 	end := func(res ReloadResult) {
+		m.noteReload(start, res, asks)
 		answer(asks, res)
 		m.systemd.send("READY=1")
 	}
@@ -126,6 +127,7 @@ func (m *Master) failReload(err error) {
 	}
 	m.sockets.Sweep()
 	m.log.Error("reload failed; keeping the running config", "err", err)
+	m.noteReload(op.started, failed(err), op.asks)
 	answer(op.asks, failed(err))
 	m.systemd.send("READY=1")
 	m.nextReload()
@@ -190,6 +192,7 @@ func (m *Master) commitReload() {
 	m.sockets.Sweep()
 	m.log.Info("reload complete", "ms", time.Since(op.started).Milliseconds())
 	res := ReloadResult{Plan: op.plan.String()}
+	m.noteReload(op.started, res, op.asks)
 	answer(op.asks, res)
 	m.systemd.send("READY=1\nSTATUS=serving")
 	m.nextReload()

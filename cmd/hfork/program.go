@@ -24,6 +24,8 @@ type Program struct {
 	test    bool
 	dump    bool
 	signal  string
+	json    bool
+	wait    bool
 	version bool
 }
 
@@ -32,13 +34,16 @@ func NewProgram(stdout, stderr io.Writer) *Program {
 	return &Program{stdout: stdout, stderr: stderr}
 }
 
-const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -v]
+const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s status [--json] | -v]
 
   -f FILE    configuration file (default server.hcl)
   -t         test the configuration and exit
   -T         test the configuration, then print it with every default filled in
   -s SIGNAL  send a signal to the running master found through the pidfile:
              reload | reopen | quit | stop | upgrade
+  -s status  print the running master's listeners, workers, draining
+             generations and last reload and upgrade
+  --json     with -s status: the same as JSON (schema in the README)
   -v         print the version and exit
 
 Signals to the master: HUP reload, QUIT graceful stop, TERM fast stop,
@@ -55,6 +60,8 @@ func (p *Program) ParseFlags(args []string) error {
 	fs.BoolVar(&p.test, "t", false, "")
 	fs.BoolVar(&p.dump, "T", false, "")
 	fs.StringVar(&p.signal, "s", "", "")
+	fs.BoolVar(&p.json, "json", false, "")
+	fs.BoolVar(&p.wait, "wait", false, "")
 	fs.BoolVar(&p.version, "v", false, "")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -141,6 +148,9 @@ var signals = map[string]syscall.Signal{
 }
 
 func (p *Program) sendSignal(cfg hclconfig.Config) int {
+	if p.signal == "status" {
+		return p.status(cfg)
+	}
 	sig, ok := signals[p.signal]
 	if !ok {
 		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, reopen, quit, stop or upgrade)\n", p.signal)

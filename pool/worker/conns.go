@@ -204,6 +204,12 @@ func pending(nc net.Conn) bool {
 func (c *trackedConn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		kicked := c.kicked
+		c.mu.Unlock()
+		if kicked {
+			c.w.drainIdleClosed.Add(1)
+		}
 		err = c.Conn.Close()
 		c.w.forget(c)
 	})

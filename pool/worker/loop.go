@@ -678,7 +678,7 @@ func (l *loop) serve(c *loopConn, data []byte) {
 		if l.access != nil {
 			l.log(c, start)
 		}
-		l.w.served()
+		l.w.servedFast(l.req.Path, l.resp.Status, l.resp.BodyLen(), c.headAt)
 		data = data[n:]
 		if c.file >= 0 || len(out) >= loopMaxOut {
 			// The file goes out before any later answer; and answers to a
@@ -935,6 +935,7 @@ func (l *loop) sweep() {
 		}
 		if c.state == lcIdle {
 			if l.draining && l.now-c.since >= grace && l.now-l.drainStart >= grace && quiet(c.fd) {
+				l.w.drainIdleClosed.Add(1)
 				l.close(c)
 				continue
 			}

@@ -87,6 +87,8 @@ type proxyExchange struct {
 	status   int
 	bytes    int64
 	start    time.Time // for the access log
+	began    int64     // the loop's clock when the request was read
+	route    int       // for the metrics
 	deadline int64     // the request timeout; 0 is none
 	headBy   int64     // the upstream's head is due
 	entry    app.Entry // the access log's fields, copied
@@ -99,7 +101,7 @@ func (l *loop) newExchange(c *loopConn, up *app.FastUpstream, head []byte, start
 	r := &l.req
 	ex := &c.pxv
 	*ex = proxyExchange{c: c, up: up, head: r.Method == "HEAD", start: start, headBy: l.now + int64(upHeadTimeout),
-		req: ex.req[:0], logBuf: ex.logBuf[:0]}
+		began: l.now, route: l.w.metrics.route(r.Path), req: ex.req[:0], logBuf: ex.logBuf[:0]}
 	if l.w.limits.deadline > 0 {
 		ex.deadline = l.now + int64(l.w.limits.deadline)
 		ex.headBy = min(ex.headBy, ex.deadline)
@@ -642,7 +644,7 @@ func (l *loop) finishExchange(c *loopConn, ex *proxyExchange) {
 		e.Status, e.Bytes, e.Start, e.End = ex.status, ex.bytes, ex.start, l.access.Now()
 		l.access.Log(&e)
 	}
-	l.w.served()
+	l.w.servedRoute(ex.route, ex.status, ex.bytes, ex.began)
 	l.flush(c)
 }
 
