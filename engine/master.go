@@ -82,6 +82,7 @@ type Master struct {
 	ready      bool // every pool was ready once
 	pidfile    string
 	control    *control
+	metrics    *metricsServer
 	hist       history
 }
 
@@ -134,6 +135,9 @@ func allBinds(c hclconfig.Config) []listeners.Bind {
 			out = append(out, listeners.Bind{Addr: a, Mode: l.SocketMode, Owner: l.SocketOwner, Group: l.SocketGroup})
 		}
 	}
+	if c.Metrics.Bind != "" {
+		out = append(out, listeners.Bind{Addr: c.Metrics.Bind})
+	}
 	return out
 }
 
@@ -167,6 +171,11 @@ func (m *Master) Run() int {
 		m.listenControl()
 	}
 	defer func() { m.control.close() }()
+	if err := m.startMetrics(m.cfg.Metrics.Bind); err != nil {
+		m.log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer m.stopMetrics()
 
 	m.log.Info("hfork master starting", "pid", os.Getpid(), "version", m.opts.Version, "config", m.cfg.File,
 		"listeners", len(m.cfg.Listeners), "upgrade", m.parent != nil)

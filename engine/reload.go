@@ -188,6 +188,12 @@ func (m *Master) commitReload() {
 	if err := m.sockets.SetPerms(allBinds(op.cfg)); err != nil {
 		m.log.Error("apply unix socket permissions", "err", err)
 	}
+	if op.plan.Metrics {
+		m.stopMetrics()
+		if err := m.startMetrics(op.cfg.Metrics.Bind); err != nil {
+			m.log.Error("apply metrics settings", "err", err)
+		}
+	}
 	m.cfg = op.cfg
 	m.sockets.Sweep()
 	m.log.Info("reload complete", "ms", time.Since(op.started).Milliseconds())
