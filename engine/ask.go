@@ -30,11 +30,13 @@ func (e *ReloadError) Unwrap() error { return e.Err }
 
 // reloadAsk is one request for a reload as the master's loop holds it:
 // from the watcher (a file change, SIGHUP) or from the control socket,
-// which waits for the result.
+// which waits for the result and, with receipt set, for the drain that
+// follows.
 type reloadAsk struct {
-	reason string
-	reply  chan<- ReloadResult
-	legacy chan<- error // a reload.Request's own Reply, if it has one
+	reason  string
+	reply   chan<- ReloadResult
+	legacy  chan<- error   // a reload.Request's own Reply, if it has one
+	receipt chan<- Receipt // nil unless the asker waits for the drain
 }
 
 func askFromWatcher(req reload.Request) reloadAsk {

@@ -54,9 +54,10 @@ func listenControl(path string, post func(any)) (*control, error) {
 
 // controlReply is one JSON line the master writes back.
 type controlReply struct {
-	Error  string  `json:"error,omitempty"`
-	Plan   *string `json:"plan,omitempty"`
-	Status *Status `json:"status,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Plan    *string  `json:"plan,omitempty"`
+	Status  *Status  `json:"status,omitempty"`
+	Receipt *Receipt `json:"receipt,omitempty"`
 }
 
 func (c *control) serve(post func(any)) {
@@ -79,10 +80,10 @@ func (c *control) serve(post func(any)) {
 				enc.Encode(controlReply{Error: fmt.Sprintf("refused: the control socket answers only its owner (uid %d)", os.Geteuid())})
 				return
 			}
-			cmd, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+			cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
 			switch cmd {
 			case "reload":
-				c.reload(enc, post)
+				c.reload(enc, post, arg == "--wait")
 			case "status":
 				v := make(chan view, 1)
 				post(viewAsk{reply: v})
@@ -95,16 +96,27 @@ func (c *control) serve(post func(any)) {
 	}
 }
 
-// reload asks for a reload and answers with its own result.
-func (c *control) reload(enc *json.Encoder, post func(any)) {
+// reload asks for a reload and answers with its own result; with wait,
+// then with the receipt of the drain it started: a second reply line.
+func (c *control) reload(enc *json.Encoder, post func(any), wait bool) {
 	reply := make(chan ReloadResult, 1)
-	post(reloadAsk{reason: "hfork -s reload", reply: reply})
+	ask := reloadAsk{reason: "hfork -s reload", reply: reply}
+	var receipt chan Receipt
+	if wait {
+		receipt = make(chan Receipt, 1)
+		ask.receipt = receipt
+	}
+	post(ask)
 	res := <-reply
 	if res.Err != nil {
 		enc.Encode(controlReply{Error: strings.TrimRight(res.Err.Error(), "\n")})
 		return
 	}
-	enc.Encode(controlReply{Plan: &res.Plan})
+	if err := enc.Encode(controlReply{Plan: &res.Plan}); err != nil || !wait {
+		return
+	}
+	r := <-receipt
+	enc.Encode(controlReply{Receipt: &r})
 }
 
 // peerUID is the uid of the process at the other end, from SO_PEERCRED.

@@ -83,6 +83,7 @@ type Master struct {
 	pidfile    string
 	control    *control
 	metrics    *metricsServer
+	receipts   []*receiptWait // owed to `hfork -s reload --wait`
 	hist       history
 }
 
@@ -316,7 +317,9 @@ func (m *Master) progress() {
 	kept := m.retiring[:0]
 	for _, p := range m.retiring {
 		if p.Done() {
-			m.hist.retire(p.Snapshot(time.Now()))
+			s := p.Snapshot(time.Now())
+			m.hist.retire(s)
+			m.settleReceipts(p, s)
 			m.sockets.Release(p.Listener().Bind)
 			m.log.Debug("generation retired", "listener", p.Listener().Name, "gen", p.Gen())
 			continue

@@ -73,6 +73,7 @@ func (m *Master) beginReload(asks []reloadAsk) {
 	if plan.Empty() && !m.paused {
 		m.log.Info("reload: nothing changed")
 		end(ReloadResult{})
+		answerReceipts(asks)
 		return
 	}
 	m.log.Info("reload plan\n" + plan.String())
@@ -136,6 +137,7 @@ func (m *Master) failReload(err error) {
 func (m *Master) commitReload() {
 	op := m.op
 	m.op = nil
+	var retired []*pool.Pool // the generations this reload drains
 	for _, ch := range op.plan.Listeners {
 		old := m.pools[ch.Listener]
 		switch ch.Action {
@@ -147,10 +149,12 @@ func (m *Master) commitReload() {
 			np.Promote()
 			old.Drain("replaced by gen " + strconv.Itoa(np.Gen()))
 			m.retiring = append(m.retiring, old)
+			retired = append(retired, old)
 			m.pools[ch.Listener] = np
 		case Stop:
 			old.Drain("listener removed")
 			m.retiring = append(m.retiring, old)
+			retired = append(retired, old)
 			delete(m.pools, ch.Listener)
 		case Scale:
 			old.Scale(ch.New.Workers, "reload: workers "+strconv.Itoa(ch.Old.Workers)+" -> "+strconv.Itoa(ch.New.Workers))
@@ -200,6 +204,7 @@ func (m *Master) commitReload() {
 	res := ReloadResult{Plan: op.plan.String()}
 	m.noteReload(op.started, res, op.asks)
 	answer(op.asks, res)
+	m.awaitReceipt(op.asks, retired)
 	m.systemd.send("READY=1\nSTATUS=serving")
 	m.nextReload()
 }

@@ -94,6 +94,7 @@ type workerStats struct {
 	bytes              uint64
 	open, idle, stream int
 	drained            DrainCounts
+	reported           bool // drained came from the worker's own report
 }
 
 // parse takes the counters from a datagram's fields; a field that does not
@@ -123,6 +124,7 @@ func (s *workerStats) parse(f map[string]string) {
 	if v, ok := f[worker.NotifyDrained]; ok {
 		if n, ok := parseUints(v); ok && len(n) == 4 {
 			s.drained = DrainCounts{HandedOver: n[0], Finished: n[1], IdleClosed: n[2], Cut: n[3]}
+			s.reported = true
 		}
 	}
 }
@@ -234,7 +236,7 @@ func (s *poolStats) bootFailure(reason string) {
 // exited folds a reaped worker's last report into the pool's totals.
 func (p *Pool) exited(w *Worker, ev ExitEvent, now time.Time, prev State) {
 	c := w.stats.counters(p.routes())
-	if prev == Draining && strings.HasPrefix(w.killedFor, "stop deadline") {
+	if prev == Draining && strings.HasPrefix(w.killedFor, "stop deadline") && !w.stats.reported {
 		// Killed before it could report its drain: whatever it still
 		// held was cut.
 		c.Drain.Cut += uint64(max(w.stats.open, 1))

@@ -49,3 +49,28 @@ func (p *Program) controlFailed(err error) {
 	}
 	fmt.Fprintf(p.stderr, "hfork: %v\n", err)
 }
+
+// exitCut is the exit status of `hfork -s reload --wait` when the drain
+// cut a connection at graceful_timeout: the reload happened, but something
+// in flight was lost.
+const exitCut = 3
+
+// reloadReceipt reloads, prints the plan at once, then waits for the old
+// generations to be gone and prints what their drain did.
+func (p *Program) reloadReceipt(cfg hclconfig.Config) int {
+	path, ok := p.controlPath(cfg)
+	if !ok {
+		return 1
+	}
+	r, err := engine.ControlReloadWait(path, func(plan string) { fmt.Fprintln(p.stdout, plan) })
+	if err != nil {
+		p.controlFailed(err)
+		return 1
+	}
+	engine.WriteReceipt(p.stdout, r)
+	if r.Cut() > 0 {
+		fmt.Fprintf(p.stderr, "hfork: %d connections were cut at graceful_timeout\n", r.Cut())
+		return exitCut
+	}
+	return 0
+}

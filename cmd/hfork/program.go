@@ -34,7 +34,7 @@ func NewProgram(stdout, stderr io.Writer) *Program {
 	return &Program{stdout: stdout, stderr: stderr}
 }
 
-const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s status [--json] | -v]
+const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload [--wait] | -s status [--json] | -v]
 
   -f FILE    configuration file (default server.hcl)
   -t         test the configuration and exit
@@ -44,6 +44,8 @@ const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s status [--json] 
   -s status  print the running master's listeners, workers, draining
              generations and last reload and upgrade
   --json     with -s status: the same as JSON (schema in the README)
+  --wait     with -s reload: once the old workers are gone, print what their
+             drain did per listener; exit 3 if a connection was cut
   -v         print the version and exit
 
 Signals to the master: HUP reload, QUIT graceful stop, TERM fast stop,
@@ -181,6 +183,9 @@ func (p *Program) sendSignal(cfg hclconfig.Config) int {
 // reloadAndWait asks the master over its control socket to reload and
 // prints the outcome; done is false when there is no control socket.
 func (p *Program) reloadAndWait(cfg hclconfig.Config, pid int) (code int, done bool) {
+	if p.wait {
+		return p.reloadReceipt(cfg), true
+	}
 	out, err := engine.ControlReload(engine.ControlPath(cfg.Pidfile))
 	if errors.Is(err, engine.ErrNoControl) {
 		return 0, false

@@ -205,9 +205,11 @@ func (c *trackedConn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
-		kicked := c.kicked
+		// Closed idle during a drain: woken by it, or by keepalive's own
+		// timeout, which a drain leaves running; not the deadline's cut.
+		idle := c.kicked || (c.state == http.StateIdle && c.w.draining.Load() && !c.w.drainCut.Load())
 		c.mu.Unlock()
-		if kicked {
+		if idle {
 			c.w.drainIdleClosed.Add(1)
 		}
 		err = c.Conn.Close()

@@ -88,6 +88,7 @@ func (w *worker) drain(stop <-chan struct{}) {
 			return
 		case <-deadline.C:
 			inflight := w.track.snapshot(time.Now()).Inflight
+			w.drainCut.Store(true)
 			loopConns := w.stopLoop()
 			closed, hijacked := w.closeConns()
 			closed += loopConns

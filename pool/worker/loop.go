@@ -930,6 +930,9 @@ func (l *loop) sweep() {
 				continue
 			}
 			// A timeout: net/http closes without an answer too.
+			if l.draining && c.state == lcIdle {
+				l.w.drainIdleClosed.Add(1) // keepalive ended it before the drain's grace did
+			}
 			l.close(c)
 			continue // c's slot now holds another connection
 		}

@@ -127,6 +127,7 @@ type worker struct {
 	// drainIdleClosed counts idle connections a drain closed (net/http's
 	// and the event loop's), for the drain's report.
 	drainIdleClosed atomic.Uint64
+	drainCut        atomic.Bool // the drain reached its deadline and closes the rest
 
 	// loop serves the listeners when the worker has an event loop; then
 	// net/http serves only what the loop hands over.
