@@ -58,6 +58,7 @@ type controlReply struct {
 	Plan    *string  `json:"plan,omitempty"`
 	Status  *Status  `json:"status,omitempty"`
 	Receipt *Receipt `json:"receipt,omitempty"`
+	Preview *Preview `json:"preview,omitempty"`
 }
 
 func (c *control) serve(post func(any)) {
@@ -89,6 +90,11 @@ func (c *control) serve(post func(any)) {
 				post(viewAsk{reply: v})
 				st := (<-v).status()
 				enc.Encode(controlReply{Status: &st})
+			case "plan":
+				pv := make(chan Preview, 1)
+				post(planAsk{path: arg, reply: pv})
+				p := <-pv
+				enc.Encode(controlReply{Preview: &p})
 			default:
 				enc.Encode(controlReply{Error: fmt.Sprintf("unknown command %q", cmd)})
 			}

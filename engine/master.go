@@ -265,6 +265,8 @@ func (m *Master) onEvent(ev any) {
 		m.onReload(ev)
 	case viewAsk:
 		ev.reply <- m.takeView()
+	case planAsk:
+		ev.reply <- m.preview(ev.path)
 	case upgradeReady:
 		if m.upg != nil && m.upg.pid == ev.pid {
 			m.upg.ready = true

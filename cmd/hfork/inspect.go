@@ -74,3 +74,33 @@ func (p *Program) reloadReceipt(cfg hclconfig.Config) int {
 	}
 	return 0
 }
+
+// plan asks the running master what it would do with the file given with
+// -f. The file passed -t already (else load printed its diagnostics); the
+// master parses it again as a reload would, and may still refuse it.
+func (p *Program) plan(cfg hclconfig.Config) int {
+	path, ok := p.controlPath(cfg)
+	if !ok {
+		return 1
+	}
+	pv, err := engine.ControlPlan(path, p.file)
+	if err != nil {
+		p.controlFailed(err)
+		return 1
+	}
+	if p.json {
+		enc := json.NewEncoder(p.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(pv)
+	}
+	if pv.Diagnostics != "" {
+		if !p.json {
+			fmt.Fprint(p.stderr, pv.Diagnostics)
+		}
+		return 1
+	}
+	if !p.json {
+		engine.WritePreview(p.stdout, pv)
+	}
+	return 0
+}

@@ -34,7 +34,7 @@ func NewProgram(stdout, stderr io.Writer) *Program {
 	return &Program{stdout: stdout, stderr: stderr}
 }
 
-const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload [--wait] | -s status [--json] | -v]
+const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload [--wait] | -s status [--json] | -s plan | -v]
 
   -f FILE    configuration file (default server.hcl)
   -t         test the configuration and exit
@@ -43,6 +43,8 @@ const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload [--wait] 
              reload | reopen | quit | stop | upgrade
   -s status  print the running master's listeners, workers, draining
              generations and last reload and upgrade
+  -s plan    ask the running master what a reload to FILE would do, and
+             which open connections it would drain; applies nothing
   --json     with -s status: the same as JSON (schema in the README)
   --wait     with -s reload: once the old workers are gone, print what their
              drain did per listener; exit 3 if a connection was cut
@@ -150,8 +152,11 @@ var signals = map[string]syscall.Signal{
 }
 
 func (p *Program) sendSignal(cfg hclconfig.Config) int {
-	if p.signal == "status" {
+	switch p.signal {
+	case "status":
 		return p.status(cfg)
+	case "plan":
+		return p.plan(cfg)
 	}
 	sig, ok := signals[p.signal]
 	if !ok {
