@@ -31,6 +31,7 @@ type history struct {
 	reloads     map[string]uint64 // by result: ok, unchanged, config, bind, boot, shutdown
 	upgrades    map[string]uint64 // by result: ok, failed
 	gone        map[string]*goneTotals
+	rates       rates
 }
 
 // goneTotals are the counters of a listener's retired generations.

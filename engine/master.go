@@ -84,6 +84,7 @@ type Master struct {
 	control    *control
 	metrics    *metricsServer
 	receipts   []*receiptWait // owed to `hfork -s reload --wait`
+	lastPage   time.Time      // the last status page sample
 	hist       history
 }
 
@@ -267,6 +268,8 @@ func (m *Master) onEvent(ev any) {
 		ev.reply <- m.takeView()
 	case planAsk:
 		ev.reply <- m.preview(ev.path)
+	case pagePush:
+		m.pushPage(ev.data)
 	case upgradeReady:
 		if m.upg != nil && m.upg.pid == ev.pid {
 			m.upg.ready = true
@@ -307,6 +310,7 @@ func (m *Master) tick() {
 	for _, p := range m.allPools() {
 		p.Tick(now)
 	}
+	m.pageTick(now)
 	m.progress()
 }
 

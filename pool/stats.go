@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/pool/worker"
 )
 
@@ -313,4 +314,17 @@ func cloneMap(m map[string]uint64) map[string]uint64 {
 		out[k] = v
 	}
 	return out
+}
+
+// SendStatus hands the status page's data to every built-in worker.
+func (p *Pool) SendStatus(b []byte) {
+	if p.cfg.Listener.Class == hclconfig.ClassExec {
+		return
+	}
+	for _, w := range p.workers {
+		// Ready only: a starting worker has its Spec to read first.
+		if w.State == Ready {
+			w.send(worker.Command{Status: b})
+		}
+	}
 }

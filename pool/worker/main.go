@@ -126,6 +126,9 @@ func Main() int {
 		if c.ReloadTLS && certs != nil {
 			certs.Reload(true)
 		}
+		if len(c.Status) > 0 {
+			app.PublishStatus(c.Status)
+		}
 		if c.LogLevel == "" && c.LogFormat == "" {
 			return
 		}

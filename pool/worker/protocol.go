@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
@@ -88,4 +89,7 @@ type Command struct {
 	// ReloadTLS asks a TLS worker to read its certificate files now (the
 	// master sends it on every reload); it also polls them every second.
 	ReloadTLS bool `json:"reload_tls,omitempty"`
+	// Status is the master's view for a status route (see app.PublishStatus),
+	// sent once a second to workers of listeners that have one.
+	Status json.RawMessage `json:"status,omitempty"`
 }
