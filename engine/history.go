@@ -2,6 +2,7 @@ package engine
 
 import (
 	"maps"
+	"os"
 	"time"
 
 	"github.com/hfork/hfork/pool"
@@ -115,7 +116,7 @@ type viewAsk struct{ reply chan<- view }
 
 func (m *Master) takeView() view {
 	now := time.Now()
-	v := view{pid: pidOf(), version: m.opts.Version, started: m.hist.started, now: now,
+	v := view{pid: os.Getpid(), version: m.opts.Version, started: m.hist.started, now: now,
 		lastReload: m.hist.lastReload, lastUpgrade: m.hist.lastUpgrade,
 		reloads: maps.Clone(m.hist.reloads), upgrades: maps.Clone(m.hist.upgrades), gone: map[string]goneTotals{}}
 	for _, l := range m.cfg.Listeners {

@@ -489,5 +489,3 @@ func diagnosticsText(files map[string]*hcl.File, diags hcl.Diagnostics) string {
 // post hands a message to the loop from another goroutine (the control
 // socket's); the loop answers on the message's own reply channel.
 func (m *Master) post(msg any) { m.events <- msg }
-
-func pidOf() int { return os.Getpid() }

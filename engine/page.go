@@ -48,12 +48,14 @@ func (r *rates) sample(v view) {
 		r.totals = map[string][]uint64{}
 	}
 	r.at = append(r.at, v.now)
+	sampled := map[string]bool{}
 	for _, name := range v.listeners() {
 		r.totals[name] = append(r.totals[name], v.counters(name).Requests())
+		sampled[name] = true
 	}
 	for name, t := range r.totals {
-		if len(t) < len(r.at) {
-			// A listener that is gone keeps its last total.
+		if !sampled[name] {
+			// A listener the view no longer knows keeps its last total.
 			r.totals[name] = append(t, t[len(t)-1])
 		}
 	}

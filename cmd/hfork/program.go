@@ -160,7 +160,7 @@ func (p *Program) sendSignal(cfg hclconfig.Config) int {
 	}
 	sig, ok := signals[p.signal]
 	if !ok {
-		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, reopen, quit, stop or upgrade)\n", p.signal)
+		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, reopen, quit, stop, upgrade, status or plan)\n", p.signal)
 		return 2
 	}
 	if cfg.Pidfile == "" {

@@ -8,7 +8,9 @@
 # Knobs: DURATION (5s), ROUNDS (2), CASES (respond static4k static100k proxy
 # accesslog reload), CONNECTIONS (50), THREADS (1), WARMUP (1s), RELOADS (10),
 # RELOAD_DURATION (12s), HFORK_BIN (a built hfork to use instead of building
-# ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output).
+# ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output),
+# METRICS=1 (the hfork config gets a metrics block, and the run ends with a
+# scrape, to measure what serving metrics costs).
 #
 # See examples/bench/README.md for what each case compares.
 set -euo pipefail
@@ -212,11 +214,15 @@ nginx_conf() {
 		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
 		"$here/nginx.conf.in"
 }
+free_port HF_METRICS_PORT
 hfork_conf() {
 	sed -e "s|@BODY@|$1|g" \
 		-e "s|@PORT@|$HF_PORT|g" -e "s|@LOG_PORT@|$HF_LOG_PORT|g" \
 		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
 		"$here/hfork.hcl.in"
+	if [ -n "${METRICS:-}" ]; then
+		printf '\nmetrics {\n  bind = "127.0.0.1:%s"\n}\n' "$HF_METRICS_PORT"
+	fi
 }
 
 # ---------------------------------------------------------------- servers
@@ -410,6 +416,12 @@ if [ -s "$results" ]; then
 	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more)."
 	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
 	echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
+
+if [ -n "${METRICS:-}" ]; then
+	echo
+	echo "== metrics (METRICS=1): hfork's request counters after the load"
+	http_body "$HF_METRICS_PORT" /metrics | grep '^hfork_http_requests_total' | grep -v ' 0$' || true
 fi
 
 # ---------------------------------------------------------------- memory
