@@ -53,11 +53,11 @@ func idleConn(t *testing.T, port int) net.Conn {
 // connections; --wait prints the plan, then a receipt with nothing cut,
 // and exits 0.
 func TestReloadWaitReceiptClean(t *testing.T) {
-	m, port := serveWeb(t, `keepalive = "1s"`)
+	m, port := serveWeb(t, `keepalive = "4s"`)
 	idleConn(t, port)
 	idleConn(t, port)
 	l := startLoad(t, fmt.Sprintf("127.0.0.1:%d", port), "/", 4)
-	m.writeConfig(webConfig(port, "v2", `keepalive = "1s"`))
+	m.writeConfig(webConfig(port, "v2", `keepalive = "4s"`))
 	code, out, errOut := hforkCmd("-s", "reload", "--wait", "-f", m.cfgPath)
 	l.requireNoFailures(t, "through the reload")
 	if code != 0 {
