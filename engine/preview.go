@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
@@ -41,6 +43,9 @@ type DrainPreview struct {
 	OldestMS int64  `json:"oldest_request_ms,omitempty"`
 	// GracefulTimeoutMS bounds how long the drain may take.
 	GracefulTimeoutMS int64 `json:"graceful_timeout_ms"`
+	// Named are the connections the workers named (see
+	// pool.WorkerInfo.Named), each prefixed with "pid PID ".
+	Named []string `json:"named_connections"`
 }
 
 // planAsk asks the loop what it would do with a config file.
@@ -82,8 +87,12 @@ func (m *Master) preview(path string) Preview {
 }
 
 func drainPreview(s pool.Snapshot, ch Change) DrainPreview {
-	d := DrainPreview{Listener: s.Listener, Gen: s.Gen, Action: ch.Action.String(), GracefulTimeoutMS: ch.Old.GracefulTimeout.Milliseconds()}
+	d := DrainPreview{Listener: s.Listener, Gen: s.Gen, Action: ch.Action.String(),
+		GracefulTimeoutMS: ch.Old.GracefulTimeout.Milliseconds(), Named: []string{}}
 	for _, w := range s.Workers {
+		for _, n := range w.Named {
+			d.Named = append(d.Named, "pid "+strconv.Itoa(w.Pid)+" "+n)
+		}
 		d.Open += w.Open
 		d.Idle += w.Idle
 		d.Upgraded += w.Streams
@@ -109,6 +118,9 @@ func WritePreview(out io.Writer, p Preview) {
 			fmt.Fprintf(out, ", the oldest %s for %dms", d.Oldest, d.OldestMS)
 		}
 		fmt.Fprintln(out)
+		for _, n := range d.Named {
+			fmt.Fprintf(out, "  %s\n", describeNamed(n))
+		}
 	}
 }
 
@@ -132,4 +144,23 @@ func ControlPlan(control, path string) (Preview, error) {
 		return Preview{}, fmt.Errorf("control socket: the answer has no plan preview")
 	}
 	return *r.Preview, nil
+}
+
+// describeNamed turns "pid P KIND AGE_MS METHOD PATH" into a line for a
+// terminal: "pid P: upgraded 12.3s ago: GET /ws".
+func describeNamed(n string) string {
+	f := strings.SplitN(n, " ", 5)
+	if len(f) < 5 {
+		return n
+	}
+	ms, err := strconv.ParseInt(f[3], 10, 64)
+	if err != nil {
+		return n
+	}
+	age := (time.Duration(ms) * time.Millisecond).Round(100 * time.Millisecond)
+	what := "request in flight for " + age.String()
+	if f[2] == "upgraded" {
+		what = "upgraded " + age.String() + " ago"
+	}
+	return "pid " + f[1] + ": " + what + ": " + f[4]
 }

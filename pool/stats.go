@@ -94,6 +94,7 @@ type workerStats struct {
 	durSum             time.Duration
 	bytes              uint64
 	open, idle, stream int
+	named              []string
 	drained            DrainCounts
 	reported           bool // drained came from the worker's own report
 }
@@ -120,6 +121,12 @@ func (s *workerStats) parse(f map[string]string) {
 	if v, ok := f[worker.NotifyConns]; ok {
 		if n, ok := parseUints(v); ok && len(n) == 3 {
 			s.open, s.idle, s.stream = int(n[0]), int(n[1]), int(n[2])
+		}
+	}
+	if v, ok := f[worker.NotifyNamed]; ok {
+		s.named = nil
+		if v != "" {
+			s.named = strings.Split(v, "\t")
 		}
 	}
 	if v, ok := f[worker.NotifyDrained]; ok {
@@ -183,6 +190,10 @@ type WorkerInfo struct {
 	Open    int `json:"open_connections"`
 	Idle    int `json:"idle_connections"`
 	Streams int `json:"upgraded_connections"`
+	// Named are the oldest requests in flight and the upgraded connections,
+	// at most eight: "request AGE_MS METHOD PATH" or "upgraded AGE_MS
+	// METHOD PATH", as of the last heartbeat.
+	Named []string `json:"named_connections"`
 }
 
 // Exit is how a worker ended.
@@ -303,6 +314,7 @@ func (p *Pool) Snapshot(now time.Time) Snapshot {
 			Pid: w.Pid, Gen: w.Gen, State: w.State.String(), Started: w.Started, Requests: w.requests,
 			Inflight: w.inflight, Oldest: time.Duration(w.oldestMS) * time.Millisecond, OldestReq: w.oldestReq,
 			Open: w.stats.open, Idle: w.stats.idle, Streams: w.stats.stream,
+			Named: append([]string{}, w.stats.named...),
 		})
 	}
 	return s

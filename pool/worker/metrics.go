@@ -136,3 +136,27 @@ func (w *worker) connCounts() (open, idle, upgraded int) {
 	}
 	return open, idle, upgraded
 }
+
+// maxNamed bounds the connections a heartbeat names.
+const maxNamed = 8
+
+// namedConns names what a drain would have to wait for: the oldest
+// requests in flight and the upgraded connections (WebSockets), each
+// "KIND AGE_MS METHOD PATH", at most maxNamed in all. The event loop's
+// connections are not named (its downloads count as open connections).
+func (w *worker) namedConns(now time.Time) []string {
+	out := w.track.oldest(maxNamed, now)
+	w.connsMu.Lock()
+	for c := range w.conns {
+		if len(out) >= maxNamed {
+			break
+		}
+		c.mu.Lock()
+		if c.state == http.StateHijacked && c.stream != "" {
+			out = append(out, "upgraded "+strconv.FormatInt(now.Sub(c.streamAt).Milliseconds(), 10)+" "+c.stream)
+		}
+		c.mu.Unlock()
+	}
+	w.connsMu.Unlock()
+	return out
+}

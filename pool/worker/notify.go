@@ -88,5 +88,6 @@ func (w *worker) heartbeat(now time.Time) string {
 	w.metrics.appendFields(&b)
 	open, idle, upgraded := w.connCounts()
 	b.WriteString("\n" + NotifyConns + "=" + strconv.Itoa(open) + "," + strconv.Itoa(idle) + "," + strconv.Itoa(upgraded))
+	b.WriteString("\n" + NotifyNamed + "=" + strings.Join(w.namedConns(now), "\t"))
 	return b.String()
 }

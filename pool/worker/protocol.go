@@ -57,6 +57,10 @@ const (
 	NotifyBytes = "X_HFORK_BYTES"
 	// NotifyConns carries "open,idle,upgraded" connections now.
 	NotifyConns = "X_HFORK_CONNS"
+	// NotifyNamed names up to eight connections a drain would wait for,
+	// separated by tabs: "request AGE_MS METHOD PATH" for the oldest
+	// requests in flight, "upgraded AGE_MS METHOD PATH" for upgraded ones.
+	NotifyNamed = "X_HFORK_NAMED"
 	// NotifyDrained is sent once, when a drain ends:
 	// "handed_over,requests_finished,idle_closed,cut" (see drain).
 	NotifyDrained = "X_HFORK_DRAINED"

@@ -256,6 +256,11 @@ func (rs *reqState) FlushError() error {
 
 func (rs *reqState) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	rs.committed = true // the app writes its own response, if any
+	if rs.status == 0 {
+		// What a hijacker writes is not seen; hijacking is how apps
+		// upgrade, so it counts as 101.
+		rs.status = http.StatusSwitchingProtocols
+	}
 	return http.NewResponseController(rs.rw).Hijack()
 }
 
