@@ -151,15 +151,17 @@ var signals = map[string]syscall.Signal{
 	"upgrade": syscall.SIGUSR2,
 }
 
+// inspections are the -s commands that ask the master over its control
+// socket and send no signal.
+var inspections = map[string]func(*Program, hclconfig.Config) int{
+	"status": (*Program).status,
+	"plan":   (*Program).plan,
+}
+
 func (p *Program) sendSignal(cfg hclconfig.Config) int {
-	switch p.signal {
-	case "status":
-		return p.status(cfg)
-	case "plan":
-		return p.plan(cfg)
-	}
+	_, inspect := inspections[p.signal]
 	sig, ok := signals[p.signal]
-	if !ok {
+	if !ok && !inspect {
 		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, reopen, quit, stop, upgrade, status or plan)\n", p.signal)
 		return 2
 	}
@@ -171,6 +173,9 @@ func (p *Program) sendSignal(cfg hclconfig.Config) int {
 	if err != nil {
 		fmt.Fprintf(p.stderr, "hfork: %v\n", err)
 		return 1
+	}
+	if inspect {
+		return inspections[p.signal](p, cfg)
 	}
 	if p.signal == "reload" {
 		if code, done := p.reloadAndWait(cfg, pid); done {
