@@ -66,14 +66,17 @@ func Plan(old, new hclconfig.Config) Changes {
 			c.Listeners = append(c.Listeners, Change{Listener: nl.Name, Action: Start, New: nl})
 			continue
 		}
+		// The fingerprint decides what a worker sees; the fields only name
+		// what differs, for the log.
 		ch := Change{Listener: nl.Name, Old: ol, New: nl, Fields: diffFields(ol, nl)}
+		same := ol.Fingerprint() == nl.Fingerprint()
 		switch {
-		case len(ch.Fields) == 0:
+		case same && ol.Workers == nl.Workers:
 			ch.Action = Keep
+		case same:
+			ch.Action = Scale
 		case !sameBinds(ol.Bind, nl.Bind):
 			ch.Action = Rebind
-		case slices.Equal(ch.Fields, []string{"workers"}):
-			ch.Action = Scale
 		default:
 			ch.Action = Replace
 		}
