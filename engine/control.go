@@ -19,8 +19,11 @@ var ErrNoControl = errors.New("no control socket")
 // ControlPath is the control socket that lives next to the pidfile.
 func ControlPath(pidfile string) string { return pidfile + ".sock" }
 
-// control is the master's control socket: `hfork -s reload` asks for a
-// reload on it and waits for the outcome. Only the master's owner can
+// control is the master's control socket. A client writes one command
+// line ("reload", "reload --wait", "status", "plan PATH") and reads JSON
+// lines back (controlReply): `hfork -s reload` waits for the outcome of
+// its own reload, `-s status` and `-s plan` for a copy of the master's
+// view. Only the master's owner can
 // connect (mode 0600), and the master answers only its own uid and root
 // (SO_PEERCRED).
 type control struct {
