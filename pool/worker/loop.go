@@ -678,7 +678,7 @@ func (l *loop) serve(c *loopConn, data []byte) {
 		if l.access != nil {
 			l.log(c, start)
 		}
-		l.w.servedFast(l.req.Path, l.resp.Status, l.resp.BodyLen(), c.headAt)
+		l.w.servedFast(&l.req.FastRequest, &l.resp, c.headAt)
 		data = data[n:]
 		if c.file >= 0 || len(out) >= loopMaxOut {
 			// The file goes out before any later answer; and answers to a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/worker/app"
 )
 
 // reqMetrics counts answered requests for the master's metrics: by route
@@ -99,8 +100,12 @@ func (m *reqMetrics) appendFields(b *strings.Builder) {
 
 // servedFast counts a request the event loop answered itself; began is
 // the loop's clock when it read the request.
-func (w *worker) servedFast(path string, status int, bytes int64, began int64) {
-	w.metrics.observe(w.metrics.route(path), status, time.Duration(time.Now().UnixNano()-began), bytes)
+func (w *worker) servedFast(req *app.FastRequest, resp *app.FastResponse, began int64) {
+	var bytes int64
+	if req.Method != http.MethodHead {
+		bytes = resp.BodyLen()
+	}
+	w.metrics.observe(w.metrics.route(req.Path), resp.Status, time.Duration(time.Now().UnixNano()-began), bytes)
 	w.served()
 }
 
