@@ -57,6 +57,14 @@ func TestReloadWaitReceiptClean(t *testing.T) {
 	idleConn(t, port)
 	idleConn(t, port)
 	l := startLoad(t, fmt.Sprintf("127.0.0.1:%d", port), "/", 4)
+	// A client that was answered holds its keep-alive connection to an old
+	// worker: the drain must hand it over.
+	for deadline := time.Now().Add(10 * time.Second); l.ok.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the load got no answer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	m.writeConfig(webConfig(port, "v2", `keepalive = "4s"`))
 	code, out, errOut := hforkCmd("-s", "reload", "--wait", "-f", m.cfgPath)
 	l.requireNoFailures(t, "through the reload")
