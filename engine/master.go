@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -71,7 +70,7 @@ type Master struct {
 	sigs   chan os.Signal
 
 	op      *reloadOp
-	pending []reload.Request
+	pending []reloadAsk
 	upg     *upgradeOp
 	parent  *parentLink // set when this master was started by an upgrade
 
@@ -85,7 +84,10 @@ type Master struct {
 	started    bool // becameReady ran: every pool was ready or failing once
 	pidfile    string
 	control    *control
-	lastPlan   atomic.Value // string: the plan of the last committed reload
+	metrics    *metricsServer
+	receipts   []*receiptWait // owed to `hfork -s reload --wait`
+	lastPage   time.Time      // the last status page sample
+	hist       history
 }
 
 // New prepares a master: it adopts inherited sockets and opens the others,
@@ -100,6 +102,7 @@ func New(opts Options) (*Master, error) {
 		events:  make(chan any, 4096),
 		sigs:    make(chan os.Signal, 64),
 		systemd: newSDNotifier(),
+		hist:    newHistory(),
 	}
 	// Watch signals before anything else: a signal that arrives while the
 	// master starts waits in the channel instead of being lost (USR1) or
@@ -139,6 +142,9 @@ func allBinds(c hclconfig.Config) []listeners.Bind {
 			out = append(out, listeners.Bind{Addr: a, Mode: l.SocketMode, Owner: l.SocketOwner, Group: l.SocketGroup})
 		}
 	}
+	if c.Metrics.Bind != "" {
+		out = append(out, listeners.Bind{Addr: c.Metrics.Bind})
+	}
 	return out
 }
 
@@ -175,6 +181,11 @@ func (m *Master) Run() int {
 		m.listenControl()
 	}
 	defer func() { m.control.close() }()
+	if err := m.startMetrics(m.cfg.Metrics.Bind); err != nil {
+		m.log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer m.stopMetrics()
 
 	m.log.Info("hfork master starting", "pid", os.Getpid(), "version", m.opts.Version, "config", m.cfg.File,
 		"listeners", len(m.cfg.Listeners), "upgrade", m.parent != nil)
@@ -200,7 +211,7 @@ func (m *Master) Run() int {
 		case ev := <-m.events:
 			m.onEvent(ev)
 		case req := <-m.watcher.C():
-			m.onReload(req)
+			m.onReload(askFromWatcher(req))
 		case <-ticker.C:
 			m.tick()
 		}
@@ -214,9 +225,7 @@ func (m *Master) listenControl() {
 	if m.pidfile == "" {
 		return
 	}
-	c, err := listenControl(ControlPath(m.pidfile),
-		func(reply chan<- error) { m.watcher.Trigger("hfork -s reload", reply) },
-		func() string { s, _ := m.lastPlan.Load().(string); return s })
+	c, err := listenControl(ControlPath(m.pidfile), m.post)
 	if err != nil {
 		m.log.Warn("no control socket; hfork -s reload will not wait for the outcome", "err", err)
 		return
@@ -267,6 +276,14 @@ func (m *Master) allPools() []*pool.Pool {
 func (m *Master) onEvent(ev any) {
 	now := time.Now()
 	switch ev := ev.(type) {
+	case reloadAsk:
+		m.onReload(ev)
+	case viewAsk:
+		ev.reply <- m.takeView()
+	case planAsk:
+		ev.reply <- m.preview(ev.path)
+	case pagePush:
+		m.pushPage(ev.data)
 	case upgradeReady:
 		if m.upg != nil && m.upg.pid == ev.pid {
 			m.upg.ready = true
@@ -307,6 +324,7 @@ func (m *Master) tick() {
 	for _, p := range m.allPools() {
 		p.Tick(now)
 	}
+	m.pageTick(now)
 	m.progress()
 }
 
@@ -319,6 +337,9 @@ func (m *Master) progress() {
 	kept := m.retiring[:0]
 	for _, p := range m.retiring {
 		if p.Done() {
+			s := p.Snapshot(time.Now())
+			m.hist.retire(s)
+			m.settleReceipts(p, s)
 			m.sockets.Release(p.Listener().Bind)
 			m.log.Debug("generation retired", "listener", p.Listener().Name, "gen", p.Gen())
 			continue
@@ -472,9 +493,7 @@ func (m *Master) shutdown(mode stopMode) {
 	if m.op != nil {
 		m.failReload(ErrShuttingDown)
 	}
-	for _, req := range m.pending {
-		reply(req, ErrShuttingDown)
-	}
+	answer(m.pending, failed(ErrShuttingDown))
 	m.pending = nil
 	m.abortUpgrade("master is shutting down")
 	for _, p := range m.allPools() {
@@ -518,3 +537,7 @@ func diagnosticsText(files map[string]*hcl.File, diags hcl.Diagnostics) string {
 	hclconfig.WriteDiagnostics(&b, files, diags, false)
 	return b.String()
 }
+
+// post hands a message to the loop from another goroutine (the control
+// socket's); the loop answers on the message's own reply channel.
+func (m *Master) post(msg any) { m.events <- msg }

@@ -11,7 +11,7 @@ import (
 
 var routeSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
-		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect},
+		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect}, {Type: AppStatus},
 	},
 }
 
@@ -20,10 +20,11 @@ var appSchemas = map[string]*hcl.BodySchema{
 	AppStatic:   {Attributes: []hcl.AttributeSchema{{Name: "root", Required: true}, {Name: "index"}}},
 	AppProxy:    {Attributes: []hcl.AttributeSchema{{Name: "upstream", Required: true}}},
 	AppRedirect: {Attributes: []hcl.AttributeSchema{{Name: "to", Required: true}, {Name: "status"}}},
+	AppStatus:   {},
 }
 
 var (
-	appNames         = []string{AppRespond, AppStatic, AppProxy, AppRedirect}
+	appNames         = []string{AppRespond, AppStatic, AppProxy, AppRedirect, AppStatus}
 	redirectStatuses = []int{301, 302, 303, 307, 308}
 )
 

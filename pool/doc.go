@@ -15,6 +15,8 @@
 //     failed to boot: it reports the failure, so the old generation stays.
 //   - A recycled worker is drained only after its replacement is ready, so
 //     capacity never dips.
+//   - A pool's Counters never decrease: a worker's counters are cumulative,
+//     and its last report joins the pool's total when it exits.
 //   - No worker outlives the master: the spawner's thread is locked, so
 //     Pdeathsig fires only when the master itself dies.
 //   - A live pool whose listener has had no ready worker for longer than

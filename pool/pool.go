@@ -65,6 +65,7 @@ type Pool struct {
 	unreadySince time.Time
 	lastFailure  string
 	fallback     *fallback // running while the listener is failing
+	stats   poolStats
 }
 
 // New returns a pool with no workers; Start spawns them.
@@ -145,6 +146,7 @@ func (p *Pool) fill(now time.Time) {
 	for p.serving() < p.target {
 		w, err := p.spawn()
 		if err != nil {
+			p.stats.bootFailure("spawn")
 			p.bootFailed(now, err.Error())
 			return
 		}
@@ -198,6 +200,7 @@ func (p *Pool) retireRecycled() {
 			return
 		}
 		if w.State == Ready && w.recycle {
+			p.stats.restart("max_requests")
 			p.drain(w, "max_requests reached; replacement ready", time.Now())
 		}
 	}
@@ -249,6 +252,7 @@ func (p *Pool) HandleExit(ev ExitEvent, now time.Time) bool {
 	w.State = Exited
 	w.proc.Release()
 	w.closeControl()
+	p.exited(w, ev, now, prev)
 	attrs := []any{"pid", w.Pid, "state", Exited.String(), "was", prev.String(), "status", DescribeStatus(ev.Status)}
 	if w.killedFor != "" {
 		attrs = append(attrs, "reason", w.killedFor)
@@ -300,9 +304,11 @@ func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
 	}
 	if v, ok := f[worker.NotifyRequests]; ok {
 		w.requests, _ = strconv.ParseInt(v, 10, 64)
+		w.inflight, _ = strconv.Atoi(f[worker.NotifyInflight])
 		w.oldestMS, _ = strconv.ParseInt(f[worker.NotifyOldestMS], 10, 64)
 		w.oldestReq = f[worker.NotifyOldestReq]
 	}
+	w.stats.parse(f)
 	if s, ok := f["STATUS"]; ok && p.cfg.Listener.Class == hclconfig.ClassExec {
 		p.log.Info("worker status", "pid", w.Pid, "status", s)
 	}

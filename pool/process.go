@@ -46,11 +46,13 @@ type Worker struct {
 	lastBeat  time.Time
 	watchdog  bool // sent WATCHDOG=1 at least once
 	requests  int64
+	inflight  int
 	oldestMS  int64
 	oldestReq string
 	recycle   bool      // asked to be replaced (max_requests)
 	deadline  time.Time // Draining: SIGKILL after this
 	killedFor string    // why the master killed it, for the exit line
+	stats     workerStats
 }
 
 // baseEnv is the master's environment without the variables that describe

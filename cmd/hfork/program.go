@@ -24,6 +24,8 @@ type Program struct {
 	test    bool
 	dump    bool
 	signal  string
+	json    bool
+	wait    bool
 	version bool
 }
 
@@ -32,13 +34,20 @@ func NewProgram(stdout, stderr io.Writer) *Program {
 	return &Program{stdout: stdout, stderr: stderr}
 }
 
-const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -v]
+const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload [--wait] | -s status [--json] | -s plan | -v]
 
   -f FILE    configuration file (default server.hcl)
   -t         test the configuration and exit
   -T         test the configuration, then print it with every default filled in
   -s SIGNAL  send a signal to the running master found through the pidfile:
              reload | reopen | quit | stop | upgrade
+  -s status  print the running master's listeners, workers, draining
+             generations and last reload and upgrade
+  -s plan    ask the running master what a reload to FILE would do, and
+             which open connections it would drain; applies nothing
+  --json     with -s status: the same as JSON (schema in the README)
+  --wait     with -s reload: once the old workers are gone, print what their
+             drain did per listener; exit 3 if a connection was cut
   -v         print the version and exit
 
 Signals to the master: HUP reload, QUIT graceful stop, TERM fast stop,
@@ -55,6 +64,8 @@ func (p *Program) ParseFlags(args []string) error {
 	fs.BoolVar(&p.test, "t", false, "")
 	fs.BoolVar(&p.dump, "T", false, "")
 	fs.StringVar(&p.signal, "s", "", "")
+	fs.BoolVar(&p.json, "json", false, "")
+	fs.BoolVar(&p.wait, "wait", false, "")
 	fs.BoolVar(&p.version, "v", false, "")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -140,10 +151,18 @@ var signals = map[string]syscall.Signal{
 	"upgrade": syscall.SIGUSR2,
 }
 
+// inspections are the -s commands that ask the master over its control
+// socket and send no signal.
+var inspections = map[string]func(*Program, hclconfig.Config) int{
+	"status": (*Program).status,
+	"plan":   (*Program).plan,
+}
+
 func (p *Program) sendSignal(cfg hclconfig.Config) int {
+	_, inspect := inspections[p.signal]
 	sig, ok := signals[p.signal]
-	if !ok {
-		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, reopen, quit, stop or upgrade)\n", p.signal)
+	if !ok && !inspect {
+		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, reopen, quit, stop, upgrade, status or plan)\n", p.signal)
 		return 2
 	}
 	if cfg.Pidfile == "" {
@@ -154,6 +173,9 @@ func (p *Program) sendSignal(cfg hclconfig.Config) int {
 	if err != nil {
 		fmt.Fprintf(p.stderr, "hfork: %v\n", err)
 		return 1
+	}
+	if inspect {
+		return inspections[p.signal](p, cfg)
 	}
 	if p.signal == "reload" {
 		if code, done := p.reloadAndWait(cfg, pid); done {
@@ -171,6 +193,9 @@ func (p *Program) sendSignal(cfg hclconfig.Config) int {
 // reloadAndWait asks the master over its control socket to reload and
 // prints the outcome; done is false when there is no control socket.
 func (p *Program) reloadAndWait(cfg hclconfig.Config, pid int) (code int, done bool) {
+	if p.wait {
+		return p.reloadReceipt(cfg), true
+	}
 	out, err := engine.ControlReload(engine.ControlPath(cfg.Pidfile))
 	if errors.Is(err, engine.ErrNoControl) {
 		return 0, false

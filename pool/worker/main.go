@@ -131,6 +131,9 @@ func Main() int {
 		if c.Certificates != nil && certs != nil {
 			certs.Update(c.Certificates)
 		}
+		if len(c.Status) > 0 {
+			app.PublishStatus(c.Status)
+		}
 		if c.LogLevel == "" && c.LogFormat == "" {
 			return
 		}

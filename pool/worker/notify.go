@@ -79,3 +79,15 @@ func heartbeat(l load) string {
 	b.WriteString(NotifyOldestReq + "=" + l.OldestReq)
 	return b.String()
 }
+
+// heartbeat is the worker's beat: its load, its request counters and its
+// connections.
+func (w *worker) heartbeat(now time.Time) string {
+	var b strings.Builder
+	b.WriteString(heartbeat(w.track.snapshot(now)))
+	w.metrics.appendFields(&b)
+	open, idle, upgraded := w.connCounts()
+	b.WriteString("\n" + NotifyConns + "=" + strconv.Itoa(open) + "," + strconv.Itoa(idle) + "," + strconv.Itoa(upgraded))
+	b.WriteString("\n" + NotifyNamed + "=" + strings.Join(w.namedConns(now), "\t"))
+	return b.String()
+}

@@ -1,6 +1,9 @@
 package worker
 
 import (
+	"encoding/json"
+	"time"
+
 	"github.com/hfork/hfork/hclconfig"
 )
 
@@ -39,7 +42,37 @@ const (
 	// NotifyRecycle=1 says the worker reached max_requests: the master starts
 	// a replacement, waits for it to be ready, then drains this worker.
 	NotifyRecycle = "X_HFORK_RECYCLE"
+
+	// The metrics counters, all cumulative since the worker started:
+	//
+	// NotifyCodes carries answered requests by route and status class:
+	// five counts (1xx to 5xx) per route in the listener's route order,
+	// then five for requests no route matched, all joined by ",".
+	NotifyCodes = "X_HFORK_CODES"
+	// NotifyDuration carries request durations: one count per bucket of
+	// DurationBuckets (not cumulative), one for longer ones, then the sum
+	// of all durations in microseconds, joined by ",".
+	NotifyDuration = "X_HFORK_DURATION"
+	// NotifyBytes carries response body bytes sent.
+	NotifyBytes = "X_HFORK_BYTES"
+	// NotifyConns carries "open,idle,upgraded" connections now.
+	NotifyConns = "X_HFORK_CONNS"
+	// NotifyNamed names up to eight connections a drain would wait for,
+	// separated by tabs: "request AGE_MS METHOD PATH" for the oldest
+	// requests in flight, "upgraded AGE_MS METHOD PATH" for upgraded ones.
+	NotifyNamed = "X_HFORK_NAMED"
+	// NotifyDrained is sent once, when a drain ends:
+	// "handed_over,requests_finished,idle_closed,cut" (see drain).
+	NotifyDrained = "X_HFORK_DRAINED"
 )
+
+// DurationBuckets are the upper bounds of the request duration histogram,
+// shared by workers and the master's metrics.
+var DurationBuckets = []time.Duration{
+	time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
 
 // Spec is the first line on the control pipe: everything a worker knows.
 type Spec struct {
@@ -74,4 +107,7 @@ type Command struct {
 	// sends them whenever its poll (every second) or a reload found
 	// changed files that load.
 	Certificates []CertPEM `json:"certificates,omitempty"`
+	// Status is the master's view for a status route (see app.PublishStatus),
+	// sent once a second to workers of listeners that have one.
+	Status json.RawMessage `json:"status,omitempty"`
 }

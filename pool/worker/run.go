@@ -115,11 +115,16 @@ type worker struct {
 	evictLogged atomic.Int64  // unix nanos of the last eviction warning
 
 	track       tracker
+	metrics     *reqMetrics
 	maxRequests uint64 // 0 is never
 	recycle     atomic.Bool
 	recycleCh   chan struct{} // closed when served reaches maxRequests
 
 	draining atomic.Bool
+	// drainIdleClosed counts idle connections a drain closed (net/http's
+	// and the event loop's), for the drain's report.
+	drainIdleClosed atomic.Uint64
+	drainCut        atomic.Bool // the drain reached its deadline and closes the rest
 
 	// loop serves the listeners when the worker has an event loop; then
 	// net/http serves only what the loop hands over.
@@ -180,6 +185,7 @@ func newWorker(opts Options) (*worker, error) {
 		recycleCh: make(chan struct{}),
 		conns:     make(map[*trackedConn]struct{}),
 		connGone:  make(chan struct{}, 1),
+		metrics:   newReqMetrics(opts.Listener),
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -340,7 +346,7 @@ func (w *worker) heartbeats(quit <-chan struct{}) {
 			w.log.Info("worker reached max_requests; asking to be replaced", "max_requests", w.maxRequests)
 			err = w.notify(NotifyRecycle + "=1")
 		case now := <-t.C:
-			err = w.notify(heartbeat(w.track.snapshot(now)))
+			err = w.notify(w.heartbeat(now))
 		}
 		// One line when the master stops hearing us and one when it hears
 		// again, not one per beat.
