@@ -127,3 +127,27 @@ func (l *Logging) Apply(c hclconfig.Log) error {
 	l.Format = format
 	return nil
 }
+
+// logPlan logs a reload plan one line per action, with the listener, the
+// action and what changed as attributes, so a JSON log keeps one event per
+// line and each action can be filtered on.
+func logPlan(log *slog.Logger, c Changes) {
+	for _, ch := range c.Listeners {
+		attrs := []any{"listener", ch.Listener, "action", ch.Action.String()}
+		switch ch.Action {
+		case Scale:
+			attrs = append(attrs, "workers_from", ch.Old.Workers, "workers_to", ch.New.Workers)
+		case Replace, Rebind:
+			attrs = append(attrs, "changed", ch.Fields)
+		}
+		log.Info("reload plan", attrs...)
+	}
+	for _, s := range []struct {
+		on   bool
+		what string
+	}{{c.Log, "log"}, {c.Reload, "reload"}, {c.Pidfile, "pidfile"}} {
+		if s.on {
+			log.Info("reload plan", "action", "apply", "settings", s.what)
+		}
+	}
+}

@@ -1,10 +1,15 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hfork/hfork/hclconfig"
 )
@@ -49,5 +54,51 @@ func TestLoggingApplyAndReopen(t *testing.T) {
 	}
 	if l.Format != "text" {
 		t.Errorf("Format = %q, want text (what workers are told)", l.Format)
+	}
+}
+
+// TestLogPlan: the reload plan is one JSON event per action, its message
+// on one line and the details in attributes.
+func TestLogPlan(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	old := hclconfig.Config{Listeners: []hclconfig.Listener{
+		{Name: "a", Bind: []string{":1"}, Workers: 1},
+		{Name: "b", Bind: []string{":2"}, Workers: 1, Timeout: time.Second},
+		{Name: "gone", Bind: []string{":3"}},
+	}}
+	new := hclconfig.Config{Log: hclconfig.Log{Level: "debug"}, Listeners: []hclconfig.Listener{
+		{Name: "a", Bind: []string{":1"}, Workers: 3},
+		{Name: "b", Bind: []string{":2"}, Workers: 1, Timeout: 2 * time.Second},
+		{Name: "c", Bind: []string{":4"}},
+	}}
+	logPlan(log, Plan(old, new))
+
+	type line struct {
+		Msg, Listener, Action, Settings string
+		Changed                         []string
+		WorkersFrom                     int `json:"workers_from"`
+		WorkersTo                       int `json:"workers_to"`
+	}
+	var got []line
+	for _, raw := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+		var l line
+		if err := json.Unmarshal([]byte(raw), &l); err != nil {
+			t.Fatalf("not one JSON event per line: %v\n%s", err, buf.String())
+		}
+		if l.Msg != "reload plan" {
+			t.Errorf("msg = %q, want \"reload plan\"", l.Msg)
+		}
+		got = append(got, l)
+	}
+	want := []line{
+		{Msg: "reload plan", Listener: "a", Action: "scale", WorkersFrom: 1, WorkersTo: 3},
+		{Msg: "reload plan", Listener: "b", Action: "replace", Changed: []string{"timeout"}},
+		{Msg: "reload plan", Listener: "c", Action: "start"},
+		{Msg: "reload plan", Listener: "gone", Action: "stop"},
+		{Msg: "reload plan", Action: "apply", Settings: "log"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("plan lines:\n%+v\nwant\n%+v", got, want)
 	}
 }

@@ -106,7 +106,7 @@ func (m *Master) beginReload(reqs []reload.Request) {
 		m.systemd.send("READY=1")
 		return
 	}
-	m.log.Info("reload plan\n" + plan.String())
+	logPlan(m.log, plan)
 	if err := m.sockets.Prepare(allBinds(cfg)); err != nil {
 		m.log.Error("reload failed; keeping the running config", "err", err)
 		answer(&ReloadError{Stage: "bind", Text: err.Error()})
