@@ -110,8 +110,8 @@ func New(opts Options) (*Master, error) {
 		return nil, err
 	}
 	if m.parent == nil && m.cfg.Pidfile != "" {
-		if pid, err := ReadPidfile(m.cfg.Pidfile); err == nil {
-			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", pid, m.cfg.Pidfile)
+		if run, err := FindMaster(m.cfg.Pidfile); err == nil {
+			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", run.Pid, m.cfg.Pidfile)
 		}
 	}
 	for _, l := range m.cfg.Listeners {

@@ -150,10 +150,17 @@ func (p *Program) sendSignal(cfg hclconfig.Config) int {
 		fmt.Fprintf(p.stderr, "hfork: no pidfile configured in %s: cannot find the master\n", p.file)
 		return 1
 	}
-	pid, err := engine.ReadPidfile(cfg.Pidfile)
+	run, err := engine.FindMaster(cfg.Pidfile)
 	if err != nil {
 		fmt.Fprintf(p.stderr, "hfork: %v\n", err)
 		return 1
+	}
+	pid := run.Pid
+	switch {
+	case run.Upgrading:
+		fmt.Fprintf(p.stderr, "hfork: a binary upgrade is under way: master pid %d (%s%s) is in charge until the new master is ready\n", pid, cfg.Pidfile, engine.OldbinSuffix)
+	case run.Draining != 0:
+		fmt.Fprintf(p.stderr, "hfork: two masters run: pid %d is in charge, pid %d (%s%s) is draining after an upgrade\n", pid, run.Draining, cfg.Pidfile, engine.OldbinSuffix)
 	}
 	if p.signal == "reload" {
 		if code, done := p.reloadAndWait(cfg, pid); done {
