@@ -151,3 +151,24 @@ func logPlan(log *slog.Logger, c Changes) {
 		}
 	}
 }
+
+// ToFile reports whether the log goes to a file rather than stderr.
+func (o *LogOutput) ToFile() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.f != nil
+}
+
+// cannotStart logs why the master gives up starting and, when the log is
+// a file, says it on stderr too: whoever started hfork (a shell, systemd's
+// journal) would otherwise see it exit 1 with nothing said.
+func (m *Master) cannotStart(err error, args ...any) {
+	m.log.Error("cannot start", append(args, "err", err)...)
+	if m.logging.Out.ToFile() {
+		prefix := ""
+		for i := 0; i+1 < len(args); i += 2 {
+			prefix += fmt.Sprintf("%v %v: ", args[i], args[i+1])
+		}
+		fmt.Fprintf(os.Stderr, "hfork: cannot start: %s%v\n", prefix, err)
+	}
+}

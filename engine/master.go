@@ -146,7 +146,7 @@ func (m *Master) Run() int {
 	m.spawner = pool.NewSpawner()
 	m.output = pool.NewOutput(m.logging.Out, m.log)
 	if m.notify, err = pool.ListenNotify(func(ev pool.NotifyEvent) { m.events <- ev }); err != nil {
-		m.log.Error("cannot start", "err", err)
+		m.cannotStart(err)
 		return 1
 	}
 	defer m.notify.Close()
@@ -154,14 +154,14 @@ func (m *Master) Run() int {
 		Path: m.opts.ConfigPath, Watch: m.cfg.Reload.Watch, Debounce: m.cfg.Reload.Debounce, Log: m.log,
 	})
 	if err != nil {
-		m.log.Error("cannot start", "err", err)
+		m.cannotStart(err)
 		return 1
 	}
 	defer m.watcher.Close()
 	m.pidfile = m.cfg.Pidfile
 	if m.pidfile != "" && m.parent == nil {
 		if err := WritePidfile(m.pidfile, os.Getpid()); err != nil {
-			m.log.Error("cannot start", "err", err)
+			m.cannotStart(err)
 			return 1
 		}
 		m.listenControl()
@@ -175,7 +175,7 @@ func (m *Master) Run() int {
 		// fail to boot: it fails, and the old master keeps serving.
 		p, err := m.newPool(l, m.parent != nil)
 		if err != nil {
-			m.log.Error("cannot start", "listener", l.Name, "err", err)
+			m.cannotStart(err, "listener", l.Name)
 			return 1
 		}
 		m.pools[l.Name] = p

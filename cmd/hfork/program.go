@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hfork/hfork/engine"
 	"github.com/hfork/hfork/hclconfig"
 )
@@ -78,30 +79,32 @@ func (p *Program) Run(argv []string) int {
 		fmt.Fprintf(p.stdout, "hfork %s\n", Version)
 		return 0
 	}
-	cfg, ok := p.load()
+	cfg, files, ok := p.load()
 	if !ok {
 		return 1
 	}
 	switch {
 	case p.signal != "":
 		return p.sendSignal(cfg)
-	case p.dump:
+	case p.dump || p.test:
+		if !p.checkAccess(cfg, files) {
+			return 1
+		}
 		fmt.Fprintf(p.stderr, "hfork: configuration file %s test is successful\n", p.file)
-		p.stdout.Write(hclconfig.Format(cfg))
-		return 0
-	case p.test:
-		fmt.Fprintf(p.stderr, "hfork: configuration file %s test is successful\n", p.file)
+		if p.dump {
+			p.stdout.Write(hclconfig.Format(cfg))
+		}
 		return 0
 	}
 	return p.serve(argv, cfg)
 }
 
 // load reads and validates the config, printing every diagnostic.
-func (p *Program) load() (hclconfig.Config, bool) {
+func (p *Program) load() (hclconfig.Config, map[string]*hcl.File, bool) {
 	src, err := os.ReadFile(p.file)
 	if err != nil {
 		fmt.Fprintf(p.stderr, "hfork: cannot read configuration: %v\n", unwrapPathError(err))
-		return hclconfig.Config{}, false
+		return hclconfig.Config{}, nil, false
 	}
 	cfg, files, diags := hclconfig.Parse(p.file, src)
 	if len(diags) > 0 {
@@ -109,9 +112,24 @@ func (p *Program) load() (hclconfig.Config, bool) {
 	}
 	if diags.HasErrors() {
 		fmt.Fprintf(p.stderr, "hfork: configuration file %s test failed\n", p.file)
-		return hclconfig.Config{}, false
+		return hclconfig.Config{}, nil, false
 	}
-	return cfg, true
+	return cfg, files, true
+}
+
+// checkAccess runs the file-system checks of -t and -T: what the master
+// and the workers will have to open, as whom, printed like the config's
+// own diagnostics.
+func (p *Program) checkAccess(cfg hclconfig.Config, files map[string]*hcl.File) bool {
+	diags := hclconfig.CheckAccess(cfg, files)
+	if len(diags) > 0 {
+		hclconfig.WriteDiagnostics(p.stderr, files, diags, colorOK(p.stderr))
+	}
+	if diags.HasErrors() {
+		fmt.Fprintf(p.stderr, "hfork: configuration file %s test failed\n", p.file)
+		return false
+	}
+	return true
 }
 
 func unwrapPathError(err error) error {
