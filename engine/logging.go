@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/pool/worker"
@@ -38,7 +41,7 @@ func (o *LogOutput) SetPath(path string) error {
 	var f *os.File
 	if path != "" {
 		var err error
-		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
+		if f, err = openLog(path); err != nil {
 			return fmt.Errorf("open log file: %w", err)
 		}
 	}
@@ -56,7 +59,7 @@ func (o *LogOutput) Reopen() error {
 	if o.path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := openLog(o.path)
 	if err != nil {
 		return fmt.Errorf("reopen log file: %w", err)
 	}
@@ -65,6 +68,37 @@ func (o *LogOutput) Reopen() error {
 	}
 	o.f = f
 	return nil
+}
+
+// openLog opens a log file for appending. A master runs as root, so when
+// the file's directory is writable by anyone else (a shared directory, a
+// group-writable log directory, one owned by another user), whoever can
+// write there could put a symlink at the log's name pointing at a file
+// only root may write, and every line would be appended to it: there the
+// last component is opened with O_NOFOLLOW and a symlink is refused. A
+// symlink in a directory only the master's user or root can write was
+// put there by them, and is followed.
+func openLog(path string) (*os.File, error) {
+	flags := os.O_WRONLY | os.O_APPEND | os.O_CREATE
+	dir := filepath.Dir(path)
+	if othersMayWrite(dir) {
+		flags |= syscall.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symlink in %s, which others may write: not following it: %w", path, dir, err)
+	}
+	return f, err
+}
+
+// othersMayWrite reports whether someone other than this process's user
+// and root may create or replace entries in dir.
+func othersMayWrite(dir string) bool {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return true // the open will fail anyway; take no chance
+	}
+	return st.Mode&0o022 != 0 || (st.Uid != 0 && st.Uid != uint32(os.Geteuid()))
 }
 
 // Terminal reports whether the destination is a terminal.

@@ -102,3 +102,65 @@ func TestLogPlan(t *testing.T) {
 		t.Errorf("plan lines:\n%+v\nwant\n%+v", got, want)
 	}
 }
+
+// TestLogRefusesPlantedSymlink: in a directory others may write, a symlink
+// at the log's name (pointing at a file only its owner may write) is not
+// followed, at start or at USR1; in the master's own directory an
+// administrator's symlink is.
+func TestLogRefusesPlantedSymlink(t *testing.T) {
+	base := t.TempDir()
+	victim := filepath.Join(base, "secret")
+	if err := os.WriteFile(victim, []byte("root only\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(base, "shared")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	planted := filepath.Join(shared, "hfork.log")
+	if err := os.Symlink(victim, planted); err != nil {
+		t.Fatal(err)
+	}
+	var out LogOutput
+	if err := out.SetPath(planted); err == nil || !strings.Contains(err.Error(), "not following it") {
+		t.Errorf("SetPath through a planted symlink: err = %v, want a refusal", err)
+	}
+	// Reopen after a rotation: the file was real at start, a symlink now.
+	real := filepath.Join(shared, "real.log")
+	if err := out.SetPath(real); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(real, real+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, real); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Reopen(); err == nil {
+		t.Errorf("Reopen followed a symlink planted after the rotation")
+	}
+	out.Write([]byte("a log line\n"))
+	if b, _ := os.ReadFile(victim); string(b) != "root only\n" {
+		t.Errorf("the symlink's target was written: %q", b)
+	}
+
+	own := filepath.Join(base, "own")
+	if err := os.Mkdir(own, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(base, "target.log")
+	if err := os.Symlink(target, filepath.Join(own, "hfork.log")); err != nil {
+		t.Fatal(err)
+	}
+	var out2 LogOutput
+	if err := out2.SetPath(filepath.Join(own, "hfork.log")); err != nil {
+		t.Fatalf("a symlink in the master's own directory: %v", err)
+	}
+	out2.Write([]byte("through the link\n"))
+	if b, _ := os.ReadFile(target); string(b) != "through the link\n" {
+		t.Errorf("target = %q, want the line written through the symlink", b)
+	}
+}

@@ -97,12 +97,16 @@ func WritePidfile(path string, pid int) error {
 	if err != nil {
 		return fmt.Errorf("write pidfile: %w", err)
 	}
+	// The temporary file is made with O_EXCL and moved by rename, which
+	// replaces a symlink at path instead of following it; its mode is set
+	// on the open file, as a chmod by name could follow a symlink swapped
+	// in by whoever else may write in the directory.
 	_, err = tmp.WriteString(strconv.Itoa(pid) + "\n")
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
