@@ -198,7 +198,8 @@ const (
 
 // identity is a uid and the groups it holds, as the kernel checks them.
 type identity struct {
-	label  string // for messages: `user "nobody"`, "the master (uid 0)"
+	label  string // for messages: `workers as user "nobody"`, `the master (user "root")`
+	name   string // `user "root"`, or "uid 1000" when it has no name
 	uid    uint32
 	groups []uint32
 }
@@ -212,10 +213,11 @@ func currentIdentity() identity {
 			id.groups = append(id.groups, uint32(g))
 		}
 	}
-	id.label = "the master (uid " + strconv.Itoa(int(id.uid)) + ")"
+	id.name = "uid " + strconv.Itoa(int(id.uid))
 	if u, err := user.LookupId(strconv.Itoa(int(id.uid))); err == nil {
-		id.label = "the master (user " + quote(u.Username) + ")"
+		id.name = "user " + quote(u.Username)
 	}
+	id.label = "the master (" + id.name + ")"
 	return id
 }
 
@@ -224,7 +226,9 @@ func currentIdentity() identity {
 // (pool's credential rule); the master itself when neither is set.
 func workerIdentity(l Listener, master identity) (identity, error) {
 	if l.User == "" && l.Group == "" {
-		return master, nil
+		id := master
+		id.label = "workers (as the master, " + master.name + ")"
+		return id, nil
 	}
 	id := identity{uid: master.uid, groups: master.groups[:1]}
 	var names []string
