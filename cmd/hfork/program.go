@@ -223,7 +223,12 @@ func (p *Program) serve(argv []string, cfg hclconfig.Config) int {
 	}
 	m, err := engine.New(engine.Options{ConfigPath: path, Config: cfg, Argv: argv, Dir: dir, Version: Version, Logging: logging})
 	if err != nil {
-		fmt.Fprintf(p.stderr, "hfork: %v\n", err)
+		// In the log too, where the operator of a running service looks;
+		// when the log is stderr, once is enough.
+		if logging.Out.ToFile() {
+			logging.Log.Error("cannot start", "err", err)
+		}
+		fmt.Fprintf(p.stderr, "hfork: cannot start: %v\n", err)
 		return 1
 	}
 	return m.Run()
