@@ -1,6 +1,11 @@
 package hclconfig
 
-import "github.com/hashicorp/hcl/v2"
+import (
+	"bytes"
+	"unicode/utf8"
+
+	"github.com/hashicorp/hcl/v2"
+)
 
 // Follow-on errors: one mistake should read as one diagnostic. HCL's
 // parser reports an unclosed quote once for every line the string then
@@ -15,39 +20,70 @@ const (
 	summaryMultiLineString     = "Invalid multi-line string"
 )
 
-// trimSyntaxFollowOns replaces an unterminated string's diagnostics (one
-// "Invalid multi-line string" per line it ran over, then "Unterminated
-// template string") with one, pointing at the opening quote.
-func trimSyntaxFollowOns(diags hcl.Diagnostics) hcl.Diagnostics {
-	var open *hcl.Diagnostic
+// trimSyntaxFollowOns turns an unclosed string's diagnostics (one
+// "Invalid multi-line string" per line it ran over, often an "Unterminated
+// template string", and whatever the parser made of the rest) into one,
+// at the opening quote. Diagnostics before the quote are kept.
+func trimSyntaxFollowOns(diags hcl.Diagnostics, src []byte) hcl.Diagnostics {
+	var first *hcl.Diagnostic
 	for _, d := range diags {
-		if d.Summary == summaryUnterminatedString && d.Context != nil {
-			open = d
-			break
+		if (d.Summary == summaryMultiLineString || d.Summary == summaryUnterminatedString) && d.Subject != nil &&
+			(first == nil || d.Subject.Start.Byte < first.Subject.Start.Byte) {
+			first = d
 		}
 	}
-	if open == nil {
+	if first == nil {
 		return diags
 	}
-	start := open.Context.Start
-	quote := hcl.Range{Filename: open.Context.Filename, Start: start, End: hcl.Pos{Line: start.Line, Column: start.Column + 1, Byte: start.Byte + 1}}
-	var out hcl.Diagnostics
+	quote, ok := openQuote(src, first.Subject.Start.Line)
+	if !ok {
+		return diags
+	}
+	quote.Filename = first.Subject.Filename
+	out := hcl.Diagnostics{}
 	for _, d := range diags {
-		switch {
-		case d == open:
-			out = append(out, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Unclosed quote",
-				Detail:   "The string that starts here has no closing quote on its line, so the rest of the file was read as part of it. Close the string with \".",
-				Subject:  &quote,
-			})
-		case d.Summary == summaryMultiLineString && d.Subject != nil && d.Subject.Start.Byte >= start.Byte:
-			// a line the unclosed string swallowed
-		default:
+		if d.Subject == nil || d.Subject.Start.Byte < quote.Start.Byte {
 			out = append(out, d)
 		}
 	}
-	return out
+	return append(out, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Unclosed quote",
+		Detail:   "The string that starts here has no closing quote on its line, so the rest of the file was read as part of it. Close the string with \".",
+		Subject:  &quote,
+	})
+}
+
+// openQuote finds the quote left open on line (1-based) of src: the last
+// unescaped '"' that no later one on the line closes.
+func openQuote(src []byte, line int) (hcl.Range, bool) {
+	lineStart := 0
+	for l := 1; l < line; l++ {
+		i := bytes.IndexByte(src[lineStart:], '\n')
+		if i < 0 {
+			return hcl.Range{}, false
+		}
+		lineStart += i + 1
+	}
+	open := -1
+	for i := lineStart; i < len(src) && src[i] != '\n'; i++ {
+		switch {
+		case src[i] == '\\' && open >= 0:
+			i++ // an escape inside a string
+		case src[i] == '"' && open >= 0:
+			open = -1
+		case src[i] == '"':
+			open = i
+		case src[i] == '#' && open < 0:
+			i = len(src) // a comment: the rest of the line is not code
+		}
+	}
+	if open < 0 {
+		return hcl.Range{}, false
+	}
+	col := utf8.RuneCount(src[lineStart:open]) + 1
+	start := hcl.Pos{Line: line, Column: col, Byte: open}
+	return hcl.Range{Start: start, End: hcl.Pos{Line: line, Column: col + 1, Byte: open + 1}}, true
 }
 
 // content decodes body against schema and reports whether the body holds

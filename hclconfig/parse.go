@@ -49,7 +49,7 @@ func Parse(filename string, src []byte) (Config, map[string]*hcl.File, hcl.Diagn
 	p := hclparse.NewParser()
 	f, diags := p.ParseHCL(src, filename)
 	if diags.HasErrors() {
-		return Config{}, p.Files(), trimSyntaxFollowOns(diags)
+		return Config{}, p.Files(), trimSyntaxFollowOns(diags, src)
 	}
 	abs, err := filepath.Abs(filename)
 	if err != nil {
