@@ -118,8 +118,8 @@ func New(opts Options) (*Master, error) {
 		return nil, err
 	}
 	if m.parent == nil && m.cfg.Pidfile != "" {
-		if pid, err := ReadPidfile(m.cfg.Pidfile); err == nil {
-			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", pid, m.cfg.Pidfile)
+		if run, err := FindMaster(m.cfg.Pidfile); err == nil {
+			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", run.Pid, m.cfg.Pidfile)
 		}
 	}
 	for _, l := range m.cfg.Listeners {
@@ -160,7 +160,7 @@ func (m *Master) Run() int {
 	}
 	m.output = pool.NewOutput(m.logging.Out, m.log)
 	if m.notify, err = pool.ListenNotify(func(ev pool.NotifyEvent) { m.events <- ev }); err != nil {
-		m.log.Error("cannot start", "err", err)
+		m.cannotStart(err)
 		return 1
 	}
 	defer m.notify.Close()
@@ -168,14 +168,14 @@ func (m *Master) Run() int {
 		Path: m.opts.ConfigPath, Watch: m.cfg.Reload.Watch, Debounce: m.cfg.Reload.Debounce, Log: m.log,
 	})
 	if err != nil {
-		m.log.Error("cannot start", "err", err)
+		m.cannotStart(err)
 		return 1
 	}
 	defer m.watcher.Close()
 	m.pidfile = m.cfg.Pidfile
 	if m.pidfile != "" && m.parent == nil {
 		if err := WritePidfile(m.pidfile, os.Getpid()); err != nil {
-			m.log.Error("cannot start", "err", err)
+			m.cannotStart(err)
 			return 1
 		}
 		m.listenControl()
@@ -194,7 +194,7 @@ func (m *Master) Run() int {
 		// fail to boot: it fails, and the old master keeps serving.
 		p, err := m.newPool(l, m.parent != nil)
 		if err != nil {
-			m.log.Error("cannot start", "listener", l.Name, "err", err)
+			m.cannotStart(err, "listener", l.Name)
 			return 1
 		}
 		m.pools[l.Name] = p

@@ -76,7 +76,7 @@ func (m *Master) beginReload(asks []reloadAsk) {
 		answerReceipts(asks)
 		return
 	}
-	m.log.Info("reload plan\n" + plan.String())
+	logPlan(m.log, plan)
 	if err := m.sockets.Prepare(allBinds(cfg)); err != nil {
 		m.log.Error("reload failed; keeping the running config", "err", err)
 		end(failed(errStage("bind", err)))

@@ -54,7 +54,7 @@ func Parse(filename string, src []byte) (Config, map[string]*hcl.File, hcl.Diagn
 	p := hclparse.NewParser()
 	f, diags := p.ParseHCL(src, filename)
 	if diags.HasErrors() {
-		return Config{}, p.Files(), diags
+		return Config{}, p.Files(), trimSyntaxFollowOns(diags, src)
 	}
 	abs, err := filepath.Abs(filename)
 	if err != nil {
@@ -136,8 +136,7 @@ var (
 )
 
 func (d *decoder) log(body hcl.Body, l Log) Log {
-	content, diags := body.Content(logSchema)
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(body, logSchema)
 	d.enum(content.Attributes, "level", logLevels, &l.Level)
 	d.enum(content.Attributes, "format", logFormats, &l.Format)
 	if d.str(content.Attributes, "file", &l.File) {
@@ -152,8 +151,7 @@ func (d *decoder) log(body hcl.Body, l Log) Log {
 }
 
 func (d *decoder) reload(body hcl.Body, r Reload) Reload {
-	content, diags := body.Content(reloadSchema)
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(body, reloadSchema)
 	d.boolean(content.Attributes, "watch", &r.Watch)
 	d.duration(content.Attributes, "debounce", &r.Debounce)
 	return r

@@ -51,8 +51,7 @@ func (d *decoder) routes(blocks []*hcl.Block) []Route {
 
 func (d *decoder) route(b *hcl.Block) Route {
 	r := Route{Prefix: b.Labels[0]}
-	content, diags := b.Body.Content(routeSchema)
-	d.diags = append(d.diags, diags...)
+	content, unknown := d.content(b.Body, routeSchema)
 	var first *hcl.Block
 	for _, app := range content.Blocks {
 		if first != nil {
@@ -63,15 +62,14 @@ func (d *decoder) route(b *hcl.Block) Route {
 		r.App = app.Type
 		d.app(app, &r)
 	}
-	if first == nil {
+	if first == nil && !unknown {
 		d.errorf(b.DefRange, "Route "+quote(r.Prefix)+" has no app", "Add one of %s inside the route, like respond { body = \"hello\\n\" }.", orList(appNames))
 	}
 	return r
 }
 
 func (d *decoder) app(b *hcl.Block, r *Route) {
-	content, diags := b.Body.Content(appSchemas[b.Type])
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(b.Body, appSchemas[b.Type])
 	attrs := content.Attributes
 	switch b.Type {
 	case AppRespond:
