@@ -15,4 +15,11 @@
 //   - New workers are ready before old ones drain.
 //   - A socket is closed only when no generation uses it.
 //   - The master reaps every child and exits only once every worker has.
+//   - Whoever asks the loop (the control socket, the metrics server, the
+//     status page) gets an answer on its own channel: a reload's asker
+//     gets that reload's plan, never another's. Nothing outside the loop
+//     reads the loop's state; it gets a copy (a view).
+//   - Metrics are served by the master, never by a worker, and their
+//     counters never go backwards: the totals of retired generations are
+//     kept.
 package engine

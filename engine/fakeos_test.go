@@ -173,7 +173,7 @@ func (tm *testMaster) exit(pid int, status syscall.WaitStatus) {
 // reload asks for a reload and returns where its answer arrives.
 func (tm *testMaster) reload() chan error {
 	reply := make(chan error, 1)
-	tm.m.onReload(reload.Request{Reason: "test", Reply: reply})
+	tm.m.onReload(askFromWatcher(reload.Request{Reason: "test", Reply: reply}))
 	return reply
 }
 

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sync/atomic"
+	"strings"
 	"syscall"
 	"time"
 
@@ -79,7 +79,7 @@ type Master struct {
 	osSigs chan os.Signal // the process's signals, when Options.Signals is nil
 
 	op      *reloadOp
-	pending []reload.Request
+	pending []reloadAsk
 	upg     *upgradeOp
 	parent  *parentLink // set when this master was started by an upgrade
 
@@ -90,9 +90,13 @@ type Master struct {
 	exitCode   int
 	paused     bool // WINCH: workers stopped, sockets kept
 	ready      bool // every pool was ready once
+	started    bool // becameReady ran: every pool was ready or failing once
 	pidfile    string
 	control    *control
-	lastPlan   atomic.Value // string: the plan of the last committed reload
+	metrics    *metricsServer
+	receipts   []*receiptWait // owed to `hfork -s reload --wait`
+	lastPage   time.Time      // the last status page sample
+	hist       history
 }
 
 // New prepares a master: it adopts inherited sockets and opens the others,
@@ -108,6 +112,7 @@ func New(opts Options) (*Master, error) {
 		sigs:    opts.Signals,
 		os:      opts.OS,
 		systemd: newSDNotifier(),
+		hist:    newHistory(),
 	}
 	if m.sigs == nil {
 		// Watch signals before anything else: a signal that arrives while
@@ -120,6 +125,11 @@ func New(opts Options) (*Master, error) {
 	}
 	if m.os == nil {
 		m.os = pool.RealOS()
+		// Only a real master holds keys worth protecting; a test's fake
+		// OS leaves the test process as it is.
+		if err := pool.ProtectMaster(); err != nil {
+			m.log.Warn("the master can be ptraced by its own uid", "err", err)
+		}
 	}
 	m.parent = takeParentLink()
 	inherited, err := listeners.Inherited()
@@ -127,8 +137,8 @@ func New(opts Options) (*Master, error) {
 		return nil, err
 	}
 	if m.parent == nil && m.cfg.Pidfile != "" {
-		if pid, err := ReadPidfile(m.cfg.Pidfile); err == nil {
-			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", pid, m.cfg.Pidfile)
+		if run, err := FindMaster(m.cfg.Pidfile); err == nil {
+			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", run.Pid, m.cfg.Pidfile)
 		}
 	}
 	for _, l := range m.cfg.Listeners {
@@ -151,6 +161,9 @@ func allBinds(c hclconfig.Config) []listeners.Bind {
 			out = append(out, listeners.Bind{Addr: a, Mode: l.SocketMode, Owner: l.SocketOwner, Group: l.SocketGroup})
 		}
 	}
+	if c.Metrics.Bind != "" {
+		out = append(out, listeners.Bind{Addr: c.Metrics.Bind})
+	}
 	return out
 }
 
@@ -160,15 +173,34 @@ func (m *Master) Run() int {
 	if m.osSigs != nil {
 		defer signal.Stop(m.osSigs)
 	}
+	if m.os.HardenErr != nil {
+		if err := m.os.HardenErr(); err != nil {
+			m.log.Warn("workers start with more privileges than they need", "err", err)
+		}
+	}
 	defer m.systemd.close() // last: after exit's STOPPING=1 and log lines
 	stop, err := m.start()
 	defer stop()
+	if le := (*listenerError)(nil); errors.As(err, &le) {
+		m.cannotStart(le.err, "listener", le.name)
+		return 1
+	}
 	if err != nil {
-		m.log.Error("cannot start", "err", err)
+		m.cannotStart(err)
 		return 1
 	}
 	return m.loop()
 }
+
+// listenerError is a listener that could not start, reported with its
+// name as a log attribute.
+type listenerError struct {
+	name string
+	err  error
+}
+
+func (e *listenerError) Error() string { return "listener " + e.name + ": " + e.err.Error() }
+func (e *listenerError) Unwrap() error { return e.err }
 
 // start opens what the loop listens to and starts every listener's
 // workers. stop closes what it opened, also after an error.
@@ -199,6 +231,10 @@ func (m *Master) start() (stop func(), err error) {
 		m.listenControl()
 	}
 	closers = append(closers, func() { m.control.close() })
+	if err := m.startMetrics(m.cfg.Metrics.Bind); err != nil {
+		return stop, err
+	}
+	closers = append(closers, m.stopMetrics)
 
 	m.log.Info("hfork master starting", "pid", os.Getpid(), "version", m.opts.Version, "config", m.cfg.File,
 		"listeners", len(m.cfg.Listeners), "upgrade", m.parent != nil)
@@ -207,7 +243,7 @@ func (m *Master) start() (stop func(), err error) {
 		// fail to boot: it fails, and the old master keeps serving.
 		p, err := m.newPool(l, m.parent != nil)
 		if err != nil {
-			return stop, fmt.Errorf("listener %s: %w", l.Name, err)
+			return stop, &listenerError{name: l.Name, err: err}
 		}
 		m.pools[l.Name] = p
 		p.Start()
@@ -228,7 +264,7 @@ func (m *Master) loop() int {
 		case ev := <-m.events:
 			m.onEvent(ev)
 		case req := <-m.watcher.C():
-			m.onReload(req)
+			m.onReload(askFromWatcher(req))
 		case <-ticker.C:
 			m.tick()
 		}
@@ -242,9 +278,7 @@ func (m *Master) listenControl() {
 	if m.pidfile == "" {
 		return
 	}
-	c, err := listenControl(ControlPath(m.pidfile),
-		func(reply chan<- error) { m.watcher.Trigger("hfork -s reload", reply) },
-		func() string { s, _ := m.lastPlan.Load().(string); return s })
+	c, err := listenControl(ControlPath(m.pidfile), m.post)
 	if err != nil {
 		m.log.Warn("no control socket; hfork -s reload will not wait for the outcome", "err", err)
 		return
@@ -254,6 +288,12 @@ func (m *Master) listenControl() {
 
 // newPool creates a pool for l on its sockets (taking references).
 func (m *Master) newPool(l hclconfig.Listener, staged bool) (*pool.Pool, error) {
+	// The master reads the keys, as root: workers get them over their
+	// control pipe and need no access to the files.
+	certs, err := pool.ReadCertificates(l, m.log.With("listener", l.Name))
+	if err != nil {
+		return nil, err
+	}
 	socks, err := m.sockets.Acquire(l.Bind)
 	if err != nil {
 		return nil, err
@@ -266,7 +306,7 @@ func (m *Master) newPool(l hclconfig.Listener, staged bool) (*pool.Pool, error) 
 	return pool.New(pool.Config{
 		Listener: l, Gen: m.gen, Sockets: files, Notify: m.notify.Addr,
 		LogLevel: m.cfg.Log.Level, LogFormat: m.logging.Format,
-		OS: m.os, Output: m.output, Log: m.log, Staged: staged,
+		OS: m.os, Output: m.output, Log: m.log, Staged: staged, Certs: certs,
 	}), nil
 }
 
@@ -289,6 +329,14 @@ func (m *Master) allPools() []*pool.Pool {
 func (m *Master) onEvent(ev any) {
 	now := m.os.Now()
 	switch ev := ev.(type) {
+	case reloadAsk:
+		m.onReload(ev)
+	case viewAsk:
+		ev.reply <- m.takeView()
+	case planAsk:
+		ev.reply <- m.preview(ev.path)
+	case pagePush:
+		m.pushPage(ev.data)
 	case upgradeReady:
 		if m.upg != nil && m.upg.pid == ev.pid {
 			m.upg.ready = true
@@ -329,6 +377,7 @@ func (m *Master) tick() {
 	for _, p := range m.allPools() {
 		p.Tick(now)
 	}
+	m.pageTick(now)
 	m.progress()
 }
 
@@ -341,6 +390,9 @@ func (m *Master) progress() {
 	kept := m.retiring[:0]
 	for _, p := range m.retiring {
 		if p.Done() {
+			s := p.Snapshot(time.Now())
+			m.hist.retire(s)
+			m.settleReceipts(p, s)
 			m.sockets.Release(p.Listener().Bind)
 			m.log.Debug("generation retired", "listener", p.Listener().Name, "gen", p.Gen())
 			continue
@@ -359,14 +411,52 @@ func (m *Master) progress() {
 			}
 		}
 	}
-	if !m.ready && m.stopping == running && m.allReady() {
-		m.ready = true
-		m.log.Info("hfork ready", "pid", os.Getpid(), "listeners", len(m.pools))
-		m.becameReady()
+	if !m.ready && m.stopping == running {
+		m.checkStarted()
 	}
 	if m.upg != nil {
 		m.checkUpgrade()
 	}
+}
+
+// checkStarted says "hfork ready" once every listener is ready. Until
+// then, once every listener is either ready or failing (no worker ready
+// for longer than boot_timeout), the master has started as far as it can:
+// it says which listeners fail and reports ready to systemd, so one
+// broken listener does not hold the others hostage to a start timeout.
+func (m *Master) checkStarted() {
+	if m.allReady() {
+		m.ready = true
+		m.log.Info("hfork ready", "pid", os.Getpid(), "listeners", len(m.pools))
+		if !m.started {
+			m.started = true
+			m.becameReady()
+		} else {
+			m.systemd.send("STATUS=serving")
+		}
+		return
+	}
+	if m.started || m.parent != nil {
+		return
+	}
+	var failing []string
+	for _, l := range m.cfg.Listeners {
+		p := m.pools[l.Name]
+		switch {
+		case p == nil:
+		case p.Failing():
+			failing = append(failing, l.Name)
+		case !p.Ready():
+			return
+		}
+	}
+	if len(failing) == 0 {
+		return
+	}
+	m.started = true
+	m.log.Error("started with failing listeners", "pid", os.Getpid(), "failing", failing, "listeners", len(m.pools))
+	m.becameReady()
+	m.systemd.send("STATUS=serving; failing listeners: " + strings.Join(failing, ", "))
 }
 
 func (m *Master) allReady() bool {
@@ -455,9 +545,7 @@ func (m *Master) shutdown(mode stopMode) {
 	if m.op != nil {
 		m.failReload(ErrShuttingDown)
 	}
-	for _, req := range m.pending {
-		reply(req, ErrShuttingDown)
-	}
+	answer(m.pending, failed(ErrShuttingDown))
 	m.pending = nil
 	m.abortUpgrade("master is shutting down")
 	for _, p := range m.allPools() {
@@ -501,3 +589,7 @@ func diagnosticsText(files map[string]*hcl.File, diags hcl.Diagnostics) string {
 	hclconfig.WriteDiagnostics(&b, files, diags, false)
 	return b.String()
 }
+
+// post hands a message to the loop from another goroutine (the control
+// socket's); the loop answers on the message's own reply channel.
+func (m *Master) post(msg any) { m.events <- msg }

@@ -22,6 +22,7 @@ type upgradeOp struct {
 	deadline time.Time
 	ready    bool
 	killed   bool
+	started  time.Time
 }
 
 // upgradeReady is the event the pipe reader sends when the child says ready.
@@ -72,11 +73,13 @@ func (m *Master) startUpgrade() {
 	path, err := m.binaryPath()
 	if err != nil {
 		m.log.Error("upgrade failed; keeping this master", "err", err)
+		m.noteUpgrade(time.Now(), err)
 		return
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		m.log.Error("upgrade failed; keeping this master", "err", err)
+		m.noteUpgrade(time.Now(), err)
 		return
 	}
 	socks := m.sockets.All()
@@ -106,13 +109,15 @@ func (m *Master) startUpgrade() {
 		r.Close()
 		m.restorePidfile()
 		m.log.Error("upgrade failed; keeping this master", "binary", path, "err", err)
+		m.noteUpgrade(time.Now(), err)
 		return
 	}
 	boot := time.Duration(0)
 	for _, l := range m.cfg.Listeners {
 		boot = max(boot, l.BootTimeout)
 	}
-	m.upg = &upgradeOp{pid: pid, deadline: m.os.Now().Add(boot + 5*time.Second)}
+	now := m.os.Now()
+	m.upg = &upgradeOp{pid: pid, deadline: now.Add(boot + 5*time.Second), started: now}
 	m.log.Info("upgrade: new master started", "binary", path, "new_pid", pid)
 	go func() {
 		defer r.Close()
@@ -137,6 +142,7 @@ func (m *Master) checkUpgrade() {
 		m.upg = nil
 		m.log.Info("upgrade: new master is ready; draining this one", "new_pid", u.pid)
 		m.os.Release(u.pid)
+		m.noteUpgrade(u.started, nil)
 		m.handedOver = true
 		m.shutdown(graceful)
 		return
@@ -155,6 +161,7 @@ func (m *Master) upgradeChildExited(ev pool.ExitEvent) {
 	m.os.Release(u.pid)
 	m.restorePidfile()
 	m.log.Error("upgrade failed: new master exited; keeping this master", "new_pid", u.pid, "status", pool.DescribeStatus(ev.Status))
+	m.noteUpgrade(u.started, fmt.Errorf("new master exited: %s", pool.DescribeStatus(ev.Status)))
 }
 
 // abortUpgrade stops a new master that has not reported ready.
@@ -170,6 +177,8 @@ func (m *Master) abortUpgrade(why string) {
 // becameReady runs once every pool is ready for the first time.
 func (m *Master) becameReady() {
 	if m.parent != nil {
+		// This master is the upgrade: it succeeded once it is ready.
+		m.noteUpgrade(m.hist.started, nil)
 		for _, p := range m.pools {
 			p.Promote()
 		}

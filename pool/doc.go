@@ -26,6 +26,18 @@
 //     (in order, the Spec first; at most wire.MaxControlQueue bytes for a
 //     worker that does not read), and an exit report that waits for the
 //     worker's last output line finishes in a later Tick.
+//   - A pool's Counters never decrease: a worker's counters are cumulative,
+//     and its last report joins the pool's total when it exits.
 //   - No worker outlives the master: the spawner's thread is locked, so
 //     Pdeathsig fires only when the master itself dies.
+//   - A live pool whose listener has had no ready worker for longer than
+//     boot_timeout answers its clients from the master (fallback) until a
+//     worker is ready; it does so on duplicates of the sockets, so the
+//     sockets and their queues stay the workers'.
+//   - A TLS pool's certificates and keys are read by the master (Certs)
+//     and reach its workers over the control pipe, in order: no worker
+//     opens a key file.
+//   - Every worker starts from the spawner's thread with no_new_privs and
+//     (under a root master) an empty capability bounding set, and with an
+//     environment built by workerEnv, never the master's whole one.
 package pool

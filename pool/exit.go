@@ -50,6 +50,7 @@ func (p *Pool) finishExit(w *Worker, now time.Time) {
 	}
 	p.workers = slices.Delete(p.workers, i, i+1)
 	ev, prev, at := *w.exit, w.exitWas, w.exitAt
+	p.exited(w, ev, at, prev)
 	attrs := []any{"pid", w.Pid, "state", Exited.String(), "was", prev.String(), "status", DescribeStatus(ev.Status)}
 	if w.killedFor != "" {
 		attrs = append(attrs, "reason", w.killedFor)

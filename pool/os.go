@@ -30,4 +30,8 @@ type OS struct {
 	Reap func() []ExitEvent
 	// Now is the clock.
 	Now func() time.Time
+	// HardenErr says why workers start without no_new_privs or with
+	// capabilities left (nil when they are hardened); a fake may leave
+	// it nil.
+	HardenErr func() error
 }

@@ -53,7 +53,8 @@ func RealOS() *OS {
 				p.Release()
 			}
 		},
-		Reap: Reap,
-		Now:  time.Now,
+		Reap:      Reap,
+		Now:       time.Now,
+		HardenErr: spawner.HardenErr,
 	}
 }

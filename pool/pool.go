@@ -38,7 +38,10 @@ type Config struct {
 	LogLevel, LogFormat string
 	OS                  *OS
 	Output              *Output
-	Log                 *slog.Logger
+	// Certs are a TLS listener's certificates (ReadCertificates), handed
+	// to its workers; nil for plain listeners.
+	Certs *Certs
+	Log   *slog.Logger
 	// Staged: a reload's new generation. A boot failure fails the pool
 	// instead of being retried.
 	Staged bool
@@ -53,6 +56,14 @@ type Pool struct {
 	fails   int       // consecutive boot failures
 	retryAt time.Time // no spawn before this (backoff)
 	failed  error     // staged pool: why it cannot become ready
+
+	// unreadySince is when the pool last had no ready worker (zero while
+	// one is ready); lastFailure is the latest boot failure, the cause a
+	// failing listener reports.
+	unreadySince time.Time
+	lastFailure  string
+	fallback     *fallback // running while the listener is failing
+	stats        poolStats
 }
 
 // New returns a pool with no workers; Start spawns them.
@@ -75,7 +86,8 @@ func (p *Pool) Target() int { return p.target }
 // Start brings the pool up to its configured number of workers.
 func (p *Pool) Start() {
 	p.target = p.cfg.Listener.Workers
-	p.fill(p.cfg.OS.Now())
+	p.unreadySince = p.cfg.OS.Now()
+	p.fill(p.unreadySince)
 }
 
 // Promote turns a staged pool into a live one: from now on failed workers
@@ -140,6 +152,7 @@ func (p *Pool) fill(now time.Time) {
 	for p.serving() < p.target {
 		w, err := p.spawn(now)
 		if err != nil {
+			p.stats.bootFailure("spawn")
 			p.bootFailed(now, err.Error())
 			return
 		}
@@ -154,6 +167,7 @@ func (p *Pool) fill(now time.Time) {
 // bootFailed records a failed boot: a staged pool fails, a live one backs off.
 func (p *Pool) bootFailed(now time.Time, why string) {
 	p.fails++
+	p.lastFailure = why
 	if p.cfg.Staged {
 		if p.failed == nil {
 			p.failed = fmt.Errorf("listener %s: %w: %s", p.cfg.Listener.Name, ErrBootFailed, why)
@@ -174,6 +188,7 @@ func (p *Pool) ready(w *Worker, now time.Time) {
 	w.readyAt = now
 	w.lastBeat = now
 	p.log.Info("worker ready", "pid", w.Pid, "state", Ready.String(), "boot_ms", now.Sub(w.Started).Milliseconds())
+	p.recovered()
 	p.retireRecycled(now)
 }
 
@@ -191,6 +206,7 @@ func (p *Pool) retireRecycled(now time.Time) {
 			return
 		}
 		if w.State == Ready && w.recycle {
+			p.stats.restart("max_requests")
 			p.drain(w, "max_requests reached; replacement ready", now)
 		}
 	}
@@ -246,6 +262,7 @@ func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
 		}
 		w.load = l
 	}
+	w.stats.parse(n)
 	if s, ok := n.Status(); ok && p.cfg.Listener.Class == hclconfig.ClassExec {
 		p.log.Info("worker status", "pid", w.Pid, "status", s)
 	}
@@ -289,6 +306,10 @@ func (p *Pool) Tick(now time.Time) {
 		}
 	}
 	p.fill(now)
+	p.checkFailing(now)
+	if p.cfg.Certs != nil && p.cfg.Certs.poll(now) {
+		p.pushCertificates()
+	}
 }
 
 func (p *Pool) checkTimeout(w *Worker, now time.Time) {
@@ -339,6 +360,7 @@ func (p *Pool) Scale(n int, reason string) {
 // Drain stops every worker gracefully; the pool spawns nothing more.
 func (p *Pool) Drain(reason string) {
 	p.target = 0
+	p.stopFallback()
 	now := p.cfg.OS.Now()
 	for _, w := range p.workers {
 		p.drain(w, reason, now)
@@ -349,6 +371,7 @@ func (p *Pool) Drain(reason string) {
 // signal to exec'd ones, SIGKILL a second later) or at once (SIGKILL).
 func (p *Pool) Stop(immediate bool) {
 	p.target = 0
+	p.stopFallback()
 	now := p.cfg.OS.Now()
 	for _, w := range p.workers {
 		if w.State == Exited {

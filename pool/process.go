@@ -35,6 +35,7 @@ type Worker struct {
 	recycle   bool      // asked to be replaced (max_requests)
 	deadline  time.Time // Draining: SIGKILL after this
 	killedFor string    // why the master killed it, for the exit line
+	stats     workerStats
 
 	// Reaped, waiting for the output pipes to drain (see HandleExit).
 	exit    *ExitEvent
@@ -52,7 +53,7 @@ func (p *Pool) spawn(now time.Time) (*Worker, error) {
 		names[i] = l.Name
 		files = append(files, s)
 	}
-	env := append(wire.Environ(nil),
+	env := append(workerEnv(l),
 		wire.EnvListenFDs+"="+strconv.Itoa(n),
 		wire.EnvListenFDNames+"="+strings.Join(names, ":"),
 		wire.EnvNotifySocket+"="+p.cfg.Notify,
@@ -87,9 +88,6 @@ func (p *Pool) spawn(now time.Time) (*Worker, error) {
 		env = append(env, wire.EnvExec+"=1", wire.EnvExecArgv+"="+string(argv))
 		if l.Timeout > 0 {
 			env = append(env, wire.EnvWatchdogUsec+"="+strconv.FormatInt(l.Timeout.Microseconds(), 10))
-		}
-		for k, v := range l.Env {
-			env = append(env, k+"="+v)
 		}
 	} else {
 		outR.Close()
@@ -135,26 +133,39 @@ func (p *Pool) spawn(now time.Time) (*Worker, error) {
 		// The Spec is queued before anything else can be: it is the first
 		// line the worker reads, whatever the master sends it next.
 		w.control = wire.NewControl(ctlW)
-		p.send(w, wire.Spec{Listener: l, Gen: p.cfg.Gen, LogLevel: p.cfg.LogLevel, LogFormat: p.cfg.LogFormat})
+		spec := wire.Spec{Listener: l, Gen: p.cfg.Gen, LogLevel: p.cfg.LogLevel, LogFormat: p.cfg.LogFormat}
+		if p.cfg.Certs != nil {
+			spec.Certificates = p.cfg.Certs.PEM()
+		}
+		p.send(w, spec)
 	}
 	return w, nil
 }
 
-// ReloadCertificates asks the built-in workers of a TLS listener to read
-// their certificate files now rather than at their next poll: a reload
-// tells them at once that renewed certificates may be in place.
+// ReloadCertificates reads a TLS listener's certificate files now rather
+// than at the next poll, and hands the workers what changed: a reload
+// tells the master at once that renewed certificates may be in place.
 func (p *Pool) ReloadCertificates() {
-	l := p.cfg.Listener
-	if l.Class == hclconfig.ClassExec || !l.TLS.Enabled() {
+	if p.cfg.Certs != nil && p.cfg.Certs.reload(true) {
+		p.pushCertificates()
+	}
+}
+
+// pushCertificates sends the current certificates to every built-in
+// worker, starting ones too: their Spec may hold the previous set.
+func (p *Pool) pushCertificates() {
+	if p.cfg.Listener.Class == hclconfig.ClassExec {
 		return
 	}
+	c := wire.Command{Certificates: p.cfg.Certs.PEM()}
 	for _, w := range p.workers {
-		p.send(w, wire.Command{ReloadTLS: true})
+		p.send(w, c)
 	}
 }
 
 // send queues one line on w's control pipe; it never blocks, and lines
-// arrive in the order they were sent.
+// arrive in the order they were sent (the Spec first, then a newer set of
+// certificates after an older one).
 func (p *Pool) send(w *Worker, v any) {
 	if w.control == nil {
 		return
@@ -173,7 +184,8 @@ func (p *Pool) signal(w *Worker, sig syscall.Signal) {
 	p.cfg.OS.Signal(w.Pid, sig)
 }
 
-// closeControl ends the control pipe once the worker is gone.
+// closeControl ends the control pipe once the worker is gone; a write in
+// progress is interrupted and what is still queued is dropped.
 func (w *Worker) closeControl() {
 	if w.control != nil {
 		w.control.Close()

@@ -22,6 +22,19 @@ type Spec struct {
 	// LogFormat is resolved by the master: "json", "text" or "tint"
 	// (coloured). Worker log lines go to stderr, which the master forwards.
 	LogFormat string `json:"log_format"`
+	// Certificates are a TLS listener's pairs, in the order of
+	// Listener.TLS.Certificates, read by the master: a worker never
+	// reads a key file.
+	Certificates []CertPEM `json:"certificates,omitempty"`
+}
+
+// CertPEM is one certificate chain (leaf first) and its private key, PEM
+// encoded, as the master read them from Name (the certificate's file, for
+// logs).
+type CertPEM struct {
+	Name string `json:"name"`
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
 }
 
 // Command is a later line on the control pipe.
@@ -29,9 +42,13 @@ type Command struct {
 	// LogLevel and LogFormat, when set, replace the current ones.
 	LogLevel  string `json:"log_level,omitempty"`
 	LogFormat string `json:"log_format,omitempty"`
-	// ReloadTLS asks a TLS worker to read its certificate files now (the
-	// master sends it on every reload); it also polls them every second.
-	ReloadTLS bool `json:"reload_tls,omitempty"`
+	// Certificates, when set, replace a TLS worker's pairs: the master
+	// sends them whenever its poll (every second) or a reload found
+	// changed files that load.
+	Certificates []CertPEM `json:"certificates,omitempty"`
+	// Status is the master's view for a status route (see app.PublishStatus),
+	// sent once a second to workers of listeners that have one.
+	Status json.RawMessage `json:"status,omitempty"`
 }
 
 // ReadSpec reads the first line of the control pipe.

@@ -122,7 +122,7 @@ func TestControlAfterTheWorkerLeft(t *testing.T) {
 	c := NewControl(w)
 	defer c.Close()
 	for err == nil {
-		err = c.Send(Command{ReloadTLS: true})
+		err = c.Send(Command{LogLevel: "info"})
 		runtime.Gosched()
 	}
 	if !errors.Is(err, os.ErrClosed) {

@@ -7,11 +7,14 @@
 //     and Environ, the one scrubber that keeps a process's own protocol
 //     variables away from the children it starts.
 //   - The control pipe of a built-in worker (control.go): one JSON Spec
-//     line, then Command lines; EOF means the master is gone. Control is
-//     the master's end: it never blocks its caller and keeps the order.
-//   - sd_notify (notify.go, client.go): the keys, their parser, the
-//     heartbeat a built-in worker sends, and the one client, whose every
-//     write has a deadline.
+//     line, then Command lines; EOF means the master is gone. They carry
+//     the TLS pairs the master read (CertPEM: a worker never opens a key
+//     file) and the status page's data. Control is the master's end: it
+//     never blocks its caller and keeps the order.
+//   - sd_notify (notify.go, client.go): the keys (the metrics counters
+//     among them, with DurationBuckets), their parser, the heartbeat a
+//     built-in worker sends, and the one client, whose every write has a
+//     deadline.
 //   - The signal names a config may use (signals.go).
 //
 // Invariants:

@@ -26,7 +26,37 @@ const (
 	// KeyRecycle=1 says the worker reached max_requests: the master starts
 	// a replacement, waits for it to be ready, then drains this worker.
 	KeyRecycle = "X_HFORK_RECYCLE"
+
+	// The metrics counters, all cumulative since the worker started:
+	//
+	// KeyCodes carries answered requests by route and status class:
+	// five counts (1xx to 5xx) per route in the listener's route order,
+	// then five for requests no route matched, all joined by ",".
+	KeyCodes = "X_HFORK_CODES"
+	// KeyDuration carries request durations: one count per bucket of
+	// DurationBuckets (not cumulative), one for longer ones, then the sum
+	// of all durations in microseconds, joined by ",".
+	KeyDuration = "X_HFORK_DURATION"
+	// KeyBytes carries response body bytes sent.
+	KeyBytes = "X_HFORK_BYTES"
+	// KeyConns carries "open,idle,upgraded" connections now.
+	KeyConns = "X_HFORK_CONNS"
+	// KeyNamed names up to eight connections a drain would wait for,
+	// separated by tabs: "request AGE_MS METHOD PATH" for the oldest
+	// requests in flight, "upgraded AGE_MS METHOD PATH" for upgraded ones.
+	KeyNamed = "X_HFORK_NAMED"
+	// KeyDrained is sent once, when a drain ends:
+	// "handed_over,requests_finished,idle_closed,cut".
+	KeyDrained = "X_HFORK_DRAINED"
 )
+
+// DurationBuckets are the upper bounds of the request duration histogram,
+// shared by workers and the master's metrics.
+var DurationBuckets = []time.Duration{
+	time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
 
 // Notice is one notify datagram, split into its fields.
 type Notice map[string]string

@@ -22,6 +22,7 @@ import (
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
+	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
 
 // loopSite is a listener with a route of every kind: what the event loop
@@ -365,8 +366,8 @@ func TestLoopLongHeads(t *testing.T) {
 		size int
 		want string
 	}{
-		{loopMaxHead - 100, "HTTP/1.1 200 OK"},
-		{loopMaxHead + 100, "HTTP/1.1 200 OK"},
+		{evloop.MaxHead - 100, "HTTP/1.1 200 OK"},
+		{evloop.MaxHead + 100, "HTTP/1.1 200 OK"},
 		{l.MaxHeaderBytes - 200, "HTTP/1.1 200 OK"},
 		{l.MaxHeaderBytes + 8192, "HTTP/1.1 431 Request Header Fields Too Large"},
 	} {
@@ -582,7 +583,11 @@ func TestLoopWriteTimeout(t *testing.T) {
 			tw := startSite(t, l, nil, nil)
 			c := dialSlowReader(t, tw.addr)
 			io.WriteString(c, strings.Repeat("GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n", tc.n))
-			time.Sleep(l.WriteTimeout + 2*time.Second) // the cut comes first even on a loaded machine
+			// The client reads only once the loop has cut it off.
+			logs, _ := siteLogs.Load(tw.addr)
+			waitUntil(t, "the cut at write_timeout", func() bool {
+				return strings.Contains(logs.(*logBuffer).String(), `"event loop closes a connection at its deadline" state=writing`)
+			})
 			c.SetReadDeadline(time.Now().Add(waitLimit))
 			if n, _ := io.Copy(io.Discard, c); n >= tc.total {
 				t.Fatalf("all %d bytes arrived; the connection should have been cut", n)
@@ -922,7 +927,10 @@ func TestLoopFastStopAfterLoopEnded(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	tw.sigs <- syscall.SIGTERM
 	tw.sink.waitFor(t, "STOPPING=1", has("STOPPING", "1"))
-	time.Sleep(2 * loopTick) // the loop, holding nothing, ends
+	logs, _ := siteLogs.Load(tw.addr)
+	waitUntil(t, "the loop, holding nothing, ends", func() bool {
+		return strings.Contains(logs.(*logBuffer).String(), "event loop ended")
+	})
 	tw.sigs <- syscall.SIGQUIT
 	if err := tw.wait(t); err != nil {
 		t.Errorf("run = %v", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/internal/logswitch"
+	"github.com/hfork/hfork/pool/internal/certset"
 	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
 )
@@ -44,6 +45,10 @@ func Main() int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
 
 	boot := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("pid", os.Getpid())
+	if err := setNotDumpable(); err != nil {
+		boot.Error("worker cannot start", "err", err)
+		return 2
+	}
 	fd, err := strconv.Atoi(os.Getenv(wire.EnvControlFD))
 	if err != nil || fd < 0 {
 		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%q: want an fd", wire.EnvControlFD, os.Getenv(wire.EnvControlFD)))
@@ -109,11 +114,12 @@ func Main() int {
 	if err != nil {
 		return fail(err)
 	}
-	var certs *Certificates
+	var certs *certset.Set
 	if l.TLS.Enabled() {
-		if certs, err = LoadCertificates(l.TLS.Certificates, log); err != nil {
+		if certs, err = certset.New(spec.Certificates, log); err != nil {
 			return fail(err)
 		}
+		spec.Certificates = nil
 	}
 
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -123,8 +129,11 @@ func Main() int {
 			log.Warn("worker ignored a control command", "err", err)
 			return
 		}
-		if c.ReloadTLS && certs != nil {
-			certs.Reload(true)
+		if c.Certificates != nil && certs != nil {
+			certs.Update(c.Certificates)
+		}
+		if len(c.Status) > 0 {
+			app.PublishStatus(c.Status)
 		}
 		if c.LogLevel == "" && c.LogFormat == "" {
 			return

@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hfork/hfork/pool/wire"
@@ -26,4 +28,16 @@ func heartbeatInterval(timeout time.Duration) time.Duration {
 // heartbeat formats the WATCHDOG datagram with the worker's counters.
 func heartbeat(l load) string {
 	return wire.Heartbeat(wire.Load{Requests: l.Served, Inflight: l.Inflight, Oldest: l.Oldest, OldestReq: l.OldestReq})
+}
+
+// heartbeat is the worker's beat: its load, its request counters and its
+// connections.
+func (w *worker) heartbeat(now time.Time) string {
+	var b strings.Builder
+	b.WriteString(heartbeat(w.track.snapshot(now)))
+	w.metrics.appendFields(&b)
+	open, idle, upgraded := w.connCounts()
+	b.WriteString("\n" + wire.KeyConns + "=" + strconv.Itoa(open) + "," + strconv.Itoa(idle) + "," + strconv.Itoa(upgraded))
+	b.WriteString("\n" + wire.KeyNamed + "=" + strings.Join(w.namedConns(now), "\t"))
+	return b.String()
 }

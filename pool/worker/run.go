@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -17,8 +16,10 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/internal/certset"
 	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
+	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
 
 // options is everything run needs. Main fills it from the process (the spec
@@ -49,10 +50,9 @@ type options struct {
 	// Heartbeat is the heartbeat interval; 0 derives it from
 	// Listener.Timeout (see heartbeatInterval).
 	Heartbeat time.Duration
-	// Certificates serve a TLS listener; run polls their files every
-	// CertPoll (0: every second). Required when Listener.TLS is set.
-	Certificates *Certificates
-	CertPoll     time.Duration
+	// Certificates serve a TLS listener (the master updates them).
+	// Required when Listener.TLS is set.
+	Certificates *certset.Set
 	// Fast is the routes' fast path: with it, an async worker on plain
 	// HTTP serves from an event loop (see loop.go). AccessLog is the log
 	// the loop writes to; Handler must already log to it.
@@ -112,22 +112,25 @@ type worker struct {
 	siblings bool
 	threads  chan struct{} // handler calls at once; nil is no cap
 
-	tls         *tls.Config // nil for plain HTTP
-	certs       *Certificates
-	certPoll    time.Duration
+	tls         *tls.Config   // nil for plain HTTP
 	evicted     atomic.Uint64 // idle connections closed to make room
 	evictLogged atomic.Int64  // unix nanos of the last eviction warning
 
 	track       tracker
+	metrics     *reqMetrics
 	maxRequests uint64 // 0 is never
 	recycle     atomic.Bool
 	recycleCh   chan struct{} // closed when served reaches maxRequests
 
 	draining atomic.Bool
+	// drainIdleClosed counts idle connections a drain closed (net/http's
+	// and the event loop's), for the drain's report.
+	drainIdleClosed atomic.Uint64
+	drainCut        atomic.Bool // the drain reached its deadline and closes the rest
 
 	// loop serves the listeners when the worker has an event loop; then
 	// net/http serves only what the loop hands over.
-	loop *loop
+	loop *evloop.Loop
 
 	connsMu     sync.Mutex
 	conns       map[*trackedConn]struct{}
@@ -184,6 +187,7 @@ func newWorker(opts options) (*worker, error) {
 		recycleCh: make(chan struct{}),
 		conns:     make(map[*trackedConn]struct{}),
 		connGone:  make(chan struct{}, 1),
+		metrics:   newReqMetrics(opts.Listener),
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -208,9 +212,7 @@ func newWorker(opts options) (*worker, error) {
 		if opts.Certificates == nil {
 			return nil, errors.New("tls listener without certificates")
 		}
-		w.certs = opts.Certificates
 		w.tls = w.tlsConfig(opts.Certificates)
-		w.certPoll = cmp.Or(opts.CertPoll, certPoll)
 	}
 	w.srv = w.newServer()
 	if useLoop(opts) {
@@ -249,12 +251,12 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 	w.state.Store(int32(stateStarting))
 	if w.loop != nil {
 		go func() {
-			if err := w.loop.run(); err != nil {
+			if err := w.loop.Run(); err != nil {
 				w.serveErr <- err
 			}
 		}()
 		// Ends when the loop closes its queue of handed-over connections.
-		go w.srv.Serve(handoffListener{q: w.loop.handoffs, addr: w.lns[0].Addr()})
+		go w.srv.Serve(w.loop.Handoffs(w.lns[0].Addr()))
 	}
 	for _, l := range w.lns {
 		if w.loop != nil {
@@ -276,9 +278,6 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 	quit := make(chan struct{})
 	var beats sync.WaitGroup
 	beats.Go(func() { w.heartbeats(quit) })
-	if w.certs != nil {
-		beats.Go(func() { w.certs.Watch(quit, w.certPoll) })
-	}
 	defer func() {
 		close(quit)
 		beats.Wait()
@@ -349,7 +348,7 @@ func (w *worker) heartbeats(quit <-chan struct{}) {
 			w.log.Info("worker reached max_requests; asking to be replaced", "max_requests", w.maxRequests)
 			err = w.notify(wire.KeyRecycle + "=1")
 		case now := <-t.C:
-			err = w.notify(heartbeat(w.track.snapshot(now)))
+			err = w.notify(w.heartbeat(now))
 		}
 		// One line when the master stops hearing us and one when it hears
 		// again, not one per beat.
