@@ -516,8 +516,10 @@ func TestLoopTimeouts(t *testing.T) {
 
 	t.Run("read_header_timeout", func(t *testing.T) {
 		// A head trickled a byte at a time does not reset the clock.
-		c, br := dialSite(t, tw.addr)
+		// The clock starts before the dial: the loop's starts at accept,
+		// which may come before dialSite returns.
 		start := time.Now()
+		c, br := dialSite(t, tw.addr)
 		go func() {
 			for _, b := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ") {
 				if _, err := c.Write([]byte{b}); err != nil {
