@@ -10,7 +10,7 @@ import (
 
 var routeSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
-		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect},
+		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect}, {Type: AppStatus},
 	},
 }
 
@@ -18,10 +18,11 @@ var appSchemas = map[string]*hcl.BodySchema{
 	AppRespond:  {Attributes: []hcl.AttributeSchema{{Name: "status"}, {Name: "body"}, {Name: "headers"}}},
 	AppStatic:   {Attributes: []hcl.AttributeSchema{{Name: "root", Required: true}, {Name: "index"}}},
 	AppRedirect: {Attributes: []hcl.AttributeSchema{{Name: "to", Required: true}, {Name: "status"}}},
+	AppStatus:   {},
 }
 
 var (
-	appNames         = []string{AppRespond, AppStatic, AppProxy, AppRedirect}
+	appNames         = []string{AppRespond, AppStatic, AppProxy, AppRedirect, AppStatus}
 	redirectStatuses = []int{301, 302, 303, 307, 308}
 )
 
@@ -48,8 +49,7 @@ func (d *decoder) routes(blocks []*hcl.Block) []Route {
 
 func (d *decoder) route(b *hcl.Block) Route {
 	r := Route{Prefix: b.Labels[0]}
-	content, diags := b.Body.Content(routeSchema)
-	d.diags = append(d.diags, diags...)
+	content, unknown := d.content(b.Body, routeSchema)
 	var first *hcl.Block
 	for _, app := range content.Blocks {
 		if first != nil {
@@ -60,7 +60,7 @@ func (d *decoder) route(b *hcl.Block) Route {
 		r.App = app.Type
 		d.app(app, &r)
 	}
-	if first == nil {
+	if first == nil && !unknown {
 		d.errorf(b.DefRange, "Route "+quote(r.Prefix)+" has no app", "Add one of %s inside the route, like respond { body = \"hello\\n\" }.", orList(appNames))
 	}
 	return r
@@ -71,8 +71,7 @@ func (d *decoder) app(b *hcl.Block, r *Route) {
 		r.Proxy = d.proxy(b)
 		return
 	}
-	content, diags := b.Body.Content(appSchemas[b.Type])
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(b.Body, appSchemas[b.Type])
 	attrs := content.Attributes
 	switch b.Type {
 	case AppRespond:

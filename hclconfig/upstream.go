@@ -69,8 +69,7 @@ func (d *decoder) proxy(b *hcl.Block) Proxy {
 		ReadTimeout:     defaultProxyRead,
 		ResolveInterval: defaultResolveInterval,
 	}
-	content, diags := b.Body.Content(proxySchema)
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(b.Body, proxySchema)
 	attrs := content.Attributes
 	ups, rngs, ok := d.strList(attrs, "upstream", true)
 	if ok && len(ups) == 0 {
@@ -134,8 +133,7 @@ func (d *decoder) positive(attrs hcl.Attributes, name string, dst *time.Duration
 
 func (d *decoder) healthCheck(b *hcl.Block) HealthCheck {
 	h := HealthCheck{Path: "/", Interval: defaultCheckInterval, Timeout: defaultCheckTimeout}
-	content, diags := b.Body.Content(healthCheckSchema)
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(b.Body, healthCheckSchema)
 	attrs := content.Attributes
 	if d.str(attrs, "path", &h.Path) && !strings.HasPrefix(h.Path, "/") {
 		d.errorf(attrs["path"].Expr.Range(), "Invalid health_check path", "path %q must start with \"/\", like \"/healthz\".", h.Path)
@@ -157,8 +155,7 @@ func (d *decoder) healthCheck(b *hcl.Block) HealthCheck {
 
 func (d *decoder) requestHeaders(b *hcl.Block) RequestHeaders {
 	var h RequestHeaders
-	content, diags := b.Body.Content(requestHeadersSchema)
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(b.Body, requestHeadersSchema)
 	attrs := content.Attributes
 	for _, name := range []string{"set", "add"} {
 		m, ok := d.strMap(attrs, name)

@@ -51,6 +51,7 @@ type exchange struct {
 	status   int
 	bytes    int64
 	start    time.Time // for the access log
+	route    int       // the host's route, for its counts
 	deadline int64     // the request timeout; 0 is none
 	readBy   int64     // the upstream's next bytes are due (read_timeout)
 	rt       int64     // read_timeout
@@ -70,7 +71,7 @@ func (l *Loop) newExchange(c *conn, px *app.FastProxy, head []byte, start time.T
 		ex = &exchange{}
 	}
 	*ex = exchange{c: c, px: px, head: r.Method == "HEAD", start: start, rt: int64(px.Group.ReadTimeout()),
-		req: ex.req[:0], logBuf: ex.logBuf[:0], tried: ex.tried[:0]}
+		route: l.host.Route(r.Path), req: ex.req[:0], logBuf: ex.logBuf[:0], tried: ex.tried[:0]}
 	if l.cfg.Deadline > 0 {
 		ex.deadline = l.now + int64(l.cfg.Deadline)
 	}
@@ -413,8 +414,9 @@ func (l *Loop) finishExchange(c *conn, ex *exchange) {
 		l.access.Log(&e)
 	}
 	ex.via = nil // pooled or closed already
+	began := c.headAt
 	l.endExchange(c)
-	l.host.Served()
+	l.host.Served(ex.route, ex.status, ex.bytes, began)
 	l.flush(c)
 }
 
