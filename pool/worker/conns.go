@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hfork/hfork/pool/internal/proxyproto"
 	"github.com/hfork/hfork/pool/worker/app"
-	"github.com/hfork/hfork/pool/worker/internal/proxyproto"
 )
 
 // gatedListener is one of the worker's listening sockets. It takes a slot

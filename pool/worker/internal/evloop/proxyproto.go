@@ -1,6 +1,6 @@
 package evloop
 
-import "github.com/hfork/hfork/pool/worker/internal/proxyproto"
+import "github.com/hfork/hfork/pool/internal/proxyproto"
 
 // proxyHeader takes the PROXY protocol header off data, a new
 // connection's first bytes, and reports whether requests may follow in

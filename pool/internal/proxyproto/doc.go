@@ -1,7 +1,9 @@
 // Package proxyproto reads the PROXY protocol header (HAProxy's, versions
 // 1 and 2) that a load balancer sends before a connection's first byte,
 // to tell the server the client's address. Parse is a pure function over
-// bytes, for the event loop; Conn reads the header for net/http.
+// bytes, for the event loop; Conn reads the header for net/http: the
+// built-in worker's, and the master's when it answers a failing listener
+// itself (so it sits beside certset, importable by both).
 //
 // Invariants:
 //
