@@ -341,6 +341,7 @@ func TestProxyFirstFailsOverAndBack(t *testing.T) {
 	waitHealth(t, m, 2, "upstream unhealthy", a, "")
 	a = startUpstream(t, "a", "ok", a.addr)
 	waitHealth(t, m, 2, "upstream healthy", a, "health check passed")
+	l.waitOK(t, 2*proxyClients) // the answers b had in flight
 	before := l.bodyCount("b")
 	l.waitOK(t, 1000)
 	l.requireNoFailures(t, "failing over and back")
