@@ -115,6 +115,15 @@ func formatListener(b *body, l Listener, c Config) {
 		b.blank()
 		formatRoute(b.block("route", r.Prefix), r)
 	}
+	for _, h := range l.Hosts {
+		b.blank()
+		hb := b.block("host", h.Label)
+		hb.attr("names", listHCL(h.Names))
+		for _, r := range h.Routes {
+			hb.blank()
+			formatRoute(hb.block("route", r.Prefix), r)
+		}
+	}
 }
 
 func formatRoute(b *body, r Route) {

@@ -96,6 +96,9 @@ type Listener struct {
 
 	AccessLog AccessLog `json:"access_log"`
 	Routes    []Route   `json:"routes,omitempty"` // longest prefix first
+	// Hosts are the listener's virtual hosts, in file order; Routes serve
+	// the requests whose Host matches none of them.
+	Hosts []Host `json:"hosts,omitempty"`
 
 	// exec class
 	Command    []string          `json:"command,omitempty"`
@@ -133,6 +136,15 @@ type Certificate struct {
 type AccessLog struct {
 	File   string `json:"file,omitempty"`   // absolute, or "-" for stdout
 	Format string `json:"format,omitempty"` // combined | json
+}
+
+// Host is a host block: the routes that serve requests whose Host header
+// matches one of Names. A name is exact ("shop.example.com") or a leading
+// wildcard ("*.example.com"), lower-case and without a port.
+type Host struct {
+	Label  string   `json:"label"`
+	Names  []string `json:"names"`
+	Routes []Route  `json:"routes"` // longest prefix first
 }
 
 // Route maps a path prefix to exactly one app; App names which field is set.

@@ -75,6 +75,10 @@ func loopSite(t testing.TB) hclconfig.Listener {
 			Status: 200, Body: "hello\n", Headers: map[string]string{"X-Site": "loop", "Cache-Control": "no-store"},
 		}},
 	}
+	l.Hosts = []hclconfig.Host{{Label: "shop", Names: []string{"shop.test", "*.shop.test"}, Routes: []hclconfig.Route{
+		{Prefix: "/files/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root}},
+		{Prefix: "/", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: "shop\n"}},
+	}}}
 	return l
 }
 
@@ -256,6 +260,11 @@ func TestLoopAnswersAsNetHTTP(t *testing.T) {
 		"HEAD /static/a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET / HTTP/1.1\r\nhOsT: x\r\nconnection: Keep-Alive, Foo\r\ncontent-length: 0\r\n\r\n",
+		// hosts
+		"GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+		"GET /files/a.txt HTTP/1.1\r\nHost: A.Shop.Test:8080\r\n\r\n",
+		"GET /static/a.txt HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: shop.test.\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: notshop.test\r\n\r\nGET / HTTP/1.0\r\n\r\n",
 		// static
 		"GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
 		"HEAD /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n",

@@ -24,6 +24,8 @@ type FastRequest struct {
 	// the decoded path, and only characters that need no escaping.
 	Path  string
 	Query string // raw, without the "?"
+	// Host is the Host header as sent ("" for HTTP/1.0 without one).
+	Host string
 	// Conditional says the request has Range or If-* headers, which only
 	// net/http's ServeContent answers.
 	Conditional bool
@@ -288,7 +290,7 @@ type FastUpstream struct {
 	Host string
 }
 
-// FastUpstreams lists every upstream ServeFast may answer with, by ID.
+// FastUpstreams lists the upstreams of rt's proxy routes.
 func (rt *router) FastUpstreams() []*FastUpstream {
 	var ups []*FastUpstream
 	for _, r := range rt.routes {

@@ -28,21 +28,11 @@ type router struct {
 	redirectHTTPS bool
 }
 
-// New builds the handler for one listener: its routes, each served by its
-// built-in app. Everything a request needs is computed here, so serving a
-// request reads no configuration.
-//
-// A route prefix matches as a plain string prefix ("/api" matches "/api/x"
-// and "/apix", as nginx's prefix locations do); the longest one wins. A
-// request for a subtree prefix without its trailing slash ("/static" for
-// "/static/") is redirected to the slash form, unless some route has exactly
-// that prefix. No matching route is 404.
-func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	rt := &router{routes: make([]route, 0, len(l.Routes)), redirectHTTPS: l.RedirectHTTPS}
-	for _, rc := range l.Routes {
+// newRouter builds the router over one set of routes: a host's, or the
+// listener's own.
+func newRouter(routes []hclconfig.Route, redirectHTTPS bool, log *slog.Logger) (*router, error) {
+	rt := &router{routes: make([]route, 0, len(routes)), redirectHTTPS: redirectHTTPS}
+	for _, rc := range routes {
 		if !strings.HasPrefix(rc.Prefix, "/") {
 			return nil, fmt.Errorf("route %q: prefix must start with /", rc.Prefix)
 		}
@@ -51,12 +41,6 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
 		}
 		rt.routes = append(rt.routes, route{prefix: rc.Prefix, h: h})
-	}
-	nextID := 0
-	for _, r := range rt.routes {
-		if p, ok := r.h.(*proxy); ok {
-			p.buildFast(&nextID)
-		}
 	}
 	// The config sorts routes already; sorting again keeps matching correct
 	// for any caller, and stability keeps file order among equal lengths.

@@ -46,7 +46,7 @@ type Request struct {
 	app.FastRequest
 	Target    string // the request-target as sent
 	Minor     int    // HTTP/1.minor: 0 or 1
-	Host      string
+	Host      string // also in FastRequest.Host
 	Referer   string
 	UserAgent string
 	// Close: the client asked to close (HTTP/1.1 "Connection: close"),
@@ -271,6 +271,7 @@ func Parse(b []byte, r *Request) (int, Result) {
 		r.Close = true
 	}
 	r.Forwardable = forwardable
+	r.FastRequest.Host = r.Host // the routes pick a host by it
 	return end + 4, OK
 }
 
