@@ -111,6 +111,10 @@ func formatListener(b *body, l Listener, c Config) {
 		ab.attr("file", quoteHCL(l.AccessLog.File))
 		ab.attr("format", quoteHCL(l.AccessLog.Format))
 	}
+	if !l.Headers.IsZero() {
+		b.blank()
+		formatHeaders(b, l.Headers)
+	}
 	for _, r := range l.Routes {
 		b.blank()
 		formatRoute(b.block("route", r.Prefix), r)
@@ -119,6 +123,7 @@ func formatListener(b *body, l Listener, c Config) {
 		b.blank()
 		hb := b.block("host", h.Label)
 		hb.attr("names", listHCL(h.Names))
+		formatHeaders(hb, h.Headers)
 		for _, r := range h.Routes {
 			hb.blank()
 			formatRoute(hb.block("route", r.Prefix), r)
@@ -127,6 +132,7 @@ func formatListener(b *body, l Listener, c Config) {
 }
 
 func formatRoute(b *body, r Route) {
+	formatHeaders(b, r.Headers)
 	ab := b.block(r.App)
 	switch r.App {
 	case AppRespond:

@@ -10,6 +10,7 @@ var hostSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "names", Required: true}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "route", LabelNames: []string{"prefix"}},
+		{Type: "headers"},
 	},
 }
 
@@ -56,8 +57,11 @@ func (d *decoder) hosts(blocks []*hcl.Block) []Host {
 		}
 		var routeBlocks []*hcl.Block
 		for _, rb := range content.Blocks {
-			routeBlocks = append(routeBlocks, rb)
+			if rb.Type == "route" {
+				routeBlocks = append(routeBlocks, rb)
+			}
 		}
+		h.Headers = d.headersBlock(content.Blocks, "host")
 		if len(routeBlocks) == 0 {
 			d.errorf(b.DefRange, "Host "+quote(h.Label)+" has no route", `A host serves its requests through its routes; add at least one, like route "/" { respond { body = "hello\n" } }.`)
 		}

@@ -46,6 +46,7 @@ var listenerSchema = &hcl.BodySchema{
 		{Type: "access_log"},
 		{Type: "route", LabelNames: []string{"prefix"}},
 		{Type: "host", LabelNames: []string{"label"}},
+		{Type: "headers"},
 	},
 }
 
@@ -175,6 +176,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	}
 	l.Routes = d.routes(routeBlocks)
 	l.Hosts = d.hosts(hostBlocks)
+	l.Headers = d.headersBlock(content.Blocks, "listener")
 
 	if l.Class == ClassExec {
 		d.exec(attrs, b, &l)

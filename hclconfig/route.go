@@ -12,6 +12,7 @@ import (
 var routeSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect},
+		{Type: "headers"},
 	},
 }
 
@@ -53,7 +54,11 @@ func (d *decoder) route(b *hcl.Block) Route {
 	content, diags := b.Body.Content(routeSchema)
 	d.diags = append(d.diags, diags...)
 	var first *hcl.Block
+	r.Headers = d.headersBlock(content.Blocks, "route")
 	for _, app := range content.Blocks {
+		if !contains(appNames, app.Type) {
+			continue
+		}
 		if first != nil {
 			d.errorf(app.DefRange, "Second app in route "+quote(r.Prefix), "This route already has a %s app at %s; a route holds exactly one of %s.", first.Type, at(first.DefRange), orList(appNames))
 			continue

@@ -99,6 +99,9 @@ type Listener struct {
 	// Hosts are the listener's virtual hosts, in file order; Routes serve
 	// the requests whose Host matches none of them.
 	Hosts []Host `json:"hosts,omitempty"`
+	// Headers is the listener's header policy, applied before its hosts'
+	// and routes' own.
+	Headers Headers `json:"headers,omitzero"`
 
 	// exec class
 	Command    []string          `json:"command,omitempty"`
@@ -145,7 +148,21 @@ type Host struct {
 	Label  string   `json:"label"`
 	Names  []string `json:"names"`
 	Routes []Route  `json:"routes"` // longest prefix first
+	// Headers applies after the listener's and before each route's.
+	Headers Headers `json:"headers,omitzero"`
 }
+
+// Headers is a headers block: what to do to the response headers of
+// every answer at its level. Keys are canonical. Each level removes, then
+// sets, then adds; the outer level goes first, so the innermost wins.
+type Headers struct {
+	Set    map[string]string `json:"set,omitempty"`
+	Add    map[string]string `json:"add,omitempty"`
+	Remove []string          `json:"remove,omitempty"` // sorted
+}
+
+// IsZero reports whether h does nothing.
+func (h Headers) IsZero() bool { return len(h.Set) == 0 && len(h.Add) == 0 && len(h.Remove) == 0 }
 
 // Route maps a path prefix to exactly one app; App names which field is set.
 type Route struct {
@@ -155,6 +172,7 @@ type Route struct {
 	Static   Static   `json:"static,omitzero"`
 	Proxy    Proxy    `json:"proxy,omitzero"`
 	Redirect Redirect `json:"redirect,omitzero"`
+	Headers  Headers  `json:"headers,omitzero"`
 }
 
 // Respond answers every request with a fixed response.

@@ -64,8 +64,10 @@ func loopSite(t testing.TB) hclconfig.Listener {
 	l.MaxBodyBytes = 1 << 20
 	l.ReadHeaderTimeout = 5 * time.Second
 	l.Routes = []hclconfig.Route{
-		{Prefix: "/static/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root}},
-		{Prefix: "/proxy/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{up.URL}}},
+		{Prefix: "/static/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root},
+			Headers: hclconfig.Headers{Add: map[string]string{"X-Level": "route"}, Remove: []string{"Accept-Ranges"}}},
+		{Prefix: "/proxy/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{up.URL}},
+			Headers: hclconfig.Headers{Set: map[string]string{"X-Public": "overridden"}, Add: map[string]string{"X-Level": "proxy"}}},
 		{Prefix: "/dead/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{"http://127.0.0.1:1"}}},
 		{Prefix: "/old/", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "/new/", Status: 301}},
 		{Prefix: "/go", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "https://example.com/x?a=1"}},
@@ -73,10 +75,11 @@ func loopSite(t testing.TB) hclconfig.Listener {
 		{Prefix: "/bigrespond", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: strings.Repeat("b", 100<<10)}},
 		{Prefix: "/", App: hclconfig.AppRespond, Respond: hclconfig.Respond{
 			Status: 200, Body: "hello\n", Headers: map[string]string{"X-Site": "loop", "Cache-Control": "no-store"},
-		}},
+		}, Headers: hclconfig.Headers{Set: map[string]string{"Cache-Control": "max-age=60"}}},
 	}
-	l.Hosts = []hclconfig.Host{{Label: "shop", Names: []string{"shop.test", "*.shop.test"}, Routes: []hclconfig.Route{
-		{Prefix: "/files/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root}},
+	l.Headers = hclconfig.Headers{Set: map[string]string{"Strict-Transport-Security": "max-age=1"}, Add: map[string]string{"X-Level": "listener"}}
+	l.Hosts = []hclconfig.Host{{Label: "shop", Names: []string{"shop.test", "*.shop.test"}, Headers: hclconfig.Headers{Set: map[string]string{"X-Level": "host"}}, Routes: []hclconfig.Route{
+		{Prefix: "/files/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root}, Headers: hclconfig.Headers{Remove: []string{"Strict-Transport-Security"}}},
 		{Prefix: "/", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: "shop\n"}},
 	}}}
 	return l

@@ -51,13 +51,18 @@ type FastResponse struct {
 	// forwards it (see FastUpstream) and Head and Body are unused.
 	Upstream *FastUpstream
 
+	// Final says Head was made under the route's scope already, so the
+	// router leaves it as it is.
+	Final bool
+
 	scratch []byte // Head's storage when it is built per request
+	hbuf    []byte // Head's storage once a header policy rewrote it
 	sniff   *[512]byte
 }
 
 // Reset prepares r for the next request, keeping its storage.
 func (r *FastResponse) Reset() {
-	*r = FastResponse{FileFD: -1, scratch: r.scratch[:0], sniff: r.sniff}
+	*r = FastResponse{FileFD: -1, scratch: r.scratch[:0], hbuf: r.hbuf[:0], sniff: r.sniff}
 	if r.sniff == nil {
 		r.sniff = new([512]byte)
 	}
@@ -105,20 +110,27 @@ func (rt *router) ServeFast(req *FastRequest, resp *FastResponse) bool {
 	}
 	if !strings.HasPrefix(p, "/") || hasDotSegment(p) {
 		statusFast(resp, http.StatusBadRequest)
+		rt.scope.fast(resp)
 		return true
 	}
 	for i := range rt.routes {
 		rr := &rt.routes[i]
 		if strings.HasPrefix(p, rr.prefix) {
 			fa, ok := rr.h.(fastApp)
-			return ok && fa.fastOK() && fa.serveFast(req, resp)
+			if !ok || !fa.fastOK() || !fa.serveFast(req, resp) {
+				return false
+			}
+			rr.scope.fast(resp)
+			return true
 		}
 		if rr.slashRedirect && len(p) == len(rr.prefix)-1 && rr.prefix[:len(p)] == p {
 			redirectSlashFast(req, resp)
+			rr.scope.fast(resp)
 			return true
 		}
 	}
 	statusFast(resp, http.StatusNotFound)
+	rt.scope.fast(resp)
 	return true
 }
 
@@ -189,14 +201,19 @@ func appendNoBody(b []byte, req *FastRequest) []byte {
 
 // fastHead is respond's answer as bytes, built once; nil when a configured
 // header is one the server itself manages on the fast path.
-func (rs *respond) buildFast() {
-	keys := make([]string, 0, len(rs.header))
-	for k := range rs.header {
+func (rs *respond) buildFast(sc *scope) {
+	hdr := rs.header
+	if sc != nil && sc.headers != nil {
+		hdr = rs.header.Clone()
+		sc.headers.apply(hdr)
+	}
+	keys := make([]string, 0, len(hdr))
+	for k := range hdr {
 		switch k {
 		case "Connection", "Date", "Transfer-Encoding", "Keep-Alive", "Upgrade", "Trailer":
 			return
 		}
-		if !fastHeaderOK(k, rs.header[k]) {
+		if !fastHeaderOK(k, hdr[k]) {
 			return
 		}
 		keys = append(keys, k)
@@ -207,7 +224,7 @@ func (rs *respond) buildFast() {
 	slices.Sort(keys) // net/http writes header keys sorted
 	b := appendStatusLine(nil, rs.status)
 	for _, k := range keys {
-		for _, v := range rs.header[k] {
+		for _, v := range hdr[k] {
 			b = append(b, k...)
 			b = append(b, ": "...)
 			b = append(b, v...)
@@ -221,6 +238,7 @@ func (rs *respond) fastOK() bool { return rs.fastHead != nil }
 
 func (rs *respond) serveFast(req *FastRequest, resp *FastResponse) bool {
 	resp.Status, resp.Head, resp.Body = rs.status, rs.fastHead, rs.body
+	resp.Final = true // buildFast applied the scope's headers
 	return true
 }
 
@@ -287,7 +305,24 @@ type FastUpstream struct {
 	IP   net.IP
 	Port int
 	// Host is the Host header the upstream gets.
-	Host string
+	Host  string
+	scope *scope // the proxy route's
+}
+
+// Headers is the route's header policy, for the upstream's answer head;
+// nil when it has none.
+func (u *FastUpstream) Headers() *HeaderPolicy {
+	if u.scope == nil {
+		return nil
+	}
+	return u.scope.headers
+}
+
+// StatusFast is StatusFast for a failed exchange with u: hfork's own
+// answer, under the proxy route's scope.
+func (u *FastUpstream) StatusFast(resp *FastResponse, code int) {
+	StatusFast(resp, code)
+	u.scope.fast(resp)
 }
 
 // FastUpstreams lists the upstreams of rt's proxy routes.
@@ -304,7 +339,7 @@ func (rt *router) FastUpstreams() []*FastUpstream {
 // buildFast prepares the proxy's fast path: every upstream must be plain
 // http:// at an IP address, without a path or query of its own (the
 // server does not resolve names or join paths; net/http does).
-func (p *proxy) buildFast(nextID *int) {
+func (p *proxy) buildFast(nextID *int, sc *scope) {
 	var fast []*FastUpstream
 	for _, u := range p.targets {
 		if u.Scheme != "http" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.ForceQuery {
@@ -322,7 +357,7 @@ func (p *proxy) buildFast(nextID *int) {
 			}
 			port = n
 		}
-		fast = append(fast, &FastUpstream{IP: ip, Port: port, Host: u.Host})
+		fast = append(fast, &FastUpstream{IP: ip, Port: port, Host: u.Host, scope: sc})
 	}
 	for _, f := range fast {
 		f.ID = *nextID

@@ -17,7 +17,7 @@ type respond struct {
 	fastHead []byte
 }
 
-func newRespond(c hclconfig.Respond) *respond {
+func newRespond(c hclconfig.Respond, sc *scope) *respond {
 	rs := &respond{status: c.Status, header: http.Header{}, body: []byte(c.Body)}
 	if rs.status == 0 {
 		rs.status = http.StatusOK
@@ -35,7 +35,7 @@ func newRespond(c hclconfig.Respond) *respond {
 		rs.body = nil
 		delete(rs.header, "Content-Length")
 	}
-	rs.buildFast()
+	rs.buildFast(sc)
 	return rs
 }
 

@@ -14,6 +14,7 @@ import (
 type route struct {
 	prefix string
 	h      http.Handler
+	scope  *scope // the header policy and the rest; nil: none
 	// slashRedirect is set for a prefix ending in "/" when no route matches
 	// the same prefix without the slash: a request for exactly that path is
 	// redirected to the subtree, as http.ServeMux does.
@@ -23,6 +24,7 @@ type route struct {
 // router picks the route with the longest matching prefix.
 type router struct {
 	routes []route // longest prefix first
+	scope  *scope  // for the answers no route gives: 404, 400
 	// redirectHTTPS: Handler answers what no route matches, so the fast
 	// path leaves it to net/http.
 	redirectHTTPS bool
@@ -30,17 +32,21 @@ type router struct {
 
 // newRouter builds the router over one set of routes: a host's, or the
 // listener's own.
-func newRouter(routes []hclconfig.Route, redirectHTTPS bool, log *slog.Logger) (*router, error) {
+// outer are the header levels above the routes: the listener's, and the
+// host's.
+func newRouter(routes []hclconfig.Route, outer []hclconfig.Headers, redirectHTTPS bool, log *slog.Logger) (*router, error) {
 	rt := &router{routes: make([]route, 0, len(routes)), redirectHTTPS: redirectHTTPS}
+	rt.scope = newScope(outer...)
 	for _, rc := range routes {
 		if !strings.HasPrefix(rc.Prefix, "/") {
 			return nil, fmt.Errorf("route %q: prefix must start with /", rc.Prefix)
 		}
-		h, err := newApp(rc, log.With("route", rc.Prefix))
+		sc := newScope(append(slices.Clip(outer), rc.Headers)...)
+		h, err := newApp(rc, sc, log.With("route", rc.Prefix))
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
 		}
-		rt.routes = append(rt.routes, route{prefix: rc.Prefix, h: h})
+		rt.routes = append(rt.routes, route{prefix: rc.Prefix, h: h, scope: sc})
 	}
 	// The config sorts routes already; sorting again keeps matching correct
 	// for any caller, and stability keeps file order among equal lengths.
@@ -55,10 +61,10 @@ func newRouter(routes []hclconfig.Route, redirectHTTPS bool, log *slog.Logger) (
 	return rt, nil
 }
 
-func newApp(rc hclconfig.Route, log *slog.Logger) (http.Handler, error) {
+func newApp(rc hclconfig.Route, sc *scope, log *slog.Logger) (http.Handler, error) {
 	switch rc.App {
 	case hclconfig.AppRespond:
-		return newRespond(rc.Respond), nil
+		return newRespond(rc.Respond, sc), nil
 	case hclconfig.AppStatic:
 		return newStatic(rc.Prefix, rc.Static, log)
 	case hclconfig.AppProxy:
@@ -76,21 +82,21 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// one that arrives anyway would match a prefix it then leaves ("/static/../api"),
 	// so it is refused rather than guessed at.
 	if !strings.HasPrefix(p, "/") || hasDotSegment(p) {
-		writeStatus(w, http.StatusBadRequest)
+		rt.scope.status(w, r, http.StatusBadRequest)
 		return
 	}
 	for i := range rt.routes {
 		rr := &rt.routes[i]
 		if strings.HasPrefix(p, rr.prefix) {
-			rr.h.ServeHTTP(w, r)
+			rr.scope.serve(rr.h, w, r)
 			return
 		}
 		if rr.slashRedirect && len(p) == len(rr.prefix)-1 && rr.prefix[:len(p)] == p {
-			redirectSlash(w, r)
+			rr.scope.serve(http.HandlerFunc(redirectSlash), w, r)
 			return
 		}
 	}
-	writeStatus(w, http.StatusNotFound)
+	rt.scope.status(w, r, http.StatusNotFound)
 }
 
 // redirectSlash sends the client to r's path with a trailing slash, keeping

@@ -15,7 +15,10 @@ type Answer struct {
 	Chunked bool
 	Keep    bool // the connection may serve another request
 	HasDate bool
-	drop    [][]byte // headers the Connection header names
+	// Policy, set by the caller, is the route's header policy for the
+	// client's copy of a final answer.
+	Policy *app.HeaderPolicy
+	drop   [][]byte // headers the Connection header names
 }
 
 // ParseAnswer parses the answer head at the start of b, with lines ending
@@ -138,6 +141,9 @@ func AppendAnswerHead(b []byte, h *Answer, raw, date []byte, conn Conn, interim 
 		}
 		colon := bytes.IndexByte(ln, ':')
 		name, v := ln[:colon], bytes.Trim(ln[colon+1:], " \t")
+		if !interim && h.Policy.Replaces(name) {
+			continue
+		}
 		if dropAnswer(name, h.drop) || h.Chunked && LowerIs(name, "content-length") {
 			// With chunked framing a Content-Length is void (RFC 9112
 			// 6.3); net/http drops it too.
@@ -151,6 +157,7 @@ func AppendAnswerHead(b []byte, h *Answer, raw, date []byte, conn Conn, interim 
 	if interim {
 		return append(b, "\r\n"...)
 	}
+	b = h.Policy.AppendLines(b)
 	if h.HasDate {
 		date = nil
 	}

@@ -1,0 +1,122 @@
+package app
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/hfork/hfork/hclconfig"
+)
+
+// scope is what a level of the config (listener, host, route) does to the
+// answers of the apps under it, folded for one route or one router: the
+// header policy.
+type scope struct {
+	headers *HeaderPolicy
+}
+
+// newScope folds levels, outermost first; nil when it does nothing.
+func newScope(levels ...hclconfig.Headers) *scope {
+	sc := &scope{headers: newHeaderPolicy(levels...)}
+	if sc.headers == nil {
+		return nil
+	}
+	return sc
+}
+
+// serve runs h under sc.
+func (sc *scope) serve(h http.Handler, w http.ResponseWriter, r *http.Request) {
+	if sc == nil {
+		h.ServeHTTP(w, r)
+		return
+	}
+	sw := scopeWriterPool.Get().(*scopeWriter)
+	*sw = scopeWriter{rw: w, sc: sc}
+	h.ServeHTTP(sw, r)
+	*sw = scopeWriter{}
+	scopeWriterPool.Put(sw)
+}
+
+// status answers code as writeStatus does, under sc.
+func (sc *scope) status(w http.ResponseWriter, r *http.Request, code int) {
+	sc.serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeStatus(w, code) }), w, r)
+}
+
+// fast applies sc to a fast answer. Answers an app made under sc already
+// (Final), and proxied ones, whose head the upstream writes, are left.
+func (sc *scope) fast(resp *FastResponse) {
+	if sc == nil || resp.Final || resp.Upstream != nil || sc.headers == nil {
+		return
+	}
+	resp.hbuf = sc.headers.rewriteHead(resp.hbuf[:0], resp.Head)
+	resp.Head = resp.hbuf
+}
+
+// scopeWriter applies a scope to what a handler writes: the header
+// policy when the head goes out. Like the access log's recorder, it keeps
+// ReadFrom (sendfile), Flush, Hijack and Unwrap reachable.
+type scopeWriter struct {
+	rw    http.ResponseWriter
+	sc    *scope
+	wrote bool
+}
+
+var scopeWriterPool = sync.Pool{New: func() any { return new(scopeWriter) }}
+
+func (sw *scopeWriter) Header() http.Header { return sw.rw.Header() }
+
+func (sw *scopeWriter) WriteHeader(code int) {
+	if !sw.wrote && code >= 200 {
+		sw.head()
+	}
+	sw.rw.WriteHeader(code)
+}
+
+// head applies the policy, once, before the final head leaves.
+func (sw *scopeWriter) head() {
+	sw.wrote = true
+	if p := sw.sc.headers; p != nil {
+		p.apply(sw.rw.Header())
+	}
+}
+
+func (sw *scopeWriter) Write(b []byte) (int, error) {
+	if !sw.wrote {
+		sw.head()
+	}
+	return sw.rw.Write(b)
+}
+
+func (sw *scopeWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !sw.wrote {
+		sw.head()
+	}
+	if rf, ok := sw.rw.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{sw.rw}, src)
+}
+
+// writerOnly hides ReadFrom, so io.Copy does not call back into it.
+type writerOnly struct{ io.Writer }
+
+func (sw *scopeWriter) Flush() {
+	if !sw.wrote {
+		sw.head()
+	}
+	if f, ok := sw.rw.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (sw *scopeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if hj, ok := sw.rw.(http.Hijacker); ok {
+		return hj.Hijack()
+	}
+	return nil, nil, errors.New("hijack: the connection does not support it")
+}
+
+func (sw *scopeWriter) Unwrap() http.ResponseWriter { return sw.rw }
