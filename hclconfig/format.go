@@ -111,6 +111,7 @@ func formatListener(b *body, l Listener, c Config) {
 		ab.attr("file", quoteHCL(l.AccessLog.File))
 		ab.attr("format", quoteHCL(l.AccessLog.Format))
 	}
+	formatErrorPages(b, l.ErrorPages)
 	if !l.Headers.IsZero() {
 		b.blank()
 		formatHeaders(b, l.Headers)
@@ -123,6 +124,7 @@ func formatListener(b *body, l Listener, c Config) {
 		b.blank()
 		hb := b.block("host", h.Label)
 		hb.attr("names", listHCL(h.Names))
+		formatErrorPages(hb, h.ErrorPages)
 		formatHeaders(hb, h.Headers)
 		for _, r := range h.Routes {
 			hb.blank()
@@ -132,6 +134,7 @@ func formatListener(b *body, l Listener, c Config) {
 }
 
 func formatRoute(b *body, r Route) {
+	formatErrorPages(b, r.ErrorPages)
 	formatHeaders(b, r.Headers)
 	ab := b.block(r.App)
 	switch r.App {
@@ -141,7 +144,11 @@ func formatRoute(b *body, r Route) {
 		ab.attr("headers", mapHCL(r.Respond.Headers))
 	case AppStatic:
 		ab.attr("root", quoteHCL(r.Static.Root))
-		ab.attr("index", quoteHCL(r.Static.Index))
+		ab.attr("index", listHCL(r.Static.Index))
+		if r.Static.Fallback != "" {
+			ab.attr("fallback", quoteHCL(r.Static.Fallback))
+		}
+		ab.attr("hidden", listHCL(r.Static.Hidden))
 	case AppProxy:
 		ab.attr("upstream", listHCL(r.Proxy.Upstream))
 	case AppRedirect:

@@ -7,7 +7,7 @@ import (
 )
 
 var hostSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "names", Required: true}},
+	Attributes: []hcl.AttributeSchema{{Name: "names", Required: true}, {Name: "error_pages"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "route", LabelNames: []string{"prefix"}},
 		{Type: "headers"},
@@ -62,6 +62,7 @@ func (d *decoder) hosts(blocks []*hcl.Block) []Host {
 			}
 		}
 		h.Headers = d.headersBlock(content.Blocks, "host")
+		h.ErrorPages = d.errorPages(content.Attributes)
 		if len(routeBlocks) == 0 {
 			d.errorf(b.DefRange, "Host "+quote(h.Label)+" has no route", `A host serves its requests through its routes; add at least one, like route "/" { respond { body = "hello\n" } }.`)
 		}

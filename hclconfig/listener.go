@@ -40,6 +40,7 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "socket_mode"},
 		{Name: "socket_owner"},
 		{Name: "socket_group"},
+		{Name: "error_pages"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "tls"},
@@ -177,6 +178,9 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	l.Routes = d.routes(routeBlocks)
 	l.Hosts = d.hosts(hostBlocks)
 	l.Headers = d.headersBlock(content.Blocks, "listener")
+	if l.Class != ClassExec {
+		l.ErrorPages = d.errorPages(attrs)
+	}
 
 	if l.Class == ClassExec {
 		d.exec(attrs, b, &l)

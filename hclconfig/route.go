@@ -10,6 +10,7 @@ import (
 )
 
 var routeSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "error_pages"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect},
 		{Type: "headers"},
@@ -17,8 +18,10 @@ var routeSchema = &hcl.BodySchema{
 }
 
 var appSchemas = map[string]*hcl.BodySchema{
-	AppRespond:  {Attributes: []hcl.AttributeSchema{{Name: "status"}, {Name: "body"}, {Name: "headers"}}},
-	AppStatic:   {Attributes: []hcl.AttributeSchema{{Name: "root", Required: true}, {Name: "index"}}},
+	AppRespond: {Attributes: []hcl.AttributeSchema{{Name: "status"}, {Name: "body"}, {Name: "headers"}}},
+	AppStatic: {Attributes: []hcl.AttributeSchema{
+		{Name: "root", Required: true}, {Name: "index"}, {Name: "fallback"}, {Name: "hidden"},
+	}},
 	AppProxy:    {Attributes: []hcl.AttributeSchema{{Name: "upstream", Required: true}}},
 	AppRedirect: {Attributes: []hcl.AttributeSchema{{Name: "to", Required: true}, {Name: "status"}}},
 }
@@ -55,6 +58,7 @@ func (d *decoder) route(b *hcl.Block) Route {
 	d.diags = append(d.diags, diags...)
 	var first *hcl.Block
 	r.Headers = d.headersBlock(content.Blocks, "route")
+	r.ErrorPages = d.errorPages(content.Attributes)
 	for _, app := range content.Blocks {
 		if !contains(appNames, app.Type) {
 			continue
@@ -91,14 +95,7 @@ func (d *decoder) app(b *hcl.Block, r *Route) {
 			}
 		}
 	case AppStatic:
-		r.Static = Static{Index: "index.html"}
-		if d.str(attrs, "root", &r.Static.Root) {
-			r.Static.Root = d.path(r.Static.Root)
-			d.checkDir(attrs["root"].Expr.Range(), "root", r.Static.Root)
-		}
-		if d.str(attrs, "index", &r.Static.Index) && strings.ContainsAny(r.Static.Index, `/\`) {
-			d.errorf(attrs["index"].Expr.Range(), "Invalid index", "index names a file in each directory, like \"index.html\"; %q is a path.", r.Static.Index)
-		}
+		d.static(attrs, r)
 	case AppProxy:
 		ups, rngs, ok := d.strList(attrs, "upstream", true)
 		if ok && len(ups) == 0 {

@@ -102,6 +102,9 @@ type Listener struct {
 	// Headers is the listener's header policy, applied before its hosts'
 	// and routes' own.
 	Headers Headers `json:"headers,omitzero"`
+	// ErrorPages replace hfork's own error answers, by status, with the
+	// contents of a file (absolute path); inner levels override outer.
+	ErrorPages map[int]string `json:"error_pages,omitempty"`
 
 	// exec class
 	Command    []string          `json:"command,omitempty"`
@@ -150,6 +153,9 @@ type Host struct {
 	Routes []Route  `json:"routes"` // longest prefix first
 	// Headers applies after the listener's and before each route's.
 	Headers Headers `json:"headers,omitzero"`
+	// ErrorPages replace hfork's own error answers, by status, with the
+	// contents of a file (absolute path); inner levels override outer.
+	ErrorPages map[int]string `json:"error_pages,omitempty"`
 }
 
 // Headers is a headers block: what to do to the response headers of
@@ -173,6 +179,8 @@ type Route struct {
 	Proxy    Proxy    `json:"proxy,omitzero"`
 	Redirect Redirect `json:"redirect,omitzero"`
 	Headers  Headers  `json:"headers,omitzero"`
+	// ErrorPages: as the listener's, for this route only.
+	ErrorPages map[int]string `json:"error_pages,omitempty"`
 }
 
 // Respond answers every request with a fixed response.
@@ -184,8 +192,14 @@ type Respond struct {
 
 // Static serves files under Root (absolute); the route prefix is stripped.
 type Static struct {
-	Root  string `json:"root"`
-	Index string `json:"index"` // default "index.html"
+	Root  string   `json:"root"`
+	Index []string `json:"index"` // tried in order; default ["index.html"]
+	// Fallback, a path under Root, is served with 200 for a missing file
+	// (a single-page app's "index.html"); "" is a plain 404.
+	Fallback string `json:"fallback,omitempty"`
+	// Hidden are patterns (path.Match) for one path segment that are
+	// never served; default [".*"]. "/.well-known/" is always served.
+	Hidden []string `json:"hidden"`
 }
 
 // Proxy forwards requests round-robin to Upstream (http or https URLs).

@@ -44,6 +44,8 @@ func loopSite(t testing.TB) hclconfig.Listener {
 	write("noext", []byte("<html><body>sniffed</body></html>"))
 	write("sub/index.html", []byte("<h1>index</h1>\n"))
 	write("empty.txt", nil)
+	write(".env", []byte("SECRET=1\n"))
+	write(".well-known/x.txt", []byte("well known\n"))
 	big := make([]byte, 3<<20)
 	for i := range big {
 		big[i] = byte(i*7 + i/4099)
@@ -64,7 +66,7 @@ func loopSite(t testing.TB) hclconfig.Listener {
 	l.MaxBodyBytes = 1 << 20
 	l.ReadHeaderTimeout = 5 * time.Second
 	l.Routes = []hclconfig.Route{
-		{Prefix: "/static/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root},
+		{Prefix: "/static/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root, Hidden: []string{".*"}},
 			Headers: hclconfig.Headers{Add: map[string]string{"X-Level": "route"}, Remove: []string{"Accept-Ranges"}}},
 		{Prefix: "/proxy/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{up.URL}},
 			Headers: hclconfig.Headers{Set: map[string]string{"X-Public": "overridden"}, Add: map[string]string{"X-Level": "proxy"}}},
@@ -78,8 +80,13 @@ func loopSite(t testing.TB) hclconfig.Listener {
 		}, Headers: hclconfig.Headers{Set: map[string]string{"Cache-Control": "max-age=60"}}},
 	}
 	l.Headers = hclconfig.Headers{Set: map[string]string{"Strict-Transport-Security": "max-age=1"}, Add: map[string]string{"X-Level": "listener"}}
+	page := filepath.Join(t.TempDir(), "404.html")
+	if err := os.WriteFile(page, []byte("<p>no such page</p>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.ErrorPages = map[int]string{404: page}
 	l.Hosts = []hclconfig.Host{{Label: "shop", Names: []string{"shop.test", "*.shop.test"}, Headers: hclconfig.Headers{Set: map[string]string{"X-Level": "host"}}, Routes: []hclconfig.Route{
-		{Prefix: "/files/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root}, Headers: hclconfig.Headers{Remove: []string{"Strict-Transport-Security"}}},
+		{Prefix: "/files/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root, Index: []string{"none.html", "index.html"}, Fallback: "page.html"}, Headers: hclconfig.Headers{Remove: []string{"Strict-Transport-Security"}}},
 		{Prefix: "/", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: "shop\n"}},
 	}}}
 	return l
@@ -268,6 +275,10 @@ func TestLoopAnswersAsNetHTTP(t *testing.T) {
 		"GET /files/a.txt HTTP/1.1\r\nHost: A.Shop.Test:8080\r\n\r\n",
 		"GET /static/a.txt HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: shop.test.\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: notshop.test\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+		// dotfiles, the fallback, the index list, error pages
+		"GET /static/.env HTTP/1.1\r\nHost: x\r\n\r\nGET /static/.well-known/x.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /files/no/such/route HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /files/sub/ HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /files/bare/ HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+		"HEAD /static/missing HTTP/1.1\r\nHost: x\r\n\r\nGET /nothing HTTP/1.1\r\nHost: shop.test\r\n\r\n",
 		// static
 		"GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
 		"HEAD /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -757,7 +768,7 @@ func TestLoopAccessLog(t *testing.T) {
 		`127.0.0.1 - - [`,
 		`] "GET /a?b=1 HTTP/1.1" 200 6 "http://r/" "ua \x22q\x22"`,
 		`] "HEAD /static/a.txt HTTP/1.0" 200 0 "-" "-"`,
-		`] "GET /static/nope HTTP/1.1" 404 14 "-" "-"`,
+		`] "GET /static/nope HTTP/1.1" 404 20 "-" "-"`, // the listener's error page
 		`] "GET /last HTTP/1.1" 200 6 "-" "-"`,
 	} {
 		if !strings.Contains(string(data), want) {

@@ -54,6 +54,7 @@ type FastResponse struct {
 	// Final says Head was made under the route's scope already, so the
 	// router leaves it as it is.
 	Final bool
+	own   bool // hfork's own error answer, which an error page replaces
 
 	scratch []byte // Head's storage when it is built per request
 	hbuf    []byte // Head's storage once a header policy rewrote it
@@ -171,6 +172,7 @@ func statusFast(resp *FastResponse, code int) {
 	resp.Status = code
 	resp.Head = fastStatus[code]
 	resp.Body = statusBodies[code]
+	resp.own = true
 }
 
 // redirectSlashFast is redirectSlash for the fast path: only GET and HEAD

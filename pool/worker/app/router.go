@@ -32,16 +32,21 @@ type router struct {
 
 // newRouter builds the router over one set of routes: a host's, or the
 // listener's own.
-// outer are the header levels above the routes: the listener's, and the
-// host's.
-func newRouter(routes []hclconfig.Route, outer []hclconfig.Headers, redirectHTTPS bool, log *slog.Logger) (*router, error) {
+// outer are the levels above the routes: the listener's, and the host's.
+func newRouter(routes []hclconfig.Route, outer []level, redirectHTTPS bool, log *slog.Logger) (*router, error) {
 	rt := &router{routes: make([]route, 0, len(routes)), redirectHTTPS: redirectHTTPS}
-	rt.scope = newScope(outer...)
+	var err error
+	if rt.scope, err = newScope(outer); err != nil {
+		return nil, err
+	}
 	for _, rc := range routes {
 		if !strings.HasPrefix(rc.Prefix, "/") {
 			return nil, fmt.Errorf("route %q: prefix must start with /", rc.Prefix)
 		}
-		sc := newScope(append(slices.Clip(outer), rc.Headers)...)
+		sc, err := newScope(append(slices.Clip(outer), level{rc.Headers, rc.ErrorPages}))
+		if err != nil {
+			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
+		}
 		h, err := newApp(rc, sc, log.With("route", rc.Prefix))
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
@@ -157,6 +162,12 @@ func init() {
 // writeStatus answers with a short plain-text body naming code, like
 // http.Error, without its per-call allocations.
 func writeStatus(w http.ResponseWriter, code int) {
+	if sw, ok := w.(*scopeWriter); ok {
+		if pg := sw.sc.pages[code]; pg != nil {
+			pg.write(w, code)
+			return
+		}
+	}
 	h := w.Header()
 	body, ok := statusBodies[code]
 	if !ok {

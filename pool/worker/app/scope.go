@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -11,20 +12,43 @@ import (
 	"github.com/hfork/hfork/hclconfig"
 )
 
-// scope is what a level of the config (listener, host, route) does to the
-// answers of the apps under it, folded for one route or one router: the
-// header policy.
+// scope is what the levels of the config (listener, host, route) do to
+// the answers of the apps under them, folded for one route or one router:
+// the header policy and the error pages.
 type scope struct {
 	headers *HeaderPolicy
+	pages   map[int]*errorPage // by status
+}
+
+// level is one level's share of a scope.
+type level struct {
+	headers hclconfig.Headers
+	pages   map[int]string
 }
 
 // newScope folds levels, outermost first; nil when it does nothing.
-func newScope(levels ...hclconfig.Headers) *scope {
-	sc := &scope{headers: newHeaderPolicy(levels...)}
-	if sc.headers == nil {
-		return nil
+func newScope(levels []level) (*scope, error) {
+	hs := make([]hclconfig.Headers, len(levels))
+	files := map[int]string{}
+	for i, lv := range levels {
+		hs[i] = lv.headers
+		maps.Copy(files, lv.pages) // the inner level's page wins
 	}
-	return sc
+	sc := &scope{headers: newHeaderPolicy(hs...)}
+	for code, file := range files {
+		pg, err := loadErrorPage(code, file)
+		if err != nil {
+			return nil, err
+		}
+		if sc.pages == nil {
+			sc.pages = map[int]*errorPage{}
+		}
+		sc.pages[code] = pg
+	}
+	if sc.headers == nil && sc.pages == nil {
+		return nil, nil
+	}
+	return sc, nil
 }
 
 // serve runs h under sc.
@@ -48,7 +72,13 @@ func (sc *scope) status(w http.ResponseWriter, r *http.Request, code int) {
 // fast applies sc to a fast answer. Answers an app made under sc already
 // (Final), and proxied ones, whose head the upstream writes, are left.
 func (sc *scope) fast(resp *FastResponse) {
-	if sc == nil || resp.Final || resp.Upstream != nil || sc.headers == nil {
+	if sc == nil || resp.Final || resp.Upstream != nil {
+		return
+	}
+	if pg := sc.pages[resp.Status]; pg != nil && resp.own {
+		resp.Head, resp.Body = pg.fastHead, pg.body
+	}
+	if sc.headers == nil {
 		return
 	}
 	resp.hbuf = sc.headers.rewriteHead(resp.hbuf[:0], resp.Head)

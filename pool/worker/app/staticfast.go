@@ -47,6 +47,10 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 		statusFast(resp, http.StatusBadRequest)
 		return true
 	}
+	if s.isHidden(rest) {
+		statusFast(resp, http.StatusNotFound)
+		return true
+	}
 	name := strings.Trim(rest, "/")
 	if name == "" {
 		name = "."
@@ -59,44 +63,34 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 	defer runtime.KeepAlive(sr)
 	dirfd := int(sr.dir.Fd())
 	fd, st, code := s.openFast(dirfd, name)
+	base := name
+	if code == 0 && st.Mode&unix.S_IFMT != unix.S_IFDIR && wantDir {
+		rawsys.Close(fd)
+		code = http.StatusNotFound
+	}
+	if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		rawsys.Close(fd)
+		fd, st, base, code = s.openIndexFast(dirfd, name)
+		if code == 0 && !wantDir {
+			rawsys.Close(fd)
+			redirectSlashFast(req, resp)
+			return true
+		}
+	}
+	if code == http.StatusNotFound && s.fallback != "" {
+		fd, st, code = s.openFast(dirfd, s.fallback)
+		base = s.fallback
+		if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			rawsys.Close(fd)
+			code = http.StatusNotFound
+		}
+	}
 	if code < 0 {
 		return false
 	}
 	if code != 0 {
 		statusFast(resp, code)
 		return true
-	}
-	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	if !isDir && wantDir {
-		rawsys.Close(fd)
-		statusFast(resp, http.StatusNotFound)
-		return true
-	}
-	base := name
-	if isDir {
-		rawsys.Close(fd)
-		idx := s.index
-		if name != "." {
-			idx = name + "/" + s.index
-		}
-		fd, st, code = s.openFast(dirfd, idx)
-		if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			rawsys.Close(fd)
-			code = http.StatusNotFound
-		}
-		if code < 0 {
-			return false
-		}
-		if code != 0 {
-			statusFast(resp, code)
-			return true
-		}
-		if !wantDir {
-			rawsys.Close(fd)
-			redirectSlashFast(req, resp)
-			return true
-		}
-		base = s.index
 	}
 
 	// What http.ServeContent sends for a whole file: the type by extension
@@ -131,6 +125,29 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 	resp.Status, resp.Head = http.StatusOK, b
 	resp.FileFD, resp.FileSize = fd, st.Size
 	return true
+}
+
+// openIndexFast is openIndex for the fast path; it also returns the
+// index file's name.
+func (s *static) openIndexFast(dirfd int, dir string) (int, unix.Stat_t, string, int) {
+	var st unix.Stat_t
+	code := http.StatusNotFound
+	for _, idx := range s.index {
+		name := idx
+		if dir != "." {
+			name = dir + "/" + idx
+		}
+		var fd int
+		fd, st, code = s.openFast(dirfd, name)
+		if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			rawsys.Close(fd)
+			code = http.StatusNotFound
+		}
+		if code != http.StatusNotFound {
+			return fd, st, idx, code
+		}
+	}
+	return -1, st, "", code
 }
 
 // openFast opens name beneath dirfd and stats it: the fd and its stat, or
