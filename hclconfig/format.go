@@ -116,6 +116,10 @@ func formatListener(b *body, l Listener, c Config) {
 		b.blank()
 		formatHeaders(b, l.Headers)
 	}
+	if len(l.Compress.Encodings) > 0 || l.Compress.Off {
+		b.blank()
+		formatCompress(b, l.Compress)
+	}
 	for _, r := range l.Routes {
 		b.blank()
 		formatRoute(b.block("route", r.Prefix), r)
@@ -126,6 +130,7 @@ func formatListener(b *body, l Listener, c Config) {
 		hb.attr("names", listHCL(h.Names))
 		formatErrorPages(hb, h.ErrorPages)
 		formatHeaders(hb, h.Headers)
+		formatCompress(hb, h.Compress)
 		for _, r := range h.Routes {
 			hb.blank()
 			formatRoute(hb.block("route", r.Prefix), r)
@@ -136,6 +141,7 @@ func formatListener(b *body, l Listener, c Config) {
 func formatRoute(b *body, r Route) {
 	formatErrorPages(b, r.ErrorPages)
 	formatHeaders(b, r.Headers)
+	formatCompress(b, r.Compress)
 	ab := b.block(r.App)
 	switch r.App {
 	case AppRespond:
@@ -149,6 +155,9 @@ func formatRoute(b *body, r Route) {
 			ab.attr("fallback", quoteHCL(r.Static.Fallback))
 		}
 		ab.attr("hidden", listHCL(r.Static.Hidden))
+		if r.Static.Precompressed {
+			ab.attr("precompressed", "true")
+		}
 	case AppProxy:
 		ab.attr("upstream", listHCL(r.Proxy.Upstream))
 	case AppRedirect:

@@ -10,7 +10,7 @@ var hostSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "names", Required: true}, {Name: "error_pages"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "route", LabelNames: []string{"prefix"}},
-		{Type: "headers"},
+		{Type: "headers"}, {Type: "compress"},
 	},
 }
 
@@ -63,6 +63,7 @@ func (d *decoder) hosts(blocks []*hcl.Block) []Host {
 		}
 		h.Headers = d.headersBlock(content.Blocks, "host")
 		h.ErrorPages = d.errorPages(content.Attributes)
+		h.Compress = d.compressBlock(content.Blocks, "host")
 		if len(routeBlocks) == 0 {
 			d.errorf(b.DefRange, "Host "+quote(h.Label)+" has no route", `A host serves its requests through its routes; add at least one, like route "/" { respond { body = "hello\n" } }.`)
 		}

@@ -48,6 +48,7 @@ var listenerSchema = &hcl.BodySchema{
 		{Type: "route", LabelNames: []string{"prefix"}},
 		{Type: "host", LabelNames: []string{"label"}},
 		{Type: "headers"},
+		{Type: "compress"},
 	},
 }
 
@@ -178,6 +179,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	l.Routes = d.routes(routeBlocks)
 	l.Hosts = d.hosts(hostBlocks)
 	l.Headers = d.headersBlock(content.Blocks, "listener")
+	l.Compress = d.compressBlock(content.Blocks, "listener")
 	if l.Class != ClassExec {
 		l.ErrorPages = d.errorPages(attrs)
 	}

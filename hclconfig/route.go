@@ -13,14 +13,14 @@ var routeSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "error_pages"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect},
-		{Type: "headers"},
+		{Type: "headers"}, {Type: "compress"},
 	},
 }
 
 var appSchemas = map[string]*hcl.BodySchema{
 	AppRespond: {Attributes: []hcl.AttributeSchema{{Name: "status"}, {Name: "body"}, {Name: "headers"}}},
 	AppStatic: {Attributes: []hcl.AttributeSchema{
-		{Name: "root", Required: true}, {Name: "index"}, {Name: "fallback"}, {Name: "hidden"},
+		{Name: "root", Required: true}, {Name: "index"}, {Name: "fallback"}, {Name: "hidden"}, {Name: "precompressed"},
 	}},
 	AppProxy:    {Attributes: []hcl.AttributeSchema{{Name: "upstream", Required: true}}},
 	AppRedirect: {Attributes: []hcl.AttributeSchema{{Name: "to", Required: true}, {Name: "status"}}},
@@ -59,6 +59,7 @@ func (d *decoder) route(b *hcl.Block) Route {
 	var first *hcl.Block
 	r.Headers = d.headersBlock(content.Blocks, "route")
 	r.ErrorPages = d.errorPages(content.Attributes)
+	r.Compress = d.compressBlock(content.Blocks, "route")
 	for _, app := range content.Blocks {
 		if !contains(appNames, app.Type) {
 			continue

@@ -39,6 +39,7 @@ func (d *decoder) static(attrs hcl.Attributes, r *Route) {
 		}
 		r.Static.Fallback = f
 	}
+	d.boolean(attrs, "precompressed", &r.Static.Precompressed)
 	if list, rngs, ok := d.strList(attrs, "hidden", true); ok {
 		r.Static.Hidden = nil
 		for i, p := range list {

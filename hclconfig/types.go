@@ -105,6 +105,9 @@ type Listener struct {
 	// ErrorPages replace hfork's own error answers, by status, with the
 	// contents of a file (absolute path); inner levels override outer.
 	ErrorPages map[int]string `json:"error_pages,omitempty"`
+	// Compress is the listener's compress block; a host's or a route's
+	// own replaces it whole.
+	Compress Compress `json:"compress,omitzero"`
 
 	// exec class
 	Command    []string          `json:"command,omitempty"`
@@ -156,6 +159,17 @@ type Host struct {
 	// ErrorPages replace hfork's own error answers, by status, with the
 	// contents of a file (absolute path); inner levels override outer.
 	ErrorPages map[int]string `json:"error_pages,omitempty"`
+	Compress   Compress       `json:"compress,omitzero"`
+}
+
+// Compress is a compress block. The zero value is "not declared here";
+// Off is a block that turns compression off (encodings = []).
+type Compress struct {
+	Encodings []string `json:"encodings,omitempty"` // the server's preference, first best
+	Types     []string `json:"types,omitempty"`     // media types; "text/*" is a family
+	MinSize   int64    `json:"min_size,omitempty"`
+	Level     int      `json:"level,omitempty"` // 1..9
+	Off       bool     `json:"off,omitempty"`
 }
 
 // Headers is a headers block: what to do to the response headers of
@@ -181,6 +195,7 @@ type Route struct {
 	Headers  Headers  `json:"headers,omitzero"`
 	// ErrorPages: as the listener's, for this route only.
 	ErrorPages map[int]string `json:"error_pages,omitempty"`
+	Compress   Compress       `json:"compress,omitzero"`
 }
 
 // Respond answers every request with a fixed response.
@@ -200,6 +215,9 @@ type Static struct {
 	// Hidden are patterns (path.Match) for one path segment that are
 	// never served; default [".*"]. "/.well-known/" is always served.
 	Hidden []string `json:"hidden"`
+	// Precompressed serves "file.zst" or "file.gz" beside "file" to a
+	// client that accepts it.
+	Precompressed bool `json:"precompressed,omitempty"`
 }
 
 // Proxy forwards requests round-robin to Upstream (http or https URLs).

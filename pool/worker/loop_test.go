@@ -45,6 +45,9 @@ func loopSite(t testing.TB) hclconfig.Listener {
 	write("sub/index.html", []byte("<h1>index</h1>\n"))
 	write("empty.txt", nil)
 	write(".env", []byte("SECRET=1\n"))
+	write("text.txt", bytes.Repeat([]byte("compress me, loop and net/http alike\n"), 300))
+	write("pre.html", []byte("<p>identity</p>\n"))
+	write("pre.html.gz", []byte("not really gzip, but served as it is\n"))
 	write(".well-known/x.txt", []byte("well known\n"))
 	big := make([]byte, 3<<20)
 	for i := range big {
@@ -85,10 +88,13 @@ func loopSite(t testing.TB) hclconfig.Listener {
 		t.Fatal(err)
 	}
 	l.ErrorPages = map[int]string{404: page}
-	l.Hosts = []hclconfig.Host{{Label: "shop", Names: []string{"shop.test", "*.shop.test"}, Headers: hclconfig.Headers{Set: map[string]string{"X-Level": "host"}}, Routes: []hclconfig.Route{
-		{Prefix: "/files/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root, Index: []string{"none.html", "index.html"}, Fallback: "page.html"}, Headers: hclconfig.Headers{Remove: []string{"Strict-Transport-Security"}}},
-		{Prefix: "/", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: "shop\n"}},
-	}}}
+	l.Hosts = []hclconfig.Host{{Label: "shop", Names: []string{"shop.test", "*.shop.test"}, Headers: hclconfig.Headers{Set: map[string]string{"X-Level": "host"}},
+		Compress: hclconfig.Compress{Encodings: []string{"zstd", "gzip"}, Types: []string{"text/*"}, MinSize: 1024, Level: 1}, Routes: []hclconfig.Route{
+			{Prefix: "/pre/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root, Precompressed: true}},
+			{Prefix: "/big", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: strings.Repeat("big answer ", 1000)}},
+			{Prefix: "/files/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root, Index: []string{"none.html", "index.html"}, Fallback: "page.html"}, Headers: hclconfig.Headers{Remove: []string{"Strict-Transport-Security"}}},
+			{Prefix: "/", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: "shop\n"}},
+		}}}
 	return l
 }
 
@@ -275,6 +281,14 @@ func TestLoopAnswersAsNetHTTP(t *testing.T) {
 		"GET /files/a.txt HTTP/1.1\r\nHost: A.Shop.Test:8080\r\n\r\n",
 		"GET /static/a.txt HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: shop.test.\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: notshop.test\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+		// compression
+		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\nGET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: zstd, gzip\r\n\r\n",
+		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\n\r\nHEAD /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip;q=0.5, zstd;q=0.1\r\n\r\n",
+		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\nRange: bytes=0-9\r\n\r\n",
+		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: identity;q=0\r\n\r\nGET /files/a.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\n",
+		"GET /big HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\nGET /big HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: br\r\n\r\nGET / HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\n",
+		"GET /pre/pre.html HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\nGET /pre/pre.html HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\nAccept-Encoding: zstd\r\n\r\n",
 		// dotfiles, the fallback, the index list, error pages
 		"GET /static/.env HTTP/1.1\r\nHost: x\r\n\r\nGET /static/.well-known/x.txt HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET /files/no/such/route HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /files/sub/ HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /files/bare/ HTTP/1.1\r\nHost: shop.test\r\n\r\n",

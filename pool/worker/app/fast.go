@@ -26,6 +26,8 @@ type FastRequest struct {
 	Query string // raw, without the "?"
 	// Host is the Host header as sent ("" for HTTP/1.0 without one).
 	Host string
+	// AcceptEncoding is the Accept-Encoding header as sent.
+	AcceptEncoding string
 	// Conditional says the request has Range or If-* headers, which only
 	// net/http's ServeContent answers.
 	Conditional bool
@@ -204,27 +206,40 @@ func appendNoBody(b []byte, req *FastRequest) []byte {
 // fastHead is respond's answer as bytes, built once; nil when a configured
 // header is one the server itself manages on the fast path.
 func (rs *respond) buildFast(sc *scope) {
-	hdr := rs.header
+	rs.fastHead = fastHeadFor(rs.status, rs.header, sc)
+	for i := range rs.variants {
+		v := &rs.variants[i]
+		v.fastHead = fastHeadFor(rs.status, v.header, sc)
+		if v.fastHead == nil {
+			rs.fastHead = nil
+		}
+	}
+}
+
+// fastHeadFor is the head net/http writes for status and hdr under sc's
+// header policy; nil when a header is one the server itself manages on
+// the fast path.
+func fastHeadFor(status int, hdr http.Header, sc *scope) []byte {
 	if sc != nil && sc.headers != nil {
-		hdr = rs.header.Clone()
+		hdr = hdr.Clone()
 		sc.headers.apply(hdr)
 	}
 	keys := make([]string, 0, len(hdr))
 	for k := range hdr {
 		switch k {
 		case "Connection", "Date", "Transfer-Encoding", "Keep-Alive", "Upgrade", "Trailer":
-			return
+			return nil
 		}
 		if !fastHeaderOK(k, hdr[k]) {
-			return
+			return nil
 		}
 		keys = append(keys, k)
 	}
-	if rs.status < 200 {
-		return
+	if status < 200 {
+		return nil
 	}
 	slices.Sort(keys) // net/http writes header keys sorted
-	b := appendStatusLine(nil, rs.status)
+	b := appendStatusLine(nil, status)
 	for _, k := range keys {
 		for _, v := range hdr[k] {
 			b = append(b, k...)
@@ -233,12 +248,24 @@ func (rs *respond) buildFast(sc *scope) {
 			b = append(b, "\r\n"...)
 		}
 	}
-	rs.fastHead = b
+	return b
 }
 
 func (rs *respond) fastOK() bool { return rs.fastHead != nil }
 
 func (rs *respond) serveFast(req *FastRequest, resp *FastResponse) bool {
+	if rs.comp != nil {
+		v, ok := rs.pick(req.AcceptEncoding)
+		if !ok {
+			statusFast(resp, http.StatusNotAcceptable)
+			return true
+		}
+		if v != nil {
+			resp.Status, resp.Head, resp.Body = rs.status, v.fastHead, v.body
+			resp.Final = true
+			return true
+		}
+	}
 	resp.Status, resp.Head, resp.Body = rs.status, rs.fastHead, rs.body
 	resp.Final = true // buildFast applied the scope's headers
 	return true
@@ -342,6 +369,11 @@ func (rt *router) FastUpstreams() []*FastUpstream {
 // http:// at an IP address, without a path or query of its own (the
 // server does not resolve names or join paths; net/http does).
 func (p *proxy) buildFast(nextID *int, sc *scope) {
+	if sc != nil && sc.comp != nil {
+		// Compressed answers are net/http's: see the README's event loop
+		// section for what that costs.
+		return
+	}
 	var fast []*FastUpstream
 	for _, u := range p.targets {
 		if u.Scheme != "http" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.ForceQuery {

@@ -43,9 +43,12 @@ func newRouter(routes []hclconfig.Route, outer []level, redirectHTTPS bool, log 
 		if !strings.HasPrefix(rc.Prefix, "/") {
 			return nil, fmt.Errorf("route %q: prefix must start with /", rc.Prefix)
 		}
-		sc, err := newScope(append(slices.Clip(outer), level{rc.Headers, rc.ErrorPages}))
+		sc, err := newScope(append(slices.Clip(outer), level{rc.Headers, rc.ErrorPages, rc.Compress}))
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
+		}
+		if sc != nil && rc.App == hclconfig.AppProxy {
+			sc.stream = sc.comp != nil
 		}
 		h, err := newApp(rc, sc, log.With("route", rc.Prefix))
 		if err != nil {
@@ -71,7 +74,7 @@ func newApp(rc hclconfig.Route, sc *scope, log *slog.Logger) (http.Handler, erro
 	case hclconfig.AppRespond:
 		return newRespond(rc.Respond, sc), nil
 	case hclconfig.AppStatic:
-		return newStatic(rc.Prefix, rc.Static, log)
+		return newStatic(rc.Prefix, rc.Static, sc, log)
 	case hclconfig.AppProxy:
 		return newProxy(rc.Proxy, log)
 	case hclconfig.AppRedirect:
@@ -149,7 +152,7 @@ var (
 func init() {
 	for _, code := range []int{
 		http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound,
-		http.StatusMethodNotAllowed, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusMethodNotAllowed, http.StatusNotAcceptable, http.StatusInternalServerError, http.StatusBadGateway,
 		http.StatusGatewayTimeout,
 	} {
 		b := []byte(fmt.Sprintf("%d %s\n", code, strings.ToLower(http.StatusText(code))))

@@ -14,27 +14,33 @@ import (
 
 // scope is what the levels of the config (listener, host, route) do to
 // the answers of the apps under them, folded for one route or one router:
-// the header policy and the error pages.
+// the header policy, the error pages and compression.
 type scope struct {
 	headers *HeaderPolicy
 	pages   map[int]*errorPage // by status
+	comp    *compressor
+	// stream: the writer compresses what the app writes (proxied
+	// answers); respond and static compress their own bodies, once.
+	stream bool
 }
 
 // level is one level's share of a scope.
 type level struct {
-	headers hclconfig.Headers
-	pages   map[int]string
+	headers  hclconfig.Headers
+	pages    map[int]string
+	compress hclconfig.Compress
 }
 
 // newScope folds levels, outermost first; nil when it does nothing.
 func newScope(levels []level) (*scope, error) {
 	hs := make([]hclconfig.Headers, len(levels))
+	cs := make([]hclconfig.Compress, len(levels))
 	files := map[int]string{}
 	for i, lv := range levels {
-		hs[i] = lv.headers
+		hs[i], cs[i] = lv.headers, lv.compress
 		maps.Copy(files, lv.pages) // the inner level's page wins
 	}
-	sc := &scope{headers: newHeaderPolicy(hs...)}
+	sc := &scope{headers: newHeaderPolicy(hs...), comp: newCompressor(cs...)}
 	for code, file := range files {
 		pg, err := loadErrorPage(code, file)
 		if err != nil {
@@ -45,7 +51,7 @@ func newScope(levels []level) (*scope, error) {
 		}
 		sc.pages[code] = pg
 	}
-	if sc.headers == nil && sc.pages == nil {
+	if sc.headers == nil && sc.pages == nil && sc.comp == nil {
 		return nil, nil
 	}
 	return sc, nil
@@ -58,8 +64,9 @@ func (sc *scope) serve(h http.Handler, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sw := scopeWriterPool.Get().(*scopeWriter)
-	*sw = scopeWriter{rw: w, sc: sc}
+	*sw = scopeWriter{rw: w, sc: sc, req: r}
 	h.ServeHTTP(sw, r)
+	sw.finish()
 	*sw = scopeWriter{}
 	scopeWriterPool.Put(sw)
 }
@@ -85,13 +92,17 @@ func (sc *scope) fast(resp *FastResponse) {
 	resp.Head = resp.hbuf
 }
 
-// scopeWriter applies a scope to what a handler writes: the header
-// policy when the head goes out. Like the access log's recorder, it keeps
-// ReadFrom (sendfile), Flush, Hijack and Unwrap reachable.
+// scopeWriter applies a scope to what a handler writes: compression (for
+// a streaming scope) and the header policy when the head goes out. Like
+// the access log's recorder, it keeps ReadFrom (sendfile), Flush, Hijack
+// and Unwrap reachable.
 type scopeWriter struct {
 	rw    http.ResponseWriter
 	sc    *scope
+	req   *http.Request
 	wrote bool
+	enc   string  // the coding being written, "" for none
+	e     encoder // writes enc to rw
 }
 
 var scopeWriterPool = sync.Pool{New: func() any { return new(scopeWriter) }}
@@ -100,29 +111,52 @@ func (sw *scopeWriter) Header() http.Header { return sw.rw.Header() }
 
 func (sw *scopeWriter) WriteHeader(code int) {
 	if !sw.wrote && code >= 200 {
-		sw.head()
+		sw.head(code)
 	}
 	sw.rw.WriteHeader(code)
 }
 
-// head applies the policy, once, before the final head leaves.
-func (sw *scopeWriter) head() {
+// head decides on compression and applies the policy, once, before the
+// final head leaves.
+func (sw *scopeWriter) head(code int) {
 	sw.wrote = true
+	h := sw.rw.Header()
+	if sw.sc.stream {
+		sw.enc = streamCoding(sw.sc.comp, sw.req, code, h)
+		if sw.enc != "" && sw.req.Method != http.MethodHead {
+			sw.e = sw.sc.comp.newEncoder(sw.enc, writerOnly{sw.rw})
+		}
+	}
 	if p := sw.sc.headers; p != nil {
-		p.apply(sw.rw.Header())
+		p.apply(h)
+	}
+}
+
+// finish ends the compressed stream, if any.
+func (sw *scopeWriter) finish() {
+	if sw.e != nil {
+		sw.e.Close()
+		sw.sc.comp.putEncoder(sw.enc, sw.e)
+		sw.e = nil
 	}
 }
 
 func (sw *scopeWriter) Write(b []byte) (int, error) {
 	if !sw.wrote {
-		sw.head()
+		sw.head(http.StatusOK)
+	}
+	if sw.e != nil {
+		return sw.e.Write(b)
 	}
 	return sw.rw.Write(b)
 }
 
 func (sw *scopeWriter) ReadFrom(src io.Reader) (int64, error) {
 	if !sw.wrote {
-		sw.head()
+		sw.head(http.StatusOK)
+	}
+	if sw.e != nil {
+		return io.Copy(sw.e, src)
 	}
 	if rf, ok := sw.rw.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)
@@ -135,7 +169,10 @@ type writerOnly struct{ io.Writer }
 
 func (sw *scopeWriter) Flush() {
 	if !sw.wrote {
-		sw.head()
+		sw.head(http.StatusOK)
+	}
+	if f, ok := sw.e.(interface{ Flush() error }); ok {
+		f.Flush()
 	}
 	if f, ok := sw.rw.(http.Flusher); ok {
 		f.Flush()

@@ -33,9 +33,13 @@ type static struct {
 	index    []string
 	fallback string   // "" for none
 	hidden   []string // path.Match patterns for one segment
-	log      *slog.Logger
-	root     atomic.Pointer[staticRoot]
-	checkAt  atomic.Int64 // unix nanoseconds of the next identity check
+	// comp compresses the route's files (staticenc.go); precompressed
+	// serves "file.zst" and "file.gz" beside them.
+	comp          *compressor
+	precompressed bool
+	log           *slog.Logger
+	root          atomic.Pointer[staticRoot]
+	checkAt       atomic.Int64 // unix nanoseconds of the next identity check
 }
 
 type staticRoot struct {
@@ -46,11 +50,15 @@ type staticRoot struct {
 
 var hdrAllowGetHead = []string{"GET, HEAD"}
 
-func newStatic(prefix string, c hclconfig.Static, log *slog.Logger) (*static, error) {
+func newStatic(prefix string, c hclconfig.Static, sc *scope, log *slog.Logger) (*static, error) {
 	if c.Root == "" {
 		return nil, errors.New("static: root is empty")
 	}
-	s := &static{prefix: prefix, dir: c.Root, index: c.Index, fallback: c.Fallback, hidden: c.Hidden, log: log}
+	s := &static{prefix: prefix, dir: c.Root, index: c.Index, fallback: c.Fallback, hidden: c.Hidden,
+		precompressed: c.Precompressed, log: log}
+	if sc != nil {
+		s.comp = sc.comp
+	}
 	if len(s.index) == 0 {
 		s.index = []string{"index.html"}
 	}
@@ -146,6 +154,7 @@ func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	root := s.current().root
 	f, fi, code := s.open(root, name)
+	served := name
 	if code == 0 && !fi.IsDir() && wantDir {
 		// "file.txt/" names a directory that is not there.
 		f.Close()
@@ -156,7 +165,7 @@ func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// No listings: a directory without its index is as absent as a
 		// missing file, and the slash redirect below waits until the index
 		// is known to exist so it does not reveal bare directories either.
-		f, fi, code = s.openIndex(root, name)
+		f, fi, served, code = s.openIndex(root, name)
 		if code == 0 && !wantDir {
 			f.Close()
 			redirectSlash(w, r)
@@ -165,6 +174,7 @@ func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if code == http.StatusNotFound && s.fallback != "" {
 		f, fi, code = s.open(root, s.fallback)
+		served = s.fallback
 		if code == 0 && fi.IsDir() {
 			f.Close()
 			code = http.StatusNotFound
@@ -176,6 +186,9 @@ func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 
+	if (s.comp != nil || s.precompressed) && s.serveEncoded(w, r, root, served, f, fi) {
+		return
+	}
 	w.Header()["Etag"] = []string{etag(fi)}
 	// f is an *os.File so that net/http can hand the body to sendfile(2).
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
@@ -183,7 +196,7 @@ func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // openIndex opens the first of the index files in directory dir that is
 // a file.
-func (s *static) openIndex(root *os.Root, dir string) (*os.File, fs.FileInfo, int) {
+func (s *static) openIndex(root *os.Root, dir string) (*os.File, fs.FileInfo, string, int) {
 	code := http.StatusNotFound
 	for _, idx := range s.index {
 		if dir != "." {
@@ -197,10 +210,10 @@ func (s *static) openIndex(root *os.Root, dir string) (*os.File, fs.FileInfo, in
 			code = http.StatusNotFound
 		}
 		if code != http.StatusNotFound {
-			return f, fi, code
+			return f, fi, idx, code
 		}
 	}
-	return nil, nil, code
+	return nil, nil, "", code
 }
 
 // isHidden reports whether rest, the path under the root, has a segment

@@ -130,7 +130,7 @@ func TestStaticTraversal(t *testing.T) {
 // hold on their own.
 func TestStaticHoldsWithoutRouter(t *testing.T) {
 	root, _ := staticTree(t)
-	s, err := newStatic("/static/", hclconfig.Static{Root: root}, quiet)
+	s, err := newStatic("/static/", hclconfig.Static{Root: root}, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestStaticRootSwap(t *testing.T) {
 	if err := os.Symlink("v1", current); err != nil {
 		t.Fatal(err)
 	}
-	s, err := newStatic("/", hclconfig.Static{Root: current}, quiet)
+	s, err := newStatic("/", hclconfig.Static{Root: current}, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -254,6 +254,15 @@ func Parse(b []byte, r *Request) (int, Result) {
 				}
 				r.zeroCL = true
 			}
+		case 15:
+			if LowerIs(name, "accept-encoding") {
+				if r.AcceptEncoding != "" {
+					// Two lines are one list to net/http; rare enough
+					// to leave to it.
+					return 0, NotFast
+				}
+				r.AcceptEncoding = Str(v)
+			}
 		case 17:
 			if LowerIs(name, "transfer-encoding") {
 				return 0, NotFast

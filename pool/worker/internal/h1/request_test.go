@@ -130,6 +130,7 @@ func TestParseFastRequest(t *testing.T) {
 		{"GET / HTTP/1.0\r\n\r\n", app.FastRequest{Method: "GET", Path: "/"}},
 		{"GET / HTTP/1.1\r\nHost: h\r\nTE: trailers\r\n\r\n", app.FastRequest{Host: "h", Method: "GET", Path: "/"}},
 		{"GET / HTTP/1.1\r\nHost: h\r\nConnection: x-hop\r\n\r\n", app.FastRequest{Host: "h", Method: "GET", Path: "/"}},
+		{"GET / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip, zstd;q=0.5\r\n\r\n", app.FastRequest{Host: "h", Method: "GET", Path: "/", AcceptEncoding: "gzip, zstd;q=0.5", Forwardable: true}},
 		{"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n", app.FastRequest{Host: "h", Method: "GET", Path: "/", Forwardable: true}},
 	} {
 		var r Request
