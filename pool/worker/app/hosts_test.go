@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/hfork/hfork/hclconfig"
@@ -107,6 +108,38 @@ func TestHostUpstreamIDs(t *testing.T) {
 	for i, u := range ups {
 		if u.ID != i {
 			t.Errorf("upstream %d (%s) has ID %d", i, u.Host, u.ID)
+		}
+	}
+}
+
+func TestHostFastPathAllocatesNothing(t *testing.T) {
+	// Picking a host (lower-casing, port and dot stripped), a route, its
+	// header policy and a compressed respond body costs no allocation.
+	l := hostListener(respondRoute("/", "default"))
+	l.Hosts[0].Headers = hclconfig.Headers{Set: map[string]string{"X-Frame-Options": "DENY"}}
+	l.Hosts[0].Routes = append(l.Hosts[0].Routes, hclconfig.Route{Prefix: "/big", App: hclconfig.AppRespond,
+		Respond:  hclconfig.Respond{Status: 200, Body: strings.Repeat("compress me ", 500)},
+		Compress: hclconfig.Compress{Encodings: []string{"zstd", "gzip"}, Types: []string{"text/*"}, MinSize: 1024, Level: 1}})
+	h, err := New(l, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := h.(FastServer)
+	var resp FastResponse
+	for _, req := range []FastRequest{
+		{Method: "GET", Path: "/", Host: "SHOP.example.com:8080"},
+		{Method: "GET", Path: "/", Host: "x.eu.example.com"},
+		{Method: "GET", Path: "/missing/..x", Host: "shop.example.com"},
+		{Method: "GET", Path: "/big", Host: "shop.example.com", AcceptEncoding: "gzip;q=0.9, zstd;q=0.5"},
+	} {
+		n := testing.AllocsPerRun(100, func() {
+			resp.Reset()
+			if !fs.ServeFast(&req, &resp) {
+				t.Fatal("declined")
+			}
+		})
+		if n != 0 {
+			t.Errorf("%s %s%s: %.1f allocations per request", req.Method, req.Host, req.Path, n)
 		}
 	}
 }
