@@ -67,3 +67,26 @@ func TestErrorPagesByLevel(t *testing.T) {
 		t.Errorf("fast 502: %q %q", resp.Head, resp.Body)
 	}
 }
+
+func TestErrorPageReadOnce(t *testing.T) {
+	// A listener's page serves every route from one copy in memory.
+	file := filepath.Join(t.TempDir(), "404.html")
+	os.WriteFile(file, []byte("gone"), 0o644)
+	var routes []hclconfig.Route
+	for _, p := range []string{"/a/", "/b/", "/c/"} {
+		r := respondRoute(p, p)
+		r.Headers = hclconfig.Headers{Set: map[string]string{"X-Route": p}} // a scope of its own
+		routes = append(routes, r)
+	}
+	h, err := New(hclconfig.Listener{Name: "web", ErrorPages: map[int]string{404: file}, Routes: routes}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := h.(*site).def
+	first := rt.scope.pages[404]
+	for _, r := range rt.routes {
+		if r.scope.pages[404] != first {
+			t.Errorf("route %s has its own copy of the page", r.prefix)
+		}
+	}
+}

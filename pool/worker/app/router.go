@@ -33,17 +33,17 @@ type router struct {
 // newRouter builds the router over one set of routes: a host's, or the
 // listener's own.
 // outer are the levels above the routes: the listener's, and the host's.
-func newRouter(routes []hclconfig.Route, outer []level, redirectHTTPS bool, log *slog.Logger) (*router, error) {
+func newRouter(read pageFiles, routes []hclconfig.Route, outer []level, redirectHTTPS bool, log *slog.Logger) (*router, error) {
 	rt := &router{routes: make([]route, 0, len(routes)), redirectHTTPS: redirectHTTPS}
 	var err error
-	if rt.scope, err = newScope(outer); err != nil {
+	if rt.scope, err = newScope(read, outer); err != nil {
 		return nil, err
 	}
 	for _, rc := range routes {
 		if !strings.HasPrefix(rc.Prefix, "/") {
 			return nil, fmt.Errorf("route %q: prefix must start with /", rc.Prefix)
 		}
-		sc, err := newScope(append(slices.Clip(outer), level{rc.Headers, rc.ErrorPages, rc.Compress}))
+		sc, err := newScope(read, append(slices.Clip(outer), level{rc.Headers, rc.ErrorPages, rc.Compress}))
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/hfork/hfork/hclconfig"
@@ -31,8 +32,12 @@ type level struct {
 	compress hclconfig.Compress
 }
 
+// pageFiles holds the error pages one New has read, by file, so a
+// listener's page is read and kept once, not once per route.
+type pageFiles map[string]*errorPage
+
 // newScope folds levels, outermost first; nil when it does nothing.
-func newScope(levels []level) (*scope, error) {
+func newScope(read pageFiles, levels []level) (*scope, error) {
 	hs := make([]hclconfig.Headers, len(levels))
 	cs := make([]hclconfig.Compress, len(levels))
 	files := map[int]string{}
@@ -42,9 +47,16 @@ func newScope(levels []level) (*scope, error) {
 	}
 	sc := &scope{headers: newHeaderPolicy(hs...), comp: newCompressor(cs...)}
 	for code, file := range files {
-		pg, err := loadErrorPage(code, file)
-		if err != nil {
-			return nil, err
+		key := strconv.Itoa(code) + " " + file
+		pg, ok := read[key]
+		if !ok {
+			var err error
+			if pg, err = loadErrorPage(code, file); err != nil {
+				return nil, err
+			}
+			if read != nil {
+				read[key] = pg
+			}
 		}
 		if sc.pages == nil {
 			sc.pages = map[int]*errorPage{}

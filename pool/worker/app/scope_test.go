@@ -36,7 +36,7 @@ func TestScopeKeepsReaderFrom(t *testing.T) {
 func TestScopeNone(t *testing.T) {
 	// Levels that do nothing make no scope, so the route's answers go
 	// through no writer at all.
-	sc, err := newScope([]level{{}, {compress: hclconfig.Compress{Off: true}}})
+	sc, err := newScope(nil, []level{{}, {compress: hclconfig.Compress{Off: true}}})
 	if err != nil || sc != nil {
 		t.Errorf("newScope of empty levels = %v, %v; want nil", sc, err)
 	}
