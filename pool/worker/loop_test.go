@@ -74,6 +74,8 @@ func loopSite(t testing.TB) hclconfig.Listener {
 		{Prefix: "/proxy/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{up.URL}},
 			Headers: hclconfig.Headers{Set: map[string]string{"X-Public": "overridden"}, Add: map[string]string{"X-Level": "proxy"}}},
 		{Prefix: "/dead/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{"http://127.0.0.1:1"}}},
+		{Prefix: "/zproxy/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{up.URL}},
+			Compress: hclconfig.Compress{Encodings: []string{"zstd", "gzip"}, Types: []string{"text/*"}, MinSize: 16, Level: 1}},
 		{Prefix: "/old/", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "/new/", Status: 301}},
 		{Prefix: "/go", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "https://example.com/x?a=1"}},
 		{Prefix: "/empty", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 204}},
@@ -103,7 +105,8 @@ func loopSite(t testing.TB) hclconfig.Listener {
 func upstreamApp(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	h := w.Header()
-	switch strings.TrimPrefix(r.URL.Path, "/proxy") {
+	path := strings.TrimPrefix(r.URL.Path, "/z") // "/zproxy/" is "/proxy/" under compress
+	switch strings.TrimPrefix(strings.TrimPrefix(path, "/"), "proxy") {
 	case "/chunked":
 		w.Write([]byte("part one;"))
 		w.(http.Flusher).Flush()
@@ -289,6 +292,12 @@ func TestLoopAnswersAsNetHTTP(t *testing.T) {
 		"GET /big HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\nGET /big HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: br\r\n\r\nGET / HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\n",
 		"GET /pre/pre.html HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\nGET /pre/pre.html HTTP/1.1\r\nHost: shop.test\r\n\r\n",
 		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\nAccept-Encoding: zstd\r\n\r\n",
+		// a proxy route that compresses: net/http for a client that takes a
+		// coding, the loop (with Vary) for one that does not
+		"GET /zproxy/a HTTP/1.1\r\nHost: x\r\n\r\nGET /zproxy/a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: br\r\n\r\n",
+		"GET /zproxy/status HTTP/1.1\r\nHost: x\r\n\r\nGET /zproxy/nocontent HTTP/1.1\r\nHost: x\r\n\r\nHEAD /zproxy/big HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /zproxy/chunked HTTP/1.1\r\nHost: x\r\n\r\nGET /zproxy/hop HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /zproxy/a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n",
 		// dotfiles, the fallback, the index list, error pages
 		"GET /static/.env HTTP/1.1\r\nHost: x\r\n\r\nGET /static/.well-known/x.txt HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET /files/no/such/route HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /files/sub/ HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /files/bare/ HTTP/1.1\r\nHost: shop.test\r\n\r\n",
@@ -467,9 +476,10 @@ func TestLoopServesItself(t *testing.T) {
 	own := "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n" +
 		"GET /old/a HTTP/1.1\r\nHost: x\r\n\r\nGET /proxy/a HTTP/1.1\r\nHost: x\r\n\r\n" +
 		"GET /proxy/chunked HTTP/1.1\r\nHost: x\r\n\r\nGET /dead/a HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /zproxy/a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: br;q=1, gzip;q=0\r\n\r\n" +
 		"GET /static/sub HTTP/1.1\r\nHost: x\r\n\r\nGET /nope/../x HTTP/1.1\r\nHost: x\r\n\r\n" + closer
-	if got := replay(t, tw.addr, own, nil); len(got) != 9 {
-		t.Fatalf("%d answers, want 9: %v", len(got), got)
+	if got := replay(t, tw.addr, own, nil); len(got) != 10 {
+		t.Fatalf("%d answers, want 10: %v", len(got), got)
 	}
 	if n := handoffs(); n != 0 {
 		t.Fatalf("%d connections handed to net/http:\n%s", n, logs.String())
@@ -1115,5 +1125,19 @@ func TestLoopProxyIgnoresBytesAfterAnswer(t *testing.T) {
 	io.WriteString(c, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("second answer %d, want the 204 of a fresh connection", resp.StatusCode)
+	}
+}
+
+func TestLoopProxyVary(t *testing.T) {
+	// A proxy route that compresses: the loop passes an answer on to a
+	// client that takes no coding, with the Vary net/http would add.
+	tw := startSite(t, loopSite(t), nil, nil)
+	got := replay(t, tw.addr, "GET /zproxy/a HTTP/1.1\r\nHost: x\r\n\r\nGET /zproxy/nocontent HTTP/1.1\r\nHost: x\r\n\r\n"+closer, nil)
+	if len(got) != 3 || !slices.Contains(got[0].Header, "Vary: Accept-Encoding") || slices.Contains(got[1].Header, "Vary: Accept-Encoding") {
+		t.Fatalf("answers: %v", got)
+	}
+	v, _ := siteLogs.Load(tw.addr)
+	if logs := v.(*logBuffer).String(); strings.Contains(logs, "event loop hands a connection to net/http") {
+		t.Errorf("handed to net/http:\n%s", logs)
 	}
 }

@@ -334,17 +334,31 @@ type FastUpstream struct {
 	IP   net.IP
 	Port int
 	// Host is the Host header the upstream gets.
-	Host  string
-	scope *scope // the proxy route's
+	Host   string
+	scope  *scope        // the proxy route's
+	answer *HeaderPolicy // what the upstream's answer head gets
 }
 
-// Headers is the route's header policy, for the upstream's answer head;
-// nil when it has none.
-func (u *FastUpstream) Headers() *HeaderPolicy {
-	if u.scope == nil {
+// Headers is what the route does to the upstream's answer head: its
+// header policy, and the Vary of a route that compresses; nil for
+// nothing.
+func (u *FastUpstream) Headers() *HeaderPolicy { return u.answer }
+
+// answerPolicy is the route's header policy with its compressor, for
+// the Vary the loop adds to answers it passes on uncompressed.
+func answerPolicy(sc *scope) *HeaderPolicy {
+	switch {
+	case sc == nil || sc.headers == nil && sc.comp == nil:
 		return nil
+	case sc.comp == nil:
+		return sc.headers
 	}
-	return u.scope.headers
+	p := &HeaderPolicy{}
+	if sc.headers != nil {
+		*p = *sc.headers
+	}
+	p.comp = sc.comp
+	return p
 }
 
 // StatusFast is StatusFast for a failed exchange with u: hfork's own
@@ -369,11 +383,6 @@ func (rt *router) FastUpstreams() []*FastUpstream {
 // http:// at an IP address, without a path or query of its own (the
 // server does not resolve names or join paths; net/http does).
 func (p *proxy) buildFast(nextID *int, sc *scope) {
-	if sc != nil && sc.comp != nil {
-		// Compressed answers are net/http's: see the README's event loop
-		// section for what that costs.
-		return
-	}
 	var fast []*FastUpstream
 	for _, u := range p.targets {
 		if u.Scheme != "http" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.ForceQuery {
@@ -391,7 +400,7 @@ func (p *proxy) buildFast(nextID *int, sc *scope) {
 			}
 			port = n
 		}
-		fast = append(fast, &FastUpstream{IP: ip, Port: port, Host: u.Host, scope: sc})
+		fast = append(fast, &FastUpstream{IP: ip, Port: port, Host: u.Host, scope: sc, answer: answerPolicy(sc)})
 	}
 	for _, f := range fast {
 		f.ID = *nextID
@@ -405,6 +414,13 @@ func (p *proxy) fastOK() bool { return p.fast != nil }
 func (p *proxy) serveFast(req *FastRequest, resp *FastResponse) bool {
 	if !req.Forwardable {
 		return false
+	}
+	if sc := p.fast[0].scope; sc != nil && sc.comp != nil {
+		// A client that takes a coding gets it from net/http, which
+		// compresses the stream; the loop passes the others on.
+		if enc, _ := sc.comp.negotiate(req.AcceptEncoding); enc != "" {
+			return false
+		}
 	}
 	n := p.next.Add(1) - 1
 	resp.Upstream = p.fast[n%uint64(len(p.fast))]

@@ -17,6 +17,9 @@ type HeaderPolicy struct {
 	append  []headerValues // these follow the app's own values
 	// lines is replace and append as header lines, for the fast path.
 	lines []byte
+	// comp, on a proxy route that compresses, decides the Vary of an
+	// answer the loop passes on (see AppendVary).
+	comp *compressor
 }
 
 type headerValues struct {
@@ -115,6 +118,24 @@ func (p *HeaderPolicy) AppendLines(b []byte) []byte {
 	}
 	return append(b, p.lines...)
 }
+
+// AppendVary appends "Vary: Accept-Encoding" to an upstream answer's
+// head when net/http's proxy would have: the route compresses, and the
+// answer is one it could have compressed (streamCoding's rules). ctype,
+// encoded, ranged, length (-1: none) and varyAE describe the answer.
+func (p *HeaderPolicy) AppendVary(b []byte, code int, ctype string, encoded, ranged bool, length int64, varyAE bool) []byte {
+	if p == nil || p.comp == nil || varyAE || p.Replaces(hdrVary) {
+		// A policy that sets or removes Vary has the last word.
+		return b
+	}
+	if code < 200 || code == 204 || code == 304 || code == 206 || encoded || ranged ||
+		!p.comp.typeOK(ctype) || length >= 0 && length < p.comp.minSize {
+		return b
+	}
+	return append(b, "Vary: Accept-Encoding\r\n"...)
+}
+
+var hdrVary = []byte("Vary")
 
 // rewriteHead appends head, a status line and header lines, to b with p
 // applied.

@@ -138,3 +138,40 @@ func TestHeaderPolicyLevels(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendVary(t *testing.T) {
+	// The loop's Vary for a proxied answer follows streamCoding's rules.
+	sc, err := newScope(nil, []level{{compress: hclconfig.Compress{Encodings: []string{"gzip"}, Types: []string{"text/*"}, MinSize: 100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := answerPolicy(sc)
+	set := answerPolicy(&scope{comp: sc.comp, headers: newHeaderPolicy(hclconfig.Headers{Set: map[string]string{"Vary": "Cookie"}})})
+	for _, tc := range []struct {
+		p       *HeaderPolicy
+		code    int
+		ctype   string
+		enc     bool
+		ranged  bool
+		length  int64
+		varyAE  bool
+		want    bool
+		comment string
+	}{
+		{p, 200, "text/html", false, false, -1, false, true, "chunked text"},
+		{p, 200, "text/html", false, false, 500, false, true, "long enough"},
+		{p, 200, "text/html", false, false, 50, false, false, "under min_size"},
+		{p, 200, "image/png", false, false, -1, false, false, "not a type it compresses"},
+		{p, 200, "text/html", true, false, -1, false, false, "already encoded"},
+		{p, 206, "text/html", false, true, -1, false, false, "partial"},
+		{p, 304, "text/html", false, false, -1, false, false, "not modified"},
+		{p, 200, "text/html", false, false, -1, true, false, "Vary names it already"},
+		{set, 200, "text/html", false, false, -1, false, false, "the policy sets Vary"},
+		{nil, 200, "text/html", false, false, -1, false, false, "no policy"},
+	} {
+		got := len(tc.p.AppendVary(nil, tc.code, tc.ctype, tc.enc, tc.ranged, tc.length, tc.varyAE)) > 0
+		if got != tc.want {
+			t.Errorf("%s: Vary %v, want %v", tc.comment, got, tc.want)
+		}
+	}
+}
