@@ -45,8 +45,7 @@ func (d *decoder) compressBlock(blocks []*hcl.Block, where string) Compress {
 }
 
 func (d *decoder) compress(b *hcl.Block) Compress {
-	content, diags := b.Body.Content(compressSchema)
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(b.Body, compressSchema)
 	attrs := content.Attributes
 	c := Compress{
 		Encodings: compressEncodings, Types: defaultCompressTypes,

@@ -42,8 +42,7 @@ func (d *decoder) headersBlock(blocks []*hcl.Block, where string) Headers {
 // ("x-frame-options" is X-Frame-Options), so two spellings of one header
 // are one.
 func (d *decoder) headers(b *hcl.Block) Headers {
-	content, diags := b.Body.Content(headersSchema)
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(b.Body, headersSchema)
 	attrs := content.Attributes
 	var h Headers
 	for _, name := range []string{"set", "add"} {

@@ -35,8 +35,7 @@ func (d *decoder) hosts(blocks []*hcl.Block) []Host {
 		} else {
 			labels[h.Label] = b.LabelRanges[0]
 		}
-		content, diags := b.Body.Content(hostSchema)
-		d.diags = append(d.diags, diags...)
+		content, unknown := d.content(b.Body, hostSchema)
 		if list, rngs, ok := d.strList(content.Attributes, "names", true); ok {
 			if len(list) == 0 {
 				d.errorf(content.Attributes["names"].Expr.Range(), "No host name", "names needs at least one name, like \"shop.example.com\" or \"*.example.com\".")
@@ -64,7 +63,7 @@ func (d *decoder) hosts(blocks []*hcl.Block) []Host {
 		h.Headers = d.headersBlock(content.Blocks, "host")
 		h.ErrorPages = d.errorPages(content.Attributes)
 		h.Compress = d.compressBlock(content.Blocks, "host")
-		if len(routeBlocks) == 0 {
+		if len(routeBlocks) == 0 && !unknown {
 			d.errorf(b.DefRange, "Host "+quote(h.Label)+" has no route", `A host serves its requests through its routes; add at least one, like route "/" { respond { body = "hello\n" } }.`)
 		}
 		h.Routes = d.routes(routeBlocks)

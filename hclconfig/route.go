@@ -12,7 +12,7 @@ import (
 var routeSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "error_pages"}},
 	Blocks: []hcl.BlockHeaderSchema{
-		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect},
+		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect}, {Type: AppStatus},
 		{Type: "headers"}, {Type: "compress"},
 	},
 }
@@ -24,10 +24,11 @@ var appSchemas = map[string]*hcl.BodySchema{
 	}},
 	AppProxy:    {Attributes: []hcl.AttributeSchema{{Name: "upstream", Required: true}}},
 	AppRedirect: {Attributes: []hcl.AttributeSchema{{Name: "to", Required: true}, {Name: "status"}}},
+	AppStatus:   {},
 }
 
 var (
-	appNames         = []string{AppRespond, AppStatic, AppProxy, AppRedirect}
+	appNames         = []string{AppRespond, AppStatic, AppProxy, AppRedirect, AppStatus}
 	redirectStatuses = []int{301, 302, 303, 307, 308}
 )
 
@@ -54,8 +55,7 @@ func (d *decoder) routes(blocks []*hcl.Block) []Route {
 
 func (d *decoder) route(b *hcl.Block) Route {
 	r := Route{Prefix: b.Labels[0]}
-	content, diags := b.Body.Content(routeSchema)
-	d.diags = append(d.diags, diags...)
+	content, unknown := d.content(b.Body, routeSchema)
 	var first *hcl.Block
 	r.Headers = d.headersBlock(content.Blocks, "route")
 	r.ErrorPages = d.errorPages(content.Attributes)
@@ -72,15 +72,14 @@ func (d *decoder) route(b *hcl.Block) Route {
 		r.App = app.Type
 		d.app(app, &r)
 	}
-	if first == nil {
+	if first == nil && !unknown {
 		d.errorf(b.DefRange, "Route "+quote(r.Prefix)+" has no app", "Add one of %s inside the route, like respond { body = \"hello\\n\" }.", orList(appNames))
 	}
 	return r
 }
 
 func (d *decoder) app(b *hcl.Block, r *Route) {
-	content, diags := b.Body.Content(appSchemas[b.Type])
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(b.Body, appSchemas[b.Type])
 	attrs := content.Attributes
 	switch b.Type {
 	case AppRespond:

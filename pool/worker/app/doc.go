@@ -1,6 +1,6 @@
 // Package app is what a built-in worker serves: the virtual hosts of one
 // listener and the router over each one's routes (hosts.go, router.go),
-// the four built-in apps (respond, static, proxy, redirect), what the
+// the built-in apps (respond, static, proxy, redirect, status), what the
 // listener, host and route levels do to every answer (scope.go: the
 // header policy, error pages and compression) and the access log. It
 // runs inside worker processes only and reads nothing but the hclconfig
@@ -39,4 +39,6 @@
 //     within a second, whole (one write never splits a line, so workers
 //     can share an O_APPEND file), and after Reopen returns none goes to
 //     the old file.
+//   - The status app shows only what the master pushed (PublishStatus); it
+//     computes nothing and answers 503 to JSON clients until the first push.
 package app

@@ -79,6 +79,8 @@ func newApp(rc hclconfig.Route, sc *scope, log *slog.Logger) (http.Handler, erro
 		return newProxy(rc.Proxy, log)
 	case hclconfig.AppRedirect:
 		return newRedirect(rc.Prefix, rc.Redirect)
+	case hclconfig.AppStatus:
+		return status{}, nil
 	default:
 		return nil, fmt.Errorf("unknown app %q", rc.App)
 	}
