@@ -54,11 +54,9 @@ func CheckAccess(c Config, files map[string]*hcl.File) hcl.Diagnostics {
 		if f := l.AccessLog.File; f != "" && f != "-" {
 			a.openForAppend(a.loc.attr("file", lb, block{"access_log"}), "access log", f, worker)
 		}
-		for _, r := range l.Routes {
-			if r.App == AppStatic {
-				rng := a.loc.attr("root", lb, block{"route", r.Prefix}, block{AppStatic})
-				a.readableDir(rng, "static root", r.Static.Root, worker)
-			}
+		a.staticRoots(l.Routes, worker, lb)
+		for _, h := range l.Hosts {
+			a.staticRoots(h.Routes, worker, lb, block{"host", h.Label})
 		}
 		if l.Class == ClassExec && len(l.Command) > 0 {
 			if l.Dir != "" {
@@ -122,6 +120,17 @@ func (a *accessCheck) openForAppend(rng hcl.Range, what, path string, who identi
 	default:
 		if aerr := who.access(dir, permW|permX); aerr != nil {
 			a.errorf(rng, capitalize(what)+" directory not writable", "%s cannot create %s: %v.", who, path, aerr)
+		}
+	}
+}
+
+// staticRoots checks the roots of the static apps among routes, which
+// sit inside the blocks of at.
+func (a *accessCheck) staticRoots(routes []Route, who identity, at ...block) {
+	for _, r := range routes {
+		if r.App == AppStatic {
+			path := append(append([]block{}, at...), block{"route", r.Prefix}, block{AppStatic})
+			a.readableDir(a.loc.attr("root", path...), "static root", r.Static.Root, who)
 		}
 	}
 }

@@ -106,6 +106,15 @@ listener "lost" {
   class   = "exec"
   command = ["hfork-no-such-program"]
 }
+listener "shop" {
+  bind = "127.0.0.1:8084"
+  host "shop" {
+    names = ["shop.example.com"]
+    route "/" {
+      static { root = "private" }
+    }
+  }
+}
 `, who))
 	want := []string{
 		"1: Missing pidfile directory",
@@ -115,6 +124,7 @@ listener "lost" {
 		"14: Program not executable",
 		"19: Program not executable",
 		"24: Program not found",
+		"31: Static root not readable",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("diagnostics:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -123,13 +123,37 @@ func formatListener(b *body, l Listener, c Config) {
 		ab.attr("file", quoteHCL(l.AccessLog.File))
 		ab.attr("format", quoteHCL(l.AccessLog.Format))
 	}
+	formatErrorPages(b, l.ErrorPages)
+	if !l.Headers.IsZero() {
+		b.blank()
+		formatHeaders(b, l.Headers)
+	}
+	if len(l.Compress.Encodings) > 0 || l.Compress.Off {
+		b.blank()
+		formatCompress(b, l.Compress)
+	}
 	for _, r := range l.Routes {
 		b.blank()
 		formatRoute(b.block("route", r.Prefix), r)
 	}
+	for _, h := range l.Hosts {
+		b.blank()
+		hb := b.block("host", h.Label)
+		hb.attr("names", listHCL(h.Names))
+		formatErrorPages(hb, h.ErrorPages)
+		formatHeaders(hb, h.Headers)
+		formatCompress(hb, h.Compress)
+		for _, r := range h.Routes {
+			hb.blank()
+			formatRoute(hb.block("route", r.Prefix), r)
+		}
+	}
 }
 
 func formatRoute(b *body, r Route) {
+	formatErrorPages(b, r.ErrorPages)
+	formatHeaders(b, r.Headers)
+	formatCompress(b, r.Compress)
 	ab := b.block(r.App)
 	switch r.App {
 	case AppRespond:
@@ -138,7 +162,14 @@ func formatRoute(b *body, r Route) {
 		ab.attr("headers", mapHCL(r.Respond.Headers))
 	case AppStatic:
 		ab.attr("root", quoteHCL(r.Static.Root))
-		ab.attr("index", quoteHCL(r.Static.Index))
+		ab.attr("index", listHCL(r.Static.Index))
+		if r.Static.Fallback != "" {
+			ab.attr("fallback", quoteHCL(r.Static.Fallback))
+		}
+		ab.attr("hidden", listHCL(r.Static.Hidden))
+		if r.Static.Precompressed {
+			ab.attr("precompressed", "true")
+		}
 	case AppProxy:
 		formatProxy(ab, r.Proxy)
 	case AppRedirect:

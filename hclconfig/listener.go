@@ -44,11 +44,15 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "socket_group"},
 		{Name: "trusted_proxies"},
 		{Name: "proxy_protocol"},
+		{Name: "error_pages"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "tls"},
 		{Type: "access_log"},
 		{Type: "route", LabelNames: []string{"prefix"}},
+		{Type: "host", LabelNames: []string{"label"}},
+		{Type: "headers"},
+		{Type: "compress"},
 	},
 }
 
@@ -153,7 +157,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	d.socketPerms(attrs, unixBinds, &l)
 	d.clientAddress(attrs, &l)
 
-	var routeBlocks []*hcl.Block
+	var routeBlocks, hostBlocks []*hcl.Block
 	var accessAt, tlsAt *hcl.Range
 	for _, blk := range content.Blocks {
 		switch blk.Type {
@@ -173,9 +177,17 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 			l.AccessLog = d.accessLog(blk.Body)
 		case "route":
 			routeBlocks = append(routeBlocks, blk)
+		case "host":
+			hostBlocks = append(hostBlocks, blk)
 		}
 	}
 	l.Routes = d.routes(routeBlocks)
+	l.Hosts = d.hosts(hostBlocks)
+	l.Headers = d.headersBlock(content.Blocks, "listener")
+	l.Compress = d.compressBlock(content.Blocks, "listener")
+	if l.Class != ClassExec {
+		l.ErrorPages = d.errorPages(attrs)
+	}
 
 	if l.Class == ClassExec {
 		d.exec(attrs, b, &l, unknown)
@@ -189,6 +201,11 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	if !classOK {
 		return l, binds
 	}
+	if l.RedirectHTTPS {
+		for _, h := range hostBlocks {
+			d.errorf(h.DefRange, "Host on a redirect_https listener", "redirect_https redirects every request the listener's own routes do not match, whatever its Host; put the hosts on the HTTPS listener.")
+		}
+	}
 	if tlsAt != nil && l.RedirectHTTPS {
 		d.errorf(attrs["redirect_https"].Range, "redirect_https on a TLS listener", "This listener already serves HTTPS; redirect_https belongs on the plain-HTTP listener that sends clients here.")
 	}
@@ -199,6 +216,9 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		}
 		if a, set := attrs["redirect_https"]; set {
 			d.errorf(a.Range, "redirect_https on an exec listener", "The program given in command answers every request of an exec listener; let it redirect.")
+		}
+		for _, h := range hostBlocks {
+			d.errorf(h.DefRange, "Host on an exec listener", "The program given in command serves every request of an exec listener, whatever its Host; remove the host, or use class %q, %q or %q.", ClassSync, ClassThread, ClassAsync)
 		}
 		for _, r := range routeBlocks {
 			d.errorf(r.DefRange, "Route on an exec listener", "The program given in command serves every request of an exec listener; remove the route, or use class %q, %q or %q.", ClassSync, ClassThread, ClassAsync)
@@ -234,7 +254,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 					d.errorf(r.LabelRanges[0], "Route \"/\" on a redirect_https listener", "redirect_https redirects the requests no route matches, and \"/\" matches them all; keep only the routes to serve over plain HTTP (like \"/.well-known/acme-challenge/\"), or remove redirect_https.")
 				}
 			}
-		} else if len(routeBlocks) == 0 && !unknown {
+		} else if len(routeBlocks) == 0 && len(hostBlocks) == 0 && !unknown {
 			d.errorf(b.DefRange, "Listener "+quote(l.Name)+" has no route", `%s listener serves requests through its routes; add at least one, like route "/" { respond { body = "hello\n" } }.`, capitalize(article(l.Class)))
 		}
 	}

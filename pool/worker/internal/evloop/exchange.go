@@ -291,6 +291,7 @@ func (l *Loop) upHead(u *upConn) ([]byte, bool) {
 		}
 		closeClient := c.closeAfter || l.draining || u.frame == frameClose
 		c.closeAfter = closeClient
+		h.Policy = ex.px.Headers()
 		c.out = h1.AppendAnswerHead(c.out, &h, u.in[:n], l.dateLine(), h1.Framing(1, closeClient, l.draining), false)
 		u.state = upBody
 		body := append(l.wbuf[:0], u.in[n:]...)
@@ -465,7 +466,7 @@ func (l *Loop) proxyFailed(ex *exchange, code int) {
 	c := ex.c
 	var resp app.FastResponse
 	resp.Reset()
-	app.StatusFast(&resp, code)
+	ex.px.StatusFast(&resp, code)
 	c.closeAfter = c.closeAfter || l.draining
 	// A proxied request is HTTP/1.1 (see h1.Request's Forwardable).
 	c.out = h1.AppendHead(c.out, resp.Head, 1)
