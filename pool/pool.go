@@ -349,7 +349,8 @@ func (p *Pool) checkTimeout(w *Worker, now time.Time) {
 			return
 		}
 		fallthrough
-	case hclconfig.ClassAsync:
+	case hclconfig.ClassAsync, hclconfig.ClassGevent, hclconfig.ClassEventlet,
+		hclconfig.ClassTornado, hclconfig.ClassAiohttp, hclconfig.ClassASGI:
 		if silent > l.Timeout {
 			p.log.Error("worker stopped reporting", "pid", w.Pid, "silent", silent.Round(time.Millisecond).String(), "timeout", l.Timeout.String())
 			p.kill(w, "no heartbeat for "+silent.Round(time.Millisecond).String())

@@ -57,7 +57,7 @@ func baseEnv() []string {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-			worker.EnvWorker, worker.EnvControlFD, EnvExec, EnvExecArgv:
+			worker.EnvWorker, worker.EnvControlFD, EnvExec, EnvExecArgv, EnvPySourceFD:
 			continue
 		}
 		out = append(out, kv)
@@ -130,6 +130,17 @@ func (p *Pool) spawn() (*Worker, error) {
 		env = append(env, worker.EnvWorker+"=1", worker.EnvControlFD+"="+strconv.Itoa(3+n))
 	}
 	cmd.Env = env
+	if l.App != "" {
+		done, err := p.pythonCmd(cmd, env)
+		if err != nil {
+			errR.Close()
+			errW.Close()
+			ctlR.Close()
+			ctlW.Close()
+			return nil, fmt.Errorf("spawn %s: %w", l.Name, err)
+		}
+		defer done()
+	}
 
 	err = p.cfg.Spawner.Start(cmd)
 	errW.Close()
