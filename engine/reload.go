@@ -98,7 +98,7 @@ func (m *Master) beginReload(reqs []reload.Request) {
 		m.systemd.send("READY=1")
 		return
 	}
-	plan := Plan(m.cfg, cfg)
+	plan := Plan(m.cfg, cfg, PlanOptions{RestartCode: anyManual(reqs)})
 	if plan.Empty() && !m.paused {
 		m.log.Info("reload: nothing changed")
 		m.lastPlan.Store("")
@@ -247,4 +247,15 @@ func (m *Master) nextReload() {
 	reqs := m.pending
 	m.pending = nil
 	m.beginReload(reqs)
+}
+
+// anyManual reports whether an operator asked (SIGHUP, hfork -s reload)
+// rather than only the file watch: then the reload restarts user code.
+func anyManual(reqs []reload.Request) bool {
+	for _, r := range reqs {
+		if r.Manual {
+			return true
+		}
+	}
+	return false
 }
