@@ -76,7 +76,7 @@ class Log:
             rec = {"time": iso_time(now, ms=True), "level": LEVEL_NAMES[level], "msg": msg}
             for k, v in items:
                 rec[k] = v
-            line = json.dumps(rec, default=str)
+            line = json.dumps(rec, default=str, separators=(",", ":"))
         elif self.fmt == "tint":
             parts = [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)), TINT_NAMES[level], msg]
             parts += ["\x1b[2m%s=\x1b[0m%s" % (k, self._text_value(v)) for k, v in items]
@@ -154,8 +154,10 @@ def listen_sockets():
         # again is harmless, and a socket handed over blocking (systemd) must
         # not make an accept wait for a connection a sibling took. Never
         # setblocking(True) on a listening socket.
+        # (On the fd, not the socket object: a green socket's setblocking
+        # would also set its timeout to zero and make accept spin.)
+        os.set_blocking(fd, False)
         s = socket.socket(fam, socket.SOCK_STREAM, 0, fileno=fd)
-        s.setblocking(False)
         s.set_inheritable(False)
         if fam in (socket.AF_INET, socket.AF_INET6):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

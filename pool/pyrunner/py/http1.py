@@ -275,7 +275,10 @@ class WSGIServer:
                          env.get("HTTP_REFERER", ""), env.get("HTTP_USER_AGENT", ""), env.get("HTTP_HOST", ""),
                          start, time.time())
         c.requests += 1
-        return state["keep"] and not w.draining
+        # What the response promised, even if a drain began since: closing a
+        # connection whose response said keep-alive loses the request the
+        # client may already have sent on it (the next one gets the close).
+        return state["keep"]
 
     def run_app(self, c, env, state):
         def start_response(status, headers, exc_info=None):
