@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -27,6 +28,8 @@ type control struct {
 	path string
 	ino  uint64
 	wg   sync.WaitGroup
+	// restart serves "restart [LISTENER]" (restart.go), once set.
+	restart atomic.Pointer[func(listener string) (string, error)]
 }
 
 // listenControl binds the control socket, replacing a stale one or the one
@@ -69,8 +72,10 @@ func (c *control) serve(trigger func(reply chan<- error), lastPlan func() string
 				fmt.Fprintf(conn, "error\nrefused: the control socket answers only its owner (uid %d)\n", os.Geteuid())
 				return
 			}
-			switch strings.TrimSpace(line) {
-			case "reload":
+			switch cmd := strings.TrimSpace(line); {
+			case cmd == "restart" || strings.HasPrefix(cmd, "restart "):
+				controlRestart(conn, cmd, c.restart.Load())
+			case cmd == "reload":
 				reply := make(chan error, 1)
 				trigger(reply)
 				if err := <-reply; err != nil {

@@ -213,6 +213,8 @@ func (m *Master) listenControl() {
 		m.log.Warn("no control socket; hfork -s reload will not wait for the outcome", "err", err)
 		return
 	}
+	restart := m.requestRestart
+	c.restart.Store(&restart)
 	m.control = c
 }
 
@@ -257,6 +259,8 @@ func (m *Master) onEvent(ev any) {
 		if m.upg != nil && m.upg.pid == ev.pid {
 			m.upg.ready = true
 		}
+	case restartReq:
+		m.onRestart(ev)
 	case pool.NotifyEvent:
 		for _, p := range m.allPools() {
 			if p.HandleNotify(ev, now) {

@@ -25,6 +25,9 @@ var (
 	pythonClasses = []string{ClassGevent, ClassEventlet, ClassTornado, ClassAiohttp, ClassASGI}
 )
 
+// ValidName reports whether s can name a listener.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
+
 // IsAppClass reports whether class runs a Python app only.
 func IsAppClass(class string) bool { return contains(pythonClasses, class) }
 

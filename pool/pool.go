@@ -55,6 +55,7 @@ type Pool struct {
 	fails   int       // consecutive boot failures
 	retryAt time.Time // no spawn before this (backoff)
 	failed  error     // staged pool: why it cannot become ready
+	rolling []int     // a restart's workers still to replace, in order
 }
 
 // New returns a pool with no workers; Start spawns them.
@@ -169,6 +170,7 @@ func (p *Pool) ready(w *Worker, now time.Time) {
 	w.lastBeat = now
 	p.log.Info("worker ready", "pid", w.Pid, "state", Ready.String(), "boot_ms", now.Sub(w.Started).Milliseconds())
 	p.retireRecycled()
+	p.rollNext(now)
 }
 
 // retireRecycled drains workers that asked to be replaced, one for each
@@ -185,7 +187,11 @@ func (p *Pool) retireRecycled() {
 			return
 		}
 		if w.State == Ready && w.recycle {
-			p.drain(w, "max_requests reached; replacement ready", time.Now())
+			why := "max_requests reached; replacement ready"
+			if w.recycleWhy != "" {
+				why = w.recycleWhy
+			}
+			p.drain(w, why, time.Now())
 		}
 	}
 }

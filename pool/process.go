@@ -44,9 +44,11 @@ type Worker struct {
 	requests  int64
 	oldestMS  int64
 	oldestReq string
-	recycle   bool      // asked to be replaced (max_requests)
-	deadline  time.Time // Draining: SIGKILL after this
-	killedFor string    // why the master killed it, for the exit line
+	recycle   bool // asked to be replaced (max_requests, restart)
+	// recycleWhy, when set, is the drain reason once the replacement is ready.
+	recycleWhy string
+	deadline   time.Time // Draining: SIGKILL after this
+	killedFor  string    // why the master killed it, for the exit line
 }
 
 // baseEnv is the master's environment without the variables that describe

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hfork/hfork/engine"
 )
 
 // debianPython has Debian's python3-* framework packages (.ci/run installs
@@ -196,4 +198,37 @@ func TestAppImportErrorOnHUPKeepsOld(t *testing.T) {
 		}
 	}
 	waitBody(t, url, "good")
+}
+
+// TestAppRollingRestart: hfork -s restart LISTENER replaces each worker in
+// turn, its replacement ready first, with no failed request.
+func TestAppRollingRestart(t *testing.T) {
+	skipShort(t)
+	needPython(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hupapp.py"), []byte(fmt.Sprintf(hupApp, "v1")), 0o644)
+	port := mustFreePort(t)
+	m := startMaster(t, "", appConfig(port, "thread", "hupapp:app", dir, ""))
+	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "v1")
+	m.waitLog(`"msg":"worker ready"`, 2, 20*time.Second)
+	before := m.workerPids("py")
+	l := loadOn(t, port)
+	out, err := engine.ControlRestart(engine.ControlPath(filepath.Join(m.dir, "hfork.pid")), "py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `restart  listener "py": 2 workers, one at a time`) {
+		t.Errorf("answer %q", out)
+	}
+	m.waitLog(`"reason":"restart; replacement ready"`, 2, 30*time.Second)
+	l.requireNoFailures(t, "across a rolling restart")
+	after := m.waitWorkers("py", 2)
+	for _, pid := range after {
+		if contains(before, pid) {
+			t.Errorf("worker %d survived the restart (before %v, after %v)", pid, before, after)
+		}
+	}
+	if _, err := engine.ControlRestart(engine.ControlPath(filepath.Join(m.dir, "hfork.pid")), "nope"); err == nil || !strings.Contains(err.Error(), `no listener "nope"`) {
+		t.Errorf("restart of an unknown listener: %v", err)
+	}
 }

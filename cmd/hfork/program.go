@@ -20,11 +20,13 @@ var Version = "dev"
 type Program struct {
 	stdout, stderr io.Writer
 
-	file    string
-	test    bool
-	dump    bool
-	signal  string
-	version bool
+	file   string
+	test   bool
+	dump   bool
+	signal string
+	// restartListener is the LISTENER of `-s restart LISTENER`.
+	restartListener string
+	version         bool
 }
 
 // NewProgram returns a program writing to the given streams.
@@ -32,16 +34,20 @@ func NewProgram(stdout, stderr io.Writer) *Program {
 	return &Program{stdout: stdout, stderr: stderr}
 }
 
-const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -v]
+const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL [LISTENER] | -v]
 
   -f FILE    configuration file (default server.hcl)
   -t         test the configuration and exit
   -T         test the configuration, then print it with every default filled in
   -s SIGNAL  send a signal to the running master found through the pidfile:
-             reload | reopen | quit | stop | upgrade
+             reload | reopen | quit | stop | upgrade, or
+             restart [LISTENER]: replace the workers of LISTENER (default:
+             every app and exec listener) one at a time, each new one ready
+             before the old one drains
   -v         print the version and exit
 
-Signals to the master: HUP reload, QUIT graceful stop, TERM fast stop,
+Signals to the master: HUP reload (app and exec workers restart on the
+code on disk even when the config is unchanged), QUIT graceful stop, TERM fast stop,
 INT immediate stop, USR1 reopen logs, USR2 binary upgrade,
 WINCH stop workers (keep sockets), TTIN / TTOU one worker more / fewer.
 `
@@ -59,7 +65,10 @@ func (p *Program) ParseFlags(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	switch {
+	case p.signal == "restart" && fs.NArg() == 1:
+		p.restartListener = fs.Arg(0)
+	case fs.NArg() > 0:
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
@@ -142,8 +151,8 @@ var signals = map[string]syscall.Signal{
 
 func (p *Program) sendSignal(cfg hclconfig.Config) int {
 	sig, ok := signals[p.signal]
-	if !ok {
-		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, reopen, quit, stop or upgrade)\n", p.signal)
+	if !ok && p.signal != "restart" {
+		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, restart, reopen, quit, stop or upgrade)\n", p.signal)
 		return 2
 	}
 	if cfg.Pidfile == "" {
@@ -155,6 +164,9 @@ func (p *Program) sendSignal(cfg hclconfig.Config) int {
 		fmt.Fprintf(p.stderr, "hfork: %v\n", err)
 		return 1
 	}
+	if p.signal == "restart" {
+		return p.restart(cfg)
+	}
 	if p.signal == "reload" {
 		if code, done := p.reloadAndWait(cfg, pid); done {
 			return code
@@ -165,6 +177,24 @@ func (p *Program) sendSignal(cfg hclconfig.Config) int {
 		return 1
 	}
 	fmt.Fprintf(p.stdout, "hfork: sent %s to master pid %d\n", p.signal, pid)
+	return 0
+}
+
+// restart asks the master over its control socket for a rolling restart
+// of one listener (or of every app and exec listener); no signal does this.
+func (p *Program) restart(cfg hclconfig.Config) int {
+	if p.restartListener != "" {
+		if _, ok := cfg.Listener(p.restartListener); !ok {
+			fmt.Fprintf(p.stderr, "hfork: no listener %q in %s\n", p.restartListener, p.file)
+			return 1
+		}
+	}
+	out, err := engine.ControlRestart(engine.ControlPath(cfg.Pidfile), p.restartListener)
+	if err != nil {
+		fmt.Fprintf(p.stderr, "hfork: restart: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(p.stdout, out)
 	return 0
 }
 
