@@ -13,7 +13,8 @@
 # gthread), HUPS (10), HUP_DURATION (12s), PY_CLASSES (sync thread gevent),
 # PYTHON (/usr/bin/python3), HFORK_BIN, KEEP_TMP=1.
 #
-# Per class and server: req/s (mean over ROUNDS), p99 of the last round, RSS
+# Per class and server (both running, rounds alternating): req/s (mean over
+# ROUNDS), p99 of the last round, RSS
 # per worker after the load, and the requests that failed (wrk's socket
 # errors plus non-2xx) during HUPS HUPs under load, one per second, each
 # after the app's code changed; then whether the last code is served.
@@ -68,6 +69,9 @@ mkdir -p "$app"
 set_version() { # VERSION: the body the app answers
 	sed "s/ from flask/ from flask $1/" "$root/examples/apps/flask_app.py" >"$app/flask_app.py.new"
 	mv "$app/flask_app.py.new" "$app/flask_app.py"
+	# Two edits of the same size in the same second look alike to Python's
+	# bytecode cache (it checks mtime seconds and size): drop it.
+	rm -rf "$app/__pycache__"
 }
 
 port_hf=18201
@@ -140,10 +144,6 @@ start_gunicorn() { # CLASS
 	wait_up "$port_gu" "$srv_pid" || { echo "gunicorn did not start; log:" >&2; cat "$tmp/gunicorn.$1.log" >&2; exit 1; }
 }
 
-stop_server() {
-	kill -TERM "$srv_pid" 2>/dev/null || true
-	wait "$srv_pid" 2>/dev/null || true
-}
 
 echo "python:  $("$PYTHON" -V 2>&1), flask $("$PYTHON" -c 'import flask; print(flask.__version__)' 2>/dev/null || echo '?'), gunicorn $("$PYTHON" -c 'import gunicorn; print(gunicorn.__version__)'), gevent $("$PYTHON" -c 'import gevent; print(gevent.__version__)')"
 echo "cpus:    $(nproc)   workers: $WORKERS per server   threads (thread/gthread): $PY_THREADS"
@@ -151,43 +151,75 @@ echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS rounds, warm-
 echo "Both servers and wrk share these cores; other load on the machine shows up as noise."
 echo
 
+# hup_test SERVER PORT PID: HUPS HUPs under load, each after a code change;
+# prints "failed served".
+hup_test() {
+	local s=$1 port=$2 pid=$3 hout wpid i got served=no
+	hout=$tmp/wrk.$class.$s.hup.txt
+	"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$HUP_DURATION" "http://127.0.0.1:$port/" >"$hout" 2>&1 &
+	wpid=$!
+	pids+=("$wpid")
+	sleep 1
+	for i in $(seq "$HUPS"); do
+		set_version "v$i"
+		kill -HUP "$pid"
+		sleep 1
+	done
+	wait "$wpid" || true
+	# A reload that came in while one was running follows it: give the
+	# last HUP up to 20s to be served.
+	for i in $(seq 200); do
+		got=$(curl -s "http://127.0.0.1:$port/" | tr -d '\n')
+		if [ "$got" = "hello from flask v$HUPS" ]; then
+			served=yes
+			break
+		fi
+		sleep 0.1
+	done
+	echo "$(wrk_failed "$hout") $served"
+}
+
 rows=()
 for class in $PY_CLASSES; do
-	for server in gunicorn hfork; do
-		set_version "v0"
-		if [ $server = hfork ]; then start_hfork "$class"; port=$port_hf; else start_gunicorn "$class"; port=$port_gu; fi
+	set_version "v0"
+	start_gunicorn "$class"
+	gu_pid=$srv_pid
+	start_hfork "$class"
+	hf_pid=$srv_pid
+	declare -A sum=([gunicorn]=0 [hfork]=0) p99=() fl=()
+	for s in gunicorn hfork; do
+		port=$port_hf
+		[ $s = gunicorn ] && port=$port_gu
 		"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
-		sum=0
-		for r in $(seq "$ROUNDS"); do
-			out=$tmp/wrk.$class.$server.$r.txt
-			"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$port/" >"$out" 2>&1
-			sum=$(awk -v a="$sum" -v b="$(wrk_rps "$out")" 'BEGIN { print a + b }')
-		done
-		rps=$(awk -v s="$sum" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')
-		p99=$(wrk_p99 "$out")
-		failed_load=$(wrk_failed "$out")
-		rss=$(rss_per_worker "$srv_pid")
-		# HUPs under load, each after a code change.
-		hout=$tmp/wrk.$class.$server.hup.txt
-		"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$HUP_DURATION" "http://127.0.0.1:$port/" >"$hout" 2>&1 &
-		wpid=$!
-		pids+=("$wpid")
-		sleep 1
-		for i in $(seq "$HUPS"); do
-			set_version "v$i"
-			kill -HUP "$srv_pid"
-			sleep 1
-		done
-		wait "$wpid" || true
-		sleep 1
-		got=$(curl -s "http://127.0.0.1:$port/" | tr -d '\n')
-		served=no
-		[ "$got" = "hello from flask v$HUPS" ] && served=yes
-		failed_hup=$(wrk_failed "$hout")
-		stop_server
-		rows+=("$class $server $rps $p99 $rss $failed_load $failed_hup $served")
-		echo "done: $class $server"
 	done
+	# Rounds alternate between the servers, so that other load on the
+	# machine falls on both alike.
+	for r in $(seq "$ROUNDS"); do
+		for s in gunicorn hfork; do
+			port=$port_hf
+			[ $s = gunicorn ] && port=$port_gu
+			out=$tmp/wrk.$class.$s.$r.txt
+			"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$port/" >"$out" 2>&1
+			sum[$s]=$(awk -v a="${sum[$s]}" -v b="$(wrk_rps "$out")" 'BEGIN { print a + b }')
+			p99[$s]=$(wrk_p99 "$out")
+			fl[$s]=$(( ${fl[$s]:-0} + $(wrk_failed "$out") ))
+		done
+	done
+	for s in gunicorn hfork; do
+		pid=$hf_pid port=$port_hf
+		[ $s = gunicorn ] && pid=$gu_pid port=$port_gu
+		rss=$(rss_per_worker "$pid")
+		rps=$(awk -v t="${sum[$s]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", t / n }')
+		read -r fh served < <(hup_test "$s" "$port" "$pid")
+		set_version "v0"
+		rows+=("$class $s $rps ${p99[$s]} $rss ${fl[$s]} $fh $served")
+		echo "done: $class $s"
+	done
+	for pid in "$gu_pid" "$hf_pid"; do
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	unset sum p99 fl
 done
 
 echo
@@ -204,4 +236,5 @@ for row in "${rows[@]}"; do
 	fi
 	printf '%-7s %-9s %9s %7s %9s %14s %12s %11s %9s\n' "$class" "$server" "$rps" "${ratio:--}" "$p99" "$rss" "$fl" "$fh" "$served"
 done
-echo "failed = wrk's socket errors (connect, read, write, timeout) plus non-2xx answers; 'new code' = the last HUP's code is what answers."
+echo "failed = wrk's socket errors (connect, read, write, timeout) plus non-2xx answers; 'new code' = the last HUP's code answers within 20s after the load."
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cpus"

@@ -211,7 +211,8 @@ class Stats:
 
     def end(self, key):
         self.inflight.pop(key, None)
-        self.served += 1
+        with self.lock:  # threads of the thread class count here at once
+            self.served += 1
 
     def snapshot(self):
         now = time.monotonic()
@@ -346,6 +347,7 @@ class AccessLog:
         self.pending = []
         self.size = 0
         self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
         self.open()
 
     @property
@@ -378,9 +380,11 @@ class AccessLog:
             line = '%s - - [%s] "%s %s %s" %d %d "%s" "%s"\n' % (
                 clf_escape(ip) or "-", clf_time(end), clf_escape(method), clf_escape(target), clf_escape(proto),
                 status, nbytes, clf_escape(referer) or "-", clf_escape(agent) or "-")
-        self.pending.append(line)
-        self.size += len(line)
-        if self.size >= 65536:
+        with self.lock:
+            self.pending.append(line)
+            self.size += len(line)
+            full = self.size >= 65536
+        if full:
             self.flush()
 
     def flush(self):
@@ -388,7 +392,8 @@ class AccessLog:
             return
         with self.lock:
             lines, self.pending, self.size = self.pending, [], 0
-            data = "".join(lines).encode("utf-8", "replace")
+        data = "".join(lines).encode("utf-8", "replace")
+        with self.write_lock:  # whole lines, in order
             try:
                 while data:
                     n = os.write(self.fd, data)
