@@ -115,12 +115,12 @@ def app(environ, start_response):
 // code changed serves the new code, and no request fails.
 func TestAppHUPServesNewCode(t *testing.T) {
 	skipShort(t)
-	for _, class := range []string{"thread", "gevent"} {
+	for _, class := range []string{"thread", "gevent", "eventlet"} {
 		t.Run(class, func(t *testing.T) {
-			if class == "gevent" {
-				needPython(t, "gevent")
-			} else {
+			if class == "thread" {
 				needPython(t)
+			} else {
+				needPython(t, class)
 			}
 			dir := t.TempDir()
 			write := func(v string) {
