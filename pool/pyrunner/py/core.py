@@ -307,7 +307,8 @@ class Worker:
 
     def finish(self):
         self.access.close()
-        self.log.info("worker exited", requests=self.stats.served)
+        took = time.monotonic() - self.drain_started if self.draining else 0.0
+        self.log.info("worker drained", took="%.3fs" % took, requests=self.stats.served)
 
 
 # ---- access log: hfork's combined and json formats ----
