@@ -252,3 +252,46 @@ func TestKeepAliveAndCounters(t *testing.T) {
 	}
 	r.done <- nil
 }
+
+// TestHTTPEdges: the WSGI classes' own HTTP/1.1 server takes a chunked
+// body, answers HEAD without a body, and refuses a head over
+// max_header_bytes with 431.
+func TestHTTPEdges(t *testing.T) {
+	needPython(t)
+	dir := writeApp(t, wsgiApp)
+	r := startRunner(t, "sync", "tapp", dir)
+	r.waitNotify(t, "READY", "1")
+	roundTrip := func(req string) (*http.Response, string) {
+		t.Helper()
+		conn, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: strings.Fields(req)[0]})
+		if err != nil {
+			t.Fatalf("%.40q: %v", req, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := roundTrip("POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n")
+	if resp.StatusCode != 200 || body != "default /c abcde" {
+		t.Errorf("chunked: %d %q", resp.StatusCode, body)
+	}
+	resp, body = roundTrip("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 200 || body != "" || resp.ContentLength != int64(len("default /h ")) {
+		t.Errorf("HEAD: %d %q length %d", resp.StatusCode, body, resp.ContentLength)
+	}
+	resp, _ = roundTrip("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 1<<20+10) + "\r\n\r\n")
+	if resp.StatusCode != 431 {
+		t.Errorf("a 1 MiB header: status %d, want 431", resp.StatusCode)
+	}
+	resp, _ = roundTrip("GET / HTTP/9.9\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 505 {
+		t.Errorf("HTTP/9.9: status %d, want 505", resp.StatusCode)
+	}
+}

@@ -100,6 +100,8 @@ class WSGIServer:
         sock = c.sock
         while True:
             i = c.buf.find(b"\r\n\r\n")
+            if i > self.w.max_header:
+                raise HTTPError(431)
             if i >= 0:
                 head = c.buf[:i]
                 c.buf = c.buf[i + 4:]
