@@ -295,3 +295,39 @@ func TestHTTPEdges(t *testing.T) {
 		t.Errorf("HTTP/9.9: status %d, want 505", resp.StatusCode)
 	}
 }
+
+// TestUSR1WhileImporting: a USR1 (log reopen) that arrives while the app
+// still imports does not kill the worker.
+func TestUSR1WhileImporting(t *testing.T) {
+	needPython(t)
+	dir := writeApp(t, "import time\ntime.sleep(1.5)\n"+wsgiApp)
+	r := startRunner(t, "sync", "tapp", dir)
+	// The app's import sleeps; send USR1 once the interpreter is past its
+	// own start (the runner set its handler first thing).
+	deadline := time.Now().Add(10 * time.Second)
+	for !hasSigCaught(r.cmd.Process.Pid, syscall.SIGUSR1) {
+		if time.Now().After(deadline) {
+			t.Fatal("the runner never caught SIGUSR1")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.cmd.Process.Signal(syscall.SIGUSR1)
+	r.waitNotify(t, "READY", "1")
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// hasSigCaught reads SigCgt in /proc/PID/status.
+func hasSigCaught(pid int, sig syscall.Signal) bool {
+	for line := range strings.SplitSeq(readFile(fmt.Sprintf("/proc/%d/status", pid)), "\n") {
+		if v, ok := strings.CutPrefix(line, "SigCgt:\t"); ok {
+			var mask uint64
+			fmt.Sscanf(v, "%x", &mask)
+			return mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return false
+}

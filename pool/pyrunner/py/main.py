@@ -22,8 +22,13 @@ def main():
             os.close(int(src))
         except OSError:
             pass
+    # USR1 (reopen logs) may come while the app still imports; its default
+    # action would kill the worker. The class's handler takes over later.
+    booting = []
+    signal.signal(signal.SIGUSR1, lambda signum, frame: [x.access.reopen() for x in booting])
     ctl_fd, spec, rest = read_spec()
     w = Worker(spec, ctl_fd)
+    booting.append(w)
     for line in rest.split(b"\n"):
         if line.strip():
             w.command(line)
