@@ -48,6 +48,7 @@ type Changes struct {
 	Listeners []Change // new listeners in file order, then stopped ones
 	Log       bool     // the log block changed
 	Reload    bool     // the reload block changed
+	Metrics   bool     // the metrics block changed
 	Pidfile   bool
 }
 
@@ -73,6 +74,7 @@ func Plan(old, new hclconfig.Config, opts PlanOptions) Changes {
 	var c Changes
 	c.Log = old.Log != new.Log
 	c.Reload = old.Reload != new.Reload
+	c.Metrics = old.Metrics != new.Metrics
 	c.Pidfile = old.Pidfile != new.Pidfile
 	for _, nl := range new.Listeners {
 		ol, ok := old.Listener(nl.Name)
@@ -80,18 +82,21 @@ func Plan(old, new hclconfig.Config, opts PlanOptions) Changes {
 			c.Listeners = append(c.Listeners, Change{Listener: nl.Name, Action: Start, New: nl})
 			continue
 		}
+		// The fingerprint decides what a worker sees; the fields only name
+		// what differs, for the log.
 		ch := Change{Listener: nl.Name, Old: ol, New: nl, Fields: diffFields(ol, nl)}
-		restart := opts.RestartCode && RunsCode(nl)
+		same := ol.Fingerprint() == nl.Fingerprint()
 		switch {
-		case restart && sameBinds(ol.Bind, nl.Bind) && (len(ch.Fields) == 0 || slices.Equal(ch.Fields, []string{"workers"})):
+		case same && opts.RestartCode && RunsCode(nl):
+			// Same binds, since the binds are in the fingerprint.
 			ch.Action = Replace
 			ch.Fields = append(ch.Fields, restartField)
-		case len(ch.Fields) == 0:
+		case same && ol.Workers == nl.Workers:
 			ch.Action = Keep
+		case same:
+			ch.Action = Scale
 		case !sameBinds(ol.Bind, nl.Bind):
 			ch.Action = Rebind
-		case slices.Equal(ch.Fields, []string{"workers"}):
-			ch.Action = Scale
 		default:
 			ch.Action = Replace
 		}
@@ -140,7 +145,7 @@ func fieldMap(l hclconfig.Listener) map[string]json.RawMessage {
 
 // Empty reports whether the plan changes nothing.
 func (c Changes) Empty() bool {
-	if c.Log || c.Reload || c.Pidfile {
+	if c.Log || c.Reload || c.Metrics || c.Pidfile {
 		return false
 	}
 	for _, ch := range c.Listeners {
@@ -180,6 +185,9 @@ func (c Changes) String() string {
 	}
 	if c.Reload {
 		b.WriteString("  apply    reload settings\n")
+	}
+	if c.Metrics {
+		b.WriteString("  apply    metrics settings\n")
 	}
 	if c.Pidfile {
 		b.WriteString("  move     pidfile\n")

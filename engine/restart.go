@@ -1,10 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 
 	"github.com/hfork/hfork/hclconfig"
@@ -20,14 +19,6 @@ type restartReq struct {
 type restartAnswer struct {
 	text string
 	err  error
-}
-
-// requestRestart is the control socket's way into the loop.
-func (m *Master) requestRestart(listener string) (string, error) {
-	req := restartReq{Listener: listener, Reply: make(chan restartAnswer, 1)}
-	m.events <- req
-	a := <-req.Reply
-	return a.text, a.err
 }
 
 // onRestart starts the rolling restart; it runs on the loop.
@@ -73,46 +64,35 @@ func (m *Master) onRestart(req restartReq) {
 }
 
 // controlRestart answers a control socket's "restart [LISTENER]" line.
-func controlRestart(conn net.Conn, line string, restartp *func(string) (string, error)) {
-	if restartp == nil {
-		fmt.Fprintf(conn, "error\nthis master does not restart\n")
-		return
-	}
-	arg := strings.TrimSpace(strings.TrimPrefix(line, "restart"))
+func controlRestart(enc *json.Encoder, post func(any), arg string) {
 	if arg != "" && !hclconfig.ValidName(arg) {
-		fmt.Fprintf(conn, "error\n%q cannot name a listener\n", arg)
+		enc.Encode(controlReply{Error: fmt.Sprintf("%q cannot name a listener", arg)})
 		return
 	}
-	out, err := (*restartp)(arg)
-	if err != nil {
-		fmt.Fprintf(conn, "error\n%s\n", err)
+	req := restartReq{Listener: arg, Reply: make(chan restartAnswer, 1)}
+	post(req)
+	a := <-req.Reply
+	if a.err != nil {
+		enc.Encode(controlReply{Error: a.err.Error()})
 		return
 	}
-	fmt.Fprintf(conn, "ok\n%s\n", out)
+	enc.Encode(controlReply{Restart: &a.text})
 }
 
 // ControlRestart asks the master listening on path for a rolling restart
 // of listener ("" for every app and exec listener) and returns its answer.
 func ControlRestart(path, listener string) (string, error) {
-	conn, err := net.Dial("unix", path)
+	conn, dec, err := dialControl(path, strings.TrimSpace("restart "+listener))
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNoControl, err)
+		return "", err
 	}
 	defer conn.Close()
-	if _, err := io.WriteString(conn, strings.TrimSpace("restart "+listener)+"\n"); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNoControl, err)
-	}
-	b, err := io.ReadAll(conn)
+	r, err := nextReply(dec)
 	if err != nil {
-		return "", fmt.Errorf("control socket: %w", err)
+		return "", err
 	}
-	status, rest, _ := strings.Cut(string(b), "\n")
-	rest = strings.TrimRight(rest, "\n")
-	switch status {
-	case "ok":
-		return "restarting:\n" + rest, nil
-	case "error":
-		return "", errors.New(rest)
+	if r.Restart == nil {
+		return "", errors.New("control socket: the answer has no restart")
 	}
-	return "", fmt.Errorf("control socket: unexpected answer %q", status)
+	return "restarting:\n" + *r.Restart, nil
 }

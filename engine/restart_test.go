@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -11,30 +12,27 @@ import (
 )
 
 // TestControlRestart: "restart [LISTENER]" on a real control socket reaches
-// the restart hook with the listener named, and its answer or error comes
+// the master's loop with the listener named, and its answer or error comes
 // back through ControlRestart.
 func TestControlRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hfork.pid.sock")
-	c, err := listenControl(path, func(reply chan<- error) { reply <- nil }, func() string { return "" })
+	var mu sync.Mutex
+	var asked []string
+	c, err := listenControl(path, func(msg any) {
+		req := msg.(restartReq)
+		mu.Lock()
+		asked = append(asked, req.Listener)
+		mu.Unlock()
+		if req.Listener == "nope" {
+			req.Reply <- restartAnswer{err: errors.New(`no listener "nope"`)}
+			return
+		}
+		req.Reply <- restartAnswer{text: `  restart  listener "` + req.Listener + `": 2 workers`}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.close()
-	if _, err := ControlRestart(path, "web"); err == nil || !strings.Contains(err.Error(), "does not restart") {
-		t.Errorf("before a hook is set: %v", err)
-	}
-	var mu sync.Mutex
-	var asked []string
-	hook := func(l string) (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		asked = append(asked, l)
-		if l == "nope" {
-			return "", errors.New(`no listener "nope"`)
-		}
-		return `  restart  listener "` + l + `": 2 workers`, nil
-	}
-	c.restart.Store(&hook)
 	out, err := ControlRestart(path, "web")
 	if err != nil || out != "restarting:\n  restart  listener \"web\": 2 workers" {
 		t.Errorf("restart web: %q, %v", out, err)
@@ -46,11 +44,12 @@ func TestControlRestart(t *testing.T) {
 		t.Errorf("restart nope: %v", err)
 	}
 	mu.Lock()
-	defer mu.Unlock()
-	if strings.Join(asked, ",") != "web,,nope" {
-		t.Errorf("hook saw %q", asked)
+	got := strings.Join(asked, ",")
+	mu.Unlock()
+	if got != "web,,nope" {
+		t.Errorf("loop saw %q", got)
 	}
-	// A name that cannot be a listener never reaches the hook.
+	// A name that cannot be a listener never reaches the loop.
 	conn, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +57,13 @@ func TestControlRestart(t *testing.T) {
 	io.WriteString(conn, "restart ../x y\n")
 	b, _ := io.ReadAll(conn)
 	conn.Close()
-	if !strings.HasPrefix(string(b), "error\n") || len(asked) != 3 {
-		t.Errorf("bad name: answer %q, hook calls %d", b, len(asked))
+	var r controlReply
+	if err := json.Unmarshal(b, &r); err != nil || !strings.Contains(r.Error, "cannot name a listener") {
+		t.Errorf("bad name: answer %q (%v)", b, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 3 {
+		t.Errorf("bad name reached the loop: %d requests", len(asked))
 	}
 }

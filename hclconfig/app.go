@@ -1,6 +1,7 @@
 package hclconfig
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -33,7 +34,8 @@ func IsAppClass(class string) bool { return contains(pythonClasses, class) }
 
 // appHonours names, per class, the optional settings its Python workers
 // honour beyond those every class does (workers, the timeouts, max_requests,
-// access_log, app, python, env, dir, user, group, socket_*). Any other one
+// access_log, app, python, env, pass_env, inherit_env, dir, user, group,
+// socket_*). Any other one
 // set on an app listener is an error: silently ignoring it would let a
 // gunicorn setting carried over do nothing.
 var appHonours = map[string][]string{
@@ -90,16 +92,7 @@ func (d *decoder) pyApp(attrs hcl.Attributes, b *hcl.Block, l *Listener, classSe
 		}
 	}
 	l.Dir = d.dir
-	if env, ok := d.strMap(attrs, "env"); ok {
-		for k := range env {
-			if k == "" || strings.ContainsAny(k, "=\x00") {
-				d.errorf(attrs["env"].Expr.Range(), "Invalid environment variable name", "%q cannot name an environment variable.", k)
-			}
-		}
-		if len(env) > 0 {
-			l.Env = env
-		}
-	}
+	d.env(attrs, l)
 	if d.str(attrs, "dir", &l.Dir) {
 		l.Dir = d.path(l.Dir)
 		d.checkDir(attrs["dir"].Expr.Range(), "dir", l.Dir)
@@ -193,6 +186,8 @@ func formatApp(b *body, l Listener, c Config) {
 		b.attr("socket_group", quoteHCL(l.SocketGroup))
 	}
 	b.attr("env", mapHCL(l.Env))
+	b.attr("pass_env", listHCL(l.PassEnv))
+	b.attr("inherit_env", strconv.FormatBool(l.InheritEnv))
 	b.attr("dir", quoteHCL(l.Dir))
 	if l.AccessLog.File != "" {
 		b.blank()

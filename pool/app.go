@@ -2,31 +2,31 @@ package pool
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/pool/pyrunner"
-	"github.com/hfork/hfork/pool/worker"
+	"github.com/hfork/hfork/pool/wire"
 )
-
-// EnvPySourceFD names the fd the Python runner's program arrives on; the
-// runner closes it once read.
-const EnvPySourceFD = "HFORK_PY_SOURCE_FD"
 
 // pythonCmd turns the command spawn built for a built-in worker into one
 // for an app listener's Python worker: the same sockets, control pipe and
 // Spec, but the listener's interpreter runs hfork's runner, read from a
-// pipe, in the listener's dir with its env. The returned func closes the
-// master's copy of the pipe's read end once the child started (or not).
+// pipe, in the listener's dir with the environment workerEnv gave it. The
+// returned func closes the master's copy of the pipe's read end once the
+// child started (or not).
 func (p *Pool) pythonCmd(cmd *exec.Cmd, env []string) (func(), error) {
 	l := p.cfg.Listener
 	python := l.Python
 	if python == "" {
-		python = "python3"
+		python = hclconfig.DefaultPython
 	}
-	path, err := exec.LookPath(python)
+	path, err := lookPython(python, l.Dir, l.Env["PATH"])
 	if err != nil {
 		return nil, fmt.Errorf("python %q: %w", python, err)
 	}
@@ -41,7 +41,7 @@ func (p *Pool) pythonCmd(cmd *exec.Cmd, env []string) (func(), error) {
 		w.Write(src)
 		w.Close()
 	}()
-	fd := 3 + len(cmd.ExtraFiles)
+	fd := wire.FirstFD + len(cmd.ExtraFiles)
 	cmd.ExtraFiles = append(cmd.ExtraFiles, r)
 	cmd.Path = path
 	// argv[0] stays the interpreter: CPython finds its prefix (and a
@@ -50,15 +50,38 @@ func (p *Pool) pythonCmd(cmd *exec.Cmd, env []string) (func(), error) {
 	cmd.Dir = l.Dir
 	out := env[:0:0]
 	for _, kv := range env {
-		if strings.HasPrefix(kv, worker.EnvWorker+"=") {
+		if strings.HasPrefix(kv, wire.EnvWorker+"=") {
 			continue // the runner is not hfork's binary
 		}
 		out = append(out, kv)
 	}
-	out = append(out, EnvPySourceFD+"="+strconv.Itoa(fd))
-	for k, v := range l.Env {
-		out = append(out, k+"="+v)
-	}
-	cmd.Env = out
+	cmd.Env = append(out, wire.EnvPySourceFD+"="+strconv.Itoa(fd))
 	return func() { r.Close() }, nil
+}
+
+// lookPython finds the interpreter as hfork -t checks it (hclconfig's
+// access check): a name with a slash relative to dir, a bare name on path,
+// the listener's PATH (else the master's, which workers get).
+func lookPython(python, dir, path string) (string, error) {
+	if strings.Contains(python, "/") {
+		if !filepath.IsAbs(python) {
+			python = filepath.Join(dir, python)
+		}
+		return exec.LookPath(python)
+	}
+	if path == "" {
+		path = os.Getenv("PATH")
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
+		}
+		if full, err := exec.LookPath(filepath.Join(d, python)); err == nil {
+			return full, nil
+		}
+	}
+	return "", fmt.Errorf("not found in PATH (%s): %w", path, fs.ErrNotExist)
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // python is Debian's interpreter, which has the frameworks' packages.
@@ -71,8 +73,8 @@ func startRunner(t *testing.T, class, app, dir string) *runner {
 	r.cmd = exec.Command(python, "/dev/fd/5")
 	r.cmd.Dir = dir
 	r.cmd.ExtraFiles = []*os.File{lf, ctlR, srcR} // fds 3, 4, 5
-	r.cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=web", "NOTIFY_SOCKET="+addr,
-		"HFORK_CONTROL_FD=4", "HFORK_PY_SOURCE_FD=5")
+	r.cmd.Env = append(wire.Environ(nil), wire.EnvListenFDs+"=1", wire.EnvListenFDNames+"=web", wire.EnvNotifySocket+"="+addr,
+		wire.EnvControlFD+"=4", wire.EnvPySourceFD+"=5")
 	r.cmd.Stderr = r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -166,7 +168,7 @@ func TestLoadRules(t *testing.T) {
 	} {
 		t.Run(tt.app, func(t *testing.T) {
 			r := startRunner(t, "thread", tt.app, dir)
-			r.waitNotify(t, "READY", "1")
+			r.waitNotify(t, wire.KeyReady, "1")
 			resp, err := (&http.Client{Timeout: 5 * time.Second}).Post("http://"+r.addr+"/x/y", "text/plain", strings.NewReader("body"))
 			if err != nil {
 				t.Fatal(err)
@@ -177,7 +179,7 @@ func TestLoadRules(t *testing.T) {
 				t.Errorf("body %q, want %q", b, tt.want)
 			}
 			r.cmd.Process.Signal(syscall.SIGTERM)
-			r.waitNotify(t, "STOPPING", "1")
+			r.waitNotify(t, wire.KeyStopping, "1")
 			if err := <-r.done; err != nil {
 				t.Errorf("exit after drain: %v", err)
 			}
@@ -215,7 +217,7 @@ func TestKeepAliveAndCounters(t *testing.T) {
 	needPython(t)
 	dir := writeApp(t, wsgiApp)
 	r := startRunner(t, "thread", `tapp:create("k")`, dir)
-	r.waitNotify(t, "READY", "1")
+	r.waitNotify(t, wire.KeyReady, "1")
 	conn, err := net.Dial("tcp", r.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -233,11 +235,11 @@ func TestKeepAliveAndCounters(t *testing.T) {
 			t.Fatalf("request %d: body %q close %v te %v", i, b, resp.Close, resp.TransferEncoding)
 		}
 	}
-	r.waitNotify(t, "X_HFORK_REQUESTS", "3")
+	r.waitNotify(t, wire.KeyRequests, "3")
 	// A drain answers the next request on the connection with
 	// "Connection: close".
 	r.cmd.Process.Signal(syscall.SIGTERM)
-	r.waitNotify(t, "STOPPING", "1")
+	r.waitNotify(t, wire.KeyStopping, "1")
 	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -260,7 +262,7 @@ func TestHTTPEdges(t *testing.T) {
 	needPython(t)
 	dir := writeApp(t, wsgiApp)
 	r := startRunner(t, "sync", "tapp", dir)
-	r.waitNotify(t, "READY", "1")
+	r.waitNotify(t, wire.KeyReady, "1")
 	roundTrip := func(req string) (*http.Response, string) {
 		t.Helper()
 		conn, err := net.Dial("tcp", r.addr)
@@ -312,7 +314,7 @@ func TestUSR1WhileImporting(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	r.cmd.Process.Signal(syscall.SIGUSR1)
-	r.waitNotify(t, "READY", "1")
+	r.waitNotify(t, wire.KeyReady, "1")
 }
 
 func readFile(path string) string {
@@ -330,4 +332,38 @@ func hasSigCaught(pid int, sig syscall.Signal) bool {
 		}
 	}
 	return false
+}
+
+// TestNotDumpable: the runner makes itself undumpable before the app
+// imports (the kernel resets the flag on execve, so the master cannot):
+// the app, running in it, reads PR_GET_DUMPABLE as 0.
+func TestNotDumpable(t *testing.T) {
+	needPython(t)
+	dir := writeApp(t, `
+import ctypes
+_libc = ctypes.CDLL(None)
+AT_IMPORT = _libc.prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+
+def application(environ, start_response):
+    body = ("import=%d now=%d" % (AT_IMPORT, _libc.prctl(3, 0, 0, 0, 0))).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+`)
+	r := startRunner(t, "sync", "tapp", dir)
+	r.waitNotify(t, wire.KeyReady, "1")
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + r.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "import=0 now=0" {
+		t.Errorf("dumpable as the app sees it: %q, want import=0 now=0", b)
+	}
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	err = <-r.done
+	r.done <- err
+	if strings.Contains(r.stderr.String(), "worker stays dumpable") {
+		t.Errorf("runner warned:\n%s", r.stderr.String())
+	}
 }

@@ -5,7 +5,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/hfork/hfork/pool/worker/internal/poll"
 )
 
 // A worker at worker_connections makes room for a new client by closing
@@ -17,7 +17,8 @@ const (
 	// the socket's accept queue.
 	evictPoll = 50 * time.Millisecond
 	// evictMinQuiet spares connections that just arrived or just went
-	// idle: their request may be a round trip away.
+	// idle: their request may be a round trip away (the event loop spares
+	// its own as long).
 	evictMinQuiet = 500 * time.Millisecond
 	// evictLogEvery bounds the warning about evictions to one line.
 	evictLogEvery = 10 * time.Second
@@ -52,9 +53,8 @@ func (l *gatedListener) acquire(sem chan struct{}) error {
 	}
 }
 
-// backlogged reports whether a connection waits in ln's accept queue. The
-// queue is shared with sibling workers, so one of them may take it first;
-// an idle connection closed for nothing is the worst that does.
+// backlogged reports whether a connection waits in ln's accept queue (see
+// poll.Backlogged, which the event loop asks too).
 func backlogged(ln net.Listener) bool {
 	sc, ok := ln.(syscall.Conn)
 	if !ok {
@@ -65,11 +65,7 @@ func backlogged(ln net.Listener) bool {
 		return false
 	}
 	ready := false
-	rc.Control(func(fd uintptr) {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
-		ready = err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
-	})
+	rc.Control(func(fd uintptr) { ready = poll.Backlogged(int(fd)) })
 	return ready
 }
 

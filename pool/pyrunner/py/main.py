@@ -11,7 +11,24 @@ def boot_failed(w, what, exc, **kv):
     os._exit(3)
 
 
+def not_dumpable():
+    """PR_SET_DUMPABLE 0, as hfork's built-in workers set it: no core file,
+    and no other process of the worker's uid may ptrace it or read its
+    memory. The kernel resets it on execve, so the master cannot set it for
+    the runner. Returns why it failed, or None."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
+            return os.strerror(ctypes.get_errno())
+    except (ImportError, OSError, AttributeError) as e:
+        return str(e)
+    return None
+
+
 def main():
+    # First, before the Spec or the app's import can bring anything secret.
+    dumpable = not_dumpable()
     # The program came on a pipe: its "directory" is /dev/fd, not a place
     # to import from.
     if sys.path and sys.path[0] in ("/dev/fd", "/proc/self/fd"):
@@ -29,6 +46,8 @@ def main():
     ctl_fd, spec, rest = read_spec()
     w = Worker(spec, ctl_fd)
     booting.append(w)
+    if dumpable:
+        w.log.warn("worker stays dumpable", err=dumpable)
     for line in rest.split(b"\n"):
         if line.strip():
             w.command(line)

@@ -1,48 +1,63 @@
-package worker
+package h1
 
 import (
 	"bytes"
+	"strconv"
 	"unsafe"
 
 	"github.com/hfork/hfork/pool/worker/app"
 )
 
-// The event loop's request parser. It accepts a strict subset of HTTP/1.x:
+// The request parser. It accepts a strict subset of HTTP/1.x:
 // a GET or HEAD request head without a body, whose every byte is one it
 // understands. Anything else, malformed or merely unusual, is declined
-// (parseNotFast) and the connection goes to net/http with the bytes read
+// (NotFast) and the connection goes to net/http with the bytes read
 // so far, which answers it as it always would: a 400 or 431 for what is
 // broken, a full request for what is valid. The parser therefore never
 // has to decide what is an error; it only decides what is plain.
 
-type parseResult int
+// Result is what Parse made of the bytes.
+type Result int
 
 const (
-	// parseMore: the head is not complete yet.
-	parseMore parseResult = iota
-	// parseOK: one plain request head was parsed.
-	parseOK
-	// parseNotFast: net/http must read this connection from here on.
-	parseNotFast
+	// More: the head is not complete yet.
+	More Result = iota
+	// OK: one plain request head was parsed.
+	OK
+	// NotFast: net/http must read this connection from here on.
+	NotFast
 )
 
-// h1Request is one parsed request head. Its strings point into the buffer
-// that was parsed: they are valid until the loop reads into it again.
-type h1Request struct {
-	app.FastRequest
-	target    string // the request-target as sent
-	minor     int    // HTTP/1.minor: 0 or 1
-	host      string
-	referer   string
-	userAgent string
-	// closeReq: the client asked to close (HTTP/1.1 "Connection: close"),
-	// or speaks HTTP/1.0 without "Connection: keep-alive".
-	closeReq bool
-	zeroCL   bool // "Content-Length: 0" was seen
+func (r Result) String() string {
+	switch r {
+	case More:
+		return "more"
+	case OK:
+		return "ok"
+	case NotFast:
+		return "not-fast"
+	}
+	return "Result(" + strconv.Itoa(int(r)) + ")"
 }
 
-func (r *h1Request) proto() string {
-	if r.minor == 0 {
+// Request is one parsed request head. Its strings point into the buffer
+// that was parsed: they are valid until the caller reads into it again.
+type Request struct {
+	app.FastRequest
+	Target    string // the request-target as sent
+	Minor     int    // HTTP/1.minor: 0 or 1
+	Host      string
+	Referer   string
+	UserAgent string
+	// Close: the client asked to close (HTTP/1.1 "Connection: close"),
+	// or speaks HTTP/1.0 without "Connection: keep-alive".
+	Close  bool
+	zeroCL bool // "Content-Length: 0" was seen
+}
+
+// Proto is the request's protocol as net/http spells it.
+func (r *Request) Proto() string {
+	if r.Minor == 0 {
 		return "HTTP/1.0"
 	}
 	return "HTTP/1.1"
@@ -67,29 +82,30 @@ func init() {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
-// str views b as a string without copying; see h1Request.
-func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+// Str views b as a string without copying: it is valid as long as b's
+// bytes are not written (see Request).
+func Str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// parseH1 parses the request head at the start of b into r. It returns
-// the head's length with parseOK.
-func parseH1(b []byte, r *h1Request) (int, parseResult) {
+// Parse parses the request head at the start of b into r. It returns the
+// head's length with OK.
+func Parse(b []byte, r *Request) (int, Result) {
 	end := bytes.Index(b, crlfcrlf)
 	if end < 0 {
 		// A bare LF ends lines for net/http but not here.
 		for i, c := range b {
 			if c == '\n' && (i == 0 || b[i-1] != '\r') {
-				return 0, parseNotFast
+				return 0, NotFast
 			}
 		}
-		return 0, parseMore
+		return 0, More
 	}
 	head := b[:end+2] // each line with its CRLF
-	*r = h1Request{}
+	*r = Request{}
 
 	// Request line: METHOD SP target SP HTTP/1.x
 	nl := bytes.IndexByte(head, '\n')
 	if nl < 1 || head[nl-1] != '\r' {
-		return 0, parseNotFast
+		return 0, NotFast
 	}
 	line := head[:nl-1]
 	head = head[nl+1:]
@@ -100,20 +116,20 @@ func parseH1(b []byte, r *h1Request) (int, parseResult) {
 	case bytes.HasPrefix(line, []byte("HEAD ")):
 		r.Method, rest = "HEAD", line[5:]
 	default:
-		return 0, parseNotFast
+		return 0, NotFast
 	}
 	sp := bytes.IndexByte(rest, ' ')
 	if sp <= 0 || rest[0] != '/' {
-		return 0, parseNotFast
+		return 0, NotFast
 	}
 	target, version := rest[:sp], rest[sp+1:]
-	switch str(version) {
+	switch Str(version) {
 	case "HTTP/1.1":
-		r.minor = 1
+		r.Minor = 1
 	case "HTTP/1.0":
-		r.minor = 0
+		r.Minor = 0
 	default:
-		return 0, parseNotFast
+		return 0, NotFast
 	}
 	q := len(target)
 	for i, c := range target {
@@ -122,39 +138,39 @@ func parseH1(b []byte, r *h1Request) (int, parseResult) {
 			break
 		}
 		if !pathByte[c] {
-			return 0, parseNotFast
+			return 0, NotFast
 		}
 	}
 	for _, c := range target[q:] {
 		if !queryByte[c] {
-			return 0, parseNotFast
+			return 0, NotFast
 		}
 	}
-	r.target = str(target)
-	r.Path = str(target[:q])
+	r.Target = Str(target)
+	r.Path = Str(target[:q])
 	if q < len(target) {
-		r.Query = str(target[q+1:])
+		r.Query = Str(target[q+1:])
 	}
 
 	hosts := 0
 	keepAlive := false
-	forwardable := r.minor == 1
+	forwardable := r.Minor == 1
 	for len(head) > 0 {
 		nl := bytes.IndexByte(head, '\n')
 		if nl < 1 || head[nl-1] != '\r' {
-			return 0, parseNotFast
+			return 0, NotFast
 		}
 		line := head[:nl-1]
 		head = head[nl+1:]
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
 			// Also a continuation line (obs-fold), which starts with a space.
-			return 0, parseNotFast
+			return 0, NotFast
 		}
 		name := line[:colon]
 		for _, c := range name {
 			if !tokenByte[c] {
-				return 0, parseNotFast
+				return 0, NotFast
 			}
 		}
 		v := line[colon+1:]
@@ -166,47 +182,47 @@ func parseH1(b []byte, r *h1Request) (int, parseResult) {
 		}
 		for _, c := range v {
 			if c < 0x20 && c != '\t' || c == 0x7f {
-				return 0, parseNotFast
+				return 0, NotFast
 			}
 		}
 		switch len(name) {
 		case 2:
-			if lowerIs(name, "te") {
+			if LowerIs(name, "te") {
 				forwardable = false
 			}
 		case 4:
-			if lowerIs(name, "host") {
+			if LowerIs(name, "host") {
 				hosts++
 				if hosts > 1 || len(v) == 0 {
-					return 0, parseNotFast
+					return 0, NotFast
 				}
 				for _, c := range v {
 					if !hostByte[c] {
-						return 0, parseNotFast
+						return 0, NotFast
 					}
 				}
-				r.host = str(v)
+				r.Host = Str(v)
 			}
 		case 5:
-			if lowerIs(name, "range") {
+			if LowerIs(name, "range") {
 				r.Conditional = true
 			}
 		case 6:
-			if lowerIs(name, "expect") {
-				return 0, parseNotFast
+			if LowerIs(name, "expect") {
+				return 0, NotFast
 			}
 		case 7:
 			switch {
-			case lowerIs(name, "upgrade"), lowerIs(name, "trailer"):
-				return 0, parseNotFast
-			case lowerIs(name, "referer"):
-				if r.referer == "" {
-					r.referer = str(v)
+			case LowerIs(name, "upgrade"), LowerIs(name, "trailer"):
+				return 0, NotFast
+			case LowerIs(name, "referer"):
+				if r.Referer == "" {
+					r.Referer = Str(v)
 				}
 			}
 		case 10:
 			switch {
-			case lowerIs(name, "connection"):
+			case LowerIs(name, "connection"):
 				for len(v) > 0 {
 					tok := v
 					if i := bytes.IndexByte(v, ','); i >= 0 {
@@ -216,50 +232,50 @@ func parseH1(b []byte, r *h1Request) (int, parseResult) {
 					}
 					tok = bytes.Trim(tok, " \t")
 					switch {
-					case lowerIs(tok, "close"):
-						r.closeReq = true
-					case lowerIs(tok, "keep-alive"):
+					case LowerIs(tok, "close"):
+						r.Close = true
+					case LowerIs(tok, "keep-alive"):
 						keepAlive = true
 					case len(tok) > 0:
 						// It names a header to drop on the way.
 						forwardable = false
 					}
 				}
-			case lowerIs(name, "user-agent"):
-				if r.userAgent == "" {
-					r.userAgent = str(v)
+			case LowerIs(name, "user-agent"):
+				if r.UserAgent == "" {
+					r.UserAgent = Str(v)
 				}
 			}
 		case 14:
 			// A body, even an empty one announced twice, is net/http's.
-			if lowerIs(name, "content-length") {
-				if r.zeroCL || str(v) != "0" {
-					return 0, parseNotFast
+			if LowerIs(name, "content-length") {
+				if r.zeroCL || Str(v) != "0" {
+					return 0, NotFast
 				}
 				r.zeroCL = true
 			}
 		case 17:
-			if lowerIs(name, "transfer-encoding") {
-				return 0, parseNotFast
+			if LowerIs(name, "transfer-encoding") {
+				return 0, NotFast
 			}
 		}
-		if len(name) > 3 && lowerIs(name[:3], "if-") {
+		if len(name) > 3 && LowerIs(name[:3], "if-") {
 			r.Conditional = true
 		}
 	}
-	if r.minor == 1 && hosts == 0 {
+	if r.Minor == 1 && hosts == 0 {
 		// net/http answers 400: HTTP/1.1 requires Host.
-		return 0, parseNotFast
+		return 0, NotFast
 	}
-	if r.minor == 0 && !keepAlive {
-		r.closeReq = true
+	if r.Minor == 0 && !keepAlive {
+		r.Close = true
 	}
 	r.Forwardable = forwardable
-	return end + 4, parseOK
+	return end + 4, OK
 }
 
-// lowerIs reports whether b equals the lower-case ASCII s, ignoring case.
-func lowerIs(b []byte, s string) bool {
+// LowerIs reports whether b equals the lower-case ASCII s, ignoring case.
+func LowerIs(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}

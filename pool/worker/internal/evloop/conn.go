@@ -1,0 +1,560 @@
+package evloop
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hfork/hfork/pool/worker/app"
+	"github.com/hfork/hfork/pool/worker/internal/h1"
+	"github.com/hfork/hfork/pool/worker/internal/poll"
+	"github.com/hfork/hfork/pool/worker/internal/rawsys"
+	"golang.org/x/sys/unix"
+)
+
+// connState is where a client connection is in its life. Every
+// connection starts connIdle (accepted, silent); connReading once part of
+// a head arrived; then connWriting while an answer waits for the socket,
+// or connProxy while an upstream answers; back to connIdle between
+// requests, or connLinger after the last answer, until it closes.
+type connState int
+
+const (
+	connIdle    connState = iota // waiting for a request (or accepted, silent)
+	connReading                  // part of a head arrived
+	connWriting                  // an answer is waiting for the socket
+	connLinger                   // answered and shut down; reading until the client closes
+	connProxy                    // waiting for an upstream's answer
+)
+
+func (s connState) String() string {
+	switch s {
+	case connIdle:
+		return "idle"
+	case connReading:
+		return "reading"
+	case connWriting:
+		return "writing"
+	case connLinger:
+		return "linger"
+	case connProxy:
+		return "proxy"
+	}
+	return "connState(?)"
+}
+
+// conn is a client connection.
+type conn struct {
+	fd     int
+	state  connState
+	remote string // "ip:port", filled only when there is an access log
+	in     []byte // bytes of requests not yet answered
+	out    []byte // answer bytes not yet written
+	file   int    // a file being sent after out, or -1
+	fileAt int64
+	fileTo int64
+	// closeAfter: close once out and file are written.
+	closeAfter bool
+	// since is when the connection became idle (or was accepted); the
+	// drain and eviction measure quiet from it.
+	since    int64
+	deadline int64 // unix nanos; 0 is none
+	headAt   int64 // when the head of the request being answered was read
+	writing  bool  // registered for EPOLLOUT instead of EPOLLIN
+	fresh    bool  // accepted, no request answered yet
+	// handoff: once out is written, net/http gets the connection and in.
+	handoff bool
+	// waiting: requests in in wait for a file or a proxied answer.
+	waiting bool
+	// muted: epoll reports nothing for it (a proxied answer is coming).
+	muted bool
+	px    *exchange // the proxied request in progress (exchange.go)
+	slot  int       // index in Loop.list
+}
+
+func (l *Loop) conn(fd int) *conn {
+	if fd < len(l.byFD) {
+		return l.byFD[fd]
+	}
+	return nil
+}
+
+// forgetConn removes c from the loop's tables; the fd stays open.
+func (l *Loop) forgetConn(c *conn) {
+	l.poll.Del(c.fd)
+	last := l.list[len(l.list)-1]
+	l.list[c.slot] = last
+	last.slot = c.slot
+	l.list[len(l.list)-1] = nil
+	l.list = l.list[:len(l.list)-1]
+	l.byFD[c.fd] = nil
+	if c.file >= 0 {
+		rawsys.Close(c.file)
+		c.file = -1
+	}
+	if c.px != nil {
+		l.endExchange(c)
+	}
+	l.open.Add(-1)
+}
+
+// close closes c and gives its slot back.
+func (l *Loop) close(c *conn) {
+	l.forgetConn(c)
+	rawsys.Close(c.fd)
+	l.host.Release()
+	l.recycle(c)
+}
+
+// loopFree bounds the closed connections kept for reuse.
+const loopFree = 256
+
+// newConn returns a connection record, a reused one if there is one:
+// clients that connect for every request would otherwise make garbage at
+// their pace, and the heap grows to the collector's first target.
+func (l *Loop) newConn() *conn {
+	if n := len(l.free); n > 0 {
+		c := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		return c
+	}
+	return &conn{file: -1}
+}
+
+// recycle keeps a closed connection's record for the next accept.
+func (l *Loop) recycle(c *conn) {
+	if len(l.free) >= loopFree {
+		return
+	}
+	*c = conn{file: -1}
+	l.free = append(l.free, c)
+}
+
+// readable reads what arrived on c and answers every complete request.
+func (l *Loop) readable(c *conn) {
+	if c.state == connLinger {
+		l.discard(c)
+		return
+	}
+	var data []byte
+	for {
+		dst := l.rbuf
+		if len(c.in) > 0 {
+			// A partial head waits: read after it, within MaxHead.
+			if cap(c.in)-len(c.in) < 2048 {
+				c.in = append(c.in, make([]byte, 4096)...)[:len(c.in)]
+			}
+			dst = c.in[len(c.in):cap(c.in)]
+		}
+		n, st := read(c.fd, dst)
+		if st == ioAgain {
+			return
+		}
+		if st == ioClosed {
+			// The client closed or the connection broke; a partial
+			// request is abandoned as net/http abandons it.
+			l.close(c)
+			return
+		}
+		if len(c.in) > 0 {
+			c.in = c.in[:len(c.in)+n]
+			data = c.in
+		} else {
+			data = dst[:n]
+		}
+		break
+	}
+	if c.state == connIdle {
+		// A head is due read_header_timeout after its first byte, or for
+		// a new connection after the accept, as in net/http.
+		c.state = connReading
+		if !c.fresh {
+			c.deadline = l.now + l.rht
+		}
+	}
+	l.serve(c, data)
+}
+
+// serve answers the complete requests at the start of data, then keeps
+// what is left for the next read.
+func (l *Loop) serve(c *conn, data []byte) {
+	owned := len(c.in) > 0 // data is c.in, not the shared buffer
+	out := l.wbuf[:0]
+	handoff := false
+	for len(data) > 0 && !c.closeAfter {
+		n, res := h1.Parse(data, &l.req)
+		switch {
+		case res == h1.More && len(data) < l.maxHead:
+			break
+		case res == h1.More, res == h1.OK && n > l.maxHead:
+			// A long head is net/http's: it applies max_header_bytes.
+			res = h1.NotFast
+		}
+		if res == h1.More {
+			break
+		}
+		if res == h1.NotFast {
+			handoff = true
+			break
+		}
+		c.headAt = l.now
+		l.resp.Reset()
+		var start time.Time
+		if l.access != nil {
+			start = l.access.Now()
+		}
+		ok := l.fast.ServeFast(&l.req.FastRequest, &l.resp)
+		if !ok {
+			handoff = true
+			break
+		}
+		c.fresh = false
+		if l.resp.Upstream != nil {
+			c.closeAfter = l.req.Close || !l.keepAlive || l.draining
+			c.out = append(c.out[:0], out...)
+			l.wbuf = out[:0]
+			ex := l.newExchange(c, l.resp.Upstream, data[:n], start)
+			data = data[n:]
+			if c.closeAfter {
+				data = nil
+			}
+			c.waiting = len(data) > 0
+			keepRest(c, data, owned)
+			l.startProxy(ex)
+			if c.px == ex {
+				l.flushProxy(c)
+			}
+			return
+		}
+		out = l.answer(c, out)
+		if l.access != nil {
+			l.logAccess(c, start)
+		}
+		l.served(c)
+		data = data[n:]
+		if c.file >= 0 || len(out) >= loopMaxOut {
+			// The file goes out before any later answer; and answers to a
+			// flood of pipelined requests are made as the client takes
+			// them, not all at once.
+			break
+		}
+	}
+	l.wbuf = out[:0]
+	if c.closeAfter {
+		data = nil
+	}
+	c.waiting = len(data) > 0 && !handoff && (c.file >= 0 || len(out) >= loopMaxOut)
+	keepRest(c, data, owned)
+	if handoff {
+		if len(out) == 0 {
+			l.handoff(c, c.in)
+			return
+		}
+		// Answers to earlier pipelined requests go first; flush hands
+		// the connection over once they are out.
+		c.handoff = true
+	}
+	if len(out) == 0 && c.file < 0 {
+		// Only part of a head so far: its deadline runs on.
+		return
+	}
+	c.out = append(c.out[:0], out...)
+	l.flush(c)
+}
+
+// keepRest keeps data, the bytes after the requests answered, in c.in;
+// owned says data lies in c.in already.
+func keepRest(c *conn, data []byte, owned bool) {
+	switch {
+	case len(data) == 0:
+		c.in = nil // idle connections hold no buffer
+	case owned:
+		c.in = c.in[:copy(c.in, data)]
+	default:
+		c.in = append(c.in[:0], data...)
+	}
+}
+
+// answer appends the response in l.resp to out, and notes a file to send.
+// The framing follows net/http's (see h1.Framing).
+func (l *Loop) answer(c *conn, out []byte) []byte {
+	r := &l.req
+	c.closeAfter = r.Close || !l.keepAlive || l.draining
+	out = h1.AppendHead(out, l.resp.Head, r.Minor)
+	out = h1.EndHead(out, l.dateLine(), false, h1.Framing(r.Minor, c.closeAfter, l.draining))
+	head := r.Method == "HEAD"
+	if l.resp.FileFD >= 0 {
+		if head || l.resp.FileSize == 0 {
+			rawsys.Close(l.resp.FileFD)
+		} else {
+			c.file, c.fileAt, c.fileTo = l.resp.FileFD, 0, l.resp.FileSize
+		}
+	} else if !head {
+		out = append(out, l.resp.Body...)
+	}
+	return out
+}
+
+func (l *Loop) logAccess(c *conn, start time.Time) {
+	r := &l.req
+	var bytes int64
+	if r.Method != "HEAD" {
+		bytes = l.resp.BodyLen()
+	}
+	l.access.Log(&app.Entry{
+		Remote: c.remote, Method: r.Method, RequestURI: r.Target, Path: r.Path,
+		RawQuery: r.Query, Proto: r.Proto(), Host: r.Host, Referer: r.Referer,
+		UserAgent: r.UserAgent, Status: l.resp.Status, Bytes: bytes,
+		Start: start, End: l.access.Now(),
+	})
+}
+
+// flush writes what c has to send; what the socket does not take waits
+// for EPOLLOUT. Once all is out, c closes or waits for its next request.
+func (l *Loop) flush(c *conn) {
+	// No MSG_MORE before a file: corking the head until sendfile's pages
+	// join it cost half again as much CPU per 100 KiB file.
+	n, st := write(c.fd, c.out, 0)
+	c.out = c.out[:copy(c.out, c.out[n:])]
+	switch st {
+	case ioAgain:
+		l.waitWritable(c)
+		return
+	case ioClosed:
+		l.close(c)
+		return
+	}
+	for c.file >= 0 && c.fileAt < c.fileTo {
+		n, err := rawsys.Sendfile(c.fd, c.file, &c.fileAt, int(min(c.fileTo-c.fileAt, 1<<30)))
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			l.waitWritable(c)
+			return
+		}
+		if err != nil || n == 0 {
+			// A file truncated under us cannot fill its Content-Length.
+			l.close(c)
+			return
+		}
+	}
+	if c.file >= 0 {
+		rawsys.Close(c.file)
+		c.file = -1
+	}
+	if c.px != nil {
+		l.resumeProxy(c)
+		return
+	}
+	if c.handoff {
+		c.handoff = false
+		l.handoff(c, c.in)
+		return
+	}
+	if cap(c.out) > 4096 {
+		c.out = nil
+	}
+	if c.writing || c.muted {
+		c.writing, c.muted = false, false
+		if err := l.poll.Mod(c.fd, poll.In); err != nil {
+			l.close(c)
+			return
+		}
+	}
+	if c.closeAfter {
+		l.linger(c)
+		return
+	}
+	if len(c.in) > 0 {
+		// The start of the next request, or pipelined requests that
+		// waited behind a file.
+		c.state = connReading
+		c.deadline = l.now + l.rht
+		if c.waiting {
+			c.waiting = false
+			l.serve(c, c.in)
+		}
+		return
+	}
+	c.state, c.since = connIdle, l.now
+	c.deadline = 0
+	if l.idle > 0 {
+		c.deadline = l.now + l.idle
+	}
+}
+
+func (l *Loop) waitWritable(c *conn) {
+	if c.state != connWriting || c.deadline == 0 {
+		// write_timeout counts from the end of the head, as in net/http.
+		c.state = connWriting
+		c.deadline = 0
+		if l.wto > 0 {
+			c.deadline = c.headAt + l.wto
+		}
+	}
+	if c.writing {
+		return
+	}
+	c.writing = true
+	if err := l.poll.Mod(c.fd, poll.Out); err != nil {
+		l.close(c)
+	}
+}
+
+// linger closes c after its last answer without losing that answer: a
+// close(2) with unread bytes in the socket sends a reset, which can reach
+// the client before the answer does. So the write side is shut down and
+// the loop reads until the client closes, or lingerTime passes.
+func (l *Loop) linger(c *conn) {
+	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
+		l.close(c)
+		return
+	}
+	c.state, c.since = connLinger, l.now
+	c.in = nil
+	c.deadline = l.now + int64(lingerTime)
+	l.discard(c)
+}
+
+// discard reads and drops what a lingering connection receives.
+func (l *Loop) discard(c *conn) {
+	for {
+		_, st := read(c.fd, l.rbuf)
+		if st == ioAgain {
+			return
+		}
+		if st == ioClosed {
+			l.close(c)
+			return
+		}
+	}
+}
+
+// sweep closes connections past their deadline and, in a drain, idle
+// ones past the grace; at worker_connections it resumes accepting when a
+// slot is free, or evicts the quietest idle connection for a client that
+// waits.
+func (l *Loop) sweep() {
+	grace := int64(l.cfg.Grace)
+	var quietest *conn
+	for i := 0; i < len(l.list); {
+		c := l.list[i]
+		if c.deadline != 0 && l.now >= c.deadline {
+			if c.state == connLinger && l.now-c.since < int64(lingerMax) && unsent(c.fd) > 0 {
+				// The answer is still leaving: a close now could lose it.
+				c.deadline = l.now + int64(lingerTime)
+				i++
+				continue
+			}
+			// A timeout: net/http closes without an answer too.
+			if l.draining && c.state == connIdle {
+				l.host.DrainIdleClosed() // keepalive ended it before the drain's grace did
+			}
+			if l.log.Enabled(context.Background(), slog.LevelDebug) {
+				l.log.Debug("event loop closes a connection at its deadline", "state", c.state.String())
+			}
+			l.close(c)
+			continue // c's slot now holds another connection
+		}
+		if c.state == connIdle {
+			if l.draining && l.now-c.since >= grace && l.now-l.drainStart >= grace && quiet(c.fd) {
+				l.host.DrainIdleClosed()
+				l.close(c)
+				continue
+			}
+			if quietest == nil || c.since < quietest.since {
+				quietest = c
+			}
+		}
+		i++
+	}
+	if l.paused && !l.draining {
+		if l.host.Acquire() {
+			// A slot is free: accept takes it again for the next client.
+			l.host.Release()
+			l.paused = false
+			if err := l.startAccepting(); err != nil {
+				l.log.Warn("resume accepting failed", "err", err)
+			}
+		} else if l.cfg.Evict && quietest != nil && l.now-quietest.since >= int64(evictMinQuiet) && poll.Backlogged(l.lfds...) && quiet(quietest.fd) {
+			l.close(quietest)
+			l.host.Evicted(time.Unix(0, l.now))
+		}
+	}
+}
+
+// quiet reports whether nothing is on its way on fd in either direction:
+// no request bytes wait unread, and the last answer has left the send
+// buffer. Closing a connection with an answer still in the buffer hands
+// its delivery to the kernel's orphan handling, which may drop it.
+func quiet(fd int) bool {
+	var b [1]byte
+	n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	if err == nil && n > 0 {
+		return false
+	}
+	return unsent(fd) == 0
+}
+
+// unsent is how many bytes wait in fd's send buffer (0 if unknown).
+func unsent(fd int) int {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// ioStatus is what a read or a write found.
+type ioStatus int
+
+const (
+	ioOK     ioStatus = iota // bytes arrived, or all were written
+	ioAgain                  // nothing waits, or the socket is full: epoll says when
+	ioClosed                 // end of stream, or the connection broke
+)
+
+// read reads what fd holds into b, with an interrupted call retried.
+func read(fd int, b []byte) (int, ioStatus) {
+	for {
+		n, err := rawsys.Read(fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, ioAgain
+		case err != nil || n == 0:
+			return 0, ioClosed
+		}
+		return n, ioOK
+	}
+}
+
+// write sends b on fd until all of it is taken (ioOK) or the socket is
+// full (ioAgain) or broken (ioClosed); n is how much was taken.
+func write(fd int, b []byte, flags int) (n int, st ioStatus) {
+	for n < len(b) {
+		k, err := rawsys.Send(fd, b[n:], flags)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return n, ioAgain
+		case err != nil:
+			return n, ioClosed
+		}
+		n += k
+	}
+	return n, ioOK
+}
+
+// served tells the host of an answer the loop made itself.
+func (l *Loop) served(c *conn) {
+	var bytes int64
+	if l.req.Method != "HEAD" {
+		bytes = l.resp.BodyLen()
+	}
+	l.host.Served(l.host.Route(l.req.Path), l.resp.Status, bytes, c.headAt)
+}

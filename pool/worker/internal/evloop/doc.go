@@ -1,0 +1,51 @@
+// Package evloop is the event loop that serves the async class's
+// plain-HTTP listeners the way nginx does: one thread per worker waits in
+// epoll_wait (package poll) on the listening sockets and every connection,
+// reads what is ready, answers every complete request it holds with one
+// write, and goes back to waiting. Per request that is one read and one
+// write, where net/http spends a goroutine wake-up and a third read that
+// finds nothing.
+//
+// It answers GET and HEAD requests for respond, static and redirect
+// routes, and forwards those for proxy routes to IP upstreams over its
+// own pool of keep-alive connections (app.FastServer; exchange.go,
+// upstream.go). The first request it does not answer itself, a body, an
+// upgrade, a Range, a malformed line, hands the connection to net/http
+// with the bytes read so far (handoff.go): net/http serves it from then
+// on, exactly as it serves a connection it accepted. So the loop need not
+// implement all of HTTP/1.1 to keep all of it; the bytes themselves are
+// package h1's.
+//
+// What the loop keeps of net/http's contract, for the requests it
+// answers: keep-alive (HTTP/1.1, and HTTP/1.0 with "Connection:
+// keep-alive"), pipelining (answers in order, in one write), "Connection:
+// close", read_header_timeout (and read_timeout, if shorter) for a head
+// to arrive, keepalive for an idle connection, write_timeout for an
+// answer to leave, closing without losing the answer (shutdown, then read
+// until the client closes: lingerTime, longer while the answer is still
+// in the send buffer, up to lingerMax), worker_connections with eviction,
+// max_requests (through Host.Served), the access log, and the drain.
+//
+// Files: loop.go runs the loop and takes commands; accept.go accepts;
+// conn.go is a client connection's life; handoff.go gives one to
+// net/http; upstream.go is the upstream pool; exchange.go one forwarded
+// request.
+//
+// The worker meets the loop through Config, read once by New, and Host:
+// the loop takes a connection slot from the host before each accept and
+// gives it back on close, tells it of each request served and each idle
+// connection evicted, and hands it the connections net/http is to serve.
+//
+// Invariants:
+//
+//   - One goroutine, locked to its thread, runs the loop and owns all of
+//     its state; Drain and Stop only queue a command and wake it, and do
+//     nothing once Run has returned.
+//   - Every connection the loop holds holds one of the host's slots; a
+//     handed-over connection takes its slot with it.
+//   - Answers leave in the order their requests came; a request waits
+//     behind a file or a proxied answer, never overtakes it.
+//   - Once an upstream's answer has begun to reach the client, a failure
+//     cuts the connection; before, it answers 502 or 504, and a request
+//     is sent again only when the upstream said nothing at all.
+package evloop

@@ -1,0 +1,393 @@
+package evloop
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hfork/hfork/listeners"
+	"github.com/hfork/hfork/pool/worker/app"
+	"github.com/hfork/hfork/pool/worker/internal/h1"
+	"github.com/hfork/hfork/pool/worker/internal/poll"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// loopTick is how often the loop looks at deadlines; it bounds how
+	// late a timeout fires.
+	loopTick = 50 * time.Millisecond
+	// loopReadBuf is the loop's shared read buffer.
+	loopReadBuf = 64 << 10
+	// loopMaxOut bounds the answers the loop makes ahead of a client that
+	// pipelines faster than it reads.
+	loopMaxOut = 256 << 10
+	// lingerTime is how long a connection closing after its answer keeps
+	// reading what the client still sends, so that the kernel does not
+	// reset the connection and destroy the answer (net/http waits as long).
+	lingerTime = 500 * time.Millisecond
+	// lingerMax bounds how long a closing connection waits for its last
+	// answer to leave the send buffer, for a client that stopped reading.
+	lingerMax = 30 * time.Second
+	// loopEvents is how many events one epoll_wait returns at most.
+	loopEvents = 256
+	// loopHot is how long after its last event the loop counts as busy
+	// (see Run).
+	loopHot = time.Second
+	// evictMinQuiet spares connections that just arrived or just went
+	// idle: their request may be a round trip away.
+	evictMinQuiet = 500 * time.Millisecond
+)
+
+// MaxHead is the longest head the loop parses itself: a longer one goes
+// to net/http, which applies max_header_bytes.
+const MaxHead = 8 << 10
+
+// Host is the worker the loop serves in: it owns the connection slots
+// (worker_connections), counts requests, and serves what the loop hands
+// over with net/http.
+type Host interface {
+	// Acquire takes a connection slot if one is free, without waiting.
+	Acquire() bool
+	// Release gives a slot back.
+	Release()
+	// Route is the route a request path goes to, as the host counts
+	// them; the loop keeps it with a forwarded request.
+	Route(path string) int
+	// Served counts one request answered: its route, status, body bytes,
+	// and when its head was read (the loop's clock, Unix nanoseconds).
+	Served(route, status int, bytes int64, began int64)
+	// Adopt takes a connection handed over to net/http, with its slot,
+	// and returns the conn net/http is to serve.
+	Adopt(net.Conn) net.Conn
+	// Evicted counts an idle connection closed to make room.
+	Evicted(now time.Time)
+	// DrainIdleClosed counts an idle connection a drain closed.
+	DrainIdleClosed()
+}
+
+// Config is what the loop needs of its listener's config, resolved.
+type Config struct {
+	Listeners []net.Listener // the loop accepts on its own dups of these
+	Fast      app.FastServer
+	Access    *app.AccessLog // nil: no access log
+	Log       *slog.Logger
+	// ReadHeaderTimeout is the time for a head to arrive (the shorter of
+	// read_header_timeout and read_timeout); it must be positive.
+	ReadHeaderTimeout time.Duration
+	Idle              time.Duration // keepalive; 0: none
+	WriteTimeout      time.Duration // 0: none
+	Deadline          time.Duration // a proxied request's timeout; 0: none
+	Grace             time.Duration // a drain spares idle connections this long
+	MaxHeaderBytes    int           // 0: the loop's own bound
+	KeepAlive         bool          // connections stay open between requests
+	Evict             bool          // at worker_connections, close the quietest idle connection
+	// Siblings says other workers accept on the same sockets; then a loop
+	// that holds connections pauses before the next accept, AcceptPause
+	// per connection up to AcceptPauseMax.
+	Siblings                    bool
+	AcceptPause, AcceptPauseMax time.Duration
+}
+
+// Loop is one worker's event loop. Run serves; Drain and Stop may be
+// called from any goroutine.
+type Loop struct {
+	cfg    Config
+	host   Host
+	log    *slog.Logger
+	fast   app.FastServer
+	access *app.AccessLog
+	poll   *poll.Poller
+	lfds   []int
+	list   []*conn    // every connection, for the sweep
+	free   []*conn    // closed ones, for reuse (see newConn)
+	byFD   []*conn    // index by fd
+	rbuf   []byte     // shared read buffer
+	wbuf   []byte     // answers being built
+	req    h1.Request // the request being answered
+	resp   app.FastResponse
+	now    int64
+	date   []byte // "Date: ...\r\n" for dateAt
+	dateAt int64
+
+	rht, idle, wto int64 // read_header (or read), keepalive, write timeouts in nanos; 0 none
+	maxHead        int   // the longest head the loop parses
+	keepAlive      bool
+
+	accepting bool // listening fds are in the epoll set
+	// acceptBackoff and acceptWarned pace accept after a failure.
+	acceptBackoff time.Duration
+	acceptWarned  int64
+	resumeAt      int64 // unix nanos: accept again after the balancing pause
+	paused        bool  // at worker_connections: not accepting until a slot frees
+	draining      bool
+	drainStart    int64
+	nextSweep     int64
+	lastBusy      int64 // when epoll_wait last returned events
+
+	mu       sync.Mutex
+	cmds     []loopCmd
+	ended    bool          // Run returned (under mu)
+	open     atomic.Int64  // connections the loop holds
+	done     chan struct{} // closed when Run returns
+	handoffs *handoffQueue
+
+	// The proxy's side (see upstream.go and exchange.go).
+	ups        []*upConn
+	upByFD     []*upConn
+	upIdle     [][]*upConn // by FastUpstream.ID, most recently used last
+	exFree     []*exchange // finished exchanges, for reuse
+	needRemote bool        // the client address is needed (access log, X-Forwarded-For)
+}
+
+type loopCmd int
+
+const (
+	cmdDrain loopCmd = iota + 1 // stop accepting, close idle connections after the grace, exit when empty
+	cmdStop                     // close everything and exit
+)
+
+// dupListeners dups the listening fds of lns for the loop's own use.
+func dupListeners(lns []net.Listener) ([]int, error) {
+	var fds []int
+	for _, ln := range lns {
+		nfd, err := listeners.DupFD(ln)
+		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return nil, fmt.Errorf("dup listener %s: %w", ln.Addr(), err)
+		}
+		fds = append(fds, nfd)
+	}
+	return fds, nil
+}
+
+// New makes a loop that accepts on cfg.Listeners once Run starts.
+func New(cfg Config, host Host) (*Loop, error) {
+	if cfg.ReadHeaderTimeout <= 0 {
+		return nil, fmt.Errorf("event loop: read header timeout %v", cfg.ReadHeaderTimeout)
+	}
+	lfds, err := dupListeners(cfg.Listeners)
+	if err != nil {
+		return nil, err
+	}
+	l := &Loop{
+		cfg: cfg, host: host, log: cfg.Log, fast: cfg.Fast, access: cfg.Access, lfds: lfds,
+		rbuf: make([]byte, loopReadBuf), wbuf: make([]byte, 0, 16<<10),
+		keepAlive: cfg.KeepAlive,
+		done:      make(chan struct{}),
+		handoffs:  newHandoffQueue(),
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	l.resp.Reset()
+	l.needRemote = cfg.Access != nil || len(cfg.Fast.FastUpstreams()) > 0
+	l.rht, l.idle, l.wto = int64(cfg.ReadHeaderTimeout), int64(cfg.Idle), int64(cfg.WriteTimeout)
+	l.maxHead = MaxHead
+	if m := cfg.MaxHeaderBytes; m > 0 && m < l.maxHead {
+		l.maxHead = m
+	}
+	closeAll := func() {
+		for _, fd := range lfds {
+			unix.Close(fd)
+		}
+	}
+	if l.poll, err = poll.New(); err != nil {
+		closeAll()
+		return nil, err
+	}
+	if err := l.startAccepting(); err != nil {
+		closeAll()
+		l.poll.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Drain makes the loop stop accepting, close idle connections after the
+// grace, and end once it holds none.
+func (l *Loop) Drain() { l.command(cmdDrain) }
+
+// Stop makes the loop close every connection and end.
+func (l *Loop) Stop() { l.command(cmdStop) }
+
+// Done is closed when Run has returned.
+func (l *Loop) Done() <-chan struct{} { return l.done }
+
+// Open is how many connections the loop holds.
+func (l *Loop) Open() int64 { return l.open.Load() }
+
+// Handoffs is the listener net/http serves: the connections the loop
+// hands over, under addr. Its Accept ends once Run has returned.
+func (l *Loop) Handoffs(addr net.Addr) net.Listener {
+	return handoffListener{q: l.handoffs, addr: addr}
+}
+
+// command hands cmd to the loop and wakes it.
+// Once the loop has ended it takes no command: its wake fd is closed, and
+// the number may already name another file.
+func (l *Loop) command(cmd loopCmd) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
+		return
+	}
+	l.cmds = append(l.cmds, cmd)
+	l.poll.Wake()
+}
+
+// Run serves until a command ends it. It returns an error only when epoll
+// itself fails.
+//
+// The loop wants a thread of its own and a second P for net/http and the
+// worker's other goroutines: with GOMAXPROCS=1 every epoll_wait that holds
+// the P (see poll.Wait) stalls them until it returns. So Run raises
+// GOMAXPROCS to 2, unless the operator set GOMAXPROCS, which it honours.
+func (l *Loop) Run() error {
+	runtime.LockOSThread()
+	if env := os.Getenv("GOMAXPROCS"); env != "" {
+		l.log.Debug("event loop keeps GOMAXPROCS from the environment", "gomaxprocs", runtime.GOMAXPROCS(0))
+	} else if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+		l.log.Debug("event loop raised GOMAXPROCS", "gomaxprocs", 2)
+	}
+	defer close(l.done)
+	defer l.handoffs.close()
+	defer l.log.Debug("event loop ended")
+	defer func() {
+		for len(l.ups) > 0 {
+			l.dropUp(l.ups[len(l.ups)-1])
+		}
+		for _, fd := range l.lfds {
+			unix.Close(fd)
+		}
+		l.mu.Lock()
+		l.ended = true
+		l.poll.Close()
+		l.mu.Unlock()
+	}()
+	events := make([]poll.Event, loopEvents)
+	for {
+		// Idle, the loop still wakes once a second: a safety net for
+		// anything that fails to wake it, at no cost worth counting.
+		timeout := time.Second
+		if len(l.list) > 0 || l.paused || l.draining {
+			timeout = loopTick
+		}
+		if l.resumeAt != 0 {
+			if now := time.Now().UnixNano(); now >= l.resumeAt {
+				l.resumeAt = 0
+				if !l.paused && !l.draining {
+					if err := l.startAccepting(); err != nil {
+						l.closeEverything()
+						return err
+					}
+				}
+			} else {
+				timeout = time.Duration(max(l.resumeAt-now, int64(time.Millisecond)))
+			}
+		}
+		// While the loop has been busy lately, it waits holding its P
+		// (see poll.Wait); an idle loop, loopHot after its last event,
+		// waits through the scheduler.
+		n, err := l.poll.Wait(events, timeout, l.now-l.lastBusy < int64(loopHot))
+		if err != nil {
+			l.closeEverything()
+			return err
+		}
+		l.now = time.Now().UnixNano()
+		if n > 0 {
+			l.lastBusy = l.now
+		}
+		for i := 0; i < n; i++ {
+			ev := &events[i]
+			fd := int(ev.Fd)
+			if l.poll.IsWake(fd) {
+				if l.commands() {
+					return nil
+				}
+				continue
+			}
+			if l.isListener(fd) {
+				l.accept(fd)
+				continue
+			}
+			c := l.conn(fd)
+			if c == nil {
+				if u := l.upConnOf(fd); u != nil {
+					l.upEvent(u, ev.Events)
+				}
+				continue
+			}
+			if c.px != nil && !c.writing {
+				l.readDuringProxy(c)
+				continue
+			}
+			if c.writing {
+				if ev.Events&(poll.Out|poll.Err|poll.Hup) != 0 {
+					l.flush(c)
+				}
+				continue
+			}
+			l.readable(c)
+		}
+		if l.now >= l.nextSweep {
+			l.nextSweep = l.now + int64(loopTick)
+			l.sweep()
+			l.sweepUpstreams()
+		}
+		if l.draining && len(l.list) == 0 {
+			return nil
+		}
+	}
+}
+
+// commands runs the queued commands; it reports whether the loop ends.
+func (l *Loop) commands() bool {
+	l.poll.Woken()
+	l.mu.Lock()
+	cmds := l.cmds
+	l.cmds = nil
+	l.mu.Unlock()
+	for _, cmd := range cmds {
+		switch cmd {
+		case cmdDrain:
+			if !l.draining {
+				l.draining, l.drainStart = true, l.now
+				l.stopAccepting()
+				l.paused = false
+				for _, fd := range l.lfds {
+					unix.Close(fd)
+				}
+				l.lfds = nil
+			}
+		case cmdStop:
+			l.closeEverything()
+			return true
+		}
+	}
+	return false
+}
+
+// closeEverything closes every connection now.
+func (l *Loop) closeEverything() {
+	l.stopAccepting()
+	for len(l.list) > 0 {
+		l.close(l.list[len(l.list)-1])
+	}
+}
+
+// dateLine is the Date header of this second.
+func (l *Loop) dateLine() []byte {
+	if sec := l.now / int64(time.Second); sec != l.dateAt || l.date == nil {
+		l.dateAt = sec
+		l.date = h1.AppendDate(l.date[:0], sec)
+	}
+	return l.date
+}

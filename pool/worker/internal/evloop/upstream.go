@@ -1,0 +1,303 @@
+package evloop
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/hfork/hfork/pool/worker/app"
+	"github.com/hfork/hfork/pool/worker/internal/h1"
+	"github.com/hfork/hfork/pool/worker/internal/poll"
+	"github.com/hfork/hfork/pool/worker/internal/rawsys"
+	"golang.org/x/sys/unix"
+)
+
+// The loop's upstream pool: keep-alive connections to a proxy route's
+// upstreams, in the loop's own epoll set, reused most recently used
+// first, and retired when idle for upIdleTimeout or when they say
+// anything while idle.
+
+// Upstream limits, as the proxy app's transport has them.
+const (
+	upDialTimeout = 5 * time.Second
+	upHeadTimeout = 60 * time.Second
+	upIdleTimeout = 90 * time.Second
+	upIdleMax     = 256
+	upMaxHead     = 64 << 10
+)
+
+// upState is where an upstream connection is: upConnecting, upSending a
+// request, waiting for the answer's upHead, passing its upBody on, then
+// upIdle in the pool or upClosed.
+type upState int
+
+const (
+	upConnecting upState = iota
+	upSending
+	upHead
+	upBody
+	upIdle
+	upClosed
+)
+
+func (s upState) String() string {
+	switch s {
+	case upConnecting:
+		return "connecting"
+	case upSending:
+		return "sending"
+	case upHead:
+		return "head"
+	case upBody:
+		return "body"
+	case upIdle:
+		return "idle"
+	case upClosed:
+		return "closed"
+	}
+	return "upState(?)"
+}
+
+// frame is how an upstream answer's body ends.
+type frame int
+
+const (
+	frameNone    frame = iota // no body
+	frameLength               // Content-Length
+	frameChunked              // chunked
+	frameClose                // the upstream closes
+)
+
+func (f frame) String() string {
+	switch f {
+	case frameNone:
+		return "none"
+	case frameLength:
+		return "length"
+	case frameChunked:
+		return "chunked"
+	case frameClose:
+		return "close"
+	}
+	return "frame(?)"
+}
+
+// upConn is a connection to an upstream.
+type upConn struct {
+	fd     int
+	id     int // the upstream's FastUpstream.ID
+	state  upState
+	reused bool // served an exchange before this one
+	ex     *exchange
+	out    []byte // the request being written
+	outAt  int    // how much of out is written
+	in     []byte // an answer's head so far
+	paused bool   // not reading: the client has not taken what came
+	events uint32 // what epoll reports for it
+	// detached: out of the epoll set while paused, after a hang-up.
+	detached bool
+	since    int64 // idle since
+	slot     int   // in Loop.ups
+	keep     bool  // the answer allows reuse
+	frame    frame
+	left     int64 // frameLength: bytes to go
+	chunks   h1.ChunkScanner
+}
+
+// upstreamConn returns a pooled connection to up, or a new one being
+// dialed; nil when a socket cannot even be made.
+func (l *Loop) upstreamConn(up *app.FastUpstream) *upConn {
+	for up.ID < len(l.upIdle) && len(l.upIdle[up.ID]) > 0 {
+		idle := l.upIdle[up.ID]
+		u := idle[len(idle)-1]
+		l.upIdle[up.ID] = idle[:len(idle)-1]
+		// An idle connection must have nothing to say: a close, or bytes
+		// after its last answer, may be waiting in this very pass, ahead
+		// of the epoll event that would retire it.
+		if _, err := rawsys.Peek(u.fd); err != unix.EAGAIN {
+			u.state = upHead // not idle any more: dropUp need not look for it
+			l.dropUp(u)
+			continue
+		}
+		u.reused = true
+		return u
+	}
+	return l.dial(up)
+}
+
+func (l *Loop) dial(up *app.FastUpstream) *upConn {
+	var sa unix.Sockaddr
+	family := unix.AF_INET
+	if ip4 := up.IP.To4(); ip4 != nil {
+		a := &unix.SockaddrInet4{Port: up.Port}
+		copy(a.Addr[:], ip4)
+		sa = a
+	} else {
+		a := &unix.SockaddrInet6{Port: up.Port}
+		copy(a.Addr[:], up.IP.To16())
+		sa, family = a, unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		l.log.Warn("upstream failed", "upstream", up.Host, "err", err)
+		return nil
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	u := &upConn{fd: fd, id: up.ID, state: upConnecting, events: poll.Out}
+	err = unix.Connect(fd, sa)
+	if err != nil && err != unix.EINPROGRESS {
+		rawsys.Close(fd)
+		l.log.Warn("upstream failed", "upstream", up.Host, "err", err)
+		return nil
+	}
+	if err := l.poll.Add(fd, poll.Out); err != nil {
+		rawsys.Close(fd)
+		return nil
+	}
+	for fd >= len(l.upByFD) {
+		l.upByFD = append(l.upByFD, make([]*upConn, len(l.upByFD)+64)...)
+	}
+	l.upByFD[fd] = u
+	u.slot = len(l.ups)
+	l.ups = append(l.ups, u)
+	return u
+}
+
+// send starts ex on u; a nil u fails it.
+func (l *Loop) send(ex *exchange, u *upConn) {
+	if u == nil {
+		l.proxyFailed(ex, http.StatusBadGateway)
+		return
+	}
+	ex.via = u
+	u.ex = ex
+	u.out, u.outAt = append(u.out[:0], ex.req...), 0
+	u.in = u.in[:0]
+	u.paused = false
+	if u.state == upConnecting {
+		return // EPOLLOUT says when
+	}
+	u.state = upSending
+	l.upWrite(u)
+}
+
+func (l *Loop) upConnOf(fd int) *upConn {
+	if fd < len(l.upByFD) {
+		return l.upByFD[fd]
+	}
+	return nil
+}
+
+// upEvent handles epoll's news about an upstream connection.
+func (l *Loop) upEvent(u *upConn, events uint32) {
+	switch u.state {
+	case upConnecting:
+		errno, err := unix.GetsockoptInt(u.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil || errno != 0 {
+			l.upFailed(u, false)
+			return
+		}
+		u.state = upSending
+		l.upWrite(u)
+	case upSending:
+		l.upWrite(u)
+	case upIdle:
+		// An idle connection has nothing to say: this is its close.
+		l.dropUp(u)
+	default:
+		if u.paused {
+			// A hang-up while the client is slow: take it out of the
+			// set (it would be reported again and again); resumeProxy
+			// puts it back and reads what it says.
+			l.poll.Del(u.fd)
+			u.detached = true
+			return
+		}
+		l.upRead(u)
+	}
+}
+
+func (l *Loop) upWrite(u *upConn) {
+	n, st := write(u.fd, u.out[u.outAt:], unix.MSG_NOSIGNAL)
+	u.outAt += n
+	switch st {
+	case ioAgain:
+		l.upEvents(u, poll.Out)
+		return
+	case ioClosed:
+		l.upFailed(u, true)
+		return
+	}
+	u.state = upHead
+	l.upEvents(u, poll.In)
+}
+
+// upEvents changes what epoll reports for u, if it differs.
+func (l *Loop) upEvents(u *upConn, events uint32) {
+	if u.events != events {
+		u.events = events
+		l.setEvents(u.fd, events)
+	}
+}
+
+// setEvents changes what epoll reports for fd.
+func (l *Loop) setEvents(fd int, events uint32) {
+	l.poll.Mod(fd, events)
+}
+
+func (l *Loop) upIdleOf(id int) []*upConn {
+	for id >= len(l.upIdle) {
+		l.upIdle = append(l.upIdle, nil)
+	}
+	return l.upIdle[id]
+}
+
+// dropUp closes an upstream connection.
+func (l *Loop) dropUp(u *upConn) {
+	if u.state == upIdle {
+		idle := l.upIdleOf(u.id)
+		for i, x := range idle {
+			if x == u {
+				l.upIdle[u.id] = append(idle[:i], idle[i+1:]...)
+				break
+			}
+		}
+	}
+	if u.ex != nil && u.ex.via == u {
+		u.ex.via = nil
+	}
+	u.ex = nil
+	l.poll.Del(u.fd)
+	rawsys.Close(u.fd)
+	l.upByFD[u.fd] = nil
+	last := l.ups[len(l.ups)-1]
+	l.ups[u.slot] = last
+	last.slot = u.slot
+	l.ups[len(l.ups)-1] = nil
+	l.ups = l.ups[:len(l.ups)-1]
+	u.state = upClosed
+}
+
+// sweepUpstreams applies the upstream timeouts.
+func (l *Loop) sweepUpstreams() {
+	for i := 0; i < len(l.ups); {
+		u := l.ups[i]
+		switch {
+		case u.state == upIdle && l.now-u.since >= int64(upIdleTimeout):
+			l.dropUp(u)
+			continue
+		case u.ex != nil && u.state == upConnecting && l.now-u.ex.c.headAt >= int64(upDialTimeout):
+			l.log.Warn("upstream failed", "upstream", u.ex.up.Host, "err", "dial timeout")
+			l.upFailedCode(u, http.StatusGatewayTimeout)
+			continue
+		case u.ex != nil && !u.ex.sentHead && l.now >= u.ex.headBy:
+			l.log.Warn("upstream failed", "upstream", u.ex.up.Host, "err", "timeout awaiting the answer")
+			l.upFailedCode(u, http.StatusGatewayTimeout)
+			continue
+		case u.ex != nil && u.ex.deadline != 0 && l.now >= u.ex.deadline:
+			l.log.Warn("upstream failed mid-answer", "upstream", u.ex.up.Host, "err", "request timeout")
+			l.proxyAbort(u)
+			continue
+		}
+		i++
+	}
+}

@@ -1,0 +1,112 @@
+package rawsys
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func pair(t *testing.T) (int, int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
+	return fds[0], fds[1]
+}
+
+func TestSendPeekRead(t *testing.T) {
+	a, b := pair(t)
+	if _, err := Peek(a); err != unix.EAGAIN {
+		t.Fatalf("Peek on an empty socket = %v, want EAGAIN", err)
+	}
+	if n, err := Send(b, []byte("hello"), unix.MSG_NOSIGNAL); n != 5 || err != nil {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+	if n, err := Peek(a); n != 1 || err != nil {
+		t.Fatalf("Peek = %d, %v; want 1 byte waiting", n, err)
+	}
+	buf := make([]byte, 16)
+	if n, err := Read(a, buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("Read = %q, %v (Peek must not take the byte)", buf[:n], err)
+	}
+	if _, err := Read(a, buf); err != unix.EAGAIN {
+		t.Fatalf("Read on an empty socket = %v, want EAGAIN", err)
+	}
+	unix.Shutdown(b, unix.SHUT_WR)
+	if n, err := Peek(a); n != 0 || err != nil {
+		t.Fatalf("Peek at end of stream = %d, %v; want 0, nil", n, err)
+	}
+}
+
+func TestFileCalls(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f.txt"), []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH}
+	if _, err := Openat2(dfd, "../escape", &how); err == nil {
+		t.Fatal("Openat2 beneath the root opened ../escape")
+	}
+	fd, err := Openat2(dfd, "f.txt", &how)
+	if err != nil {
+		t.Skipf("openat2 unavailable: %v", err)
+	}
+	defer Close(fd)
+	var st unix.Stat_t
+	if err := Fstat(fd, &st); err != nil || st.Size != 10 {
+		t.Fatalf("Fstat = %d, %v", st.Size, err)
+	}
+	b := make([]byte, 4)
+	if n, err := Pread(fd, b, 3); err != nil || string(b[:n]) != "3456" {
+		t.Fatalf("Pread = %q, %v", b[:n], err)
+	}
+	a, peer := pair(t)
+	off := int64(5)
+	if n, err := Sendfile(a, fd, &off, 3); n != 3 || err != nil || off != 8 {
+		t.Fatalf("Sendfile = %d, %v, off %d", n, err, off)
+	}
+	if n, err := Read(peer, b); err != nil || string(b[:n]) != "567" {
+		t.Fatalf("read of the sendfile = %q, %v", b[:n], err)
+	}
+	if err := Close(fd); err != nil {
+		t.Fatal(err)
+	}
+	if err := Close(fd); err != unix.EBADF {
+		t.Errorf("second Close = %v, want EBADF", err)
+	}
+}
+
+func TestEpoll(t *testing.T) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(epfd)
+	a, b := pair(t)
+	if err := EpollCtl(epfd, unix.EPOLL_CTL_ADD, a, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(a)}); err != nil {
+		t.Fatal(err)
+	}
+	events := make([]unix.EpollEvent, 4)
+	if n, err := EpollPoll(epfd, events); n != 0 || err != nil {
+		t.Fatalf("EpollPoll with nothing ready = %d, %v", n, err)
+	}
+	Send(b, []byte("x"), 0)
+	if n, err := EpollWait(epfd, events, 10_000); n != 1 || err != nil || int(events[0].Fd) != a {
+		t.Fatalf("EpollWait = %d, %v", n, err)
+	}
+	if err := EpollCtl(epfd, unix.EPOLL_CTL_DEL, a, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := EpollPoll(epfd, events); n != 0 || err != nil {
+		t.Fatalf("EpollPoll after DEL = %d, %v", n, err)
+	}
+}
