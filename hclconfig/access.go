@@ -18,10 +18,10 @@ import (
 // CheckAccess checks what the running server will need from the file
 // system, as the identity that will need it: the master writes the
 // pidfile and its log and binds unix sockets; workers open access logs,
-// read static roots and run exec commands as the listener's user and
-// group. It answers from permission bits and ownership, without switching
-// users, so `hfork -t` run as root in CI or in ExecStartPre tells what a
-// nobody worker will meet. POSIX ACLs and mount options are not read: an
+// read static roots and run exec commands and app listeners' python as
+// the listener's user and group. It answers from permission bits and
+// ownership, without switching users, so `hfork -t` run as root in CI or in
+// ExecStartPre tells what a nobody worker will meet. POSIX ACLs and mount options are not read: an
 // ACL may grant more than the bits say, a read-only mount refuse more.
 //
 // The master is the identity running this check (hfork -t is meant to run
@@ -63,6 +63,12 @@ func CheckAccess(c Config, files map[string]*hcl.File) hcl.Diagnostics {
 				a.searchableDir(a.loc.attr("dir", lb), "dir", l.Dir, worker)
 			}
 			a.command(a.loc.attr("command", lb), "command", l.Command[0], l.Dir, l.Env["PATH"], worker)
+		}
+		if l.App != "" {
+			if l.Dir != "" {
+				a.searchableDir(a.loc.attr("dir", lb), "dir", l.Dir, worker)
+			}
+			a.command(a.loc.attr("python", lb), "python", l.Python, l.Dir, l.Env["PATH"], worker)
 		}
 	}
 	sortDiagnostics(a.diags)

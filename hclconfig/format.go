@@ -47,6 +47,10 @@ func Format(c Config) []byte {
 }
 
 func formatListener(b *body, l Listener, c Config) {
+	if l.App != "" {
+		formatApp(b, l, c)
+		return
+	}
 	b.attr("bind", listHCL(l.Bind))
 	b.attr("class", quoteHCL(l.Class))
 	b.attr("workers", intHCL(l.Workers))
@@ -65,9 +69,9 @@ func formatListener(b *body, l Listener, c Config) {
 	if l.Class == ClassAsync {
 		b.attr("event_loop", boolHCL(l.EventLoop))
 	}
-	b.attr("max_requests", intHCL(l.MaxRequests))
-	b.attr("max_requests_jitter", intHCL(l.MaxRequestsJitter))
 	if l.Class != ClassExec {
+		b.attr("max_requests", intHCL(l.MaxRequests))
+		b.attr("max_requests_jitter", intHCL(l.MaxRequestsJitter))
 		b.attr("max_header_bytes", sizeHCL(int64(l.MaxHeaderBytes)))
 		b.attr("max_body_bytes", sizeHCL(l.MaxBodyBytes))
 		b.attr("read_header_timeout", durationHCL(l.ReadHeaderTimeout))

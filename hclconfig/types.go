@@ -134,6 +134,12 @@ type Listener struct {
 	Dir        string   `json:"dir,omitempty"`         // absolute
 	Ready      string   `json:"ready,omitempty"`       // notify | started
 	StopSignal string   `json:"stop_signal,omitempty"` // e.g. "TERM"
+
+	// App, when set, runs Python workers: "module:callable", served by
+	// hfork's runner under Class with the interpreter Python. Env, PassEnv,
+	// InheritEnv and Dir apply to it as to an exec program.
+	App    string `json:"app,omitempty"`
+	Python string `json:"python,omitempty"`
 }
 
 // TLS versions a listener accepts as min_version.

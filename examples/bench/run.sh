@@ -4,6 +4,7 @@
 #   examples/bench/run.sh                         # every case, 2 rounds of 5s
 #   DURATION=10s ROUNDS=3 examples/bench/run.sh
 #   CASES="respond proxy" examples/bench/run.sh   # a subset
+#   CASES=python examples/bench/run.sh            # Python apps vs gunicorn (python.sh)
 #
 # Knobs: DURATION (5s), ROUNDS (2), CASES (respond hosts static4k static100k
 # gzip100k proxy proxyunix proxyrr leastconn accesslog reload), CONNECTIONS (50), THREADS (1), WARMUP (1s), RELOADS (10),
@@ -26,7 +27,7 @@ WARMUP=${WARMUP:-1s}
 RELOADS=${RELOADS:-10}
 RELOAD_DURATION=${RELOAD_DURATION:-12s}
 
-ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog reload"
+ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog reload python"
 CASES=${CASES//,/ }
 for c in $CASES; do
 	case " $ALL_CASES " in
@@ -42,6 +43,13 @@ want() { case " $CASES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+
+# python compares hfork's Python workers with gunicorn, not nginx: python.sh.
+if want python; then
+	[ "$(echo $CASES)" = python ] && exec "$here/python.sh"
+	echo "run.sh: run CASES=python on its own (it compares with gunicorn, not nginx)" >&2
+	exit 2
+fi
 
 # ---------------------------------------------------------------- tools
 GO=${GO:-$(command -v go || true)}
