@@ -69,10 +69,11 @@ mkdir -p "$app"
 set_version() { # VERSION: the body the app answers
 	sed "s/ from flask/ from flask $1/" "$root/examples/apps/flask_app.py" >"$app/flask_app.py.new"
 	mv "$app/flask_app.py.new" "$app/flask_app.py"
-	# Two edits of the same size in the same second look alike to Python's
-	# bytecode cache (it checks mtime seconds and size): drop it.
-	rm -rf "$app/__pycache__"
 }
+# Two edits of the same size in the same second look alike to Python's
+# bytecode cache (it checks mtime seconds and size), and removing the cache
+# races the workers that write it: neither server writes one.
+export PYTHONDONTWRITEBYTECODE=1
 
 port_hf=18201
 port_gu=18202
