@@ -55,6 +55,9 @@ func (d *decoder) limits(attrs hcl.Attributes, l *Listener) {
 	}
 	d.duration(attrs, "read_timeout", &l.ReadTimeout)
 	d.duration(attrs, "write_timeout", &l.WriteTimeout)
+	if d.integer(attrs, "max_connections_per_ip", &l.MaxConnsPerIP) && l.MaxConnsPerIP < 0 {
+		d.errorf(attrs["max_connections_per_ip"].Expr.Range(), "Invalid max_connections_per_ip", "max_connections_per_ip is %d; use 0 (no cap) or more.", l.MaxConnsPerIP)
+	}
 	if l.Class != ClassExec && l.ReadTimeout > 0 && l.ReadTimeout < l.ReadHeaderTimeout {
 		if a, ok := attrs["read_timeout"]; ok {
 			d.warnf(a.Expr.Range(), "read_timeout is shorter than read_header_timeout", "read_timeout covers the headers too, so it cuts a slow client off after %s, before read_header_timeout (%s) would.", formatDuration(l.ReadTimeout), formatDuration(l.ReadHeaderTimeout))

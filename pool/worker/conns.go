@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -49,33 +50,45 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 		}
 	}
 	sem := l.w.connSem
-	if sem != nil {
-		if err := l.acquire(sem); err != nil {
+	for {
+		if sem != nil {
+			if err := l.acquire(sem); err != nil {
+				return nil, err
+			}
+		}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if sem != nil {
+				<-sem
+			}
+			select {
+			case <-l.done:
+				return nil, net.ErrClosed
+			default:
+			}
 			return nil, err
 		}
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		if sem != nil {
-			<-sem
+		ip := remoteIP(c)
+		if !l.w.perIP.admit(ip) {
+			// Over max_connections_per_ip: closed before a byte is read.
+			c.Close()
+			if sem != nil {
+				<-sem
+			}
+			continue
 		}
-		select {
-		case <-l.done:
-			return nil, net.ErrClosed
-		default:
+		// A connection accepted while Close races is still ours: the kernel
+		// gave it to this process, so it is served (or drained), never
+		// dropped.
+		tc := l.w.adopt(c, ip)
+		if l.w.tls != nil {
+			// net/http runs the handshake itself, under read_header_timeout,
+			// when it sees a *tls.Conn.
+			tc.tls = true
+			return tls.Server(tc, l.w.tls), nil
 		}
-		return nil, err
+		return tc, nil
 	}
-	// A connection accepted while Close races is still ours: the kernel gave
-	// it to this process, so it is served (or drained), never dropped.
-	tc := l.w.adopt(c)
-	if l.w.tls != nil {
-		// net/http runs the handshake itself, under read_header_timeout,
-		// when it sees a *tls.Conn.
-		tc.tls = true
-		return tls.Server(tc, l.w.tls), nil
-	}
-	return tc, nil
 }
 
 // Close closes only this process's fd: the socket is shared with sibling
@@ -100,6 +113,8 @@ type trackedConn struct {
 
 	tls     bool        // served through a *tls.Conn
 	handled atomic.Bool // a request reached ServeHTTP since the connection became idle
+	ip      netip.Addr  // counted for max_connections_per_ip
+	evicted atomic.Bool // closed to make room: every read ends
 
 	mu       sync.Mutex
 	state    http.ConnState
@@ -125,8 +140,16 @@ var aLongTimeAgo = time.Unix(1, 0)
 // is served.
 func (c *trackedConn) Read(p []byte) (int, error) {
 	for {
+		if c.evicted.Load() {
+			// net/http may have set its own deadline after evict's.
+			return 0, io.EOF
+		}
 		n, err := c.Conn.Read(p)
 		c.mu.Lock()
+		if c.evicted.Load() {
+			c.mu.Unlock()
+			return 0, io.EOF
+		}
 		if err != nil {
 			c.readErr = err
 		}
@@ -261,6 +284,43 @@ func (c *trackedConn) kick(now, drainStart time.Time, grace time.Duration) bool 
 	return true
 }
 
+// reusable reports whether c waits for a request, silent, idle or with
+// part of a head, and since when: a full worker may close it for a new
+// client (evict.go). HTTP/2 connections close themselves with a GOAWAY.
+func (c *trackedConn) reusable() (time.Time, bool) {
+	if (c.state != http.StateIdle && c.state != http.StateNew) || c.h2 || c.evicted.Load() {
+		return time.Time{}, false
+	}
+	return c.since, true
+}
+
+// evict wakes c's read for good, so net/http closes it. A connection
+// that began to wait less than evictMinQuiet ago is spared (its request
+// may be a round trip away), and so is an idle one whose next request
+// has begun to arrive, or a head whose last bytes came evictHeadQuiet
+// ago: net/http may not have parsed a complete one yet. It reports
+// whether it evicted.
+func (c *trackedConn) evict(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.reusable(); !ok {
+		return false
+	}
+	if now.Sub(c.since) < evictMinQuiet {
+		return false
+	}
+	if c.gotData {
+		if now.Sub(c.lastData) < evictHeadQuiet {
+			return false
+		}
+	} else if pending(c.Conn) {
+		return false
+	}
+	c.evicted.Store(true)
+	c.Conn.SetReadDeadline(aLongTimeAgo)
+	return true
+}
+
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -272,8 +332,9 @@ func later(a, b time.Time) time.Time {
 type connKey struct{}
 
 // adopt starts tracking a freshly accepted connection.
-func (w *worker) adopt(nc net.Conn) *trackedConn {
-	c := &trackedConn{Conn: nc, w: w, state: http.StateNew, since: time.Now()}
+// ip was admitted against max_connections_per_ip already (or is zero).
+func (w *worker) adopt(nc net.Conn, ip netip.Addr) *trackedConn {
+	c := &trackedConn{Conn: nc, w: w, state: http.StateNew, since: time.Now(), ip: ip}
 	w.connsMu.Lock()
 	closed := w.connsClosed
 	if !closed {
@@ -286,6 +347,7 @@ func (w *worker) adopt(nc net.Conn) *trackedConn {
 		c.closeOnce.Do(func() {
 			nc.Close()
 			w.release()
+			w.perIP.leave(ip)
 		})
 	}
 	return c
@@ -302,6 +364,7 @@ func (w *worker) forget(c *trackedConn) {
 	}
 	w.open.Add(-1)
 	w.release()
+	w.perIP.leave(c.ip)
 	select {
 	case w.connGone <- struct{}{}:
 	default:

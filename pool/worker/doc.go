@@ -28,8 +28,10 @@
 // without failing a handshake. The listener's limits apply to every class:
 // max_header_bytes (431), max_body_bytes (413), read_header_timeout (also
 // the handshake's), read_timeout and write_timeout. A worker whose
-// worker_connections are all held closes its quietest idle connection
-// when a client waits in the accept queue.
+// worker_connections are all held closes its reusable connections
+// (silent, idle, or with a head still incomplete), oldest first, as many
+// as there are clients waiting in the accept queue (evict.go);
+// max_connections_per_ip caps what one client address holds.
 //
 // Signals: SIGTERM drains (see Run and the drain steps on worker.drain),
 // SIGINT and SIGQUIT stop fast, SIGUSR1 reopens the access log.

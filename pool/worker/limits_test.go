@@ -180,8 +180,8 @@ func raiseNoFile(t *testing.T) int {
 
 // TestIdleConnectionsDoNotStarve: an async worker whose worker_connections
 // are all taken by idle clients (silent new ones and idle keep-alive ones)
-// closes the quietest of them for a new client, which is served in about
-// evictMinQuiet instead of waiting for read_header_timeout or keepalive.
+// closes the oldest of them for a new client, which is served at once
+// instead of waiting for read_header_timeout or keepalive.
 func TestIdleConnectionsDoNotStarve(t *testing.T) {
 	n := min(1000, raiseNoFile(t))
 	if n < 100 {

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/app"
@@ -40,6 +41,7 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 		MaxHeaderBytes:    w.cfg.MaxHeaderBytes,
 		KeepAlive:         w.limits.keepAlive,
 		Evict:             w.limits.evict,
+		PerIP:             w.perIP.max > 0,
 		Siblings:          w.siblings,
 		AcceptPause:       acceptPause,
 		AcceptPauseMax:    acceptPauseMax,
@@ -61,7 +63,18 @@ func (h loopHost) Acquire() bool {
 	}
 }
 
-func (h loopHost) Release()                  { h.w.release() }
-func (h loopHost) Served()                   { h.w.served() }
-func (h loopHost) Adopt(c net.Conn) net.Conn { return h.w.adopt(c) }
-func (h loopHost) Evicted(now time.Time)     { h.w.noteEviction(now) }
+func (h loopHost) Release()                 { h.w.release() }
+func (h loopHost) Served()                  { h.w.served() }
+func (h loopHost) Evicted(now time.Time)    { h.w.noteEviction(now) }
+func (h loopHost) Admit(ip netip.Addr) bool { return h.w.perIP.admit(ip) }
+func (h loopHost) Leave(ip netip.Addr)      { h.w.perIP.leave(ip) }
+
+// Adopt takes the loop's count of the client's address with the
+// connection, as it takes its slot.
+func (h loopHost) Adopt(c net.Conn) net.Conn {
+	var ip netip.Addr
+	if h.w.perIP.max > 0 {
+		ip = remoteIP(c)
+	}
+	return h.w.adopt(c, ip)
+}

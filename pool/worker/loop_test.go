@@ -695,7 +695,7 @@ func TestLoopMaxRequests(t *testing.T) {
 
 func TestLoopConnectionCap(t *testing.T) {
 	// At worker_connections the loop accepts no more until one closes;
-	// a client waiting in the queue then gets the quietest idle one's
+	// a client waiting in the queue then gets the oldest idle one's
 	// place.
 	l := loopSite(t)
 	l.WorkerConnections = 2
@@ -707,7 +707,6 @@ func TestLoopConnectionCap(t *testing.T) {
 		readAnswer(t, br, "GET")
 		held = append(held, c)
 	}
-	time.Sleep(evictMinQuiet)
 	c, br := dialSite(t, tw.addr)
 	io.WriteString(c, "GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
 	if _, body := readAnswer(t, br, "GET"); body != "hello\n" {

@@ -117,6 +117,7 @@ type worker struct {
 	certPoll    time.Duration
 	evicted     atomic.Uint64 // idle connections closed to make room
 	evictLogged atomic.Int64  // unix nanos of the last eviction warning
+	perIP       perIP         // max_connections_per_ip
 
 	track       tracker
 	maxRequests uint64 // 0 is never
@@ -188,6 +189,7 @@ func newWorker(opts Options) (*worker, error) {
 	if w.log == nil {
 		w.log = slog.Default()
 	}
+	w.perIP.max = opts.Listener.MaxConnsPerIP
 	if w.grace <= 0 {
 		w.grace = time.Second
 		if k := opts.Listener.Keepalive; k > 0 {

@@ -3,6 +3,7 @@ package evloop
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -48,9 +49,14 @@ func (l *Loop) isListener(fd int) bool {
 // others in the queue to sibling workers that are less busy.
 func (l *Loop) accept(lfd int) {
 	if !l.host.Acquire() {
-		l.stopAccepting()
-		l.paused = true
-		return
+		// A worker alone on its sockets makes room at once: no sibling
+		// can take the client. With siblings, one with room should, and
+		// sweep makes room only for clients that waited a tick.
+		if l.cfg.Siblings || !l.cfg.Evict || l.evictForWaiting(1) == 0 || !l.host.Acquire() {
+			l.stopAccepting()
+			l.paused = true
+			return
+		}
 	}
 	nfd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err != nil {
@@ -69,6 +75,15 @@ func (l *Loop) accept(lfd int) {
 		return
 	}
 	l.acceptBackoff = 0
+	var ip netip.Addr
+	if l.cfg.PerIP {
+		if ip = peerAddr(sa); ip.IsValid() && !l.host.Admit(ip) {
+			// Over max_connections_per_ip: closed before a byte is read.
+			unix.Close(nfd)
+			l.host.Release()
+			return
+		}
+	}
 	switch sa.(type) {
 	case *unix.SockaddrInet4, *unix.SockaddrInet6:
 		// Inherited from hfork's own listening sockets, but not from one
@@ -78,13 +93,17 @@ func (l *Loop) accept(lfd int) {
 		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
 	c := l.newConn()
-	c.fd, c.since, c.deadline, c.fresh = nfd, l.now, l.now+l.rht, true
+	c.fd, c.since, c.deadline, c.fresh, c.ip = nfd, l.now, l.now+l.rht, true, ip
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}
 	if err := l.poll.Add(nfd, poll.In); err != nil {
 		unix.Close(nfd)
 		l.host.Release()
+		if ip.IsValid() {
+			l.host.Leave(ip)
+		}
+		l.recycle(c)
 		l.log.Warn("epoll_ctl failed", "err", err)
 		return
 	}
@@ -94,6 +113,7 @@ func (l *Loop) accept(lfd int) {
 	l.byFD[nfd] = c
 	c.slot = len(l.list)
 	l.list = append(l.list, c)
+	l.queueReusable(c)
 	n := l.open.Add(1)
 	if l.cfg.Siblings && n > 1 {
 		// Accept balancing (see Config.Siblings): a worker that holds

@@ -3,6 +3,7 @@ package evloop
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/app"
@@ -70,6 +71,10 @@ type conn struct {
 	muted bool
 	px    *exchange // the proxied request in progress (exchange.go)
 	slot  int       // index in Loop.list
+	// queued: in the reusable queue (reuse.go), between rqPrev and rqNext.
+	queued         bool
+	rqPrev, rqNext *conn
+	ip             netip.Addr // the client's, counted for max_connections_per_ip
 }
 
 func (l *Loop) conn(fd int) *conn {
@@ -88,6 +93,7 @@ func (l *Loop) forgetConn(c *conn) {
 	l.list[len(l.list)-1] = nil
 	l.list = l.list[:len(l.list)-1]
 	l.byFD[c.fd] = nil
+	l.unqueueReusable(c)
 	if c.file >= 0 {
 		rawsys.Close(c.file)
 		c.file = -1
@@ -103,6 +109,9 @@ func (l *Loop) close(c *conn) {
 	l.forgetConn(c)
 	rawsys.Close(c.fd)
 	l.host.Release()
+	if c.ip.IsValid() {
+		l.host.Leave(c.ip)
+	}
 	l.recycle(c)
 }
 
@@ -199,6 +208,7 @@ func (l *Loop) serve(c *conn, data []byte) {
 			break
 		}
 		c.headAt = l.now
+		l.unqueueReusable(c)
 		l.resp.Reset()
 		var start time.Time
 		if l.access != nil {
@@ -370,8 +380,9 @@ func (l *Loop) flush(c *conn) {
 	if len(c.in) > 0 {
 		// The start of the next request, or pipelined requests that
 		// waited behind a file.
-		c.state = connReading
+		c.state, c.since = connReading, l.now
 		c.deadline = l.now + l.rht
+		l.queueReusable(c)
 		if c.waiting {
 			c.waiting = false
 			l.serve(c, c.in)
@@ -383,6 +394,7 @@ func (l *Loop) flush(c *conn) {
 	if l.idle > 0 {
 		c.deadline = l.now + l.idle
 	}
+	l.queueReusable(c)
 }
 
 func (l *Loop) waitWritable(c *conn) {
@@ -434,11 +446,10 @@ func (l *Loop) discard(c *conn) {
 
 // sweep closes connections past their deadline and, in a drain, idle
 // ones past the grace; at worker_connections it resumes accepting when a
-// slot is free, or evicts the quietest idle connection for a client that
-// waits.
+// slot is free, or closes the oldest reusable connections for the
+// clients that wait (reuse.go).
 func (l *Loop) sweep() {
 	grace := int64(l.cfg.Grace)
-	var quietest *conn
 	for i := 0; i < len(l.list); {
 		c := l.list[i]
 		if c.deadline != 0 && l.now >= c.deadline {
@@ -455,28 +466,27 @@ func (l *Loop) sweep() {
 			l.close(c)
 			continue // c's slot now holds another connection
 		}
-		if c.state == connIdle {
-			if l.draining && l.now-c.since >= grace && l.now-l.drainStart >= grace && quiet(c.fd) {
-				l.close(c)
-				continue
-			}
-			if quietest == nil || c.since < quietest.since {
-				quietest = c
-			}
+		if c.state == connIdle && l.draining && l.now-c.since >= grace && l.now-l.drainStart >= grace && quiet(c.fd) {
+			l.close(c)
+			continue
 		}
 		i++
 	}
 	if l.paused && !l.draining {
-		if l.host.Acquire() {
-			// A slot is free: accept takes it again for the next client.
-			l.host.Release()
-			l.paused = false
-			if err := l.startAccepting(); err != nil {
-				l.log.Warn("resume accepting failed", "err", err)
+		if !l.host.Acquire() {
+			// Clients that waited a whole tick found no sibling with room.
+			if !l.cfg.Evict || l.rqHead == nil {
+				return
 			}
-		} else if l.cfg.Evict && quietest != nil && l.now-quietest.since >= int64(evictMinQuiet) && poll.Backlogged(l.lfds...) && quiet(quietest.fd) {
-			l.close(quietest)
-			l.host.Evicted(time.Unix(0, l.now))
+			if n := l.waiting(); n == 0 || l.evictForWaiting(n) == 0 || !l.host.Acquire() {
+				return
+			}
+		}
+		// A slot is free: accept takes it again for the next client.
+		l.host.Release()
+		l.paused = false
+		if err := l.startAccepting(); err != nil {
+			l.log.Warn("resume accepting failed", "err", err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -51,6 +52,9 @@ type fakeHost struct {
 	served  atomic.Int64
 	evicted atomic.Int64
 	adopted chan net.Conn
+	perIP   int
+	mu      sync.Mutex
+	byIP    map[netip.Addr]int
 }
 
 func newHost(slots int) *fakeHost {
@@ -69,6 +73,32 @@ func (h *fakeHost) Release()                  { <-h.slots }
 func (h *fakeHost) Served()                   { h.served.Add(1) }
 func (h *fakeHost) Adopt(c net.Conn) net.Conn { h.adopted <- c; return c }
 func (h *fakeHost) Evicted(time.Time)         { h.evicted.Add(1) }
+
+// Admit and Leave keep at most perIP connections per address.
+func (h *fakeHost) Admit(ip netip.Addr) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byIP == nil {
+		h.byIP = map[netip.Addr]int{}
+	}
+	if h.byIP[ip] >= h.perIP {
+		return false
+	}
+	h.byIP[ip]++
+	return true
+}
+
+func (h *fakeHost) Leave(ip netip.Addr) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.byIP[ip]--
+}
+
+func (h *fakeHost) count(ip netip.Addr) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byIP[ip]
+}
 
 // syncLog is a log the test reads while the loop writes it.
 type syncLog struct {
