@@ -20,6 +20,10 @@ const (
 	// defaultReadHeaderTimeout cuts off a client that trickles its request
 	// line and headers (slowloris), and bounds the TLS handshake.
 	defaultReadHeaderTimeout = 10 * time.Second
+	// defaultWriteTimeout is nginx's send_timeout: a client that takes
+	// nothing of its answer for a minute is gone or hostile, and one that
+	// reads at any steady rate is never cut off.
+	defaultWriteTimeout = 60 * time.Second
 	// defaultHTTPSPort is where redirect_https sends clients.
 	defaultHTTPSPort = 443
 	// maxHeaderLimit is the largest max_header_bytes: far beyond any real

@@ -76,6 +76,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		MaxHeaderBytes:    defaultMaxHeaderBytes,
 		MaxBodyBytes:      defaultMaxBodyBytes,
 		ReadHeaderTimeout: defaultReadHeaderTimeout,
+		WriteTimeout:      defaultWriteTimeout,
 		EventLoop:         true,
 		User:              d.user,
 		Group:             d.group,

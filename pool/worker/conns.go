@@ -115,6 +115,8 @@ type trackedConn struct {
 	handled atomic.Bool // a request reached ServeHTTP since the connection became idle
 	ip      netip.Addr  // counted for max_connections_per_ip
 	evicted atomic.Bool // closed to make room: every read ends
+	raw     atomic.Bool // hijacked: the app owns its deadlines
+	acked   uint64      // bytes_acked at the last write_timeout (sendtimeout.go)
 
 	mu       sync.Mutex
 	state    http.ConnState
@@ -185,7 +187,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 		}
 		c.mu.Unlock()
 	}
-	return c.Conn.Write(p)
+	return c.timedWrite(p)
 }
 
 // ReadFrom keeps sendfile(2) for static files: net/http hands a response
@@ -194,9 +196,9 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // would be copied through user space 32 KiB at a time.
 func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
+		return c.timedReadFrom(rf, r)
 	}
-	return io.Copy(writerOnly{c.Conn}, r)
+	return io.Copy(writerOnly{c}, r)
 }
 
 // writerOnly hides a writer's ReadFrom, so io.Copy does not come back here.
@@ -416,6 +418,7 @@ func (w *worker) connState(nc net.Conn, s http.ConnState) {
 		w.logRefused(c)
 	}
 	if s == http.StateHijacked {
+		c.raw.Store(true)
 		// The app took the connection over: whatever runs on it now is a
 		// stream, not a stuck request.
 		w.finish(&c.req, true)

@@ -27,7 +27,8 @@
 // once when the master sends a ReloadTLS Command, without a restart and
 // without failing a handshake. The listener's limits apply to every class:
 // max_header_bytes (431), max_body_bytes (413), read_header_timeout (also
-// the handshake's), read_timeout and write_timeout. A worker whose
+// the handshake's), read_timeout and write_timeout (between two writes,
+// as nginx's send_timeout: sendtimeout.go). A worker whose
 // worker_connections are all held closes its reusable connections
 // (silent, idle, or with a head still incomplete), oldest first, as many
 // as there are clients waiting in the accept queue (evict.go);

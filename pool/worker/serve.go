@@ -28,7 +28,8 @@ const (
 // with the listener's limits: max_header_bytes (net/http answers 431 past
 // it, with 4 KiB of slack), read_header_timeout (also the TLS handshake's
 // deadline: net/http takes the shortest of the read timeouts), read_timeout,
-// write_timeout, and keepalive as the idle timeout.
+// and keepalive as the idle timeout. write_timeout is the connection's
+// (sendtimeout.go).
 //
 // It speaks HTTP/1.1, and HTTP/2 on a TLS listener of a class that keeps
 // connections alive. The drain relies on "Connection: close", which the
@@ -40,12 +41,13 @@ func (w *worker) newServer() *http.Server {
 		Handler:           w,
 		ReadHeaderTimeout: cmp.Or(l.ReadHeaderTimeout, fallbackReadHeaderTimeout),
 		ReadTimeout:       l.ReadTimeout,
-		WriteTimeout:      l.WriteTimeout,
-		IdleTimeout:       w.limits.idle,
-		MaxHeaderBytes:    cmp.Or(l.MaxHeaderBytes, fallbackMaxHeaderBytes),
-		ConnState:         w.connState,
-		ConnContext:       w.connContext,
-		ErrorLog:          log.New(serverLog{w.log}, "", 0),
+		// No WriteTimeout: write_timeout is the connection's, per piece
+		// (sendtimeout.go).
+		IdleTimeout:    w.limits.idle,
+		MaxHeaderBytes: cmp.Or(l.MaxHeaderBytes, fallbackMaxHeaderBytes),
+		ConnState:      w.connState,
+		ConnContext:    w.connContext,
+		ErrorLog:       log.New(serverLog{w.log}, "", 0),
 	}
 	var p http.Protocols
 	p.SetHTTP1(true)

@@ -61,8 +61,10 @@ type conn struct {
 	since    int64
 	deadline int64 // unix nanos; 0 is none
 	headAt   int64 // when the head of the request being answered was read
-	writing  bool  // registered for EPOLLOUT instead of EPOLLIN
-	fresh    bool  // accepted, no request answered yet
+	// acked is the socket's bytes_acked at the last write_timeout check.
+	acked   uint64
+	writing bool // registered for EPOLLOUT instead of EPOLLIN
+	fresh   bool // accepted, no request answered yet
 	// handoff: once out is written, net/http gets the connection and in.
 	handoff bool
 	// waiting: requests in in wait for a file or a proxied answer.
@@ -327,9 +329,10 @@ func (l *Loop) flush(c *conn) {
 	// join it cost half again as much CPU per 100 KiB file.
 	n, st := write(c.fd, c.out, 0)
 	c.out = c.out[:copy(c.out, c.out[n:])]
+	progressed := n > 0
 	switch st {
 	case ioAgain:
-		l.waitWritable(c)
+		l.waitWritable(c, progressed)
 		return
 	case ioClosed:
 		l.close(c)
@@ -341,7 +344,7 @@ func (l *Loop) flush(c *conn) {
 			continue
 		}
 		if err == unix.EAGAIN {
-			l.waitWritable(c)
+			l.waitWritable(c, progressed)
 			return
 		}
 		if err != nil || n == 0 {
@@ -349,6 +352,7 @@ func (l *Loop) flush(c *conn) {
 			l.close(c)
 			return
 		}
+		progressed = true
 	}
 	if c.file >= 0 {
 		rawsys.Close(c.file)
@@ -397,13 +401,17 @@ func (l *Loop) flush(c *conn) {
 	l.queueReusable(c)
 }
 
-func (l *Loop) waitWritable(c *conn) {
-	if c.state != connWriting || c.deadline == 0 {
-		// write_timeout counts from the end of the head, as in net/http.
+// waitWritable waits for the socket to take more of c's answer.
+// write_timeout is nginx's send_timeout: the longest wait between two
+// writes that moved bytes, so a client that reads at any steady rate is
+// never cut off. One that stops reading is cut off one to two
+// write_timeouts after it took its last byte (see tookMore).
+func (l *Loop) waitWritable(c *conn, progressed bool) {
+	if c.state != connWriting || progressed {
 		c.state = connWriting
 		c.deadline = 0
 		if l.wto > 0 {
-			c.deadline = c.headAt + l.wto
+			c.deadline = l.now + l.wto
 		}
 	}
 	if c.writing {
@@ -459,6 +467,13 @@ func (l *Loop) sweep() {
 				i++
 				continue
 			}
+			if c.state == connWriting && tookMore(c) {
+				// The client took bytes from the send buffer, though not
+				// enough for the kernel to wake a write.
+				c.deadline = l.now + l.wto
+				i++
+				continue
+			}
 			// A timeout: net/http closes without an answer too.
 			if l.log.Enabled(context.Background(), slog.LevelDebug) {
 				l.log.Debug("event loop closes a connection at its deadline", "state", c.state.String())
@@ -502,6 +517,19 @@ func quiet(fd int) bool {
 		return false
 	}
 	return unsent(fd) == 0
+}
+
+// tookMore reports whether the client acknowledged bytes since the last
+// check: a large send buffer wakes a write only once a third of it is
+// free, and a client that drains it at a steady rate below that per
+// write_timeout is not stalled.
+func tookMore(c *conn) bool {
+	info, err := unix.GetsockoptTCPInfo(c.fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil || info.Bytes_acked == c.acked {
+		return false
+	}
+	c.acked = info.Bytes_acked
+	return true
 }
 
 // unsent is how many bytes wait in fd's send buffer (0 if unknown).

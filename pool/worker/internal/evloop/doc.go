@@ -20,8 +20,9 @@
 // answers: keep-alive (HTTP/1.1, and HTTP/1.0 with "Connection:
 // keep-alive"), pipelining (answers in order, in one write), "Connection:
 // close", read_header_timeout (and read_timeout, if shorter) for a head
-// to arrive, keepalive for an idle connection, write_timeout for an
-// answer to leave, closing without losing the answer (shutdown, then read
+// to arrive, keepalive for an idle connection, write_timeout between two
+// writes of an answer (nginx's send_timeout; bytes the client
+// acknowledges count as taken), closing without losing the answer (shutdown, then read
 // until the client closes: lingerTime, longer while the answer is still
 // in the send buffer, up to lingerMax), worker_connections with eviction
 // of the oldest reusable connections (reuse.go), max_connections_per_ip

@@ -284,7 +284,7 @@ func (l *Loop) flushProxy(c *conn) {
 	c.out = c.out[:copy(c.out, c.out[n:])]
 	switch st {
 	case ioAgain:
-		l.waitWritable(c)
+		l.waitWritable(c, n > 0)
 	case ioClosed:
 		l.close(c) // and the exchange with it
 	}
