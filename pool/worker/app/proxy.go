@@ -77,6 +77,7 @@ type proxy struct {
 	rp      *httputil.ReverseProxy
 	log     *slog.Logger
 	fast    []*FastUpstream // nil: no fast path (see buildFast)
+	fds     FDAlarm         // out of file descriptors: 503 (fdlimit.go)
 }
 
 func newProxy(c hclconfig.Proxy, log *slog.Logger) (*proxy, error) {
@@ -168,6 +169,11 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		p.log.Debug("client gone before upstream answered", "upstream", r.URL.Host, "err", err)
 		w.WriteHeader(499)
+		return
+	}
+	if OutOfFDs(err) {
+		p.fds.Note(p.log, "upstream connection", err)
+		writeStatus(w, http.StatusServiceUnavailable)
 		return
 	}
 	code := http.StatusBadGateway

@@ -143,6 +143,8 @@ type Loop struct {
 	upIdle     [][]*upConn // by FastUpstream.ID, most recently used last
 	exFree     []*exchange // finished exchanges, for reuse
 	needRemote bool        // the client address is needed (access log, X-Forwarded-For)
+	outOfFDs   bool        // the last dial found no file descriptor (upstream.go)
+	fds        app.FDAlarm
 }
 
 type loopCmd int

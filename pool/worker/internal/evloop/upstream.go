@@ -138,6 +138,12 @@ func (l *Loop) dial(up *app.FastUpstream) *upConn {
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		if app.OutOfFDs(err) {
+			// The worker's trouble, not the upstream's: send answers 503.
+			l.fds.Note(l.log, "upstream connection", err)
+			l.outOfFDs = true
+			return nil
+		}
 		l.log.Warn("upstream failed", "upstream", up.Host, "err", err)
 		return nil
 	}
@@ -165,7 +171,11 @@ func (l *Loop) dial(up *app.FastUpstream) *upConn {
 // send starts ex on u; a nil u fails it.
 func (l *Loop) send(ex *exchange, u *upConn) {
 	if u == nil {
-		l.proxyFailed(ex, http.StatusBadGateway)
+		code := http.StatusBadGateway
+		if l.outOfFDs {
+			code, l.outOfFDs = http.StatusServiceUnavailable, false
+		}
+		l.proxyFailed(ex, code)
 		return
 	}
 	ex.via = u
