@@ -1079,3 +1079,39 @@ func TestLoopProxyIgnoresBytesAfterAnswer(t *testing.T) {
 		t.Fatalf("second answer %d, want the 204 of a fresh connection", resp.StatusCode)
 	}
 }
+
+// TestLoopProxyLimitsInterimAnswers: an upstream that sends 103 Early
+// Hints without end gets its client five of them and then a 502, and the
+// connection serves on; before, the loop passed them on for ever and its
+// memory grew with them (474 MB in the finding).
+func TestLoopProxyLimitsInterimAnswers(t *testing.T) {
+	up := rawUpstream(t, func(n int, c net.Conn, head string) {
+		if strings.Contains(head, "/endless") {
+			hint := strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", 64)
+			for {
+				if _, err := io.WriteString(c, hint); err != nil {
+					return
+				}
+			}
+		}
+		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </b.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	tw := startSite(t, proxySite(t, up), nil, nil)
+	c, br := dialSite(t, tw.addr)
+	io.WriteString(c, "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+	for i := range 5 {
+		if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusEarlyHints {
+			t.Fatalf("answer %d: %d, want 103", i, resp.StatusCode)
+		}
+	}
+	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("after five interim answers: %d, want 502", resp.StatusCode)
+	}
+	io.WriteString(c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusEarlyHints {
+		t.Fatalf("one interim answer: %d, want 103", resp.StatusCode)
+	}
+	if _, body := readAnswer(t, br, "GET"); body != "ok" {
+		t.Fatalf("answer after one interim answer: %q", body)
+	}
+}

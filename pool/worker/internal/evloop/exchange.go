@@ -37,6 +37,7 @@ type exchange struct {
 	retried  bool
 	gotBytes bool // the upstream said something: never sent again
 	sentHead bool // the answer's head went to the client
+	interims int  // interim (1xx) answers passed on
 	status   int
 	bytes    int64
 	start    time.Time // for the access log
@@ -171,6 +172,10 @@ func (l *Loop) upRead(u *upConn) {
 	}
 }
 
+// maxInterims is how many interim (1xx) answers one request may get
+// before the final one, as net/http's transport allows.
+const maxInterims = 5
+
 // upHead parses the answer's head from u.in once complete and sends the
 // client its head. It returns the body bytes that came with it, and false
 // when the exchange ended.
@@ -195,6 +200,12 @@ func (l *Loop) upHead(u *upConn) ([]byte, bool) {
 		if h.Code >= 100 && h.Code < 200 {
 			if h.Code == http.StatusSwitchingProtocols {
 				l.log.Warn("upstream failed", "upstream", ex.up.Host, "err", "101 to a request without Upgrade")
+				l.upFailedCode(u, http.StatusBadGateway)
+				return nil, false
+			}
+			if ex.interims++; ex.interims > maxInterims {
+				// An endless stream of them would grow c.out without bound.
+				l.log.Warn("upstream failed", "upstream", ex.up.Host, "err", "more than 5 interim answers")
 				l.upFailedCode(u, http.StatusBadGateway)
 				return nil, false
 			}
