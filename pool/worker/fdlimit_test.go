@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,7 +68,20 @@ func exhaustFDs(t *testing.T) (more, free func()) {
 // and an error is logged; once descriptors free up, the same requests
 // are served again. Before, the file answered 404 (cacheable, logged
 // only at debug) and the proxy 502.
+//
+// It runs in a process of its own (this test binary again): descriptors
+// are the process's, and other tests' cleanups free theirs in the
+// background, which would serve a request here.
 func TestOutOfFDsAnswers503(t *testing.T) {
+	if os.Getenv("HFORK_TEST_OWN_PROCESS") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestOutOfFDsAnswers503$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "HFORK_TEST_OWN_PROCESS=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestOutOfFDsAnswers503") {
+			t.Fatalf("in its own process: %v\n%s", err, out)
+		}
+		return
+	}
 	for _, loop := range []bool{true, false} {
 		t.Run(fmt.Sprintf("event_loop=%v", loop), func(t *testing.T) {
 			l := loopSite(t)
@@ -83,16 +97,20 @@ func TestOutOfFDsAnswers503(t *testing.T) {
 			if code, _, body := ask("/static/a.txt"); code != 200 || body != "file a\n" {
 				t.Fatalf("before: %d %q", code, body)
 			}
+			// The file's fd closes just after its answer leaves; the next
+			// answer comes after that.
+			ask("/")
 			more, free := exhaustFDs(t)
 			for _, path := range []string{"/static/a.txt", "/dead/x"} {
 				code, retry := 0, ""
-				// An fd another test's cleanup frees in the background may
-				// serve a request: take it and ask again.
+				// An fd the runtime frees in the background may serve a
+				// request: take it and ask again.
 				for range 3 {
 					more()
 					if code, retry, _ = ask(path); code == 503 {
 						break
 					}
+					ask("/")
 				}
 				if code != 503 || retry == "" {
 					free()
