@@ -62,6 +62,7 @@ func (d *decoder) limits(attrs hcl.Attributes, l *Listener) {
 	if d.integer(attrs, "max_connections_per_ip", &l.MaxConnsPerIP) && l.MaxConnsPerIP < 0 {
 		d.errorf(attrs["max_connections_per_ip"].Expr.Range(), "Invalid max_connections_per_ip", "max_connections_per_ip is %d; use 0 (no cap) or more.", l.MaxConnsPerIP)
 	}
+	d.boolean(attrs, "underscores_in_headers", &l.UnderscoresInHeaders)
 	if l.Class != ClassExec && l.ReadTimeout > 0 && l.ReadTimeout < l.ReadHeaderTimeout {
 		if a, ok := attrs["read_timeout"]; ok {
 			d.warnf(a.Expr.Range(), "read_timeout is shorter than read_header_timeout", "read_timeout covers the headers too, so it cuts a slow client off after %s, before read_header_timeout (%s) would.", formatDuration(l.ReadTimeout), formatDuration(l.ReadHeaderTimeout))

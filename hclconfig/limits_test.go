@@ -37,6 +37,7 @@ listener "t" {
 		"read_timeout":           func(l *Listener) { l.ReadTimeout = time.Minute },
 		"write_timeout":          func(l *Listener) { l.WriteTimeout = 0 },
 		"max_connections_per_ip": func(l *Listener) { l.MaxConnsPerIP = 10 },
+		"underscores_in_headers": func(l *Listener) { l.UnderscoresInHeaders = true },
 		"redirect_https":         func(l *Listener) { l.RedirectHTTPS, l.HTTPSPort = true, 443 },
 		"socket_mode":            func(l *Listener) { l.SocketMode = "0660" },
 	} {

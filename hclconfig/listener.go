@@ -31,6 +31,7 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "read_timeout"},
 		{Name: "write_timeout"},
 		{Name: "max_connections_per_ip"},
+		{Name: "underscores_in_headers"},
 		{Name: "idle_timeout"},
 		{Name: "max_connections"},
 		{Name: "redirect_https"},
@@ -212,6 +213,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		noEffect(d, attrs, "read_timeout", l.Class, &l.ReadTimeout, 0)
 		noEffect(d, attrs, "write_timeout", l.Class, &l.WriteTimeout, 0)
 		noEffect(d, attrs, "max_connections_per_ip", l.Class, &l.MaxConnsPerIP, 0)
+		noEffect(d, attrs, "underscores_in_headers", l.Class, &l.UnderscoresInHeaders, false)
 	case ClassSync:
 		// a sync worker closes each connection after its response
 		noEffect(d, attrs, "keepalive", l.Class, &l.Keepalive, 0)

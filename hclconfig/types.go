@@ -83,6 +83,9 @@ type Listener struct {
 	// MaxConnsPerIP caps the connections one client address holds open
 	// in one worker; 0 is no cap.
 	MaxConnsPerIP int `json:"max_connections_per_ip"`
+	// UnderscoresInHeaders keeps request header names with an underscore,
+	// which are otherwise dropped before an app or upstream sees them.
+	UnderscoresInHeaders bool `json:"underscores_in_headers,omitempty"`
 
 	// TLS is set when the listener serves HTTPS on every bind.
 	TLS TLS `json:"tls,omitzero"`

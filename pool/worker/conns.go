@@ -81,6 +81,9 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 		// gave it to this process, so it is served (or drained), never
 		// dropped.
 		tc := l.w.adopt(c, ip)
+		if l.w.tls == nil {
+			tc.fr = l.w.newFramer(&tc.refused)
+		}
 		if l.w.tls != nil {
 			// net/http runs the handshake itself, under read_header_timeout,
 			// when it sees a *tls.Conn.
@@ -117,6 +120,10 @@ type trackedConn struct {
 	evicted atomic.Bool // closed to make room: every read ends
 	raw     atomic.Bool // hijacked: the app owns its deadlines
 	acked   uint64      // bytes_acked at the last write_timeout (sendtimeout.go)
+	// fr checks the request heads of a plain-HTTP connection (framing.go);
+	// refused is the status of the head it refused.
+	fr      *framer
+	refused atomic.Int32
 
 	mu       sync.Mutex
 	state    http.ConnState
@@ -141,6 +148,17 @@ var aLongTimeAgo = time.Unix(1, 0)
 // if a request's bytes won that race, the wake-up is undone and the request
 // is served.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.fr == nil {
+		return c.readConn(p)
+	}
+	if c.raw.Load() && c.fr.state != frRefused {
+		c.fr.state = frRaw // hijacked: what follows is the app's
+	}
+	return c.fr.read(c.readConn, p)
+}
+
+// readConn is Read without the framer.
+func (c *trackedConn) readConn(p []byte) (int, error) {
 	for {
 		if c.evicted.Load() {
 			// net/http may have set its own deadline after evict's.
@@ -229,6 +247,9 @@ func pending(nc net.Conn) bool {
 func (c *trackedConn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
+		if c.refused.Load() != 0 {
+			lingerClose(c.Conn)
+		}
 		err = c.Conn.Close()
 		c.w.forget(c)
 	})

@@ -137,7 +137,7 @@ func TestMalformedRequests(t *testing.T) {
 		"GET /\x00 HTTP/1.1\r\nHost: a\r\n\r\n":                                        "HTTP/1.1 400",
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n":                     "HTTP/1.1 400",
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n": "HTTP/1.1 400",
-		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n":                "HTTP/1.1 501",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n":                "HTTP/1.1 400",
 		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n":                                 "HTTP/1.1 400",
 	} {
 		if got := rawExchange(t, tw.addr, req); !strings.HasPrefix(got, want) {

@@ -76,5 +76,7 @@ func (h loopHost) Adopt(c net.Conn) net.Conn {
 	if h.w.perIP.max > 0 {
 		ip = remoteIP(c)
 	}
-	return h.w.adopt(c, ip)
+	tc := h.w.adopt(c, ip)
+	tc.fr = h.w.newFramer(&tc.refused)
+	return tc
 }

@@ -123,6 +123,14 @@ func upstreamApp(w http.ResponseWriter, r *http.Request) {
 	for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "User-Agent", "Accept", "Connection", "Te", "X-Private", "Content-Length"} {
 		hs = append(hs, fmt.Sprintf("%s=%q", k, r.Header.Values(k)))
 	}
+	var odd []string // names with an underscore, which a proxy drops
+	for k, vs := range r.Header {
+		if strings.Contains(k, "_") {
+			odd = append(odd, fmt.Sprintf("%s=%q", k, vs))
+		}
+	}
+	slices.Sort(odd)
+	hs = append(hs, odd...)
 	fmt.Fprintf(w, "upstream %s %s host=%s %q %s", r.Method, r.URL.RequestURI(), r.Host, body, strings.Join(hs, " "))
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -117,6 +118,15 @@ type reqState struct {
 func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	var rs *reqState
 	c, ok := r.Context().Value(connKey{}).(*trackedConn)
+	if ok {
+		if status := c.refused.Load(); status != 0 {
+			// The framer's stand-in for a head it refused (framing.go).
+			refuseHead(rw, int(status))
+			w.log.Debug("request refused before the routes", "remote", c.RemoteAddr().String(),
+				"reason", "answered "+strconv.Itoa(int(status))+" "+http.StatusText(int(status))+" (framing)")
+			return
+		}
+	}
 	switch {
 	case ok && r.ProtoMajor == 1:
 		rs = &c.req

@@ -55,6 +55,14 @@ func (p *prefixConn) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(writerOnly{p.Conn}, r)
 }
 
+// CloseWrite shuts the socket's write side, for a close that lingers.
+func (p *prefixConn) CloseWrite() error {
+	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // SyscallConn lets the drain peek at the socket.
 func (p *prefixConn) SyscallConn() (syscall.RawConn, error) {
 	return p.Conn.(syscall.Conn).SyscallConn()
