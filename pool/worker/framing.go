@@ -92,10 +92,10 @@ func (f *framer) read(src func([]byte) (int, error), p []byte) (int, error) {
 		if f.step() {
 			continue
 		}
-		// The head is incomplete: read more.
-		var buf [4096]byte
-		n, err := src(buf[:])
-		f.in = append(f.in, buf[:n]...)
+		// The head is incomplete: read more, through p (the reader's own
+		// buffer: a buffer here would escape to the heap on every read).
+		n, err := src(p)
+		f.in = append(f.in, p[:n]...)
 		if n == 0 && err != nil {
 			if len(f.in) > 0 && err == io.EOF {
 				// A head cut short: net/http says what it says.

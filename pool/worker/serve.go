@@ -121,6 +121,7 @@ func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if ok {
 		if status := c.refused.Load(); status != 0 {
 			// The framer's stand-in for a head it refused (framing.go).
+			c.handled.Store(true) // logged here, not by logRefused
 			refuseHead(rw, int(status))
 			w.log.Debug("request refused before the routes", "remote", c.RemoteAddr().String(),
 				"reason", "answered "+strconv.Itoa(int(status))+" "+http.StatusText(int(status))+" (framing)")
