@@ -247,10 +247,19 @@ func pending(nc net.Conn) bool {
 func (c *trackedConn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
-		if c.refused.Load() != 0 {
-			lingerClose(c.Conn)
+		if !c.raw.Load() && (c.refused.Load() != 0 || pending(c.Conn)) {
+			// Unread bytes (pipelined requests, a refused head's rest)
+			// would make close(2) send a reset, which can destroy the
+			// answer on its way: shut the write side, read what comes
+			// for a moment, then close, off net/http's goroutine.
+			go func() {
+				lingerClose(c.Conn)
+				c.Conn.Close()
+			}()
+			err = nil
+		} else {
+			err = c.Conn.Close()
 		}
-		err = c.Conn.Close()
 		c.w.forget(c)
 	})
 	return err

@@ -242,3 +242,24 @@ func TestCheckHeadDropsUnderscores(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestSyncPipelinedClosesCleanly: the sync class answers the first of
+// 40 pipelined requests (more than net/http's read buffer holds) and
+// closes without a reset (before, the unread requests made the close a
+// reset, which can destroy the answer).
+func TestSyncPipelinedClosesCleanly(t *testing.T) {
+	l := loopSite(t)
+	l.Class, l.EventLoop = hclconfig.ClassSync, false
+	tw := startSite(t, l, nil, nil)
+	for i := range 20 {
+		c, br := dialSite(t, tw.addr)
+		io.WriteString(c, strings.Repeat("GET /a HTTP/1.1\r\nHost: x\r\nX-Pad: "+strings.Repeat("p", 200)+"\r\n\r\n", 40))
+		if _, body := readAnswer(t, br, "GET"); body != "hello\n" {
+			t.Fatalf("round %d: %q", i, body)
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("round %d: after the answer %v, want a clean EOF", i, err)
+		}
+		c.Close()
+	}
+}
