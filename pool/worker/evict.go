@@ -28,8 +28,9 @@ const (
 	evictBatch = 16
 	// evictMinQuiet spares connections that just arrived or just went
 	// idle: their request may be a round trip away (the event loop
-	// spares its own as long).
-	evictMinQuiet = 500 * time.Millisecond
+	// spares its own as long). Short, as the oldest go first anyway: a
+	// flood re-opened all at once must not shelter behind it.
+	evictMinQuiet = 100 * time.Millisecond
 	// evictHeadQuiet spares a head with bytes that recent: it may be
 	// complete, net/http not yet through it. Slowloris trickles slower.
 	evictHeadQuiet = 50 * time.Millisecond

@@ -17,8 +17,10 @@ import (
 // silent or slowloris connections then costs a new client one tick, not
 // read_header_timeout.
 
-// evictMinQuiet spares connections that just arrived or just went idle.
-const evictMinQuiet = 500 * time.Millisecond
+// evictMinQuiet spares connections that just arrived or just went idle:
+// their request may be a round trip away. Short, as the oldest go first
+// anyway: a flood re-opened all at once must not shelter behind it.
+const evictMinQuiet = 100 * time.Millisecond
 
 // evictBatch is how many connections one sweep closes for waiting
 // clients when the socket cannot say how many wait (a unix socket).
