@@ -109,6 +109,7 @@ func Main() int {
 	if err != nil {
 		return fail(err)
 	}
+	access.SetLogger(log)
 	var certs *Certificates
 	if l.TLS.Enabled() {
 		if certs, err = LoadCertificates(l.TLS.Certificates, log); err != nil {
