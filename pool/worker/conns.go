@@ -42,7 +42,9 @@ const (
 )
 
 func (l *gatedListener) Accept() (net.Conn, error) {
-	if n := l.w.open.Load(); n > 0 && l.w.siblings {
+	// Not when full: then the wait is acquire's, and a pause would cap
+	// how fast a flood's connections make room (evict.go).
+	if n := l.w.open.Load(); n > 0 && l.w.siblings && !l.w.full() {
 		select {
 		case <-time.After(min(time.Duration(n)*acceptPause, acceptPauseMax)):
 		case <-l.done:
@@ -401,6 +403,11 @@ func (w *worker) forget(c *trackedConn) {
 	case w.connGone <- struct{}{}:
 	default:
 	}
+}
+
+// full reports whether every connection slot is taken.
+func (w *worker) full() bool {
+	return w.connSem != nil && len(w.connSem) == cap(w.connSem)
 }
 
 // release gives a connection slot back to the listeners.

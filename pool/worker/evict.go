@@ -49,11 +49,10 @@ func (l *gatedListener) acquire(sem chan struct{}) error {
 	}
 	var tick <-chan time.Time
 	if l.w.limits.evict {
-		if !l.w.siblings {
-			// No sibling can take the client: make room at once.
-			if n := waiting(l.Listener); n > 0 {
-				l.w.evictOldest(time.Now(), n)
-			}
+		// Make room at once for the clients waiting (see accept.go of the
+		// event loop): a tick's wait is what a flood wins.
+		if n := waiting(l.Listener); n > 0 {
+			l.w.evictOldest(time.Now(), n)
 		}
 		t := time.NewTicker(evictPoll)
 		defer t.Stop()

@@ -48,15 +48,17 @@ func (l *Loop) isListener(fd int) bool {
 // accept takes one connection: accepting one per wake-up leaves the
 // others in the queue to sibling workers that are less busy.
 func (l *Loop) accept(lfd int) {
+	full := false
 	if !l.host.Acquire() {
-		// A worker alone on its sockets makes room at once: no sibling
-		// can take the client. With siblings, one with room should, and
-		// sweep makes room only for clients that waited a tick.
-		if l.cfg.Siblings || !l.cfg.Evict || l.evictForWaiting(1) == 0 || !l.host.Acquire() {
+		// Full: make room at once for the client at hand, as nginx does
+		// (a sibling with room may have taken it; under a flood every
+		// worker is full, and a tick's wait is what the flood wins).
+		if !l.cfg.Evict || l.evictForWaiting(1) == 0 || !l.host.Acquire() {
 			l.stopAccepting()
 			l.paused = true
 			return
 		}
+		full = true
 	}
 	nfd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err != nil {
@@ -115,11 +117,12 @@ func (l *Loop) accept(lfd int) {
 	l.list = append(l.list, c)
 	l.queueReusable(c)
 	n := l.open.Add(1)
-	if l.cfg.Siblings && n > 1 {
+	if l.cfg.Siblings && n > 1 && !full {
 		// Accept balancing (see Config.Siblings): a worker that holds
 		// connections leaves the next one to a less busy sibling for a
 		// moment, or a burst of new clients would all land on whichever
-		// worker woke first.
+		// worker woke first. Not a full one: its siblings are full too,
+		// and the pause would cap how fast it makes room in a flood.
 		l.stopAccepting()
 		l.resumeAt = l.now + min(n*int64(l.cfg.AcceptPause), int64(l.cfg.AcceptPauseMax))
 	}
