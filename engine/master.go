@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sync/atomic"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +16,7 @@ import (
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/listeners"
 	"github.com/hfork/hfork/pool"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/reload"
 )
 
@@ -46,6 +47,13 @@ type Options struct {
 	// Version is reported in logs.
 	Version string
 	Logging *Logging
+	// Signals, when set, is where the master's signals come from (each a
+	// syscall.Signal, SIGCHLD included); nil means the process's own
+	// (signal.Notify).
+	Signals <-chan os.Signal
+	// OS, when set, replaces the process effects (start, signal, reap,
+	// clock); nil means pool.RealOS.
+	OS *pool.OS
 }
 
 // Master is the running master process.
@@ -56,9 +64,9 @@ type Master struct {
 	cfg     hclconfig.Config
 
 	sockets *listeners.Set
-	spawner *pool.Spawner
+	os      *pool.OS
 	output  *pool.Output
-	notify  *pool.NotifySocket
+	notify  *pool.NotifyListener
 	watcher *reload.Watcher
 	systemd *sdNotifier
 
@@ -67,10 +75,11 @@ type Master struct {
 	gen      int
 
 	events chan any
-	sigs   chan os.Signal
+	sigs   <-chan os.Signal
+	osSigs chan os.Signal // the process's signals, when Options.Signals is nil
 
 	op      *reloadOp
-	pending []reload.Request
+	pending []reloadAsk
 	upg     *upgradeOp
 	parent  *parentLink // set when this master was started by an upgrade
 
@@ -81,9 +90,13 @@ type Master struct {
 	exitCode   int
 	paused     bool // WINCH: workers stopped, sockets kept
 	ready      bool // every pool was ready once
+	started    bool // becameReady ran: every pool was ready or failing once
 	pidfile    string
 	control    *control
-	lastPlan   atomic.Value // string: the plan of the last committed reload
+	metrics    *metricsServer
+	receipts   []*receiptWait // owed to `hfork -s reload --wait`
+	lastPage   time.Time      // the last status page sample
+	hist       history
 }
 
 // New prepares a master: it adopts inherited sockets and opens the others,
@@ -96,22 +109,36 @@ func New(opts Options) (*Master, error) {
 		cfg:     opts.Config,
 		pools:   map[string]*pool.Pool{},
 		events:  make(chan any, 4096),
-		sigs:    make(chan os.Signal, 64),
+		sigs:    opts.Signals,
+		os:      opts.OS,
 		systemd: newSDNotifier(),
+		hist:    newHistory(),
 	}
-	// Watch signals before anything else: a signal that arrives while the
-	// master starts waits in the channel instead of being lost (USR1) or
-	// killing it (HUP, TERM).
-	signal.Notify(m.sigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD)
+	if m.sigs == nil {
+		// Watch signals before anything else: a signal that arrives while
+		// the master starts waits in the channel instead of being lost
+		// (USR1) or killing it (HUP, TERM).
+		m.osSigs = make(chan os.Signal, 64)
+		signal.Notify(m.osSigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT,
+			syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD)
+		m.sigs = m.osSigs
+	}
+	if m.os == nil {
+		m.os = pool.RealOS()
+		// Only a real master holds keys worth protecting; a test's fake
+		// OS leaves the test process as it is.
+		if err := pool.ProtectMaster(); err != nil {
+			m.log.Warn("the master can be ptraced by its own uid", "err", err)
+		}
+	}
 	m.parent = takeParentLink()
 	inherited, err := listeners.Inherited()
 	if err != nil {
 		return nil, err
 	}
 	if m.parent == nil && m.cfg.Pidfile != "" {
-		if pid, err := ReadPidfile(m.cfg.Pidfile); err == nil {
-			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", pid, m.cfg.Pidfile)
+		if run, err := FindMaster(m.cfg.Pidfile); err == nil {
+			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", run.Pid, m.cfg.Pidfile)
 		}
 	}
 	for _, l := range m.cfg.Listeners {
@@ -134,39 +161,80 @@ func allBinds(c hclconfig.Config) []listeners.Bind {
 			out = append(out, listeners.Bind{Addr: a, Mode: l.SocketMode, Owner: l.SocketOwner, Group: l.SocketGroup})
 		}
 	}
+	if c.Metrics.Bind != "" {
+		out = append(out, listeners.Bind{Addr: c.Metrics.Bind})
+	}
 	return out
 }
 
 // Run starts the workers and serves until the master is told to stop. It
 // returns the process exit code.
 func (m *Master) Run() int {
-	defer signal.Stop(m.sigs)
-
-	var err error
-	m.spawner = pool.NewSpawner()
-	m.output = pool.NewOutput(m.logging.Out, m.log)
-	if m.notify, err = pool.ListenNotify(func(ev pool.NotifyEvent) { m.events <- ev }); err != nil {
-		m.log.Error("cannot start", "err", err)
+	if m.osSigs != nil {
+		defer signal.Stop(m.osSigs)
+	}
+	if m.os.HardenErr != nil {
+		if err := m.os.HardenErr(); err != nil {
+			m.log.Warn("workers start with more privileges than they need", "err", err)
+		}
+	}
+	defer m.systemd.close() // last: after exit's STOPPING=1 and log lines
+	stop, err := m.start()
+	defer stop()
+	if le := (*listenerError)(nil); errors.As(err, &le) {
+		m.cannotStart(le.err, "listener", le.name)
 		return 1
 	}
-	defer m.notify.Close()
+	if err != nil {
+		m.cannotStart(err)
+		return 1
+	}
+	return m.loop()
+}
+
+// listenerError is a listener that could not start, reported with its
+// name as a log attribute.
+type listenerError struct {
+	name string
+	err  error
+}
+
+func (e *listenerError) Error() string { return "listener " + e.name + ": " + e.err.Error() }
+func (e *listenerError) Unwrap() error { return e.err }
+
+// start opens what the loop listens to and starts every listener's
+// workers. stop closes what it opened, also after an error.
+func (m *Master) start() (stop func(), err error) {
+	var closers []func()
+	stop = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	m.output = pool.NewOutput(m.logging.Out, m.log)
+	if m.notify, err = pool.ListenNotify(func(ev pool.NotifyEvent) { m.events <- ev }); err != nil {
+		return stop, err
+	}
+	closers = append(closers, func() { m.notify.Close() })
 	m.watcher, err = reload.New(reload.Options{
 		Path: m.opts.ConfigPath, Watch: m.cfg.Reload.Watch, Debounce: m.cfg.Reload.Debounce, Log: m.log,
 	})
 	if err != nil {
-		m.log.Error("cannot start", "err", err)
-		return 1
+		return stop, err
 	}
-	defer m.watcher.Close()
+	closers = append(closers, func() { m.watcher.Close() })
 	m.pidfile = m.cfg.Pidfile
 	if m.pidfile != "" && m.parent == nil {
 		if err := WritePidfile(m.pidfile, os.Getpid()); err != nil {
-			m.log.Error("cannot start", "err", err)
-			return 1
+			return stop, err
 		}
 		m.listenControl()
 	}
-	defer func() { m.control.close() }()
+	closers = append(closers, func() { m.control.close() })
+	if err := m.startMetrics(m.cfg.Metrics.Bind); err != nil {
+		return stop, err
+	}
+	closers = append(closers, m.stopMetrics)
 
 	m.log.Info("hfork master starting", "pid", os.Getpid(), "version", m.opts.Version, "config", m.cfg.File,
 		"listeners", len(m.cfg.Listeners), "upgrade", m.parent != nil)
@@ -175,14 +243,18 @@ func (m *Master) Run() int {
 		// fail to boot: it fails, and the old master keeps serving.
 		p, err := m.newPool(l, m.parent != nil)
 		if err != nil {
-			m.log.Error("cannot start", "listener", l.Name, "err", err)
-			return 1
+			return stop, &listenerError{name: l.Name, err: err}
 		}
 		m.pools[l.Name] = p
 		p.Start()
 	}
 	m.systemd.send("STATUS=starting workers")
+	return stop, nil
+}
 
+// loop is the state owner: it handles one message at a time until the
+// master may exit, and returns the exit code.
+func (m *Master) loop() int {
 	ticker := time.NewTicker(tickEvery)
 	defer ticker.Stop()
 	for !m.finished() {
@@ -192,7 +264,7 @@ func (m *Master) Run() int {
 		case ev := <-m.events:
 			m.onEvent(ev)
 		case req := <-m.watcher.C():
-			m.onReload(req)
+			m.onReload(askFromWatcher(req))
 		case <-ticker.C:
 			m.tick()
 		}
@@ -206,9 +278,7 @@ func (m *Master) listenControl() {
 	if m.pidfile == "" {
 		return
 	}
-	c, err := listenControl(ControlPath(m.pidfile),
-		func(reply chan<- error) { m.watcher.Trigger("hfork -s reload", reply) },
-		func() string { s, _ := m.lastPlan.Load().(string); return s })
+	c, err := listenControl(ControlPath(m.pidfile), m.post)
 	if err != nil {
 		m.log.Warn("no control socket; hfork -s reload will not wait for the outcome", "err", err)
 		return
@@ -218,6 +288,12 @@ func (m *Master) listenControl() {
 
 // newPool creates a pool for l on its sockets (taking references).
 func (m *Master) newPool(l hclconfig.Listener, staged bool) (*pool.Pool, error) {
+	// The master reads the keys, as root: workers get them over their
+	// control pipe and need no access to the files.
+	certs, err := pool.ReadCertificates(l, m.log.With("listener", l.Name))
+	if err != nil {
+		return nil, err
+	}
 	socks, err := m.sockets.Acquire(l.Bind)
 	if err != nil {
 		return nil, err
@@ -230,7 +306,7 @@ func (m *Master) newPool(l hclconfig.Listener, staged bool) (*pool.Pool, error) 
 	return pool.New(pool.Config{
 		Listener: l, Gen: m.gen, Sockets: files, Notify: m.notify.Addr,
 		LogLevel: m.cfg.Log.Level, LogFormat: m.logging.Format,
-		Spawner: m.spawner, Output: m.output, Log: m.log, Staged: staged,
+		OS: m.os, Output: m.output, Log: m.log, Staged: staged, Certs: certs,
 	}), nil
 }
 
@@ -251,8 +327,16 @@ func (m *Master) allPools() []*pool.Pool {
 }
 
 func (m *Master) onEvent(ev any) {
-	now := time.Now()
+	now := m.os.Now()
 	switch ev := ev.(type) {
+	case reloadAsk:
+		m.onReload(ev)
+	case viewAsk:
+		ev.reply <- m.takeView()
+	case planAsk:
+		ev.reply <- m.preview(ev.path)
+	case pagePush:
+		m.pushPage(ev.data)
 	case upgradeReady:
 		if m.upg != nil && m.upg.pid == ev.pid {
 			m.upg.ready = true
@@ -268,8 +352,8 @@ func (m *Master) onEvent(ev any) {
 }
 
 func (m *Master) reap() {
-	now := time.Now()
-	for _, ev := range pool.Reap() {
+	now := m.os.Now()
+	for _, ev := range m.os.Reap() {
 		if m.upg != nil && m.upg.pid == ev.Pid {
 			m.upgradeChildExited(ev)
 			continue
@@ -289,10 +373,11 @@ func (m *Master) reap() {
 
 func (m *Master) tick() {
 	m.reap()
-	now := time.Now()
+	now := m.os.Now()
 	for _, p := range m.allPools() {
 		p.Tick(now)
 	}
+	m.pageTick(now)
 	m.progress()
 }
 
@@ -305,6 +390,9 @@ func (m *Master) progress() {
 	kept := m.retiring[:0]
 	for _, p := range m.retiring {
 		if p.Done() {
+			s := p.Snapshot(time.Now())
+			m.hist.retire(s)
+			m.settleReceipts(p, s)
 			m.sockets.Release(p.Listener().Bind)
 			m.log.Debug("generation retired", "listener", p.Listener().Name, "gen", p.Gen())
 			continue
@@ -323,14 +411,52 @@ func (m *Master) progress() {
 			}
 		}
 	}
-	if !m.ready && m.stopping == running && m.allReady() {
-		m.ready = true
-		m.log.Info("hfork ready", "pid", os.Getpid(), "listeners", len(m.pools))
-		m.becameReady()
+	if !m.ready && m.stopping == running {
+		m.checkStarted()
 	}
 	if m.upg != nil {
 		m.checkUpgrade()
 	}
+}
+
+// checkStarted says "hfork ready" once every listener is ready. Until
+// then, once every listener is either ready or failing (no worker ready
+// for longer than boot_timeout), the master has started as far as it can:
+// it says which listeners fail and reports ready to systemd, so one
+// broken listener does not hold the others hostage to a start timeout.
+func (m *Master) checkStarted() {
+	if m.allReady() {
+		m.ready = true
+		m.log.Info("hfork ready", "pid", os.Getpid(), "listeners", len(m.pools))
+		if !m.started {
+			m.started = true
+			m.becameReady()
+		} else {
+			m.systemd.send("STATUS=serving")
+		}
+		return
+	}
+	if m.started || m.parent != nil {
+		return
+	}
+	var failing []string
+	for _, l := range m.cfg.Listeners {
+		p := m.pools[l.Name]
+		switch {
+		case p == nil:
+		case p.Failing():
+			failing = append(failing, l.Name)
+		case !p.Ready():
+			return
+		}
+	}
+	if len(failing) == 0 {
+		return
+	}
+	m.started = true
+	m.log.Error("started with failing listeners", "pid", os.Getpid(), "failing", failing, "listeners", len(m.pools))
+	m.becameReady()
+	m.systemd.send("STATUS=serving; failing listeners: " + strings.Join(failing, ", "))
 }
 
 func (m *Master) allReady() bool {
@@ -348,7 +474,7 @@ func (m *Master) onSignal(sig syscall.Signal) {
 		m.progress()
 		return
 	}
-	m.log.Info("signal received", "signal", signalName(sig))
+	m.log.Info("signal received", "signal", wire.SignalName(sig))
 	switch sig {
 	case syscall.SIGHUP:
 		m.watcher.Trigger("signal HUP", nil)
@@ -381,28 +507,27 @@ func (m *Master) onSignal(sig syscall.Signal) {
 			return
 		}
 		m.paused = false
-		for _, p := range m.pools {
-			n, why := p.Target()+1, "TTIN: one worker more"
-			if sig == syscall.SIGTTOU {
-				n, why = max(1, p.Target()-1), "TTOU: one worker fewer"
-			}
-			m.log.Info("scaling", "listener", p.Listener().Name, "workers", n, "reason", why)
+		step, why := 1, "TTIN: one worker more"
+		if sig == syscall.SIGTTOU {
+			step, why = -1, "TTOU: one worker fewer"
+		}
+		scale := func(p *pool.Pool) {
+			n := max(1, p.Target()+step)
+			m.log.Info("scaling", "listener", p.Listener().Name, "gen", p.Gen(), "workers", n, "reason", why)
 			p.Scale(n, why)
 		}
+		for _, p := range m.pools {
+			scale(p)
+		}
+		if m.op != nil {
+			// A staged generation replaces the current one at commit, and a
+			// reload's Scale sets the config's count then: both keep the step.
+			for _, p := range m.op.staged {
+				scale(p)
+			}
+			m.op.step += step
+		}
 	}
-}
-
-var signalNames = map[syscall.Signal]string{
-	syscall.SIGHUP: "HUP", syscall.SIGQUIT: "QUIT", syscall.SIGTERM: "TERM", syscall.SIGINT: "INT",
-	syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGWINCH: "WINCH",
-	syscall.SIGTTIN: "TTIN", syscall.SIGTTOU: "TTOU",
-}
-
-func signalName(sig syscall.Signal) string {
-	if n, ok := signalNames[sig]; ok {
-		return n
-	}
-	return sig.String()
 }
 
 // shutdown stops every pool in the given mode; a harsher mode overrides a
@@ -420,9 +545,7 @@ func (m *Master) shutdown(mode stopMode) {
 	if m.op != nil {
 		m.failReload(ErrShuttingDown)
 	}
-	for _, req := range m.pending {
-		reply(req, ErrShuttingDown)
-	}
+	answer(m.pending, failed(ErrShuttingDown))
 	m.pending = nil
 	m.abortUpgrade("master is shutting down")
 	for _, p := range m.allPools() {
@@ -466,3 +589,7 @@ func diagnosticsText(files map[string]*hcl.File, diags hcl.Diagnostics) string {
 	hclconfig.WriteDiagnostics(&b, files, diags, false)
 	return b.String()
 }
+
+// post hands a message to the loop from another goroutine (the control
+// socket's); the loop answers on the message's own reply channel.
+func (m *Master) post(msg any) { m.events <- msg }

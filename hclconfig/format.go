@@ -34,6 +34,10 @@ func Format(c Config) []byte {
 	rb := b.block("reload")
 	rb.attr("watch", strconv.FormatBool(c.Reload.Watch))
 	rb.attr("debounce", durationHCL(c.Reload.Debounce))
+	if c.Metrics.Bind != "" {
+		b.blank()
+		b.block("metrics").attr("bind", quoteHCL(c.Metrics.Bind))
+	}
 
 	for _, l := range c.Listeners {
 		b.blank()
@@ -97,6 +101,8 @@ func formatListener(b *body, l Listener, c Config) {
 	if l.Class == ClassExec {
 		b.attr("command", listHCL(l.Command))
 		b.attr("env", mapHCL(l.Env))
+		b.attr("pass_env", listHCL(l.PassEnv))
+		b.attr("inherit_env", strconv.FormatBool(l.InheritEnv))
 		b.attr("dir", quoteHCL(l.Dir))
 		b.attr("ready", quoteHCL(l.Ready))
 		b.attr("stop_signal", quoteHCL(l.StopSignal))

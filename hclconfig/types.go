@@ -21,6 +21,7 @@ const (
 	AppStatic   = "static"
 	AppProxy    = "proxy"
 	AppRedirect = "redirect"
+	AppStatus   = "status"
 )
 
 // Config is a validated configuration: durations parsed, defaults filled,
@@ -36,7 +37,14 @@ type Config struct {
 	Group     string     `json:"group,omitempty"`
 	Log       Log        `json:"log"`
 	Reload    Reload     `json:"reload"`
+	Metrics   Metrics    `json:"metrics,omitzero"`
 	Listeners []Listener `json:"listeners"` // in file order
+}
+
+// Metrics is the metrics block: where the master serves Prometheus
+// metrics. Bind "" means off.
+type Metrics struct {
+	Bind string `json:"bind,omitempty"` // normalized like a listener's bind
 }
 
 // Log is the log block.
@@ -106,11 +114,15 @@ type Listener struct {
 	Routes    []Route   `json:"routes,omitempty"` // longest prefix first
 
 	// exec class
-	Command    []string          `json:"command,omitempty"`
-	Env        map[string]string `json:"env,omitempty"`
-	Dir        string            `json:"dir,omitempty"`         // absolute
-	Ready      string            `json:"ready,omitempty"`       // notify | started
-	StopSignal string            `json:"stop_signal,omitempty"` // e.g. "TERM"
+	Command []string          `json:"command,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	// PassEnv names variables of the master's environment the program
+	// gets besides the few every worker gets; InheritEnv passes all of it.
+	PassEnv    []string `json:"pass_env,omitempty"`
+	InheritEnv bool     `json:"inherit_env,omitempty"`
+	Dir        string   `json:"dir,omitempty"`         // absolute
+	Ready      string   `json:"ready,omitempty"`       // notify | started
+	StopSignal string   `json:"stop_signal,omitempty"` // e.g. "TERM"
 }
 
 // TLS versions a listener accepts as min_version.
@@ -122,7 +134,8 @@ const (
 // TLS is a listener's tls block. Certificates[0] is the default, served
 // when the client's SNI name matches no certificate; the others are chosen
 // by the names they hold. Only the paths are configuration: the files'
-// contents may change under running workers, which reload them.
+// contents may change under running workers; the master reads them again
+// and hands the workers what changed.
 type TLS struct {
 	Certificates []Certificate `json:"certificates,omitempty"`
 	MinVersion   string        `json:"min_version,omitempty"` // TLS12 or TLS13

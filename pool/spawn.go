@@ -11,6 +11,9 @@ import (
 // unlocks lives as long as the master, so Pdeathsig means "the master died".
 type Spawner struct {
 	reqs chan spawnReq
+	// hardenErr says why the spawner's thread could not be hardened (see
+	// hardenThread); children are started all the same.
+	hardenErr error
 }
 
 type spawnReq struct {
@@ -24,6 +27,7 @@ func NewSpawner() *Spawner {
 	ready := make(chan struct{})
 	go func() {
 		runtime.LockOSThread() // never unlocked: this thread is the children's parent
+		s.hardenErr = hardenThread()
 		close(ready)
 		for r := range s.reqs {
 			r.reply <- r.cmd.Start()
@@ -32,6 +36,10 @@ func NewSpawner() *Spawner {
 	<-ready
 	return s
 }
+
+// HardenErr says why workers start without no_new_privs or with
+// capabilities in their bounding set, or nil.
+func (s *Spawner) HardenErr() error { return s.hardenErr }
 
 // Start starts cmd on the spawner's thread.
 func (s *Spawner) Start(cmd *exec.Cmd) error {

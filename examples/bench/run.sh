@@ -8,7 +8,11 @@
 # Knobs: DURATION (5s), ROUNDS (2), CASES (respond static4k static100k proxy
 # accesslog reload), CONNECTIONS (50), THREADS (1), WARMUP (1s), RELOADS (10),
 # RELOAD_DURATION (12s), HFORK_BIN (a built hfork to use instead of building
-# ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output).
+# ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output),
+# METRICS=1 (the hfork config gets a metrics block, and the run ends with a
+# scrape, to measure what serving metrics costs), HFORK_BASE_BIN (another
+# built hfork, run as the server "base" with the config without METRICS,
+# loaded in each round between nginx and hfork: two builds in one run).
 #
 # See examples/bench/README.md for what each case compares.
 set -euo pipefail
@@ -203,6 +207,10 @@ free_port NGX_LOG_PORT
 free_port HF_PORT
 free_port HF_LOG_PORT
 free_port UP_PORT
+free_port BASE_PORT
+free_port BASE_LOG_PORT
+servers="nginx hfork"
+[ -n "${HFORK_BASE_BIN:-}" ] && servers="nginx base hfork"
 
 # nginx_conf PREFIX BODY: the nginx under test. BODY is the respond text
 # without its newline; the reload test changes it.
@@ -212,11 +220,15 @@ nginx_conf() {
 		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
 		"$here/nginx.conf.in"
 }
+free_port HF_METRICS_PORT
 hfork_conf() {
 	sed -e "s|@BODY@|$1|g" \
 		-e "s|@PORT@|$HF_PORT|g" -e "s|@LOG_PORT@|$HF_LOG_PORT|g" \
 		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
 		"$here/hfork.hcl.in"
+	if [ -n "${METRICS:-}" ]; then
+		printf '\nmetrics {\n  bind = "127.0.0.1:%s"\n}\n' "$HF_METRICS_PORT"
+	fi
 }
 
 # ---------------------------------------------------------------- servers
@@ -227,6 +239,11 @@ sed -e "s|@PREFIX@|$tmp/upstream|g" -e "s|@USER@|$nginx_user|g" -e "s|@UP_PORT@|
 	"$here/upstream.conf.in" >"$tmp/upstream/nginx.conf"
 nginx_conf "$tmp/nginx" "$body" >"$tmp/nginx/nginx.conf"
 hfork_conf "$body" >"$tmp/hfork/hfork.hcl"
+if [ -n "${HFORK_BASE_BIN:-}" ]; then
+	mkdir -p "$tmp/base/logs"
+	cp "$HFORK_BASE_BIN" "$tmp/bin/hfork-base"
+	METRICS="" hfork_conf "$body" | sed -e "s|127.0.0.1:$HF_PORT\"|127.0.0.1:$BASE_PORT\"|" -e "s|127.0.0.1:$HF_LOG_PORT\"|127.0.0.1:$BASE_LOG_PORT\"|" >"$tmp/base/hfork.hcl"
+fi
 
 "$NGINX" -t -q -p "$tmp/upstream/" "${up_e[@]}" -c "$tmp/upstream/nginx.conf"
 "$NGINX" -t -q -p "$tmp/nginx/" "${ngx_e[@]}" -c "$tmp/nginx/nginx.conf"
@@ -244,6 +261,12 @@ pids+=("$ngx_pid")
 "$tmp/bin/hfork" -f "$tmp/hfork/hfork.hcl" >"$tmp/hfork/logs/stdout.log" 2>&1 &
 hf_pid=$!
 pids+=("$hf_pid")
+base_pid=""
+if [ -n "${HFORK_BASE_BIN:-}" ]; then
+	"$tmp/bin/hfork-base" -f "$tmp/base/hfork.hcl" >"$tmp/base/logs/stdout.log" 2>&1 &
+	base_pid=$!
+	pids+=("$base_pid")
+fi
 
 fail_start() {
 	echo "run.sh: $1 did not come up; its log:" >&2
@@ -254,6 +277,10 @@ wait_up "$UP_PORT" / "$up_pid" || fail_start "upstream nginx" "$tmp/upstream/log
 wait_up "$NGX_PORT" / "$ngx_pid" || fail_start nginx "$tmp/nginx/logs/error.log"
 wait_up "$HF_PORT" / "$hf_pid" || fail_start hfork "$tmp/hfork/logs/hfork.log"
 wait_up "$HF_LOG_PORT" / "$hf_pid" || fail_start hfork "$tmp/hfork/logs/hfork.log"
+if [ -n "$base_pid" ]; then
+	wait_up "$BASE_PORT" / "$base_pid" || fail_start "hfork (base)" "$tmp/base/logs/hfork.log"
+	echo "base hfork ($HFORK_BASE_BIN) pid $base_pid on 127.0.0.1:$BASE_PORT (access log on :$BASE_LOG_PORT)"
+fi
 echo "upstream nginx pid $up_pid on 127.0.0.1:$UP_PORT"
 echo "nginx pid $ngx_pid on 127.0.0.1:$NGX_PORT (access log on :$NGX_LOG_PORT)"
 echo "hfork pid $hf_pid on 127.0.0.1:$HF_PORT (access log on :$HF_LOG_PORT)"
@@ -271,7 +298,9 @@ case_port() { # CASE SERVER
 	case $1/$2 in
 	accesslog/nginx) echo "$NGX_LOG_PORT" ;;
 	accesslog/hfork) echo "$HF_LOG_PORT" ;;
+	accesslog/base) echo "$BASE_LOG_PORT" ;;
 	*/nginx) echo "$NGX_PORT" ;;
+	*/base) echo "$BASE_PORT" ;;
 	*/hfork) echo "$HF_PORT" ;;
 	esac
 }
@@ -286,7 +315,7 @@ case_bytes() {
 # Check both servers give the same answer before timing anything.
 for c in $CASES; do
 	[ "$c" = reload ] && continue
-	for s in nginx hfork; do
+	for s in $servers; do
 		port=$(case_port "$c" "$s")
 		path=$(case_path "$c")
 		st=$(http_status "$port" "$path")
@@ -331,6 +360,9 @@ workers_of() { # SERVER CASE
 	local master pat k
 	if [ "$1" = nginx ]; then
 		master=$ngx_pid pat="nginx: worker process"
+	elif [ "$1" = base ]; then
+		master=$base_pid pat="hfork: worker bench"
+		[ "$2" = accesslog ] && pat="hfork: worker logged"
 	else
 		master=$hf_pid pat="hfork: worker bench"
 		[ "$2" = accesslog ] && pat="hfork: worker logged"
@@ -349,11 +381,11 @@ for c in $CASES; do
 	[ "$c" = reload ] && continue
 	path=$(case_path "$c")
 	echo "== $c: GET $path"
-	for s in nginx hfork; do
+	for s in $servers; do
 		"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$(case_port "$c" "$s")$path" >/dev/null 2>&1 || true
 	done
 	for r in $(seq "$ROUNDS"); do
-		for s in nginx hfork; do
+		for s in $servers; do
 			out=$tmp/wrk.$c.$s.$r.txt
 			wk=$(workers_of "$s" "$c")
 			before=$(for k in $wk; do ticks_of "$k"; done)
@@ -400,16 +432,27 @@ if [ -s "$results" ]; then
 		m = split(order, cs, " ")
 		for (i = 1; i <= m; i++) {
 			c = cs[i]
-			kn = c SUBSEP "nginx"; kh = c SUBSEP "hfork"
+			kn = c SUBSEP "nginx"; kh = c SUBSEP "hfork"; kb = c SUBSEP "base"
 			if (!(kn in n)) continue
 			rn = rps[kn] / n[kn]; rh = rps[kh] / n[kh]; cn = cpu[kn] / n[kn]; ch = cpu[kh] / n[kh]
 			printf "%-11s %-6s %9.0f %8.2f %8.2f %6s %9.1f %10s  %s | %s%s\n", c, "nginx", rn, p50[kn] / n[kn], p99[kn] / n[kn], "1", cn, "1", each[kn], split_[kn], err[kn] ? " | errors " err[kn] : ""
+			if (kb in n) {
+				rb = rps[kb] / n[kb]; cb = cpu[kb] / n[kb]
+				printf "%-11s %-6s %9.0f %8.2f %8.2f %6.2f %9.1f %10.2f  %s | %s%s\n", c, "base", rb, p50[kb] / n[kb], p99[kb] / n[kb], rn ? rb / rn : 0, cb, cn ? cb / cn : 0, each[kb], split_[kb], err[kb] ? " | errors " err[kb] : ""
+			}
 			printf "%-11s %-6s %9.0f %8.2f %8.2f %6.2f %9.1f %10.2f  %s | %s%s\n", c, "hfork", rh, p50[kh] / n[kh], p99[kh] / n[kh], rn ? rh / rn : 0, ch, cn ? ch / cn : 0, each[kh], split_[kh], err[kh] ? " | errors " err[kh] : ""
 		}
 	}' "$results"
+	[ -n "$base_pid" ] && echo "base: HFORK_BASE_BIN on the same config (without METRICS), loaded between nginx and hfork in each round."
 	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more)."
 	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
 	echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
+
+if [ -n "${METRICS:-}" ]; then
+	echo
+	echo "== metrics (METRICS=1): hfork's request counters after the load"
+	http_body "$HF_METRICS_PORT" /metrics | grep '^hfork_http_requests_total' | grep -v ' 0$' || true
 fi
 
 # ---------------------------------------------------------------- memory

@@ -21,11 +21,14 @@
 // it to Run. Run holds no OS effects of its own, so tests run a worker in
 // process on loopback sockets.
 //
-// A TLS listener's worker holds its certificates in memory (Certificates),
-// picks one per handshake by SNI, offers HTTP/2 by ALPN (not in the sync
-// class), and re-reads the files when they change, every second or at
-// once when the master sends a ReloadTLS Command, without a restart and
-// without failing a handshake. The listener's limits apply to every class:
+// A TLS listener's worker holds its certificates in memory (a
+// pool/internal/certset Set, the master's type too), picks one per
+// handshake by SNI, and offers HTTP/2 by ALPN (not in the sync class). It
+// never reads certificate or key files: the master sends the PEM in the
+// Spec and, when the files changed, in a Command, which the worker takes
+// without a restart and without failing a handshake.
+//
+// The listener's limits apply to every class:
 // max_header_bytes (431), max_body_bytes (413), read_header_timeout (also
 // the handshake's), read_timeout and write_timeout (between two writes,
 // as nginx's send_timeout: sendtimeout.go). A worker whose
@@ -43,7 +46,7 @@
 //
 // Notifications: READY=1 once serving; a heartbeat every second (a quarter
 // of timeout when that is shorter, never under 100ms) with WATCHDOG=1 and
-// the X_HFORK_* counters of protocol.go; X_HFORK_RECYCLE=1 once when
+// the X_HFORK_* counters of package wire; X_HFORK_RECYCLE=1 once when
 // max_requests (plus jitter) requests were served; STOPPING=1 when a drain
 // or a stop begins.
 //
@@ -51,6 +54,8 @@
 //
 //   - A worker never reads the config file: the master hands it its
 //     listener's resolved config in the Spec.
+//   - A worker never opens a key file, and is not dumpable (set before the
+//     Spec, which carries the keys, is read).
 //   - A worker exits when its master is gone: EOF on the control pipe stops
 //     it at once.
 //   - A worker never shuts a listening socket down; it closes only its own

@@ -63,8 +63,12 @@ func (h loopHost) Acquire() bool {
 	}
 }
 
-func (h loopHost) Release()                 { h.w.release() }
-func (h loopHost) Served()                  { h.w.served() }
+func (h loopHost) Release()              { h.w.release() }
+func (h loopHost) Route(path string) int { return h.w.metrics.route(path) }
+func (h loopHost) Served(route, status int, bytes int64, began int64) {
+	h.w.servedRoute(route, status, bytes, began)
+}
+func (h loopHost) DrainIdleClosed()         { h.w.drainIdleClosed.Add(1) }
 func (h loopHost) Evicted(now time.Time)    { h.w.noteEviction(now) }
 func (h loopHost) Admit(ip netip.Addr) bool { return h.w.perIP.admit(ip) }
 func (h loopHost) Leave(ip netip.Addr)      { h.w.perIP.leave(ip) }
