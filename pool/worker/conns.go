@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hfork/hfork/pool/internal/proxyproto"
 	"github.com/hfork/hfork/pool/worker/app"
 )
 
@@ -78,6 +79,12 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 				<-sem
 			}
 			continue
+		}
+		if l.w.cfg.ProxyProtocol {
+			// The header comes before anything else, a TLS handshake too.
+			// max_connections_per_ip counted the peer: the header is read
+			// on the connection's own goroutine, never in Accept.
+			c = proxyproto.NewConn(c, l.w.cfg.ReadHeaderTimeout)
 		}
 		// A connection accepted while Close races is still ours: the kernel
 		// gave it to this process, so it is served (or drained), never

@@ -32,6 +32,8 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 		Listeners:         lns,
 		Fast:              fast,
 		Access:            access,
+		Trust:             app.NewTrust(w.cfg.TrustedProxies),
+		ProxyProtocol:     w.cfg.ProxyProtocol,
 		Log:               w.log,
 		ReadHeaderTimeout: rht,
 		Idle:              w.limits.idle,
@@ -74,12 +76,9 @@ func (h loopHost) Admit(ip netip.Addr) bool { return h.w.perIP.admit(ip) }
 func (h loopHost) Leave(ip netip.Addr)      { h.w.perIP.leave(ip) }
 
 // Adopt takes the loop's count of the client's address with the
-// connection, as it takes its slot.
-func (h loopHost) Adopt(c net.Conn) net.Conn {
-	var ip netip.Addr
-	if h.w.perIP.max > 0 {
-		ip = remoteIP(c)
-	}
+// connection, as it takes its slot: the address the loop counted (the
+// peer's, also under proxy_protocol), not what RemoteAddr says now.
+func (h loopHost) Adopt(c net.Conn, ip netip.Addr) net.Conn {
 	tc := h.w.adopt(c, ip)
 	tc.fr = h.w.newFramer(&tc.refused)
 	return tc

@@ -96,6 +96,7 @@ func (l *Loop) accept(lfd int) {
 	}
 	c := l.newConn()
 	c.fd, c.since, c.deadline, c.fresh, c.ip = nfd, l.now, l.now+l.rht, true, ip
+	c.pp = l.cfg.ProxyProtocol
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}

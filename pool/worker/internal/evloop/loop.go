@@ -59,9 +59,10 @@ type Host interface {
 	// Served counts one request answered: its route, status, body bytes,
 	// and when its head was read (the loop's clock, Unix nanoseconds).
 	Served(route, status int, bytes int64, began int64)
-	// Adopt takes a connection handed over to net/http, with its slot,
-	// and returns the conn net/http is to serve.
-	Adopt(net.Conn) net.Conn
+	// Adopt takes a connection handed over to net/http, with its slot
+	// and the address Admit counted it under (invalid: none), and returns
+	// the conn net/http is to serve.
+	Adopt(c net.Conn, ip netip.Addr) net.Conn
 	// Evicted counts idle connections closed to make room.
 	Evicted(now time.Time)
 	// Admit counts a connection from ip against max_connections_per_ip,
@@ -79,7 +80,10 @@ type Config struct {
 	Listeners []net.Listener // the loop accepts on its own dups of these
 	Fast      app.FastServer
 	Access    *app.AccessLog // nil: no access log
-	Log       *slog.Logger
+	Trust     *app.Trust     // trusted_proxies; nil: none
+	// ProxyProtocol: each connection begins with a PROXY header.
+	ProxyProtocol bool
+	Log           *slog.Logger
 	// ReadHeaderTimeout is the time for a head to arrive (the shorter of
 	// read_header_timeout and read_timeout); it must be positive.
 	ReadHeaderTimeout time.Duration
@@ -146,11 +150,20 @@ type Loop struct {
 	// The proxy's side (see upstream.go and exchange.go).
 	ups        []*upConn
 	upByFD     []*upConn
-	upIdle     [][]*upConn // by FastUpstream.ID, most recently used last
+	upIdle     [][]*upConn // by upstream.Member.ID, most recently used last
 	exFree     []*exchange // finished exchanges, for reuse
 	needRemote bool        // the client address is needed (access log, X-Forwarded-For)
 	outOfFDs   bool        // the last dial found no file descriptor (upstream.go)
 	fds        app.FDAlarm
+	dialErr    error // why the last dial failed at once
+
+	// The request's client (see who): its "ip:port" for the log and
+	// ip_hash, the X-Forwarded-For a proxy sends with trusted_proxies,
+	// and its X-Request-ID.
+	client   string
+	chain    string
+	useChain bool
+	reqID    []byte
 }
 
 type loopCmd int
@@ -196,7 +209,7 @@ func New(cfg Config, host Host) (*Loop, error) {
 		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.resp.Reset()
-	l.needRemote = cfg.Access != nil || len(cfg.Fast.FastUpstreams()) > 0
+	l.needRemote = cfg.Access != nil || len(cfg.Fast.FastProxies()) > 0
 	l.rht, l.idle, l.wto = int64(cfg.ReadHeaderTimeout), int64(cfg.Idle), int64(cfg.WriteTimeout)
 	l.maxHead = MaxHead
 	if m := cfg.MaxHeaderBytes; m > 0 && m < l.maxHead {

@@ -21,7 +21,7 @@ import (
 
 // fakeFast answers "/" itself, forwards "/up" to its upstream, and leaves
 // everything else to net/http.
-type fakeFast struct{ up *app.FastUpstream }
+type fakeFast struct{ up *app.FastProxy }
 
 func (f fakeFast) ServeFast(req *app.FastRequest, resp *app.FastResponse) bool {
 	switch {
@@ -31,7 +31,7 @@ func (f fakeFast) ServeFast(req *app.FastRequest, resp *app.FastResponse) bool {
 		resp.Body = []byte("hi\n")
 		return true
 	case req.Path == "/up" && f.up != nil:
-		resp.Upstream = f.up
+		resp.Proxy = f.up
 		return true
 	}
 	return false
@@ -39,11 +39,11 @@ func (f fakeFast) ServeFast(req *app.FastRequest, resp *app.FastResponse) bool {
 
 func (f fakeFast) FastRoutes() bool { return true }
 
-func (f fakeFast) FastUpstreams() []*app.FastUpstream {
+func (f fakeFast) FastProxies() []*app.FastProxy {
 	if f.up == nil {
 		return nil
 	}
-	return []*app.FastUpstream{f.up}
+	return []*app.FastProxy{f.up}
 }
 
 // fakeHost is a worker with slots connection slots.
@@ -77,9 +77,9 @@ func (h *fakeHost) Served(route, status int, bytes int64, began int64) {
 	h.status.Store(int64(status))
 	h.served.Add(1)
 }
-func (h *fakeHost) DrainIdleClosed()          { h.drained.Add(1) }
-func (h *fakeHost) Adopt(c net.Conn) net.Conn { h.adopted <- c; return c }
-func (h *fakeHost) Evicted(time.Time)         { h.evicted.Add(1) }
+func (h *fakeHost) DrainIdleClosed()                        { h.drained.Add(1) }
+func (h *fakeHost) Adopt(c net.Conn, _ netip.Addr) net.Conn { h.adopted <- c; return c }
+func (h *fakeHost) Evicted(time.Time)                       { h.evicted.Add(1) }
 
 // Admit and Leave keep at most perIP connections per address.
 func (h *fakeHost) Admit(ip netip.Addr) bool {
