@@ -77,6 +77,8 @@ func formatListener(b *body, l Listener, c Config) {
 		b.attr("read_header_timeout", durationHCL(l.ReadHeaderTimeout))
 		b.attr("read_timeout", durationHCL(l.ReadTimeout))
 		b.attr("write_timeout", durationHCL(l.WriteTimeout))
+		b.attr("max_connections_per_ip", intHCL(l.MaxConnsPerIP))
+		b.attr("underscores_in_headers", boolHCL(l.UnderscoresInHeaders))
 	}
 	if l.RedirectHTTPS {
 		b.attr("redirect_https", "true")

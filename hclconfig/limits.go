@@ -20,6 +20,10 @@ const (
 	// defaultReadHeaderTimeout cuts off a client that trickles its request
 	// line and headers (slowloris), and bounds the TLS handshake.
 	defaultReadHeaderTimeout = 10 * time.Second
+	// defaultWriteTimeout is nginx's send_timeout: a client that takes
+	// nothing of its answer for a minute is gone or hostile, and one that
+	// reads at any steady rate is never cut off.
+	defaultWriteTimeout = 60 * time.Second
 	// defaultHTTPSPort is where redirect_https sends clients.
 	defaultHTTPSPort = 443
 	// maxHeaderLimit is the largest max_header_bytes: far beyond any real
@@ -55,6 +59,10 @@ func (d *decoder) limits(attrs hcl.Attributes, l *Listener) {
 	}
 	d.duration(attrs, "read_timeout", &l.ReadTimeout)
 	d.duration(attrs, "write_timeout", &l.WriteTimeout)
+	if d.integer(attrs, "max_connections_per_ip", &l.MaxConnsPerIP) && l.MaxConnsPerIP < 0 {
+		d.errorf(attrs["max_connections_per_ip"].Expr.Range(), "Invalid max_connections_per_ip", "max_connections_per_ip is %d; use 0 (no cap) or more.", l.MaxConnsPerIP)
+	}
+	d.boolean(attrs, "underscores_in_headers", &l.UnderscoresInHeaders)
 	if l.Class != ClassExec && l.ReadTimeout > 0 && l.ReadTimeout < l.ReadHeaderTimeout {
 		if a, ok := attrs["read_timeout"]; ok {
 			d.warnf(a.Expr.Range(), "read_timeout is shorter than read_header_timeout", "read_timeout covers the headers too, so it cuts a slow client off after %s, before read_header_timeout (%s) would.", formatDuration(l.ReadTimeout), formatDuration(l.ReadHeaderTimeout))

@@ -34,6 +34,8 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "read_header_timeout"},
 		{Name: "read_timeout"},
 		{Name: "write_timeout"},
+		{Name: "max_connections_per_ip"},
+		{Name: "underscores_in_headers"},
 		{Name: "idle_timeout"},
 		{Name: "max_connections"},
 		{Name: "redirect_https"},
@@ -86,6 +88,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		MaxHeaderBytes:    defaultMaxHeaderBytes,
 		MaxBodyBytes:      defaultMaxBodyBytes,
 		ReadHeaderTimeout: defaultReadHeaderTimeout,
+		WriteTimeout:      defaultWriteTimeout,
 		EventLoop:         true,
 		User:              d.user,
 		Group:             d.group,
@@ -259,6 +262,8 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		execCannot(d, attrs, "write_timeout", &l.WriteTimeout, 0)
 		execCannot(d, attrs, "max_requests", &l.MaxRequests, 0)
 		execCannot(d, attrs, "max_requests_jitter", &l.MaxRequestsJitter, 0)
+		execCannot(d, attrs, "max_connections_per_ip", &l.MaxConnsPerIP, 0)
+		execCannot(d, attrs, "underscores_in_headers", &l.UnderscoresInHeaders, false)
 	case ClassSync:
 		// a sync worker closes each connection after its response
 		noEffect(d, attrs, "keepalive", l.Class, &l.Keepalive, 0)

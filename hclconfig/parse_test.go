@@ -65,6 +65,7 @@ func TestParseDefaults(t *testing.T) {
 		MaxHeaderBytes:    1 << 20,
 		MaxBodyBytes:      100 << 20,
 		ReadHeaderTimeout: 10e9,
+		WriteTimeout:      60e9,
 		Routes:            []Route{{Prefix: "/", App: AppRespond, Respond: Respond{Status: 200, Body: "hi"}}},
 	}
 	if !reflect.DeepEqual(c.Listeners, []Listener{want}) {

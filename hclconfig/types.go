@@ -84,8 +84,16 @@ type Listener struct {
 	MaxHeaderBytes    int           `json:"max_header_bytes"`
 	MaxBodyBytes      int64         `json:"max_body_bytes"` // 0 is unlimited
 	ReadHeaderTimeout time.Duration `json:"read_header_timeout"`
-	ReadTimeout       time.Duration `json:"read_timeout"`  // 0 is none
-	WriteTimeout      time.Duration `json:"write_timeout"` // 0 is none
+	ReadTimeout       time.Duration `json:"read_timeout"` // 0 is none
+	// WriteTimeout is the longest wait between two successful writes of
+	// an answer (nginx's send_timeout), not a cap on the whole answer.
+	WriteTimeout time.Duration `json:"write_timeout"` // 0 is none
+	// MaxConnsPerIP caps the connections one client address holds open
+	// in one worker; 0 is no cap.
+	MaxConnsPerIP int `json:"max_connections_per_ip"`
+	// UnderscoresInHeaders keeps request header names with an underscore,
+	// which are otherwise dropped before an app or upstream sees them.
+	UnderscoresInHeaders bool `json:"underscores_in_headers,omitempty"`
 
 	// TrustedProxies are the peers (CIDR ranges, and "unix" for unix
 	// socket peers) whose X-Forwarded-For and X-Request-ID are believed.

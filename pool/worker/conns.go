@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,9 @@ const (
 )
 
 func (l *gatedListener) Accept() (net.Conn, error) {
-	if n := l.w.open.Load(); n > 0 && l.w.siblings {
+	// Not when full: then the wait is acquire's, and a pause would cap
+	// how fast a flood's connections make room (evict.go).
+	if n := l.w.open.Load(); n > 0 && l.w.siblings && !l.w.full() {
 		select {
 		case <-time.After(min(time.Duration(n)*acceptPause, acceptPauseMax)):
 		case <-l.done:
@@ -50,37 +53,54 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 		}
 	}
 	sem := l.w.connSem
-	if sem != nil {
-		if err := l.acquire(sem); err != nil {
+	for {
+		if sem != nil {
+			if err := l.acquire(sem); err != nil {
+				return nil, err
+			}
+		}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if sem != nil {
+				<-sem
+			}
+			select {
+			case <-l.done:
+				return nil, net.ErrClosed
+			default:
+			}
 			return nil, err
 		}
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		if sem != nil {
-			<-sem
+		ip := remoteIP(c)
+		if !l.w.perIP.admit(ip) {
+			// Over max_connections_per_ip: closed before a byte is read.
+			c.Close()
+			if sem != nil {
+				<-sem
+			}
+			continue
 		}
-		select {
-		case <-l.done:
-			return nil, net.ErrClosed
-		default:
+		if l.w.cfg.ProxyProtocol {
+			// The header comes before anything else, a TLS handshake too.
+			// max_connections_per_ip counted the peer: the header is read
+			// on the connection's own goroutine, never in Accept.
+			c = proxyproto.NewConn(c, l.w.cfg.ReadHeaderTimeout)
 		}
-		return nil, err
+		// A connection accepted while Close races is still ours: the kernel
+		// gave it to this process, so it is served (or drained), never
+		// dropped.
+		tc := l.w.adopt(c, ip)
+		if l.w.tls == nil {
+			tc.fr = l.w.newFramer(&tc.refused)
+		}
+		if l.w.tls != nil {
+			// net/http runs the handshake itself, under read_header_timeout,
+			// when it sees a *tls.Conn.
+			tc.tls = true
+			return tls.Server(tc, l.w.tls), nil
+		}
+		return tc, nil
 	}
-	if l.w.cfg.ProxyProtocol {
-		// The header comes before anything else, a TLS handshake too.
-		c = proxyproto.NewConn(c, l.w.cfg.ReadHeaderTimeout)
-	}
-	// A connection accepted while Close races is still ours: the kernel gave
-	// it to this process, so it is served (or drained), never dropped.
-	tc := l.w.adopt(c)
-	if l.w.tls != nil {
-		// net/http runs the handshake itself, under read_header_timeout,
-		// when it sees a *tls.Conn.
-		tc.tls = true
-		return tls.Server(tc, l.w.tls), nil
-	}
-	return tc, nil
 }
 
 // Close closes only this process's fd: the socket is shared with sibling
@@ -105,6 +125,14 @@ type trackedConn struct {
 
 	tls     bool        // served through a *tls.Conn
 	handled atomic.Bool // a request reached ServeHTTP since the connection became idle
+	ip      netip.Addr  // counted for max_connections_per_ip
+	evicted atomic.Bool // closed to make room: every read ends
+	raw     atomic.Bool // hijacked: the app owns its deadlines
+	acked   uint64      // bytes_acked at the last write_timeout (sendtimeout.go)
+	// fr checks the request heads of a plain-HTTP connection (framing.go);
+	// refused is the status of the head it refused.
+	fr      *framer
+	refused atomic.Int32
 
 	mu       sync.Mutex
 	state    http.ConnState
@@ -144,9 +172,28 @@ var aLongTimeAgo = time.Unix(1, 0)
 // if a request's bytes won that race, the wake-up is undone and the request
 // is served.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.fr == nil {
+		return c.readConn(p)
+	}
+	if c.raw.Load() && c.fr.state != frRefused {
+		c.fr.state = frRaw // hijacked: what follows is the app's
+	}
+	return c.fr.read(c.readConn, p)
+}
+
+// readConn is Read without the framer.
+func (c *trackedConn) readConn(p []byte) (int, error) {
 	for {
+		if c.evicted.Load() {
+			// net/http may have set its own deadline after evict's.
+			return 0, io.EOF
+		}
 		n, err := c.Conn.Read(p)
 		c.mu.Lock()
+		if c.evicted.Load() {
+			c.mu.Unlock()
+			return 0, io.EOF
+		}
 		if err != nil {
 			c.readErr = err
 		}
@@ -182,7 +229,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 		}
 		c.mu.Unlock()
 	}
-	return c.Conn.Write(p)
+	return c.timedWrite(p)
 }
 
 // ReadFrom keeps sendfile(2) for static files: net/http hands a response
@@ -191,9 +238,9 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // would be copied through user space 32 KiB at a time.
 func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
+		return c.timedReadFrom(rf, r)
 	}
-	return io.Copy(writerOnly{c.Conn}, r)
+	return io.Copy(writerOnly{c}, r)
 }
 
 // writerOnly hides a writer's ReadFrom, so io.Copy does not come back here.
@@ -232,7 +279,19 @@ func (c *trackedConn) Close() error {
 		if idle {
 			c.w.drainIdleClosed.Add(1)
 		}
-		err = c.Conn.Close()
+		if !c.raw.Load() && (c.refused.Load() != 0 || pending(c.Conn)) {
+			// Unread bytes (pipelined requests, a refused head's rest)
+			// would make close(2) send a reset, which can destroy the
+			// answer on its way: shut the write side, read what comes
+			// for a moment, then close, off net/http's goroutine.
+			go func() {
+				lingerClose(c.Conn)
+				c.Conn.Close()
+			}()
+			err = nil
+		} else {
+			err = c.Conn.Close()
+		}
 		c.w.forget(c)
 	})
 	return err
@@ -289,6 +348,43 @@ func (c *trackedConn) kick(now, drainStart time.Time, grace time.Duration) bool 
 	return true
 }
 
+// reusable reports whether c waits for a request, silent, idle or with
+// part of a head, and since when: a full worker may close it for a new
+// client (evict.go). HTTP/2 connections close themselves with a GOAWAY.
+func (c *trackedConn) reusable() (time.Time, bool) {
+	if (c.state != http.StateIdle && c.state != http.StateNew) || c.h2 || c.evicted.Load() {
+		return time.Time{}, false
+	}
+	return c.since, true
+}
+
+// evict wakes c's read for good, so net/http closes it. A connection
+// that began to wait less than evictMinQuiet ago is spared (its request
+// may be a round trip away), and so is an idle one whose next request
+// has begun to arrive, or a head whose last bytes came evictHeadQuiet
+// ago: net/http may not have parsed a complete one yet. It reports
+// whether it evicted.
+func (c *trackedConn) evict(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.reusable(); !ok {
+		return false
+	}
+	if now.Sub(c.since) < evictMinQuiet {
+		return false
+	}
+	if c.gotData {
+		if now.Sub(c.lastData) < evictHeadQuiet {
+			return false
+		}
+	} else if pending(c.Conn) {
+		return false
+	}
+	c.evicted.Store(true)
+	c.Conn.SetReadDeadline(aLongTimeAgo)
+	return true
+}
+
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -300,8 +396,9 @@ func later(a, b time.Time) time.Time {
 type connKey struct{}
 
 // adopt starts tracking a freshly accepted connection.
-func (w *worker) adopt(nc net.Conn) *trackedConn {
-	c := &trackedConn{Conn: nc, w: w, state: http.StateNew, since: time.Now()}
+// ip was admitted against max_connections_per_ip already (or is zero).
+func (w *worker) adopt(nc net.Conn, ip netip.Addr) *trackedConn {
+	c := &trackedConn{Conn: nc, w: w, state: http.StateNew, since: time.Now(), ip: ip}
 	w.connsMu.Lock()
 	closed := w.connsClosed
 	if !closed {
@@ -314,6 +411,7 @@ func (w *worker) adopt(nc net.Conn) *trackedConn {
 		c.closeOnce.Do(func() {
 			nc.Close()
 			w.release()
+			w.perIP.leave(ip)
 		})
 	}
 	return c
@@ -330,10 +428,16 @@ func (w *worker) forget(c *trackedConn) {
 	}
 	w.open.Add(-1)
 	w.release()
+	w.perIP.leave(c.ip)
 	select {
 	case w.connGone <- struct{}{}:
 	default:
 	}
+}
+
+// full reports whether every connection slot is taken.
+func (w *worker) full() bool {
+	return w.connSem != nil && len(w.connSem) == cap(w.connSem)
 }
 
 // release gives a connection slot back to the listeners.
@@ -381,6 +485,7 @@ func (w *worker) connState(nc net.Conn, s http.ConnState) {
 		w.logRefused(c)
 	}
 	if s == http.StateHijacked {
+		c.raw.Store(true)
 		// The app took the connection over: whatever runs on it now is a
 		// stream, not a stuck request.
 		c.becameStream()

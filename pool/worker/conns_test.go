@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func connPair(t *testing.T, w *worker) (*trackedConn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := w.adopt(nc)
+	c := w.adopt(nc, netip.Addr{})
 	t.Cleanup(func() { c.Close() })
 	return c, client
 }

@@ -30,9 +30,16 @@
 //
 // The listener's limits apply to every class:
 // max_header_bytes (431), max_body_bytes (413), read_header_timeout (also
-// the handshake's), read_timeout and write_timeout. A worker whose
-// worker_connections are all held closes its quietest idle connection
-// when a client waits in the accept queue.
+// the handshake's), read_timeout and write_timeout (between two writes,
+// as nginx's send_timeout: sendtimeout.go). A worker whose
+// worker_connections are all held closes its reusable connections
+// (silent, idle, or with a head still incomplete), oldest first, as many
+// as there are clients waiting in the accept queue (evict.go);
+// max_connections_per_ip caps what one client address holds.
+// Every plain-HTTP connection net/http serves reads through a framer
+// (framing.go) that refuses, with 400 and a close, the request heads RFC
+// 9112 says a server must refuse and net/http accepts, and drops header
+// names with an underscore.
 //
 // Signals: SIGTERM drains (see Run and the drain steps on worker.drain),
 // SIGINT and SIGQUIT stop fast, SIGUSR1 reopens the access log.
@@ -55,6 +62,8 @@
 //     fd, so its siblings and the kernel's accept queue carry on.
 //   - A drain never closes a connection that has a request in flight, nor
 //     one on which a request has begun to arrive, before graceful_timeout.
+//   - net/http sees no byte of a plain-HTTP request head before the
+//     framer checked all of it.
 //   - Every connection, the loop's or net/http's, holds one slot of
 //     worker_connections; a connection the loop hands over takes its slot
 //     with it.

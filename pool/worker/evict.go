@@ -2,31 +2,45 @@ package worker
 
 import (
 	"net"
+	"net/netip"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/internal/poll"
 )
 
-// A worker at worker_connections makes room for a new client by closing
-// its longest-quiet connection, as nginx reuses keep-alive connections
-// when it runs out: otherwise a thousand idle clients (or a thousand
-// sockets opened to hold them) would starve everyone else of a worker.
+// A worker at worker_connections makes room for new clients by closing
+// its reusable connections, oldest first, as nginx does when it runs
+// out: those silent since their accept, idle between requests, or with a
+// head still incomplete. Otherwise a thousand sockets opened and left
+// silent, or trickling their headers, would starve everyone else of a
+// worker until read_header_timeout. It closes as many as there are
+// clients waiting in the accept queue, every evictPoll, so a flood costs
+// a new client a tick, not a connection a tick.
 const (
 	// evictPoll is how often a full worker looks for clients waiting in
 	// the socket's accept queue.
 	evictPoll = 50 * time.Millisecond
+	// evictBatch is how many connections one tick closes when the socket
+	// cannot say how many clients wait (a unix socket).
+	evictBatch = 16
 	// evictMinQuiet spares connections that just arrived or just went
-	// idle: their request may be a round trip away (the event loop spares
-	// its own as long).
-	evictMinQuiet = 500 * time.Millisecond
+	// idle: their request may be a round trip away (the event loop
+	// spares its own as long). Short, as the oldest go first anyway: a
+	// flood re-opened all at once must not shelter behind it.
+	evictMinQuiet = 100 * time.Millisecond
+	// evictHeadQuiet spares a head with bytes that recent: it may be
+	// complete, net/http not yet through it. Slowloris trickles slower.
+	evictHeadQuiet = 50 * time.Millisecond
 	// evictLogEvery bounds the warning about evictions to one line.
 	evictLogEvery = 10 * time.Second
 )
 
 // acquire takes a connection slot, waiting for one to free. While it
 // waits, a worker of a class that keeps connections open closes its
-// quietest idle connection whenever a client waits in the accept queue.
+// oldest reusable connections for the clients in the accept queue.
 func (l *gatedListener) acquire(sem chan struct{}) error {
 	select {
 	case sem <- struct{}{}:
@@ -35,6 +49,11 @@ func (l *gatedListener) acquire(sem chan struct{}) error {
 	}
 	var tick <-chan time.Time
 	if l.w.limits.evict {
+		// Make room at once for the clients waiting (see accept.go of the
+		// event loop): a tick's wait is what a flood wins.
+		if n := waiting(l.Listener); n > 0 {
+			l.w.evictOldest(time.Now(), n)
+		}
 		t := time.NewTicker(evictPoll)
 		defer t.Stop()
 		tick = t.C
@@ -46,54 +65,121 @@ func (l *gatedListener) acquire(sem chan struct{}) error {
 		case <-l.done:
 			return net.ErrClosed
 		case now := <-tick:
-			if backlogged(l.Listener) {
-				l.w.evictQuietest(now)
+			if n := waiting(l.Listener); n > 0 {
+				l.w.evictOldest(now, n)
 			}
 		}
 	}
 }
 
-// backlogged reports whether a connection waits in ln's accept queue (see
-// poll.Backlogged, which the event loop asks too).
-func backlogged(ln net.Listener) bool {
+// waiting is how many clients wait in ln's accept queue (see
+// poll.Backlog, which the event loop asks too).
+func waiting(ln net.Listener) int {
 	sc, ok := ln.(syscall.Conn)
 	if !ok {
-		return false
+		return 0
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return 0
 	}
-	ready := false
-	rc.Control(func(fd uintptr) { ready = poll.Backlogged(int(fd)) })
-	return ready
+	n := 0
+	rc.Control(func(fd uintptr) {
+		var known bool
+		if n, known = poll.Backlog(int(fd)); !known && poll.Backlogged(int(fd)) {
+			n = evictBatch
+		}
+	})
+	return n
 }
 
-// evictQuietest closes the connection that has been quiet the longest, if
-// one has been for evictMinQuiet, the way a drain closes an idle one.
-func (w *worker) evictQuietest(now time.Time) {
-	var victim *trackedConn
-	var longest time.Duration
+// evictOldest closes up to n reusable connections, those that began to
+// wait the earliest first. net/http closes each once its read wakes.
+func (w *worker) evictOldest(now time.Time, n int) {
+	type cand struct {
+		c     *trackedConn
+		since time.Time
+	}
+	var cands []cand
 	for _, c := range w.snapshotConns() {
 		c.mu.Lock()
-		quiet, ok := c.quietFor(now)
+		if since, ok := c.reusable(); ok {
+			cands = append(cands, cand{c, since})
+		}
 		c.mu.Unlock()
-		if ok && quiet >= evictMinQuiet && quiet > longest {
-			victim, longest = c, quiet
+	}
+	slices.SortFunc(cands, func(a, b cand) int { return a.since.Compare(b.since) })
+	closed := 0
+	for _, k := range cands {
+		if closed == n {
+			break
+		}
+		if k.c.evict(now) {
+			closed++
 		}
 	}
-	if victim == nil || !victim.kick(now, time.Time{}, evictMinQuiet) {
-		return
+	if closed > 0 {
+		w.noteEvictions(now, closed)
 	}
-	w.noteEviction(now)
 }
 
-// noteEviction counts an idle connection closed to make room, with one
-// warning every evictLogEvery.
-func (w *worker) noteEviction(now time.Time) {
-	n := w.evicted.Add(1)
+// noteEviction counts one idle connection the event loop closed.
+func (w *worker) noteEviction(now time.Time) { w.noteEvictions(now, 1) }
+
+// noteEvictions counts connections closed to make room, with one warning
+// every evictLogEvery.
+func (w *worker) noteEvictions(now time.Time, k int) {
+	n := w.evicted.Add(uint64(k))
 	if last := w.evictLogged.Load(); now.UnixNano()-last >= int64(evictLogEvery) && w.evictLogged.CompareAndSwap(last, now.UnixNano()) {
 		w.log.Warn("worker at worker_connections; closing idle connections to accept new ones",
 			"worker_connections", cap(w.connSem), "evicted", n)
 	}
+}
+
+// perIP counts a worker's connections by client address, for
+// max_connections_per_ip. The zero cap counts nothing.
+type perIP struct {
+	max int
+	mu  sync.Mutex
+	n   map[netip.Addr]int
+}
+
+// admit counts a connection from ip, or reports false when ip holds its
+// share already.
+func (p *perIP) admit(ip netip.Addr) bool {
+	if p.max <= 0 || !ip.IsValid() {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n[ip] >= p.max {
+		return false
+	}
+	if p.n == nil {
+		p.n = make(map[netip.Addr]int)
+	}
+	p.n[ip]++
+	return true
+}
+
+// leave gives back what admit counted.
+func (p *perIP) leave(ip netip.Addr) {
+	if p.max <= 0 || !ip.IsValid() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n[ip] <= 1 {
+		delete(p.n, ip)
+		return
+	}
+	p.n[ip]--
+}
+
+// remoteIP is nc's client address, or the zero Addr for a unix socket.
+func remoteIP(nc net.Conn) netip.Addr {
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }

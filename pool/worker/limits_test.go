@@ -137,7 +137,7 @@ func TestMalformedRequests(t *testing.T) {
 		"GET /\x00 HTTP/1.1\r\nHost: a\r\n\r\n":                                        "HTTP/1.1 400",
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n":                     "HTTP/1.1 400",
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n": "HTTP/1.1 400",
-		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n":                "HTTP/1.1 501",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n":                "HTTP/1.1 400",
 		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n":                                 "HTTP/1.1 400",
 	} {
 		if got := rawExchange(t, tw.addr, req); !strings.HasPrefix(got, want) {
@@ -180,8 +180,8 @@ func raiseNoFile(t *testing.T) int {
 
 // TestIdleConnectionsDoNotStarve: an async worker whose worker_connections
 // are all taken by idle clients (silent new ones and idle keep-alive ones)
-// closes the quietest of them for a new client, which is served in about
-// evictMinQuiet instead of waiting for read_header_timeout or keepalive.
+// closes the oldest of them for a new client, which is served at once
+// instead of waiting for read_header_timeout or keepalive.
 func TestIdleConnectionsDoNotStarve(t *testing.T) {
 	n := min(1000, raiseNoFile(t))
 	if n < 100 {

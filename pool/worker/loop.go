@@ -2,6 +2,7 @@ package worker
 
 import (
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/app"
@@ -42,6 +43,7 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 		MaxHeaderBytes:    w.cfg.MaxHeaderBytes,
 		KeepAlive:         w.limits.keepAlive,
 		Evict:             w.limits.evict,
+		PerIP:             w.perIP.max > 0,
 		Siblings:          w.siblings,
 		AcceptPause:       acceptPause,
 		AcceptPauseMax:    acceptPauseMax,
@@ -68,6 +70,16 @@ func (h loopHost) Route(path string) int { return h.w.metrics.route(path) }
 func (h loopHost) Served(route, status int, bytes int64, began int64) {
 	h.w.servedRoute(route, status, bytes, began)
 }
-func (h loopHost) DrainIdleClosed()          { h.w.drainIdleClosed.Add(1) }
-func (h loopHost) Adopt(c net.Conn) net.Conn { return h.w.adopt(c) }
-func (h loopHost) Evicted(now time.Time)     { h.w.noteEviction(now) }
+func (h loopHost) DrainIdleClosed()         { h.w.drainIdleClosed.Add(1) }
+func (h loopHost) Evicted(now time.Time)    { h.w.noteEviction(now) }
+func (h loopHost) Admit(ip netip.Addr) bool { return h.w.perIP.admit(ip) }
+func (h loopHost) Leave(ip netip.Addr)      { h.w.perIP.leave(ip) }
+
+// Adopt takes the loop's count of the client's address with the
+// connection, as it takes its slot: the address the loop counted (the
+// peer's, also under proxy_protocol), not what RemoteAddr says now.
+func (h loopHost) Adopt(c net.Conn, ip netip.Addr) net.Conn {
+	tc := h.w.adopt(c, ip)
+	tc.fr = h.w.newFramer(&tc.refused)
+	return tc
+}

@@ -147,6 +147,14 @@ func upstreamApp(w http.ResponseWriter, r *http.Request) {
 	for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "User-Agent", "Accept", "Connection", "Te", "X-Private", "Content-Length"} {
 		hs = append(hs, fmt.Sprintf("%s=%q", k, r.Header.Values(k)))
 	}
+	var odd []string // names with an underscore, which a proxy drops
+	for k, vs := range r.Header {
+		if strings.Contains(k, "_") {
+			odd = append(odd, fmt.Sprintf("%s=%q", k, vs))
+		}
+	}
+	slices.Sort(odd)
+	hs = append(hs, odd...)
 	fmt.Fprintf(w, "upstream %s %s host=%s %q %s", r.Method, r.URL.RequestURI(), r.Host, body, strings.Join(hs, " "))
 }
 
@@ -745,7 +753,7 @@ func TestLoopMaxRequests(t *testing.T) {
 
 func TestLoopConnectionCap(t *testing.T) {
 	// At worker_connections the loop accepts no more until one closes;
-	// a client waiting in the queue then gets the quietest idle one's
+	// a client waiting in the queue then gets the oldest idle one's
 	// place.
 	l := loopSite(t)
 	l.WorkerConnections = 2
@@ -757,7 +765,6 @@ func TestLoopConnectionCap(t *testing.T) {
 		readAnswer(t, br, "GET")
 		held = append(held, c)
 	}
-	time.Sleep(evictMinQuiet)
 	c, br := dialSite(t, tw.addr)
 	io.WriteString(c, "GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
 	if _, body := readAnswer(t, br, "GET"); body != "hello\n" {
@@ -1128,6 +1135,42 @@ func TestLoopProxyIgnoresBytesAfterAnswer(t *testing.T) {
 	io.WriteString(c, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("second answer %d, want the 204 of a fresh connection", resp.StatusCode)
+	}
+}
+
+// TestLoopProxyLimitsInterimAnswers: an upstream that sends 103 Early
+// Hints without end gets its client five of them and then a 502, and the
+// connection serves on; before, the loop passed them on for ever and its
+// memory grew with them (474 MB in the finding).
+func TestLoopProxyLimitsInterimAnswers(t *testing.T) {
+	up := rawUpstream(t, func(n int, c net.Conn, head string) {
+		if strings.Contains(head, "/endless") {
+			hint := strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", 64)
+			for {
+				if _, err := io.WriteString(c, hint); err != nil {
+					return
+				}
+			}
+		}
+		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </b.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	tw := startSite(t, proxySite(t, up), nil, nil)
+	c, br := dialSite(t, tw.addr)
+	io.WriteString(c, "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+	for i := range 5 {
+		if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusEarlyHints {
+			t.Fatalf("answer %d: %d, want 103", i, resp.StatusCode)
+		}
+	}
+	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("after five interim answers: %d, want 502", resp.StatusCode)
+	}
+	io.WriteString(c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusEarlyHints {
+		t.Fatalf("one interim answer: %d, want 103", resp.StatusCode)
+	}
+	if _, body := readAnswer(t, br, "GET"); body != "ok" {
+		t.Fatalf("answer after one interim answer: %q", body)
 	}
 }
 

@@ -114,6 +114,7 @@ func Main() int {
 	if err != nil {
 		return fail(err)
 	}
+	access.SetLogger(log)
 	var certs *certset.Set
 	if l.TLS.Enabled() {
 		if certs, err = certset.New(spec.Certificates, log); err != nil {

@@ -115,6 +115,7 @@ type worker struct {
 	tls         *tls.Config   // nil for plain HTTP
 	evicted     atomic.Uint64 // idle connections closed to make room
 	evictLogged atomic.Int64  // unix nanos of the last eviction warning
+	perIP       perIP         // max_connections_per_ip
 
 	track       tracker
 	metrics     *reqMetrics
@@ -192,6 +193,7 @@ func newWorker(opts options) (*worker, error) {
 	if w.log == nil {
 		w.log = slog.Default()
 	}
+	w.perIP.max = opts.Listener.MaxConnsPerIP
 	if w.grace <= 0 {
 		w.grace = time.Second
 		if k := opts.Listener.Keepalive; k > 0 {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,7 +30,8 @@ const (
 // with the listener's limits: max_header_bytes (net/http answers 431 past
 // it, with 4 KiB of slack), read_header_timeout (also the TLS handshake's
 // deadline: net/http takes the shortest of the read timeouts), read_timeout,
-// write_timeout, and keepalive as the idle timeout.
+// and keepalive as the idle timeout. write_timeout is the connection's
+// (sendtimeout.go).
 //
 // It speaks HTTP/1.1, and HTTP/2 on a TLS listener of a class that keeps
 // connections alive. The drain relies on "Connection: close", which the
@@ -41,12 +43,13 @@ func (w *worker) newServer() *http.Server {
 		Handler:           w,
 		ReadHeaderTimeout: cmp.Or(l.ReadHeaderTimeout, fallbackReadHeaderTimeout),
 		ReadTimeout:       l.ReadTimeout,
-		WriteTimeout:      l.WriteTimeout,
-		IdleTimeout:       w.limits.idle,
-		MaxHeaderBytes:    cmp.Or(l.MaxHeaderBytes, fallbackMaxHeaderBytes),
-		ConnState:         w.connState,
-		ConnContext:       w.connContext,
-		ErrorLog:          log.New(serverLog{w.log}, "", 0),
+		// No WriteTimeout: write_timeout is the connection's, per piece
+		// (sendtimeout.go).
+		IdleTimeout:    w.limits.idle,
+		MaxHeaderBytes: cmp.Or(l.MaxHeaderBytes, fallbackMaxHeaderBytes),
+		ConnState:      w.connState,
+		ConnContext:    w.connContext,
+		ErrorLog:       log.New(serverLog{w.log}, "", 0),
 	}
 	var p http.Protocols
 	p.SetHTTP1(true)
@@ -119,6 +122,16 @@ type reqState struct {
 func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	var rs *reqState
 	c, ok := r.Context().Value(connKey{}).(*trackedConn)
+	if ok {
+		if status := c.refused.Load(); status != 0 {
+			// The framer's stand-in for a head it refused (framing.go).
+			c.handled.Store(true) // logged here, not by logRefused
+			refuseHead(rw, int(status))
+			w.log.Debug("request refused before the routes", "remote", c.RemoteAddr().String(),
+				"reason", "answered "+strconv.Itoa(int(status))+" "+http.StatusText(int(status))+" (framing)")
+			return
+		}
+	}
 	switch {
 	case ok && r.ProtoMajor == 1:
 		rs = &c.req

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -137,7 +138,7 @@ func benchServe(b *testing.B, wrap bool) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
 	w := serveWorker(b, hclconfig.ClassAsync, h)
 	w.conns = map[*trackedConn]struct{}{}
-	c := w.adopt(fakeConn{})
+	c := w.adopt(fakeConn{}, netip.Addr{})
 	ctx := w.connContext(context.Background(), c)
 	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
 	rw := discardWriter{h: http.Header{}}

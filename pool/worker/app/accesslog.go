@@ -39,6 +39,9 @@ type AccessLog struct {
 	path   string // "" for stdout
 	format accessFormat
 	now    func() time.Time // a seam for tests
+	// log gets the warning of a failed write: the worker's logger, with
+	// its format and its listener, pid, gen and class.
+	log atomic.Pointer[slog.Logger]
 
 	mu     sync.Mutex
 	f      *os.File
@@ -110,9 +113,23 @@ func (a *AccessLog) flushLocked() error {
 	err := a.w.Flush()
 	if err != nil {
 		a.w.Reset(a.f)
-		slog.Warn("access log write failed", "file", a.name(), "err", err)
+		a.logger().Warn("access log write failed", "file", a.name(), "err", err)
 	}
 	return err
+}
+
+// SetLogger makes log the logger of the access log's own warnings.
+func (a *AccessLog) SetLogger(log *slog.Logger) {
+	if a != nil {
+		a.log.Store(log)
+	}
+}
+
+func (a *AccessLog) logger() *slog.Logger {
+	if l := a.log.Load(); l != nil {
+		return l
+	}
+	return slog.Default()
 }
 
 func (a *AccessLog) name() string {
@@ -135,7 +152,7 @@ func (a *AccessLog) write(line []byte) {
 	}
 	if _, err := a.w.Write(line); err != nil {
 		a.w.Reset(a.f)
-		slog.Warn("access log write failed", "file", a.name(), "err", err)
+		a.logger().Warn("access log write failed", "file", a.name(), "err", err)
 	}
 }
 

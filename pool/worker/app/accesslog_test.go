@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -347,3 +348,43 @@ func benchAccessLog(b *testing.B, format string) {
 
 func BenchmarkAccessLogCombined(b *testing.B) { benchAccessLog(b, "combined") }
 func BenchmarkAccessLogJSON(b *testing.B)     { benchAccessLog(b, "json") }
+
+// TestAccessLogWarnsThroughItsLogger: a failed write (here /dev/full)
+// is warned about through the worker's logger, with its attributes,
+// not the process default.
+func TestAccessLogWarnsThroughItsLogger(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	a, err := OpenAccessLog(hclconfig.AccessLog{File: "/dev/full"})
+	if err != nil {
+		t.Skipf("open /dev/full: %v", err)
+	}
+	defer a.Close()
+	var buf syncBuffer
+	a.SetLogger(slog.New(slog.NewJSONHandler(&buf, nil)).With("listener", "web", "pid", 7))
+	a.Log(&Entry{Method: "GET", RequestURI: "/", Proto: "HTTP/1.1", Status: 200, Start: time.Now(), End: time.Now()})
+	a.Close()
+	got := buf.String()
+	if !strings.Contains(got, `"msg":"access log write failed"`) || !strings.Contains(got, `"listener":"web"`) || !strings.Contains(got, `"pid":7`) {
+		t.Fatalf("warning: %q", got)
+	}
+}
+
+// syncBuffer is a log the access log may write from its flusher.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -170,6 +170,9 @@ func addFastStatus(code int) {
 	b = append(b, "Content-Length: "+statusLens[code][0]+"\r\n"...)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\n"...)
 	b = append(b, "X-Content-Type-Options: nosniff\r\n"...)
+	if code == http.StatusServiceUnavailable {
+		b = append(b, "Retry-After: 1\r\n"...)
+	}
 	fastStatus[code] = b
 }
 

@@ -63,6 +63,7 @@ type proxy struct {
 	headers hclconfig.RequestHeaders
 	base    map[string]*url.URL // an upstream's URL by its Host, for its path
 	fast    *FastProxy          // nil: the event loop leaves its requests to net/http (see buildFast)
+	fds     FDAlarm             // out of file descriptors: 503 (fdlimit.go)
 }
 
 func newProxy(c hclconfig.Proxy, log *slog.Logger) (*proxy, error) {
@@ -200,7 +201,9 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			return res, nil
 		}
 		m.End()
-		if req.Context().Err() != nil {
+		if req.Context().Err() != nil || OutOfFDs(err) {
+			// Out of file descriptors is the worker's trouble: the
+			// upstream is not marked and no other is tried (503).
 			return nil, err
 		}
 		p.group.Failed(m, err.Error())
@@ -366,6 +369,11 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		p.log.Debug("client gone before upstream answered", "upstream", r.URL.Host, "err", err)
 		w.WriteHeader(499)
+		return
+	}
+	if OutOfFDs(err) {
+		p.fds.Note(p.log, "upstream connection", err)
+		writeStatus(w, http.StatusServiceUnavailable)
 		return
 	}
 	if errors.Is(err, upstream.ErrNoUpstream) {

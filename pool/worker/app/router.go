@@ -160,7 +160,7 @@ func init() {
 	for _, code := range []int{
 		http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound,
 		http.StatusMethodNotAllowed, http.StatusNotAcceptable, http.StatusInternalServerError, http.StatusBadGateway,
-		http.StatusGatewayTimeout,
+		http.StatusGatewayTimeout, http.StatusServiceUnavailable,
 	} {
 		b := []byte(fmt.Sprintf("%d %s\n", code, strings.ToLower(http.StatusText(code))))
 		statusBodies[code] = b
@@ -188,6 +188,12 @@ func writeStatus(w http.ResponseWriter, code int) {
 	}
 	h["Content-Type"] = hdrTextPlain
 	h["X-Content-Type-Options"] = hdrNoSniff
+	if code == http.StatusServiceUnavailable {
+		h["Retry-After"] = hdrRetryAfter
+	}
 	w.WriteHeader(code)
 	w.Write(body)
 }
+
+// hdrRetryAfter goes with every 503: the worker's trouble is passing.
+var hdrRetryAfter = []string{"1"}

@@ -40,6 +40,7 @@ type static struct {
 	log           *slog.Logger
 	root          atomic.Pointer[staticRoot]
 	checkAt       atomic.Int64 // unix nanoseconds of the next identity check
+	fds           FDAlarm      // out of file descriptors: 503 (fdlimit.go)
 }
 
 type staticRoot struct {
@@ -276,6 +277,9 @@ func (s *static) openStatus(name string, err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, fs.ErrPermission):
 		return http.StatusForbidden
+	case OutOfFDs(err):
+		s.fds.Note(s.log, "static file", err)
+		return http.StatusServiceUnavailable
 	default:
 		// Escapes from the root and symlink loops land here; they look
 		// like absent files to the client.

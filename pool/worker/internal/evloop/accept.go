@@ -3,6 +3,7 @@ package evloop
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -47,10 +48,17 @@ func (l *Loop) isListener(fd int) bool {
 // accept takes one connection: accepting one per wake-up leaves the
 // others in the queue to sibling workers that are less busy.
 func (l *Loop) accept(lfd int) {
+	full := false
 	if !l.host.Acquire() {
-		l.stopAccepting()
-		l.paused = true
-		return
+		// Full: make room at once for the client at hand, as nginx does
+		// (a sibling with room may have taken it; under a flood every
+		// worker is full, and a tick's wait is what the flood wins).
+		if !l.cfg.Evict || l.evictForWaiting(1) == 0 || !l.host.Acquire() {
+			l.stopAccepting()
+			l.paused = true
+			return
+		}
+		full = true
 	}
 	nfd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err != nil {
@@ -69,6 +77,15 @@ func (l *Loop) accept(lfd int) {
 		return
 	}
 	l.acceptBackoff = 0
+	var ip netip.Addr
+	if l.cfg.PerIP {
+		if ip = peerAddr(sa); ip.IsValid() && !l.host.Admit(ip) {
+			// Over max_connections_per_ip: closed before a byte is read.
+			unix.Close(nfd)
+			l.host.Release()
+			return
+		}
+	}
 	switch sa.(type) {
 	case *unix.SockaddrInet4, *unix.SockaddrInet6:
 		// Inherited from hfork's own listening sockets, but not from one
@@ -78,7 +95,7 @@ func (l *Loop) accept(lfd int) {
 		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
 	c := l.newConn()
-	c.fd, c.since, c.deadline, c.fresh = nfd, l.now, l.now+l.rht, true
+	c.fd, c.since, c.deadline, c.fresh, c.ip = nfd, l.now, l.now+l.rht, true, ip
 	c.pp = l.cfg.ProxyProtocol
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
@@ -86,6 +103,10 @@ func (l *Loop) accept(lfd int) {
 	if err := l.poll.Add(nfd, poll.In); err != nil {
 		unix.Close(nfd)
 		l.host.Release()
+		if ip.IsValid() {
+			l.host.Leave(ip)
+		}
+		l.recycle(c)
 		l.log.Warn("epoll_ctl failed", "err", err)
 		return
 	}
@@ -95,12 +116,14 @@ func (l *Loop) accept(lfd int) {
 	l.byFD[nfd] = c
 	c.slot = len(l.list)
 	l.list = append(l.list, c)
+	l.queueReusable(c)
 	n := l.open.Add(1)
-	if l.cfg.Siblings && n > 1 {
+	if l.cfg.Siblings && n > 1 && !full {
 		// Accept balancing (see Config.Siblings): a worker that holds
 		// connections leaves the next one to a less busy sibling for a
 		// moment, or a burst of new clients would all land on whichever
-		// worker woke first.
+		// worker woke first. Not a full one: its siblings are full too,
+		// and the pause would cap how fast it makes room in a flood.
 		l.stopAccepting()
 		l.resumeAt = l.now + min(n*int64(l.cfg.AcceptPause), int64(l.cfg.AcceptPauseMax))
 	}

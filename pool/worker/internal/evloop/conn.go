@@ -62,8 +62,10 @@ type conn struct {
 	since    int64
 	deadline int64 // unix nanos; 0 is none
 	headAt   int64 // when the head of the request being answered was read
-	writing  bool  // registered for EPOLLOUT instead of EPOLLIN
-	fresh    bool  // accepted, no request answered yet
+	// acked is the socket's bytes_acked at the last write_timeout check.
+	acked   uint64
+	writing bool // registered for EPOLLOUT instead of EPOLLIN
+	fresh   bool // accepted, no request answered yet
 	// handoff: once out is written, net/http gets the connection and in.
 	handoff bool
 	// waiting: requests in in wait for a file or a proxied answer.
@@ -76,6 +78,10 @@ type conn struct {
 	pp    bool
 	ppSrc netip.AddrPort
 	slot  int // index in Loop.list
+	// queued: in the reusable queue (reuse.go), between rqPrev and rqNext.
+	queued         bool
+	rqPrev, rqNext *conn
+	ip             netip.Addr // the client's, counted for max_connections_per_ip
 }
 
 func (l *Loop) conn(fd int) *conn {
@@ -94,6 +100,7 @@ func (l *Loop) forgetConn(c *conn) {
 	l.list[len(l.list)-1] = nil
 	l.list = l.list[:len(l.list)-1]
 	l.byFD[c.fd] = nil
+	l.unqueueReusable(c)
 	if c.file >= 0 {
 		rawsys.Close(c.file)
 		c.file = -1
@@ -109,6 +116,9 @@ func (l *Loop) close(c *conn) {
 	l.forgetConn(c)
 	rawsys.Close(c.fd)
 	l.host.Release()
+	if c.ip.IsValid() {
+		l.host.Leave(c.ip)
+	}
 	l.recycle(c)
 }
 
@@ -211,6 +221,7 @@ func (l *Loop) serve(c *conn, data []byte) {
 			break
 		}
 		c.headAt = l.now
+		l.unqueueReusable(c)
 		l.resp.Reset()
 		var start time.Time
 		if l.access != nil {
@@ -363,9 +374,10 @@ func (l *Loop) flush(c *conn) {
 	// join it cost half again as much CPU per 100 KiB file.
 	n, st := write(c.fd, c.out, 0)
 	c.out = c.out[:copy(c.out, c.out[n:])]
+	progressed := n > 0
 	switch st {
 	case ioAgain:
-		l.waitWritable(c)
+		l.waitWritable(c, progressed)
 		return
 	case ioClosed:
 		l.close(c)
@@ -377,7 +389,7 @@ func (l *Loop) flush(c *conn) {
 			continue
 		}
 		if err == unix.EAGAIN {
-			l.waitWritable(c)
+			l.waitWritable(c, progressed)
 			return
 		}
 		if err != nil || n == 0 {
@@ -385,6 +397,7 @@ func (l *Loop) flush(c *conn) {
 			l.close(c)
 			return
 		}
+		progressed = true
 	}
 	if c.file >= 0 {
 		rawsys.Close(c.file)
@@ -416,8 +429,9 @@ func (l *Loop) flush(c *conn) {
 	if len(c.in) > 0 {
 		// The start of the next request, or pipelined requests that
 		// waited behind a file.
-		c.state = connReading
+		c.state, c.since = connReading, l.now
 		c.deadline = l.now + l.rht
+		l.queueReusable(c)
 		if c.waiting {
 			c.waiting = false
 			l.serve(c, c.in)
@@ -429,15 +443,20 @@ func (l *Loop) flush(c *conn) {
 	if l.idle > 0 {
 		c.deadline = l.now + l.idle
 	}
+	l.queueReusable(c)
 }
 
-func (l *Loop) waitWritable(c *conn) {
-	if c.state != connWriting || c.deadline == 0 {
-		// write_timeout counts from the end of the head, as in net/http.
+// waitWritable waits for the socket to take more of c's answer.
+// write_timeout is nginx's send_timeout: the longest wait between two
+// writes that moved bytes, so a client that reads at any steady rate is
+// never cut off. One that stops reading is cut off one to two
+// write_timeouts after it took its last byte (see tookMore).
+func (l *Loop) waitWritable(c *conn, progressed bool) {
+	if c.state != connWriting || progressed {
 		c.state = connWriting
 		c.deadline = 0
 		if l.wto > 0 {
-			c.deadline = c.headAt + l.wto
+			c.deadline = l.now + l.wto
 		}
 	}
 	if c.writing {
@@ -480,17 +499,23 @@ func (l *Loop) discard(c *conn) {
 
 // sweep closes connections past their deadline and, in a drain, idle
 // ones past the grace; at worker_connections it resumes accepting when a
-// slot is free, or evicts the quietest idle connection for a client that
-// waits.
+// slot is free, or closes the oldest reusable connections for the
+// clients that wait (reuse.go).
 func (l *Loop) sweep() {
 	grace := int64(l.cfg.Grace)
-	var quietest *conn
 	for i := 0; i < len(l.list); {
 		c := l.list[i]
 		if c.deadline != 0 && l.now >= c.deadline {
 			if c.state == connLinger && l.now-c.since < int64(lingerMax) && unsent(c.fd) > 0 {
 				// The answer is still leaving: a close now could lose it.
 				c.deadline = l.now + int64(lingerTime)
+				i++
+				continue
+			}
+			if c.state == connWriting && tookMore(c) {
+				// The client took bytes from the send buffer, though not
+				// enough for the kernel to wake a write.
+				c.deadline = l.now + l.wto
 				i++
 				continue
 			}
@@ -504,29 +529,28 @@ func (l *Loop) sweep() {
 			l.close(c)
 			continue // c's slot now holds another connection
 		}
-		if c.state == connIdle {
-			if l.draining && l.now-c.since >= grace && l.now-l.drainStart >= grace && quiet(c.fd) {
-				l.host.DrainIdleClosed()
-				l.close(c)
-				continue
-			}
-			if quietest == nil || c.since < quietest.since {
-				quietest = c
-			}
+		if c.state == connIdle && l.draining && l.now-c.since >= grace && l.now-l.drainStart >= grace && quiet(c.fd) {
+			l.host.DrainIdleClosed()
+			l.close(c)
+			continue
 		}
 		i++
 	}
 	if l.paused && !l.draining {
-		if l.host.Acquire() {
-			// A slot is free: accept takes it again for the next client.
-			l.host.Release()
-			l.paused = false
-			if err := l.startAccepting(); err != nil {
-				l.log.Warn("resume accepting failed", "err", err)
+		if !l.host.Acquire() {
+			// Clients that waited a whole tick found no sibling with room.
+			if !l.cfg.Evict || l.rqHead == nil {
+				return
 			}
-		} else if l.cfg.Evict && quietest != nil && l.now-quietest.since >= int64(evictMinQuiet) && poll.Backlogged(l.lfds...) && quiet(quietest.fd) {
-			l.close(quietest)
-			l.host.Evicted(time.Unix(0, l.now))
+			if n := l.waiting(); n == 0 || l.evictForWaiting(n) == 0 || !l.host.Acquire() {
+				return
+			}
+		}
+		// A slot is free: accept takes it again for the next client.
+		l.host.Release()
+		l.paused = false
+		if err := l.startAccepting(); err != nil {
+			l.log.Warn("resume accepting failed", "err", err)
 		}
 	}
 }
@@ -542,6 +566,19 @@ func quiet(fd int) bool {
 		return false
 	}
 	return unsent(fd) == 0
+}
+
+// tookMore reports whether the client acknowledged bytes since the last
+// check: a large send buffer wakes a write only once a third of it is
+// free, and a client that drains it at a steady rate below that per
+// write_timeout is not stalled.
+func tookMore(c *conn) bool {
+	info, err := unix.GetsockoptTCPInfo(c.fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil || info.Bytes_acked == c.acked {
+		return false
+	}
+	c.acked = info.Bytes_acked
+	return true
 }
 
 // unsent is how many bytes wait in fd's send buffer (0 if unknown).

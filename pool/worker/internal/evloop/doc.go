@@ -21,15 +21,18 @@
 // answers: keep-alive (HTTP/1.1, and HTTP/1.0 with "Connection:
 // keep-alive"), pipelining (answers in order, in one write), "Connection:
 // close", read_header_timeout (and read_timeout, if shorter) for a head
-// to arrive, keepalive for an idle connection, write_timeout for an
-// answer to leave, closing without losing the answer (shutdown, then read
+// to arrive, keepalive for an idle connection, write_timeout between two
+// writes of an answer (nginx's send_timeout; bytes the client
+// acknowledges count as taken), closing without losing the answer (shutdown, then read
 // until the client closes: lingerTime, longer while the answer is still
-// in the send buffer, up to lingerMax), worker_connections with eviction,
-// max_requests (through Host.Served), the access log, and the drain.
+// in the send buffer, up to lingerMax), worker_connections with eviction
+// of the oldest reusable connections (reuse.go), max_connections_per_ip
+// (through Host.Admit), max_requests (through Host.Served), the access log, and the drain.
 //
 // Files: loop.go runs the loop and takes commands; accept.go accepts;
 // proxyproto.go takes a PROXY protocol header off a new connection;
-// conn.go is a client connection's life; handoff.go gives one to
+// conn.go is a client connection's life; reuse.go the reusable queue a
+// full worker evicts from; handoff.go gives one to
 // net/http; upstream.go is the upstream pool; exchange.go one forwarded
 // request.
 //
@@ -45,6 +48,9 @@
 //     nothing once Run has returned.
 //   - Every connection the loop holds holds one of the host's slots; a
 //     handed-over connection takes its slot with it.
+//   - A connection is in the reusable queue exactly while it waits for a
+//     request (silent, idle, or with a head still incomplete), in the
+//     order it began to wait.
 //   - Answers leave in the order their requests came; a request waits
 //     behind a file or a proxied answer, never overtakes it.
 //   - Once an upstream's answer has begun to reach the client, a failure

@@ -48,6 +48,7 @@ type exchange struct {
 	retried  bool               // sent again after a pooled connection closed
 	gotBytes bool               // the upstream said something: never sent again
 	sentHead bool               // the answer's head went to the client
+	interims int                // interim (1xx) answers passed on
 	status   int
 	bytes    int64
 	start    time.Time // for the access log
@@ -243,6 +244,10 @@ func (l *Loop) upRead(u *upConn) {
 	}
 }
 
+// maxInterims is how many interim (1xx) answers one request may get
+// before the final one, as net/http's transport allows.
+const maxInterims = 5
+
 // upHead parses the answer's head from u.in once complete and sends the
 // client its head. It returns the body bytes that came with it, and false
 // when the exchange ended.
@@ -267,6 +272,12 @@ func (l *Loop) upHead(u *upConn) ([]byte, bool) {
 		if h.Code >= 100 && h.Code < 200 {
 			if h.Code == http.StatusSwitchingProtocols {
 				l.log.Warn("upstream failed", "upstream", ex.up.Name, "err", "101 to a request without Upgrade")
+				l.upFailedCode(u, http.StatusBadGateway)
+				return nil, false
+			}
+			if ex.interims++; ex.interims > maxInterims {
+				// An endless stream of them would grow c.out without bound.
+				l.log.Warn("upstream failed", "upstream", ex.up.Host, "err", "more than 5 interim answers")
 				l.upFailedCode(u, http.StatusBadGateway)
 				return nil, false
 			}
@@ -357,7 +368,7 @@ func (l *Loop) flushProxy(c *conn) {
 	c.out = c.out[:copy(c.out, c.out[n:])]
 	switch st {
 	case ioAgain:
-		l.waitWritable(c)
+		l.waitWritable(c, n > 0)
 	case ioClosed:
 		l.close(c) // and the exchange with it
 	}

@@ -31,7 +31,8 @@ func (l *Loop) handoff(c *conn, data []byte) {
 		pc.remote = net.TCPAddrFromAddrPort(c.ppSrc)
 	}
 	// Adopt registers it before the drain can look; the slot goes with it.
-	l.handoffs.push(l.host.Adopt(pc))
+	// c.ip is the peer Admit counted, not the PROXY header's client.
+	l.handoffs.push(l.host.Adopt(pc, c.ip))
 }
 
 // prefixConn reads the bytes the loop already read before the socket's.
@@ -64,6 +65,14 @@ func (p *prefixConn) ReadFrom(r io.Reader) (int64, error) {
 		return rf.ReadFrom(r)
 	}
 	return io.Copy(writerOnly{p.Conn}, r)
+}
+
+// CloseWrite shuts the socket's write side, for a close that lingers.
+func (p *prefixConn) CloseWrite() error {
+	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // SyscallConn lets the drain peek at the socket.

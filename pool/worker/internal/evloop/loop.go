@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"sync"
@@ -38,9 +39,6 @@ const (
 	// loopHot is how long after its last event the loop counts as busy
 	// (see Run).
 	loopHot = time.Second
-	// evictMinQuiet spares connections that just arrived or just went
-	// idle: their request may be a round trip away.
-	evictMinQuiet = 500 * time.Millisecond
 )
 
 // MaxHead is the longest head the loop parses itself: a longer one goes
@@ -61,11 +59,18 @@ type Host interface {
 	// Served counts one request answered: its route, status, body bytes,
 	// and when its head was read (the loop's clock, Unix nanoseconds).
 	Served(route, status int, bytes int64, began int64)
-	// Adopt takes a connection handed over to net/http, with its slot,
-	// and returns the conn net/http is to serve.
-	Adopt(net.Conn) net.Conn
-	// Evicted counts an idle connection closed to make room.
+	// Adopt takes a connection handed over to net/http, with its slot
+	// and the address Admit counted it under (invalid: none), and returns
+	// the conn net/http is to serve.
+	Adopt(c net.Conn, ip netip.Addr) net.Conn
+	// Evicted counts idle connections closed to make room.
 	Evicted(now time.Time)
+	// Admit counts a connection from ip against max_connections_per_ip,
+	// or reports false when ip holds its share; Leave gives it back. The
+	// loop calls them only with Config.PerIP, and a handed-over
+	// connection takes its count with it, as it takes its slot.
+	Admit(ip netip.Addr) bool
+	Leave(ip netip.Addr)
 	// DrainIdleClosed counts an idle connection a drain closed.
 	DrainIdleClosed()
 }
@@ -88,7 +93,8 @@ type Config struct {
 	Grace             time.Duration // a drain spares idle connections this long
 	MaxHeaderBytes    int           // 0: the loop's own bound
 	KeepAlive         bool          // connections stay open between requests
-	Evict             bool          // at worker_connections, close the quietest idle connection
+	Evict             bool          // at worker_connections, close the oldest reusable connections
+	PerIP             bool          // max_connections_per_ip is set: ask Host.Admit
 	// Siblings says other workers accept on the same sockets; then a loop
 	// that holds connections pauses before the next accept, AcceptPause
 	// per connection up to AcceptPauseMax.
@@ -106,16 +112,18 @@ type Loop struct {
 	access *app.AccessLog
 	poll   *poll.Poller
 	lfds   []int
-	list   []*conn    // every connection, for the sweep
-	free   []*conn    // closed ones, for reuse (see newConn)
-	byFD   []*conn    // index by fd
-	rbuf   []byte     // shared read buffer
-	wbuf   []byte     // answers being built
-	req    h1.Request // the request being answered
-	resp   app.FastResponse
-	now    int64
-	date   []byte // "Date: ...\r\n" for dateAt
-	dateAt int64
+	list   []*conn // every connection, for the sweep
+	// rqHead and rqTail: the reusable queue, oldest first (reuse.go).
+	rqHead, rqTail *conn
+	free           []*conn    // closed ones, for reuse (see newConn)
+	byFD           []*conn    // index by fd
+	rbuf           []byte     // shared read buffer
+	wbuf           []byte     // answers being built
+	req            h1.Request // the request being answered
+	resp           app.FastResponse
+	now            int64
+	date           []byte // "Date: ...\r\n" for dateAt
+	dateAt         int64
 
 	rht, idle, wto int64 // read_header (or read), keepalive, write timeouts in nanos; 0 none
 	maxHead        int   // the longest head the loop parses
@@ -145,7 +153,9 @@ type Loop struct {
 	upIdle     [][]*upConn // by upstream.Member.ID, most recently used last
 	exFree     []*exchange // finished exchanges, for reuse
 	needRemote bool        // the client address is needed (access log, X-Forwarded-For)
-	dialErr    error       // why the last dial failed at once
+	outOfFDs   bool        // the last dial found no file descriptor (upstream.go)
+	fds        app.FDAlarm
+	dialErr    error // why the last dial failed at once
 
 	// The request's client (see who): its "ip:port" for the log and
 	// ip_hash, the X-Forwarded-For a proxy sends with trusted_proxies,

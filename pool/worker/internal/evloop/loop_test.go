@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -53,6 +54,9 @@ type fakeHost struct {
 	evicted atomic.Int64
 	drained atomic.Int64
 	adopted chan net.Conn
+	perIP   int
+	mu      sync.Mutex
+	byIP    map[netip.Addr]int
 }
 
 func newHost(slots int) *fakeHost {
@@ -73,9 +77,35 @@ func (h *fakeHost) Served(route, status int, bytes int64, began int64) {
 	h.status.Store(int64(status))
 	h.served.Add(1)
 }
-func (h *fakeHost) DrainIdleClosed()          { h.drained.Add(1) }
-func (h *fakeHost) Adopt(c net.Conn) net.Conn { h.adopted <- c; return c }
-func (h *fakeHost) Evicted(time.Time)         { h.evicted.Add(1) }
+func (h *fakeHost) DrainIdleClosed()                        { h.drained.Add(1) }
+func (h *fakeHost) Adopt(c net.Conn, _ netip.Addr) net.Conn { h.adopted <- c; return c }
+func (h *fakeHost) Evicted(time.Time)                       { h.evicted.Add(1) }
+
+// Admit and Leave keep at most perIP connections per address.
+func (h *fakeHost) Admit(ip netip.Addr) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byIP == nil {
+		h.byIP = map[netip.Addr]int{}
+	}
+	if h.byIP[ip] >= h.perIP {
+		return false
+	}
+	h.byIP[ip]++
+	return true
+}
+
+func (h *fakeHost) Leave(ip netip.Addr) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.byIP[ip]--
+}
+
+func (h *fakeHost) count(ip netip.Addr) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byIP[ip]
+}
 
 // syncLog is a log the test reads while the loop writes it.
 type syncLog struct {

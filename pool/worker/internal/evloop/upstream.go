@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hfork/hfork/pool/worker/app"
 	"github.com/hfork/hfork/pool/worker/internal/h1"
 	"github.com/hfork/hfork/pool/worker/internal/poll"
 	"github.com/hfork/hfork/pool/worker/internal/rawsys"
@@ -137,6 +138,11 @@ func (l *Loop) dial(m *upstream.Member, connect time.Duration) *upConn {
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		if app.OutOfFDs(err) {
+			// The worker's trouble, not the upstream's: send answers 503.
+			l.fds.Note(l.log, "upstream connection", err)
+			l.outOfFDs = true
+		}
 		l.dialErr = err
 		return nil
 	}
@@ -168,6 +174,12 @@ func (l *Loop) dial(m *upstream.Member, connect time.Duration) *upConn {
 // against ex's upstream, and ex goes to another or fails.
 func (l *Loop) send(ex *exchange, u *upConn) {
 	if u == nil {
+		if l.outOfFDs {
+			// No socket to try any upstream with: nothing to mark or retry.
+			l.outOfFDs = false
+			l.proxyFailed(ex, http.StatusServiceUnavailable)
+			return
+		}
 		why := "connect: " + l.dialErr.Error()
 		ex.px.Group.Failed(ex.up, why)
 		if l.retry(ex, why) {

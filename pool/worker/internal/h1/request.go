@@ -99,6 +99,10 @@ func Parse(b []byte, r *Request) (int, Result) {
 				return 0, NotFast
 			}
 		}
+		if line, _, ok := bytes.Cut(b, []byte("\r\n")); ok && !bytes.Contains(line, []byte(" HTTP/")) {
+			// HTTP/0.9, or no request line: no head follows to wait for.
+			return 0, NotFast
+		}
 		return 0, More
 	}
 	head := b[:end+2] // each line with its CRLF
@@ -171,7 +175,9 @@ func Parse(b []byte, r *Request) (int, Result) {
 		}
 		name := line[:colon]
 		for _, c := range name {
-			if !tokenByte[c] {
+			if !tokenByte[c] || c == '_' {
+				// An underscore: net/http's side drops the header (see
+				// underscores_in_headers), which the loop does not.
 				return 0, NotFast
 			}
 		}

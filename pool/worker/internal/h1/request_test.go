@@ -75,6 +75,9 @@ func TestParse(t *testing.T) {
 		{"line only", "GET / HTTP/1.1\r\n", More, Request{}},
 		{"half the end", "GET / HTTP/1.1\r\nHost: h\r\n\r", More, Request{}},
 
+		{"underscore in a name", "GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 1.2.3.4\r\n\r\n", NotFast, Request{}},
+		{"HTTP/0.9", "GET /\r\n", NotFast, Request{}},
+		{"a request line to come", "GET / HTTP/1.1\r\nHost: h\r\n", More, Request{}},
 		{"post", "POST / HTTP/1.1\r\nHost: h\r\n\r\n", NotFast, Request{}},
 		{"lower-case method", "get / HTTP/1.1\r\nHost: h\r\n\r\n", NotFast, Request{}},
 		{"absolute target", "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n", NotFast, Request{}},

@@ -152,3 +152,23 @@ func Backlogged(fds ...int) bool {
 	}
 	return false
 }
+
+// Backlog is how many clients wait in the accept queues of the listening
+// TCP sockets fds, from TCP_INFO (a listening socket reports its queue's
+// length as tcpi_unacked). known is false if any socket could not say
+// (a unix socket): then only Backlogged can tell.
+func Backlog(fds ...int) (n int, known bool) {
+	known = true
+	for _, fd := range fds {
+		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil || info.State != tcpListen {
+			known = false
+			continue
+		}
+		n += int(info.Unacked)
+	}
+	return n, known
+}
+
+// tcpListen is TCP_LISTEN in the kernel's tcp_states.h.
+const tcpListen = 10

@@ -175,3 +175,57 @@ func TestBacklogged(t *testing.T) {
 		t.Error("backlogged after the accept")
 	}
 }
+
+func TestBacklog(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	if n, known := Backlog(fd); n != 0 || !known {
+		t.Fatalf("Backlog = %d, %v before any client", n, known)
+	}
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	// The server's side of each handshake may finish just after the
+	// client's: wait for the queue to hold all three.
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := Backlog(fd); n != 3; n, _ = Backlog(fd) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Backlog = %d with three clients waiting", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ac, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac.Close()
+	if n, _ := Backlog(fd); n != 2 {
+		t.Errorf("Backlog = %d after one accept, want 2", n)
+	}
+	ul, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	uf, err := ul.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uf.Close()
+	if _, known := Backlog(int(uf.Fd())); known {
+		t.Error("a unix socket's backlog is known")
+	}
+}
