@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,20 +33,19 @@ type gatedListener struct {
 // Accept balancing: all workers of a listener wait on one socket, and the
 // one that wakes first would accept a whole burst of new connections while
 // its siblings idle; with keep-alive it then serves them all on one core.
-// A worker that already holds connections waits a moment per connection
-// before it accepts the next, so a less busy sibling takes it first. Only
-// the accepting goroutine waits; connections already open are not slowed.
-const (
-	acceptPause    = 20 * time.Microsecond
-	acceptPauseMax = time.Millisecond
-)
-
+// A worker that already holds connections yields before it accepts the
+// next: the goroutines serving its connections run first, so a busy worker
+// accepts later than an idle sibling. It never waits on a timer: a
+// connection in the queue is one whose request already waits, and a pause
+// per accept made the thousandth client of a burst wait for a thousand
+// pauses.
 func (l *gatedListener) Accept() (net.Conn, error) {
-	if n := l.w.open.Load(); n > 0 && l.w.siblings {
+	if l.w.siblings && l.w.open.Load() > 0 {
+		runtime.Gosched()
 		select {
-		case <-time.After(min(time.Duration(n)*acceptPause, acceptPauseMax)):
 		case <-l.done:
 			return nil, net.ErrClosed
+		default:
 		}
 	}
 	sem := l.w.connSem

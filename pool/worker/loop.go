@@ -41,8 +41,6 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 		KeepAlive:         w.limits.keepAlive,
 		Evict:             w.limits.evict,
 		Siblings:          w.siblings,
-		AcceptPause:       acceptPause,
-		AcceptPauseMax:    acceptPauseMax,
 	}, loopHost{w})
 }
 

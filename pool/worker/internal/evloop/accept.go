@@ -44,18 +44,60 @@ func (l *Loop) isListener(fd int) bool {
 	return false
 }
 
-// accept takes one connection: accepting one per wake-up leaves the
-// others in the queue to sibling workers that are less busy.
+// acceptBatch is how many connections one listener event accepts at most.
+// One per event (nginx without multi_accept) lets a burst of a thousand
+// clients wait for as many passes of the loop; a whole queue per event
+// leaves nothing of a burst to a sibling. Eight keeps the accept rate well
+// above any connect rate a loaded loop meets and the burst shared.
+const acceptBatch = 8
+
+// accept takes up to acceptBatch connections from lfd's queue. With
+// siblings, it then puts the listener back at the tail of the socket's
+// queue of exclusive waiters (see rotate), so the kernel offers the next
+// connection to a sibling that waits first. No worker waits on a timer to
+// balance: a connection in the queue is one whose request already waits.
 func (l *Loop) accept(lfd int) {
+	n := 0
+	for n < acceptBatch && l.acceptOne(lfd) {
+		n++
+	}
+	if n > 0 && l.cfg.Siblings && l.accepting {
+		l.rotate(lfd)
+	}
+}
+
+// rotate takes lfd out of the epoll set and puts it back. EPOLLEXCLUSIVE
+// wakes the first epoll set in the socket's wait queue that has a thread
+// waiting, and an epoll set joins that queue at its tail when the fd is
+// added: so without this the first worker to start would take every
+// connection while it is idle, and its siblings only what arrives while it
+// is busy.
+func (l *Loop) rotate(lfd int) {
+	l.poll.Del(lfd)
+	if err := l.poll.Add(lfd, poll.In|poll.Exclusive); err != nil {
+		// Not accepting on one listener is worse than an unbalanced one:
+		// take them all out and let the backoff put them back.
+		l.log.Warn("epoll_ctl failed on a listener; retrying", "err", err)
+		l.stopAccepting()
+		l.acceptBackoff = min(max(2*l.acceptBackoff, 5*time.Millisecond), time.Second)
+		l.resumeAt = l.now + int64(l.acceptBackoff)
+	}
+}
+
+// acceptOne takes one connection; it reports whether another may follow.
+func (l *Loop) acceptOne(lfd int) bool {
 	if !l.host.Acquire() {
 		l.stopAccepting()
 		l.paused = true
-		return
+		return false
 	}
 	nfd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err != nil {
 		l.host.Release()
-		if err != unix.EAGAIN && err != unix.ECONNABORTED && err != unix.EINTR {
+		if err == unix.ECONNABORTED || err == unix.EINTR {
+			return true
+		}
+		if err != unix.EAGAIN {
 			// Out of fds or memory: the socket stays readable, so back off
 			// (5ms doubling to 1s, as net/http does) instead of spinning.
 			l.acceptBackoff = min(max(2*l.acceptBackoff, 5*time.Millisecond), time.Second)
@@ -66,7 +108,7 @@ func (l *Loop) accept(lfd int) {
 				l.log.Warn("accept failed; retrying", "err", err, "retry_in", l.acceptBackoff.String())
 			}
 		}
-		return
+		return false
 	}
 	l.acceptBackoff = 0
 	switch sa.(type) {
@@ -86,7 +128,7 @@ func (l *Loop) accept(lfd int) {
 		unix.Close(nfd)
 		l.host.Release()
 		l.log.Warn("epoll_ctl failed", "err", err)
-		return
+		return false
 	}
 	for nfd >= len(l.byFD) {
 		l.byFD = append(l.byFD, make([]*conn, len(l.byFD)+64)...)
@@ -94,15 +136,8 @@ func (l *Loop) accept(lfd int) {
 	l.byFD[nfd] = c
 	c.slot = len(l.list)
 	l.list = append(l.list, c)
-	n := l.open.Add(1)
-	if l.cfg.Siblings && n > 1 {
-		// Accept balancing (see Config.Siblings): a worker that holds
-		// connections leaves the next one to a less busy sibling for a
-		// moment, or a burst of new clients would all land on whichever
-		// worker woke first.
-		l.stopAccepting()
-		l.resumeAt = l.now + min(n*int64(l.cfg.AcceptPause), int64(l.cfg.AcceptPauseMax))
-	}
+	l.open.Add(1)
+	return true
 }
 
 func sockaddrString(sa unix.Sockaddr) string {

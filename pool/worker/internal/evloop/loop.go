@@ -80,11 +80,10 @@ type Config struct {
 	MaxHeaderBytes    int           // 0: the loop's own bound
 	KeepAlive         bool          // connections stay open between requests
 	Evict             bool          // at worker_connections, close the quietest idle connection
-	// Siblings says other workers accept on the same sockets; then a loop
-	// that holds connections pauses before the next accept, AcceptPause
-	// per connection up to AcceptPauseMax.
-	Siblings                    bool
-	AcceptPause, AcceptPauseMax time.Duration
+	// Siblings says other workers accept on the same sockets; then the
+	// loop hands the next connection to them after each batch (see
+	// accept).
+	Siblings bool
 }
 
 // Loop is one worker's event loop. Run serves; Drain and Stop may be
@@ -116,7 +115,7 @@ type Loop struct {
 	// acceptBackoff and acceptWarned pace accept after a failure.
 	acceptBackoff time.Duration
 	acceptWarned  int64
-	resumeAt      int64 // unix nanos: accept again after the balancing pause
+	resumeAt      int64 // unix nanos: accept again after a failure
 	paused        bool  // at worker_connections: not accepting until a slot frees
 	draining      bool
 	drainStart    int64
