@@ -33,19 +33,34 @@ type gatedListener struct {
 // Accept balancing: all workers of a listener wait on one socket, and the
 // one that wakes first would accept a whole burst of new connections while
 // its siblings idle; with keep-alive it then serves them all on one core.
-// A worker that already holds connections yields before it accepts the
-// next: the goroutines serving its connections run first, so a busy worker
-// accepts later than an idle sibling. It never waits on a timer: a
-// connection in the queue is one whose request already waits, and a pause
-// per accept made the thousandth client of a burst wait for a thousand
-// pauses.
+// A worker that holds a few connections waits a moment per connection
+// before the next accept, so an idle sibling takes it first; past
+// acceptPauseUpTo connections it only yields, so the goroutines serving
+// its connections run first and a busy worker accepts later than an idle
+// sibling. The pause is bounded because a connection in the queue is one
+// whose request already waits: a pause per accept at any count made the
+// thousandth client of a burst wait for a thousand pauses (about 1 s).
+const (
+	acceptPause     = 20 * time.Microsecond
+	acceptPauseMax  = time.Millisecond
+	acceptPauseUpTo = 32
+)
+
 func (l *gatedListener) Accept() (net.Conn, error) {
-	if l.w.siblings && l.w.open.Load() > 0 {
-		runtime.Gosched()
-		select {
-		case <-l.done:
-			return nil, net.ErrClosed
-		default:
+	if n := l.w.open.Load(); n > 0 && l.w.siblings {
+		if n <= acceptPauseUpTo {
+			select {
+			case <-time.After(min(time.Duration(n)*acceptPause, acceptPauseMax)):
+			case <-l.done:
+				return nil, net.ErrClosed
+			}
+		} else {
+			runtime.Gosched()
+			select {
+			case <-l.done:
+				return nil, net.ErrClosed
+			default:
+			}
 		}
 	}
 	sem := l.w.connSem
