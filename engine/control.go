@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +19,11 @@ var ErrNoControl = errors.New("no control socket")
 // ControlPath is the control socket that lives next to the pidfile.
 func ControlPath(pidfile string) string { return pidfile + ".sock" }
 
-// control is the master's control socket: `hfork -s reload` asks for a
-// reload on it and waits for the outcome. Only the master's owner can
+// control is the master's control socket. A client writes one command
+// line ("reload", "reload --wait", "status", "plan PATH") and reads JSON
+// lines back (controlReply): `hfork -s reload` waits for the outcome of
+// its own reload, `-s status` and `-s plan` for a copy of the master's
+// view. Only the master's owner can
 // connect (mode 0600), and the master answers only its own uid and root
 // (SO_PEERCRED).
 type control struct {
@@ -30,8 +34,9 @@ type control struct {
 }
 
 // listenControl binds the control socket, replacing a stale one or the one
-// of a master this one is taking over from.
-func listenControl(path string, trigger func(reply chan<- error), lastPlan func() string) (*control, error) {
+// of a master this one is taking over from. post hands a message to the
+// master's loop, which answers on the message's own channel.
+func listenControl(path string, post func(any)) (*control, error) {
 	os.Remove(path)
 	old := syscall.Umask(0o077)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
@@ -46,11 +51,20 @@ func listenControl(path string, trigger func(reply chan<- error), lastPlan func(
 		c.ino = st.Ino
 	}
 	c.wg.Add(1)
-	go c.serve(trigger, lastPlan)
+	go c.serve(post)
 	return c, nil
 }
 
-func (c *control) serve(trigger func(reply chan<- error), lastPlan func() string) {
+// controlReply is one JSON line the master writes back.
+type controlReply struct {
+	Error   string   `json:"error,omitempty"`
+	Plan    *string  `json:"plan,omitempty"`
+	Status  *Status  `json:"status,omitempty"`
+	Receipt *Receipt `json:"receipt,omitempty"`
+	Preview *Preview `json:"preview,omitempty"`
+}
+
+func (c *control) serve(post func(any)) {
 	defer c.wg.Done()
 	for {
 		conn, err := c.ln.AcceptUnix()
@@ -63,26 +77,55 @@ func (c *control) serve(trigger func(reply chan<- error), lastPlan func() string
 			if err != nil {
 				return
 			}
+			enc := json.NewEncoder(conn)
 			if uid, ok := peerUID(conn); !ok || (uid != os.Geteuid() && uid != 0) {
 				// Mode 0600 already keeps others out; this holds even if
 				// the file's mode or the directory's were loosened.
-				fmt.Fprintf(conn, "error\nrefused: the control socket answers only its owner (uid %d)\n", os.Geteuid())
+				enc.Encode(controlReply{Error: fmt.Sprintf("refused: the control socket answers only its owner (uid %d)", os.Geteuid())})
 				return
 			}
-			switch strings.TrimSpace(line) {
+			cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+			switch cmd {
 			case "reload":
-				reply := make(chan error, 1)
-				trigger(reply)
-				if err := <-reply; err != nil {
-					fmt.Fprintf(conn, "error\n%s\n", strings.TrimRight(err.Error(), "\n"))
-					return
-				}
-				fmt.Fprintf(conn, "ok\n%s\n", lastPlan())
+				c.reload(enc, post, arg == "--wait")
+			case "status":
+				v := make(chan view, 1)
+				post(viewAsk{reply: v})
+				st := (<-v).status()
+				enc.Encode(controlReply{Status: &st})
+			case "plan":
+				pv := make(chan Preview, 1)
+				post(planAsk{path: arg, reply: pv})
+				p := <-pv
+				enc.Encode(controlReply{Preview: &p})
 			default:
-				fmt.Fprintf(conn, "error\nunknown command %q\n", strings.TrimSpace(line))
+				enc.Encode(controlReply{Error: fmt.Sprintf("unknown command %q", cmd)})
 			}
 		}()
 	}
+}
+
+// reload asks for a reload and answers with its own result; with wait,
+// then with the receipt of the drain it started: a second reply line.
+func (c *control) reload(enc *json.Encoder, post func(any), wait bool) {
+	reply := make(chan ReloadResult, 1)
+	ask := reloadAsk{reason: "hfork -s reload", reply: reply}
+	var receipt chan Receipt
+	if wait {
+		receipt = make(chan Receipt, 1)
+		ask.receipt = receipt
+	}
+	post(ask)
+	res := <-reply
+	if res.Err != nil {
+		enc.Encode(controlReply{Error: strings.TrimRight(res.Err.Error(), "\n")})
+		return
+	}
+	if err := enc.Encode(controlReply{Plan: &res.Plan}); err != nil || !wait {
+		return
+	}
+	r := <-receipt
+	enc.Encode(controlReply{Receipt: &r})
 }
 
 // peerUID is the uid of the process at the other end, from SO_PEERCRED.
@@ -113,33 +156,54 @@ func (c *control) close() {
 	c.wg.Wait()
 }
 
-// ControlReload asks the master listening on path to reload and returns
-// what it answered: the plan applied, or the reason it failed.
-func ControlReload(path string) (string, error) {
+// dialControl sends one command line to the master listening on path.
+func dialControl(path, cmd string) (net.Conn, *json.Decoder, error) {
 	conn, err := net.Dial("unix", path)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNoControl, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrNoControl, err)
+	}
+	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("%w: %w", ErrNoControl, err)
+	}
+	return conn, json.NewDecoder(conn), nil
+}
+
+// nextReply reads one reply; a reply that carries an error is returned as
+// that error.
+func nextReply(dec *json.Decoder) (controlReply, error) {
+	var r controlReply
+	if err := dec.Decode(&r); err != nil {
+		return r, fmt.Errorf("control socket: %w", err)
+	}
+	if r.Error != "" {
+		return r, errors.New(r.Error)
+	}
+	return r, nil
+}
+
+// ControlReload asks the master listening on path to reload and returns
+// what it answered: the plan this reload applied, or the reason it failed.
+func ControlReload(path string) (string, error) {
+	conn, dec, err := dialControl(path, "reload")
+	if err != nil {
+		return "", err
 	}
 	defer conn.Close()
-	if _, err := io.WriteString(conn, "reload\n"); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNoControl, err)
-	}
-	b, err := io.ReadAll(conn)
+	r, err := nextReply(dec)
 	if err != nil {
-		return "", fmt.Errorf("control socket: %w", err)
+		return "", err
 	}
-	status, rest, _ := strings.Cut(string(b), "\n")
-	rest = strings.TrimRight(rest, "\n")
-	switch status {
-	case "ok":
-		if rest == "" {
-			rest = "reload complete: nothing changed"
-		} else {
-			rest = "reload complete:\n" + rest
-		}
-		return rest, nil
-	case "error":
-		return "", errors.New(rest)
+	return planText(r)
+}
+
+// planText is how `hfork -s reload` prints a reload's plan.
+func planText(r controlReply) (string, error) {
+	if r.Plan == nil {
+		return "", errors.New("control socket: the answer has no plan")
 	}
-	return "", fmt.Errorf("control socket: unexpected answer %q", status)
+	if *r.Plan == "" {
+		return "reload complete: nothing changed", nil
+	}
+	return "reload complete:\n" + *r.Plan, nil
 }

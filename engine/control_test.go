@@ -28,7 +28,9 @@ func TestMain(m *testing.M) {
 // its mode loosened the master refuses a peer of another uid (SO_PEERCRED).
 func TestControlAnswersOnlyItsOwner(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hfork.pid.sock")
-	c, err := listenControl(path, func(reply chan<- error) { reply <- nil }, func() string { return "  keep     listener \"web\"" })
+	c, err := listenControl(path, func(msg any) {
+		msg.(reloadAsk).reply <- ReloadResult{Plan: "  keep     listener \"web\""}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

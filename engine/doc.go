@@ -1,7 +1,9 @@
 // Package engine is the hfork master. One goroutine (Master.Run's loop)
 // owns the running state: the config, the pools of every listener, the
 // reload in flight and the upgrade in flight. Signals, reaped children,
-// notify datagrams and reload requests reach it as messages.
+// notify datagrams and reload requests reach it as messages. Signals come
+// from Options.Signals when set, and every process effect from Options.OS
+// (pool.OS), so tests drive the loop's decisions without processes.
 //
 // Plan(old, new) is a pure function deciding what a reload does; the loop
 // only executes plans.
@@ -13,4 +15,11 @@
 //   - New workers are ready before old ones drain.
 //   - A socket is closed only when no generation uses it.
 //   - The master reaps every child and exits only once every worker has.
+//   - Whoever asks the loop (the control socket, the metrics server, the
+//     status page) gets an answer on its own channel: a reload's asker
+//     gets that reload's plan, never another's. Nothing outside the loop
+//     reads the loop's state; it gets a copy (a view).
+//   - Metrics are served by the master, never by a worker, and their
+//     counters never go backwards: the totals of retired generations are
+//     kept.
 package engine

@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/hfork/hfork/hclconfig"
-	"github.com/hfork/hfork/pool/worker"
+	"github.com/hfork/hfork/internal/logswitch"
 )
 
 // LogOutput is the master's log destination: stderr or a file, reopened on
@@ -38,7 +41,7 @@ func (o *LogOutput) SetPath(path string) error {
 	var f *os.File
 	if path != "" {
 		var err error
-		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
+		if f, err = openLog(path); err != nil {
 			return fmt.Errorf("open log file: %w", err)
 		}
 	}
@@ -56,7 +59,7 @@ func (o *LogOutput) Reopen() error {
 	if o.path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := openLog(o.path)
 	if err != nil {
 		return fmt.Errorf("reopen log file: %w", err)
 	}
@@ -65,6 +68,37 @@ func (o *LogOutput) Reopen() error {
 	}
 	o.f = f
 	return nil
+}
+
+// openLog opens a log file for appending. A master runs as root, so when
+// the file's directory is writable by anyone else (a shared directory, a
+// group-writable log directory, one owned by another user), whoever can
+// write there could put a symlink at the log's name pointing at a file
+// only root may write, and every line would be appended to it: there the
+// last component is opened with O_NOFOLLOW and a symlink is refused. A
+// symlink in a directory only the master's user or root can write was
+// put there by them, and is followed.
+func openLog(path string) (*os.File, error) {
+	flags := os.O_WRONLY | os.O_APPEND | os.O_CREATE
+	dir := filepath.Dir(path)
+	if othersMayWrite(dir) {
+		flags |= syscall.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symlink in %s, which others may write: not following it: %w", path, dir, err)
+	}
+	return f, err
+}
+
+// othersMayWrite reports whether someone other than this process's user
+// and root may create or replace entries in dir.
+func othersMayWrite(dir string) bool {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return true // the open will fail anyway; take no chance
+	}
+	return st.Mode&0o022 != 0 || (st.Uid != 0 && st.Uid != uint32(os.Geteuid()))
 }
 
 // Terminal reports whether the destination is a terminal.
@@ -100,7 +134,7 @@ func ResolveFormat(format string, terminal bool) string {
 type Logging struct {
 	Out    *LogOutput
 	Log    *slog.Logger
-	sw     *worker.LogSwitch
+	sw     *logswitch.Switch
 	Format string // resolved: what workers are told to use too
 }
 
@@ -108,7 +142,7 @@ type Logging struct {
 func NewLogging() *Logging {
 	out := &LogOutput{}
 	format := ResolveFormat("auto", out.Terminal())
-	sw, err := worker.NewLogSwitch(out, "info", format)
+	sw, err := logswitch.New(out, "info", format)
 	if err != nil {
 		panic("engine: default log settings: " + err.Error()) // constant, valid input
 	}
@@ -121,9 +155,54 @@ func (l *Logging) Apply(c hclconfig.Log) error {
 		return err
 	}
 	format := ResolveFormat(c.Format, l.Out.Terminal())
-	if err := l.sw.Apply(worker.Command{LogLevel: c.Level, LogFormat: format}); err != nil {
+	if err := l.sw.Apply(c.Level, format); err != nil {
 		return err
 	}
 	l.Format = format
 	return nil
+}
+
+// logPlan logs a reload plan one line per action, with the listener, the
+// action and what changed as attributes, so a JSON log keeps one event per
+// line and each action can be filtered on.
+func logPlan(log *slog.Logger, c Changes) {
+	for _, ch := range c.Listeners {
+		attrs := []any{"listener", ch.Listener, "action", ch.Action.String()}
+		switch ch.Action {
+		case Scale:
+			attrs = append(attrs, "workers_from", ch.Old.Workers, "workers_to", ch.New.Workers)
+		case Replace, Rebind:
+			attrs = append(attrs, "changed", ch.Fields)
+		}
+		log.Info("reload plan", attrs...)
+	}
+	for _, s := range []struct {
+		on   bool
+		what string
+	}{{c.Log, "log"}, {c.Reload, "reload"}, {c.Pidfile, "pidfile"}} {
+		if s.on {
+			log.Info("reload plan", "action", "apply", "settings", s.what)
+		}
+	}
+}
+
+// ToFile reports whether the log goes to a file rather than stderr.
+func (o *LogOutput) ToFile() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.f != nil
+}
+
+// cannotStart logs why the master gives up starting and, when the log is
+// a file, says it on stderr too: whoever started hfork (a shell, systemd's
+// journal) would otherwise see it exit 1 with nothing said.
+func (m *Master) cannotStart(err error, args ...any) {
+	m.log.Error("cannot start", append(args, "err", err)...)
+	if m.logging.Out.ToFile() {
+		prefix := ""
+		for i := 0; i+1 < len(args); i += 2 {
+			prefix += fmt.Sprintf("%v %v: ", args[i], args[i+1])
+		}
+		fmt.Fprintf(os.Stderr, "hfork: cannot start: %s%v\n", prefix, err)
+	}
 }

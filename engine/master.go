@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/listeners"
 	"github.com/hfork/hfork/pool"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/reload"
 )
 
@@ -47,6 +47,13 @@ type Options struct {
 	// Version is reported in logs.
 	Version string
 	Logging *Logging
+	// Signals, when set, is where the master's signals come from (each a
+	// syscall.Signal, SIGCHLD included); nil means the process's own
+	// (signal.Notify).
+	Signals <-chan os.Signal
+	// OS, when set, replaces the process effects (start, signal, reap,
+	// clock); nil means pool.RealOS.
+	OS *pool.OS
 }
 
 // Master is the running master process.
@@ -57,9 +64,9 @@ type Master struct {
 	cfg     hclconfig.Config
 
 	sockets *listeners.Set
-	spawner *pool.Spawner
+	os      *pool.OS
 	output  *pool.Output
-	notify  *pool.NotifySocket
+	notify  *pool.NotifyListener
 	watcher *reload.Watcher
 	systemd *sdNotifier
 
@@ -68,10 +75,11 @@ type Master struct {
 	gen      int
 
 	events chan any
-	sigs   chan os.Signal
+	sigs   <-chan os.Signal
+	osSigs chan os.Signal // the process's signals, when Options.Signals is nil
 
 	op      *reloadOp
-	pending []reload.Request
+	pending []reloadAsk
 	upg     *upgradeOp
 	parent  *parentLink // set when this master was started by an upgrade
 
@@ -85,7 +93,10 @@ type Master struct {
 	started    bool // becameReady ran: every pool was ready or failing once
 	pidfile    string
 	control    *control
-	lastPlan   atomic.Value // string: the plan of the last committed reload
+	metrics    *metricsServer
+	receipts   []*receiptWait // owed to `hfork -s reload --wait`
+	lastPage   time.Time      // the last status page sample
+	hist       history
 }
 
 // New prepares a master: it adopts inherited sockets and opens the others,
@@ -98,16 +109,27 @@ func New(opts Options) (*Master, error) {
 		cfg:     opts.Config,
 		pools:   map[string]*pool.Pool{},
 		events:  make(chan any, 4096),
-		sigs:    make(chan os.Signal, 64),
+		sigs:    opts.Signals,
+		os:      opts.OS,
 		systemd: newSDNotifier(),
+		hist:    newHistory(),
 	}
-	// Watch signals before anything else: a signal that arrives while the
-	// master starts waits in the channel instead of being lost (USR1) or
-	// killing it (HUP, TERM).
-	signal.Notify(m.sigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD)
-	if err := pool.ProtectMaster(); err != nil {
-		m.log.Warn("the master can be ptraced by its own uid", "err", err)
+	if m.sigs == nil {
+		// Watch signals before anything else: a signal that arrives while
+		// the master starts waits in the channel instead of being lost
+		// (USR1) or killing it (HUP, TERM).
+		m.osSigs = make(chan os.Signal, 64)
+		signal.Notify(m.osSigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT,
+			syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCHLD)
+		m.sigs = m.osSigs
+	}
+	if m.os == nil {
+		m.os = pool.RealOS()
+		// Only a real master holds keys worth protecting; a test's fake
+		// OS leaves the test process as it is.
+		if err := pool.ProtectMaster(); err != nil {
+			m.log.Warn("the master can be ptraced by its own uid", "err", err)
+		}
 	}
 	m.parent = takeParentLink()
 	inherited, err := listeners.Inherited()
@@ -115,8 +137,8 @@ func New(opts Options) (*Master, error) {
 		return nil, err
 	}
 	if m.parent == nil && m.cfg.Pidfile != "" {
-		if pid, err := ReadPidfile(m.cfg.Pidfile); err == nil {
-			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", pid, m.cfg.Pidfile)
+		if run, err := FindMaster(m.cfg.Pidfile); err == nil {
+			return nil, fmt.Errorf("hfork is already running (pid %d, from pidfile %s)", run.Pid, m.cfg.Pidfile)
 		}
 	}
 	for _, l := range m.cfg.Listeners {
@@ -139,42 +161,80 @@ func allBinds(c hclconfig.Config) []listeners.Bind {
 			out = append(out, listeners.Bind{Addr: a, Mode: l.SocketMode, Owner: l.SocketOwner, Group: l.SocketGroup})
 		}
 	}
+	if c.Metrics.Bind != "" {
+		out = append(out, listeners.Bind{Addr: c.Metrics.Bind})
+	}
 	return out
 }
 
 // Run starts the workers and serves until the master is told to stop. It
 // returns the process exit code.
 func (m *Master) Run() int {
-	defer signal.Stop(m.sigs)
+	if m.osSigs != nil {
+		defer signal.Stop(m.osSigs)
+	}
+	if m.os.HardenErr != nil {
+		if err := m.os.HardenErr(); err != nil {
+			m.log.Warn("workers start with more privileges than they need", "err", err)
+		}
+	}
+	defer m.systemd.close() // last: after exit's STOPPING=1 and log lines
+	stop, err := m.start()
+	defer stop()
+	if le := (*listenerError)(nil); errors.As(err, &le) {
+		m.cannotStart(le.err, "listener", le.name)
+		return 1
+	}
+	if err != nil {
+		m.cannotStart(err)
+		return 1
+	}
+	return m.loop()
+}
 
-	var err error
-	m.spawner = pool.NewSpawner()
-	if err := m.spawner.HardenErr(); err != nil {
-		m.log.Warn("workers start with more privileges than they need", "err", err)
+// listenerError is a listener that could not start, reported with its
+// name as a log attribute.
+type listenerError struct {
+	name string
+	err  error
+}
+
+func (e *listenerError) Error() string { return "listener " + e.name + ": " + e.err.Error() }
+func (e *listenerError) Unwrap() error { return e.err }
+
+// start opens what the loop listens to and starts every listener's
+// workers. stop closes what it opened, also after an error.
+func (m *Master) start() (stop func(), err error) {
+	var closers []func()
+	stop = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
 	}
 	m.output = pool.NewOutput(m.logging.Out, m.log)
 	if m.notify, err = pool.ListenNotify(func(ev pool.NotifyEvent) { m.events <- ev }); err != nil {
-		m.log.Error("cannot start", "err", err)
-		return 1
+		return stop, err
 	}
-	defer m.notify.Close()
+	closers = append(closers, func() { m.notify.Close() })
 	m.watcher, err = reload.New(reload.Options{
 		Path: m.opts.ConfigPath, Watch: m.cfg.Reload.Watch, Debounce: m.cfg.Reload.Debounce, Log: m.log,
 	})
 	if err != nil {
-		m.log.Error("cannot start", "err", err)
-		return 1
+		return stop, err
 	}
-	defer m.watcher.Close()
+	closers = append(closers, func() { m.watcher.Close() })
 	m.pidfile = m.cfg.Pidfile
 	if m.pidfile != "" && m.parent == nil {
 		if err := WritePidfile(m.pidfile, os.Getpid()); err != nil {
-			m.log.Error("cannot start", "err", err)
-			return 1
+			return stop, err
 		}
 		m.listenControl()
 	}
-	defer func() { m.control.close() }()
+	closers = append(closers, func() { m.control.close() })
+	if err := m.startMetrics(m.cfg.Metrics.Bind); err != nil {
+		return stop, err
+	}
+	closers = append(closers, m.stopMetrics)
 
 	m.log.Info("hfork master starting", "pid", os.Getpid(), "version", m.opts.Version, "config", m.cfg.File,
 		"listeners", len(m.cfg.Listeners), "upgrade", m.parent != nil)
@@ -183,14 +243,18 @@ func (m *Master) Run() int {
 		// fail to boot: it fails, and the old master keeps serving.
 		p, err := m.newPool(l, m.parent != nil)
 		if err != nil {
-			m.log.Error("cannot start", "listener", l.Name, "err", err)
-			return 1
+			return stop, &listenerError{name: l.Name, err: err}
 		}
 		m.pools[l.Name] = p
 		p.Start()
 	}
 	m.systemd.send("STATUS=starting workers")
+	return stop, nil
+}
 
+// loop is the state owner: it handles one message at a time until the
+// master may exit, and returns the exit code.
+func (m *Master) loop() int {
 	ticker := time.NewTicker(tickEvery)
 	defer ticker.Stop()
 	for !m.finished() {
@@ -200,7 +264,7 @@ func (m *Master) Run() int {
 		case ev := <-m.events:
 			m.onEvent(ev)
 		case req := <-m.watcher.C():
-			m.onReload(req)
+			m.onReload(askFromWatcher(req))
 		case <-ticker.C:
 			m.tick()
 		}
@@ -214,9 +278,7 @@ func (m *Master) listenControl() {
 	if m.pidfile == "" {
 		return
 	}
-	c, err := listenControl(ControlPath(m.pidfile),
-		func(reply chan<- error) { m.watcher.Trigger("hfork -s reload", reply) },
-		func() string { s, _ := m.lastPlan.Load().(string); return s })
+	c, err := listenControl(ControlPath(m.pidfile), m.post)
 	if err != nil {
 		m.log.Warn("no control socket; hfork -s reload will not wait for the outcome", "err", err)
 		return
@@ -244,7 +306,7 @@ func (m *Master) newPool(l hclconfig.Listener, staged bool) (*pool.Pool, error) 
 	return pool.New(pool.Config{
 		Listener: l, Gen: m.gen, Sockets: files, Notify: m.notify.Addr,
 		LogLevel: m.cfg.Log.Level, LogFormat: m.logging.Format,
-		Spawner: m.spawner, Output: m.output, Log: m.log, Staged: staged, Certs: certs,
+		OS: m.os, Output: m.output, Log: m.log, Staged: staged, Certs: certs,
 	}), nil
 }
 
@@ -265,8 +327,16 @@ func (m *Master) allPools() []*pool.Pool {
 }
 
 func (m *Master) onEvent(ev any) {
-	now := time.Now()
+	now := m.os.Now()
 	switch ev := ev.(type) {
+	case reloadAsk:
+		m.onReload(ev)
+	case viewAsk:
+		ev.reply <- m.takeView()
+	case planAsk:
+		ev.reply <- m.preview(ev.path)
+	case pagePush:
+		m.pushPage(ev.data)
 	case upgradeReady:
 		if m.upg != nil && m.upg.pid == ev.pid {
 			m.upg.ready = true
@@ -282,8 +352,8 @@ func (m *Master) onEvent(ev any) {
 }
 
 func (m *Master) reap() {
-	now := time.Now()
-	for _, ev := range pool.Reap() {
+	now := m.os.Now()
+	for _, ev := range m.os.Reap() {
 		if m.upg != nil && m.upg.pid == ev.Pid {
 			m.upgradeChildExited(ev)
 			continue
@@ -303,10 +373,11 @@ func (m *Master) reap() {
 
 func (m *Master) tick() {
 	m.reap()
-	now := time.Now()
+	now := m.os.Now()
 	for _, p := range m.allPools() {
 		p.Tick(now)
 	}
+	m.pageTick(now)
 	m.progress()
 }
 
@@ -319,6 +390,9 @@ func (m *Master) progress() {
 	kept := m.retiring[:0]
 	for _, p := range m.retiring {
 		if p.Done() {
+			s := p.Snapshot(time.Now())
+			m.hist.retire(s)
+			m.settleReceipts(p, s)
 			m.sockets.Release(p.Listener().Bind)
 			m.log.Debug("generation retired", "listener", p.Listener().Name, "gen", p.Gen())
 			continue
@@ -400,7 +474,7 @@ func (m *Master) onSignal(sig syscall.Signal) {
 		m.progress()
 		return
 	}
-	m.log.Info("signal received", "signal", signalName(sig))
+	m.log.Info("signal received", "signal", wire.SignalName(sig))
 	switch sig {
 	case syscall.SIGHUP:
 		m.watcher.Trigger("signal HUP", nil)
@@ -433,28 +507,27 @@ func (m *Master) onSignal(sig syscall.Signal) {
 			return
 		}
 		m.paused = false
-		for _, p := range m.pools {
-			n, why := p.Target()+1, "TTIN: one worker more"
-			if sig == syscall.SIGTTOU {
-				n, why = max(1, p.Target()-1), "TTOU: one worker fewer"
-			}
-			m.log.Info("scaling", "listener", p.Listener().Name, "workers", n, "reason", why)
+		step, why := 1, "TTIN: one worker more"
+		if sig == syscall.SIGTTOU {
+			step, why = -1, "TTOU: one worker fewer"
+		}
+		scale := func(p *pool.Pool) {
+			n := max(1, p.Target()+step)
+			m.log.Info("scaling", "listener", p.Listener().Name, "gen", p.Gen(), "workers", n, "reason", why)
 			p.Scale(n, why)
 		}
+		for _, p := range m.pools {
+			scale(p)
+		}
+		if m.op != nil {
+			// A staged generation replaces the current one at commit, and a
+			// reload's Scale sets the config's count then: both keep the step.
+			for _, p := range m.op.staged {
+				scale(p)
+			}
+			m.op.step += step
+		}
 	}
-}
-
-var signalNames = map[syscall.Signal]string{
-	syscall.SIGHUP: "HUP", syscall.SIGQUIT: "QUIT", syscall.SIGTERM: "TERM", syscall.SIGINT: "INT",
-	syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGWINCH: "WINCH",
-	syscall.SIGTTIN: "TTIN", syscall.SIGTTOU: "TTOU",
-}
-
-func signalName(sig syscall.Signal) string {
-	if n, ok := signalNames[sig]; ok {
-		return n
-	}
-	return sig.String()
 }
 
 // shutdown stops every pool in the given mode; a harsher mode overrides a
@@ -472,9 +545,7 @@ func (m *Master) shutdown(mode stopMode) {
 	if m.op != nil {
 		m.failReload(ErrShuttingDown)
 	}
-	for _, req := range m.pending {
-		reply(req, ErrShuttingDown)
-	}
+	answer(m.pending, failed(ErrShuttingDown))
 	m.pending = nil
 	m.abortUpgrade("master is shutting down")
 	for _, p := range m.allPools() {
@@ -518,3 +589,7 @@ func diagnosticsText(files map[string]*hcl.File, diags hcl.Diagnostics) string {
 	hclconfig.WriteDiagnostics(&b, files, diags, false)
 	return b.String()
 }
+
+// post hands a message to the loop from another goroutine (the control
+// socket's); the loop answers on the message's own reply channel.
+func (m *Master) post(msg any) { m.events <- msg }

@@ -33,6 +33,49 @@ func ReadPidfile(path string) (int, error) {
 	return pid, nil
 }
 
+// Running is what the pidfiles say about the masters running.
+type Running struct {
+	// Pid is the master in charge: the one signals and reloads are for.
+	Pid int
+	// Upgrading: a binary upgrade is under way and its new master is not
+	// ready yet, so the old one, found through the ".oldbin" pidfile, is
+	// still in charge.
+	Upgrading bool
+	// Draining is the old master of a finished upgrade that has not left
+	// yet (0 when there is none).
+	Draining int
+}
+
+// OldbinSuffix names where the pidfile moves while an upgrade's new master
+// starts, as nginx does.
+const OldbinSuffix = ".oldbin"
+
+// FindMaster finds the master in charge through the pidfile at path,
+// during an upgrade too: while the new master starts, the pidfile is at
+// path+".oldbin" and the old master still leads; once the new one is
+// ready, both files may name a live master until the old one has drained.
+func FindMaster(path string) (Running, error) {
+	var err error
+	// The files move under us when an upgrade starts, fails or ends; a
+	// second look sees where they settled.
+	for range 3 {
+		var pid int
+		if pid, err = ReadPidfile(path); err == nil {
+			if old, oerr := ReadPidfile(path + OldbinSuffix); oerr == nil && old != pid {
+				return Running{Pid: pid, Draining: old}, nil
+			}
+			return Running{Pid: pid}, nil
+		}
+		if !errors.Is(err, ErrNotRunning) {
+			return Running{}, err
+		}
+		if old, oerr := ReadPidfile(path + OldbinSuffix); oerr == nil {
+			return Running{Pid: old, Upgrading: true}, nil
+		}
+	}
+	return Running{}, err
+}
+
 // isHfork reports whether pid is alive and runs hfork.
 func isHfork(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
@@ -54,12 +97,16 @@ func WritePidfile(path string, pid int) error {
 	if err != nil {
 		return fmt.Errorf("write pidfile: %w", err)
 	}
+	// The temporary file is made with O_EXCL and moved by rename, which
+	// replaces a symlink at path instead of following it; its mode is set
+	// on the open file, as a chmod by name could follow a symlink swapped
+	// in by whoever else may write in the directory.
 	_, err = tmp.WriteString(strconv.Itoa(pid) + "\n")
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)

@@ -48,6 +48,7 @@ type Changes struct {
 	Listeners []Change // new listeners in file order, then stopped ones
 	Log       bool     // the log block changed
 	Reload    bool     // the reload block changed
+	Metrics   bool     // the metrics block changed
 	Pidfile   bool
 }
 
@@ -57,6 +58,7 @@ func Plan(old, new hclconfig.Config) Changes {
 	var c Changes
 	c.Log = old.Log != new.Log
 	c.Reload = old.Reload != new.Reload
+	c.Metrics = old.Metrics != new.Metrics
 	c.Pidfile = old.Pidfile != new.Pidfile
 	for _, nl := range new.Listeners {
 		ol, ok := old.Listener(nl.Name)
@@ -64,14 +66,17 @@ func Plan(old, new hclconfig.Config) Changes {
 			c.Listeners = append(c.Listeners, Change{Listener: nl.Name, Action: Start, New: nl})
 			continue
 		}
+		// The fingerprint decides what a worker sees; the fields only name
+		// what differs, for the log.
 		ch := Change{Listener: nl.Name, Old: ol, New: nl, Fields: diffFields(ol, nl)}
+		same := ol.Fingerprint() == nl.Fingerprint()
 		switch {
-		case len(ch.Fields) == 0:
+		case same && ol.Workers == nl.Workers:
 			ch.Action = Keep
+		case same:
+			ch.Action = Scale
 		case !sameBinds(ol.Bind, nl.Bind):
 			ch.Action = Rebind
-		case slices.Equal(ch.Fields, []string{"workers"}):
-			ch.Action = Scale
 		default:
 			ch.Action = Replace
 		}
@@ -120,7 +125,7 @@ func fieldMap(l hclconfig.Listener) map[string]json.RawMessage {
 
 // Empty reports whether the plan changes nothing.
 func (c Changes) Empty() bool {
-	if c.Log || c.Reload || c.Pidfile {
+	if c.Log || c.Reload || c.Metrics || c.Pidfile {
 		return false
 	}
 	for _, ch := range c.Listeners {
@@ -150,6 +155,9 @@ func (c Changes) String() string {
 	}
 	if c.Reload {
 		b.WriteString("  apply    reload settings\n")
+	}
+	if c.Metrics {
+		b.WriteString("  apply    metrics settings\n")
 	}
 	if c.Pidfile {
 		b.WriteString("  move     pidfile\n")

@@ -64,6 +64,17 @@ func TestPlan(t *testing.T) {
 			if !slices.Equal(acts, tt.want) {
 				t.Errorf("plan = %v, want %v", acts, tt.want)
 			}
+			// Plan and Fingerprint agree on what a worker sees: workers are
+			// touched exactly when the fingerprint changes.
+			for _, ch := range got.Listeners {
+				if ch.Action == Start || ch.Action == Stop {
+					continue
+				}
+				untouched := ch.Action == Keep || ch.Action == Scale
+				if same := ch.Old.Fingerprint() == ch.New.Fingerprint(); untouched != same {
+					t.Errorf("%s: action %s, but fingerprints equal = %v", ch.Listener, ch.Action, same)
+				}
+			}
 			if got.Empty() != tt.empty {
 				t.Errorf("Empty() = %v, want %v", got.Empty(), tt.empty)
 			}

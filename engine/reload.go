@@ -8,17 +8,7 @@ import (
 
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/pool"
-	"github.com/hfork/hfork/reload"
 )
-
-// ReloadError is a failed reload: what the operator reads from `hfork -s
-// reload` and the log.
-type ReloadError struct {
-	Stage string // "config", "bind", "boot"
-	Text  string
-}
-
-func (e *ReloadError) Error() string { return "reload failed (" + e.Stage + "): " + e.Text }
 
 // reloadOp is the reload in flight: the new config, its plan, and the
 // staged pools that must become ready before anything old is touched.
@@ -26,22 +16,14 @@ type reloadOp struct {
 	cfg     hclconfig.Config
 	plan    Changes
 	staged  map[string]*pool.Pool
-	replies []chan<- error
+	asks    []reloadAsk
 	started time.Time
+	step    int // TTIN minus TTOU received while staged, for Scale at commit
 }
 
-func reply(req reload.Request, err error) {
-	if req.Reply != nil {
-		select {
-		case req.Reply <- err:
-		default:
-		}
-	}
-}
-
-func (m *Master) onReload(req reload.Request) {
+func (m *Master) onReload(req reloadAsk) {
 	if m.stopping != running {
-		reply(req, ErrShuttingDown)
+		answer([]reloadAsk{req}, failed(ErrShuttingDown))
 		return
 	}
 	if m.op != nil || m.upg != nil {
@@ -50,26 +32,18 @@ func (m *Master) onReload(req reload.Request) {
 		m.pending = append(m.pending, req)
 		return
 	}
-	m.beginReload([]reload.Request{req})
+	m.beginReload([]reloadAsk{req})
 }
 
-func (m *Master) beginReload(reqs []reload.Request) {
-	replies := make([]chan<- error, 0, len(reqs))
-	for _, r := range reqs {
-		if r.Reply != nil {
-			replies = append(replies, r.Reply)
-		}
-	}
-	answer := func(err error) {
-		for _, r := range replies {
-			select {
-			case r <- err:
-			default:
-			}
-		}
-	}
+func (m *Master) beginReload(asks []reloadAsk) {
 	start := time.Now()
-	m.log.Info("reloading", "reason", reqs[0].Reason, "requests", len(reqs))
+	// end answers a reload that ends before anything was staged.
+	end := func(res ReloadResult) {
+		m.noteReload(start, res, asks)
+		answer(asks, res)
+		m.systemd.send("READY=1")
+	}
+	m.log.Info("reloading", "reason", asks[0].reason, "requests", len(asks))
 	// Certificate files are not part of the config: a reload is also how an
 	// operator says renewed ones are in place, whatever the plan.
 	for _, p := range m.allPools() {
@@ -80,8 +54,7 @@ func (m *Master) beginReload(reqs []reload.Request) {
 	src, err := os.ReadFile(m.opts.ConfigPath)
 	if err != nil {
 		m.log.Error("reload failed; keeping the running config", "err", err)
-		answer(&ReloadError{Stage: "config", Text: err.Error()})
-		m.systemd.send("READY=1")
+		end(failed(errStage("config", err)))
 		return
 	}
 	cfg, files, diags := hclconfig.Parse(m.opts.ConfigPath, src)
@@ -94,33 +67,30 @@ func (m *Master) beginReload(reqs []reload.Request) {
 			m.log.Error("config error", "at", at, "summary", d.Summary, "detail", d.Detail)
 		}
 		m.log.Error("reload failed; keeping the running config", "errors", len(diags.Errs()))
-		answer(&ReloadError{Stage: "config", Text: diagnosticsText(files, diags)})
-		m.systemd.send("READY=1")
+		end(failed(errText("config", diagnosticsText(files, diags))))
 		return
 	}
 	plan := Plan(m.cfg, cfg)
 	if plan.Empty() && !m.paused {
 		m.log.Info("reload: nothing changed")
-		m.lastPlan.Store("")
-		answer(nil)
-		m.systemd.send("READY=1")
+		end(ReloadResult{})
+		answerReceipts(asks)
 		return
 	}
-	m.log.Info("reload plan\n" + plan.String())
+	logPlan(m.log, plan)
 	if err := m.sockets.Prepare(allBinds(cfg)); err != nil {
 		m.log.Error("reload failed; keeping the running config", "err", err)
-		answer(&ReloadError{Stage: "bind", Text: err.Error()})
-		m.systemd.send("READY=1")
+		end(failed(errStage("bind", err)))
 		return
 	}
-	op := &reloadOp{cfg: cfg, plan: plan, staged: map[string]*pool.Pool{}, replies: replies, started: start}
+	op := &reloadOp{cfg: cfg, plan: plan, staged: map[string]*pool.Pool{}, asks: asks, started: start}
 	m.op = op
 	for _, ch := range plan.Listeners {
 		switch ch.Action {
 		case Start, Replace, Rebind:
 			p, err := m.newPool(ch.New, true)
 			if err != nil {
-				m.failReload(&ReloadError{Stage: "bind", Text: err.Error()})
+				m.failReload(errStage("bind", err))
 				return
 			}
 			op.staged[ch.Listener] = p
@@ -136,7 +106,7 @@ func (m *Master) checkReload() {
 	op := m.op
 	for _, p := range op.staged {
 		if err := p.Err(); err != nil {
-			m.failReload(&ReloadError{Stage: "boot", Text: err.Error()})
+			m.failReload(errStage("boot", err))
 			return
 		}
 	}
@@ -159,12 +129,8 @@ func (m *Master) failReload(err error) {
 	}
 	m.sockets.Sweep()
 	m.log.Error("reload failed; keeping the running config", "err", err)
-	for _, r := range op.replies {
-		select {
-		case r <- err:
-		default:
-		}
-	}
+	m.noteReload(op.started, failed(err), op.asks)
+	answer(op.asks, failed(err))
 	m.systemd.send("READY=1")
 	m.nextReload()
 }
@@ -172,6 +138,7 @@ func (m *Master) failReload(err error) {
 func (m *Master) commitReload() {
 	op := m.op
 	m.op = nil
+	var retired []*pool.Pool // the generations this reload drains
 	for _, ch := range op.plan.Listeners {
 		old := m.pools[ch.Listener]
 		switch ch.Action {
@@ -183,13 +150,16 @@ func (m *Master) commitReload() {
 			np.Promote()
 			old.Drain("replaced by gen " + strconv.Itoa(np.Gen()))
 			m.retiring = append(m.retiring, old)
+			retired = append(retired, old)
 			m.pools[ch.Listener] = np
 		case Stop:
 			old.Drain("listener removed")
 			m.retiring = append(m.retiring, old)
+			retired = append(retired, old)
 			delete(m.pools, ch.Listener)
 		case Scale:
-			old.Scale(ch.New.Workers, "reload: workers "+strconv.Itoa(ch.Old.Workers)+" -> "+strconv.Itoa(ch.New.Workers))
+			n := max(1, ch.New.Workers+op.step)
+			old.Scale(n, "reload: workers "+strconv.Itoa(ch.Old.Workers)+" -> "+strconv.Itoa(n))
 		case Keep:
 			if m.paused {
 				old.Scale(ch.New.Workers, "reload after WINCH")
@@ -224,16 +194,19 @@ func (m *Master) commitReload() {
 	if err := m.sockets.SetPerms(allBinds(op.cfg)); err != nil {
 		m.log.Error("apply unix socket permissions", "err", err)
 	}
-	m.cfg = op.cfg
-	m.lastPlan.Store(op.plan.String())
-	m.sockets.Sweep()
-	m.log.Info("reload complete", "ms", time.Since(op.started).Milliseconds())
-	for _, r := range op.replies {
-		select {
-		case r <- nil:
-		default:
+	if op.plan.Metrics {
+		m.stopMetrics()
+		if err := m.startMetrics(op.cfg.Metrics.Bind); err != nil {
+			m.log.Error("apply metrics settings", "err", err)
 		}
 	}
+	m.cfg = op.cfg
+	m.sockets.Sweep()
+	m.log.Info("reload complete", "ms", time.Since(op.started).Milliseconds())
+	res := ReloadResult{Plan: op.plan.String()}
+	m.noteReload(op.started, res, op.asks)
+	answer(op.asks, res)
+	m.awaitReceipt(op.asks, retired)
 	m.systemd.send("READY=1\nSTATUS=serving")
 	m.nextReload()
 }

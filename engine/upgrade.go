@@ -11,22 +11,18 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hfork/hfork/listeners"
 	"github.com/hfork/hfork/pool"
+	"github.com/hfork/hfork/pool/wire"
 )
-
-// EnvUpgradeFD names the fd on which a new master tells the old one that it
-// is ready ("ready\n"), during a binary upgrade.
-const EnvUpgradeFD = "HFORK_UPGRADE_FD"
 
 // upgradeOp is a binary upgrade in flight: the new master runs, and the old
 // one waits for its word before draining.
 type upgradeOp struct {
 	pid      int
-	proc     *os.Process
 	deadline time.Time
 	ready    bool
 	killed   bool
+	started  time.Time
 }
 
 // upgradeReady is the event the pipe reader sends when the child says ready.
@@ -39,8 +35,8 @@ type parentLink struct {
 }
 
 func takeParentLink() *parentLink {
-	v := os.Getenv(EnvUpgradeFD)
-	os.Unsetenv(EnvUpgradeFD)
+	v := os.Getenv(wire.EnvUpgradeFD)
+	os.Unsetenv(wire.EnvUpgradeFD)
 	fd, err := strconv.Atoi(v)
 	if v == "" || err != nil || fd < 3 {
 		return nil
@@ -77,11 +73,13 @@ func (m *Master) startUpgrade() {
 	path, err := m.binaryPath()
 	if err != nil {
 		m.log.Error("upgrade failed; keeping this master", "err", err)
+		m.noteUpgrade(time.Now(), err)
 		return
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		m.log.Error("upgrade failed; keeping this master", "err", err)
+		m.noteUpgrade(time.Now(), err)
 		return
 	}
 	socks := m.sockets.All()
@@ -90,13 +88,13 @@ func (m *Master) startUpgrade() {
 		files = append(files, s.File)
 	}
 	files = append(files, w)
-	env := append(childEnv(),
-		listeners.EnvListenFDS+"="+strconv.Itoa(len(socks)),
-		listeners.EnvUpgrade+"=1",
-		EnvUpgradeFD+"="+strconv.Itoa(3+len(socks)),
+	env := append(wire.Environ(nil),
+		wire.EnvListenFDs+"="+strconv.Itoa(len(socks)),
+		wire.EnvUpgrade+"=1",
+		wire.EnvUpgradeFD+"="+strconv.Itoa(wire.FirstFD+len(socks)),
 	)
 	if m.systemd.addr != "" {
-		env = append(env, "NOTIFY_SOCKET="+m.systemd.addr)
+		env = append(env, wire.EnvNotifySocket+"="+m.systemd.addr)
 	}
 	if m.pidfile != "" {
 		if err := os.Rename(m.pidfile, m.pidfile+".oldbin"); err != nil && !os.IsNotExist(err) {
@@ -105,21 +103,22 @@ func (m *Master) startUpgrade() {
 	}
 	cmd := &exec.Cmd{Path: path, Args: append([]string{m.opts.Argv[0]}, m.opts.Argv[1:]...), Dir: m.opts.Dir,
 		Env: env, ExtraFiles: files, Stdout: os.Stdout, Stderr: os.Stderr}
-	err = cmd.Start()
+	pid, err := m.os.StartMaster(cmd)
 	w.Close()
 	if err != nil {
 		r.Close()
 		m.restorePidfile()
 		m.log.Error("upgrade failed; keeping this master", "binary", path, "err", err)
+		m.noteUpgrade(time.Now(), err)
 		return
 	}
 	boot := time.Duration(0)
 	for _, l := range m.cfg.Listeners {
 		boot = max(boot, l.BootTimeout)
 	}
-	m.upg = &upgradeOp{pid: cmd.Process.Pid, proc: cmd.Process, deadline: time.Now().Add(boot + 5*time.Second)}
-	m.log.Info("upgrade: new master started", "binary", path, "new_pid", m.upg.pid)
-	pid := m.upg.pid
+	now := m.os.Now()
+	m.upg = &upgradeOp{pid: pid, deadline: now.Add(boot + 5*time.Second), started: now}
+	m.log.Info("upgrade: new master started", "binary", path, "new_pid", pid)
 	go func() {
 		defer r.Close()
 		line, _ := bufio.NewReader(r).ReadString('\n')
@@ -127,20 +126,6 @@ func (m *Master) startUpgrade() {
 			m.events <- upgradeReady{pid: pid}
 		}
 	}()
-}
-
-func childEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case listeners.EnvListenFDS, listeners.EnvListenPID, listeners.EnvListenFDNames, listeners.EnvUpgrade,
-			EnvUpgradeFD, "NOTIFY_SOCKET":
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 func (m *Master) restorePidfile() {
@@ -156,15 +141,16 @@ func (m *Master) checkUpgrade() {
 	if u.ready {
 		m.upg = nil
 		m.log.Info("upgrade: new master is ready; draining this one", "new_pid", u.pid)
-		u.proc.Release()
+		m.os.Release(u.pid)
+		m.noteUpgrade(u.started, nil)
 		m.handedOver = true
 		m.shutdown(graceful)
 		return
 	}
-	if !u.killed && time.Now().After(u.deadline) {
+	if !u.killed && m.os.Now().After(u.deadline) {
 		m.log.Error("upgrade: new master not ready in time; stopping it", "new_pid", u.pid)
 		u.killed = true
-		u.proc.Signal(syscall.SIGKILL)
+		m.os.Signal(u.pid, syscall.SIGKILL)
 	}
 }
 
@@ -172,9 +158,10 @@ func (m *Master) checkUpgrade() {
 func (m *Master) upgradeChildExited(ev pool.ExitEvent) {
 	u := m.upg
 	m.upg = nil
-	u.proc.Release()
+	m.os.Release(u.pid)
 	m.restorePidfile()
 	m.log.Error("upgrade failed: new master exited; keeping this master", "new_pid", u.pid, "status", pool.DescribeStatus(ev.Status))
+	m.noteUpgrade(u.started, fmt.Errorf("new master exited: %s", pool.DescribeStatus(ev.Status)))
 }
 
 // abortUpgrade stops a new master that has not reported ready.
@@ -184,12 +171,14 @@ func (m *Master) abortUpgrade(why string) {
 	}
 	m.log.Warn("upgrade aborted", "new_pid", m.upg.pid, "reason", why)
 	m.upg.killed = true
-	m.upg.proc.Signal(syscall.SIGKILL)
+	m.os.Signal(m.upg.pid, syscall.SIGKILL)
 }
 
 // becameReady runs once every pool is ready for the first time.
 func (m *Master) becameReady() {
 	if m.parent != nil {
+		// This master is the upgrade: it succeeded once it is ready.
+		m.noteUpgrade(m.hist.started, nil)
 		for _, p := range m.pools {
 			p.Promote()
 		}

@@ -4,6 +4,8 @@
 #   curl localhost:8080/            respond
 #   curl localhost:8080/static/     static files from examples/www
 #   curl localhost:8080/api/hello   proxied to the "api" listener
+#   open http://localhost:8080/status/ in a browser: the status page
+#   curl localhost:9145/metrics     Prometheus metrics, served by the master
 #
 # Relative paths are resolved against this file's directory.
 
@@ -19,6 +21,10 @@ reload {
   debounce = "250ms"
 }
 
+metrics {
+  bind = "127.0.0.1:9145"
+}
+
 listener "web" {
   bind    = "127.0.0.1:8080"
   class   = "async"
@@ -29,6 +35,9 @@ listener "web" {
   }
   route "/api/" {
     proxy { upstream = ["http://127.0.0.1:8081"] }
+  }
+  route "/status/" {
+    status {}
   }
   route "/old/" {
     redirect {

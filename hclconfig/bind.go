@@ -138,7 +138,10 @@ func (d *decoder) checkBinds(all []boundAddr) {
 				continue
 			}
 			who := fmt.Sprintf("Listener %q", prev.listener)
-			if prev.listener == b.listener {
+			switch {
+			case prev.listener == "":
+				who = "The metrics block"
+			case prev.listener == b.listener:
 				who = "This listener"
 			}
 			if b.addr == prev.addr {

@@ -21,9 +21,14 @@
 //     names: that directories exist, that TLS certificate files parse, match
 //     their keys and are not expired (one that expires within 14 days is a
 //     warning), and that users and groups exist in the user database. It
-//     never touches the network or processes, and never checks privileges
-//     (hfork -t may run unprivileged); binding sockets, switching users and
-//     running programs belong to listeners and pool.
+//     never touches the network or processes, and Parse never checks
+//     privileges (a reload parses as well as hfork -t); binding sockets,
+//     switching users and running programs belong to listeners and pool.
+//   - CheckAccess, which only hfork -t and -T call, answers from mode bits
+//     and ownership whether each identity that will open a file may do it
+//     (the master: pidfile, log, unix sockets; the workers' user: access
+//     logs, static roots, exec commands). It switches to no one, never
+//     opens what it checks for writing, and reads no ACLs.
 //   - Certificate files are configuration by path only: a Listener's
 //     fingerprint does not change when their contents do, because workers
 //     reload certificates themselves.

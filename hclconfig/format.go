@@ -34,6 +34,10 @@ func Format(c Config) []byte {
 	rb := b.block("reload")
 	rb.attr("watch", strconv.FormatBool(c.Reload.Watch))
 	rb.attr("debounce", durationHCL(c.Reload.Debounce))
+	if c.Metrics.Bind != "" {
+		b.blank()
+		b.block("metrics").attr("bind", quoteHCL(c.Metrics.Bind))
+	}
 
 	for _, l := range c.Listeners {
 		b.blank()

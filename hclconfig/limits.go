@@ -63,7 +63,8 @@ func (d *decoder) limits(attrs hcl.Attributes, l *Listener) {
 }
 
 // redirectHTTPS decodes redirect_https and https_port.
-func (d *decoder) redirectHTTPS(attrs hcl.Attributes, l *Listener) {
+// unknown: the block holds a misspelt key, which may be redirect_https.
+func (d *decoder) redirectHTTPS(attrs hcl.Attributes, l *Listener, unknown bool) {
 	if d.boolean(attrs, "redirect_https", &l.RedirectHTTPS) && l.RedirectHTTPS {
 		l.HTTPSPort = defaultHTTPSPort
 	}
@@ -73,6 +74,7 @@ func (d *decoder) redirectHTTPS(attrs hcl.Attributes, l *Listener) {
 	}
 	rng := attrs["https_port"].Expr.Range()
 	switch {
+	case !l.RedirectHTTPS && unknown:
 	case !l.RedirectHTTPS:
 		d.errorf(attrs["https_port"].Range, "https_port without redirect_https", "https_port is where redirect_https sends clients; set redirect_https = true, or remove https_port.")
 	case port < 1 || port > 65535:

@@ -84,8 +84,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	if !namePattern.MatchString(l.Name) {
 		d.errorf(b.LabelRanges[0], "Invalid listener name", "%q cannot name a listener: use letters, digits, '.', '-' and '_', starting with a letter or digit (the name travels in LISTEN_FDNAMES and in logs).", l.Name)
 	}
-	content, diags := b.Body.Content(listenerSchema)
-	d.diags = append(d.diags, diags...)
+	content, unknown := d.content(b.Body, listenerSchema)
 	attrs := content.Attributes
 
 	var binds []boundAddr
@@ -145,7 +144,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	}
 
 	d.limits(attrs, &l)
-	d.redirectHTTPS(attrs, &l)
+	d.redirectHTTPS(attrs, &l, unknown)
 	d.identity(attrs, "user", "user", &l.User)
 	d.identity(attrs, "group", "group", &l.Group)
 	d.socketPerms(attrs, unixBinds, &l)
@@ -175,7 +174,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	l.Routes = d.routes(routeBlocks)
 
 	if l.Class == ClassExec {
-		d.exec(attrs, b, &l)
+		d.exec(attrs, b, &l, unknown)
 	} else {
 		for _, name := range execOnly {
 			if a, set := attrs[name]; set && classOK {
@@ -226,7 +225,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 					d.errorf(r.LabelRanges[0], "Route \"/\" on a redirect_https listener", "redirect_https redirects the requests no route matches, and \"/\" matches them all; keep only the routes to serve over plain HTTP (like \"/.well-known/acme-challenge/\"), or remove redirect_https.")
 				}
 			}
-		} else if len(routeBlocks) == 0 {
+		} else if len(routeBlocks) == 0 && !unknown {
 			d.errorf(b.DefRange, "Listener "+quote(l.Name)+" has no route", `%s listener serves requests through its routes; add at least one, like route "/" { respond { body = "hello\n" } }.`, capitalize(article(l.Class)))
 		}
 	}
@@ -244,8 +243,7 @@ func noEffect[T comparable](d *decoder, attrs hcl.Attributes, name, class string
 
 func (d *decoder) accessLog(body hcl.Body) AccessLog {
 	a := AccessLog{Format: "combined"}
-	content, diags := body.Content(accessLogSchema)
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(body, accessLogSchema)
 	if d.str(content.Attributes, "file", &a.File) {
 		switch a.File {
 		case "":
@@ -260,7 +258,7 @@ func (d *decoder) accessLog(body hcl.Body) AccessLog {
 }
 
 // exec decodes the arguments of an exec listener.
-func (d *decoder) exec(attrs hcl.Attributes, b *hcl.Block, l *Listener) {
+func (d *decoder) exec(attrs hcl.Attributes, b *hcl.Block, l *Listener, unknown bool) {
 	l.Dir = d.dir
 	l.Ready = "notify"
 	l.StopSignal = "TERM"
@@ -273,7 +271,7 @@ func (d *decoder) exec(attrs hcl.Attributes, b *hcl.Block, l *Listener) {
 		default:
 			l.Command = cmd
 		}
-	} else if _, set := attrs["command"]; !set {
+	} else if _, set := attrs["command"]; !set && !unknown {
 		d.errorf(b.DefRange, "Exec listener "+quote(l.Name)+" has no command", `An exec listener runs a program as each worker; add command = ["program", "arg", ...].`)
 	}
 	if env, ok := d.strMap(attrs, "env"); ok {

@@ -18,12 +18,17 @@ var fileSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "log"},
 		{Type: "reload"},
+		{Type: "metrics"},
 		{Type: "listener", LabelNames: []string{"name"}},
 	},
 }
 
 var logSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "level"}, {Name: "format"}, {Name: "file"}},
+}
+
+var metricsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "bind", Required: true}},
 }
 
 var reloadSchema = &hcl.BodySchema{
@@ -49,7 +54,7 @@ func Parse(filename string, src []byte) (Config, map[string]*hcl.File, hcl.Diagn
 	p := hclparse.NewParser()
 	f, diags := p.ParseHCL(src, filename)
 	if diags.HasErrors() {
-		return Config{}, p.Files(), diags
+		return Config{}, p.Files(), trimSyntaxFollowOns(diags, src)
 	}
 	abs, err := filepath.Abs(filename)
 	if err != nil {
@@ -89,16 +94,23 @@ func (d *decoder) file(body hcl.Body) Config {
 	var binds []boundAddr
 	for _, b := range content.Blocks {
 		switch b.Type {
-		case "log", "reload":
+		case "log", "reload", "metrics":
 			if prev, dup := seen[b.Type]; dup {
 				d.errorf(b.DefRange, "Duplicate "+b.Type+" block", "A %s block is already declared at %s; there can be only one.", b.Type, at(prev))
 				continue
 			}
 			seen[b.Type] = b.DefRange
-			if b.Type == "log" {
+			switch b.Type {
+			case "log":
 				c.Log = d.log(b.Body, c.Log)
-			} else {
+			case "reload":
 				c.Reload = d.reload(b.Body, c.Reload)
+			case "metrics":
+				var ba *boundAddr
+				c.Metrics, ba = d.metrics(b.Body)
+				if ba != nil {
+					binds = append(binds, *ba)
+				}
 			}
 		case "listener":
 			l, lb := d.listener(b)
@@ -124,8 +136,7 @@ var (
 )
 
 func (d *decoder) log(body hcl.Body, l Log) Log {
-	content, diags := body.Content(logSchema)
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(body, logSchema)
 	d.enum(content.Attributes, "level", logLevels, &l.Level)
 	d.enum(content.Attributes, "format", logFormats, &l.Format)
 	if d.str(content.Attributes, "file", &l.File) {
@@ -140,11 +151,29 @@ func (d *decoder) log(body hcl.Body, l Log) Log {
 }
 
 func (d *decoder) reload(body hcl.Body, r Reload) Reload {
-	content, diags := body.Content(reloadSchema)
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(body, reloadSchema)
 	d.boolean(content.Attributes, "watch", &r.Watch)
 	d.duration(content.Attributes, "debounce", &r.Debounce)
 	return r
+}
+
+// metrics decodes the metrics block; its address takes part in the
+// overlap checks of every bind.
+func (d *decoder) metrics(body hcl.Body) (Metrics, *boundAddr) {
+	content, diags := body.Content(metricsSchema)
+	d.diags = append(d.diags, diags...)
+	var m Metrics
+	attr := content.Attributes["bind"]
+	if !d.str(content.Attributes, "bind", &m.Bind) {
+		return Metrics{}, nil
+	}
+	ba, err := parseBind(m.Bind, d.dir)
+	if err != nil {
+		d.errorf(attr.Expr.Range(), "Invalid metrics bind", "%s", err.Error())
+		return Metrics{}, nil
+	}
+	m.Bind = ba.addr
+	return m, &boundAddr{bindAddr: ba, listener: "", rng: attr.Expr.Range()}
 }
 
 // path makes p absolute against the config file's directory, so the

@@ -137,12 +137,13 @@ listener "web" {
   }
 }
 `)
+	// The misspelt bind is not reported missing as well: that would be a
+	// follow-on of the same mistake.
 	want := []struct {
 		detail    string
 		line, col int
 	}{
 		{`An argument named "bnd" is not expected here. Did you mean "bind"?`, 3, 3},
-		{`The argument "bind" is required, but no definition was found.`, 2, 16},
 		{`An argument named "staus" is not expected here. Did you mean "status"?`, 5, 15},
 	}
 	var got []string
@@ -152,10 +153,8 @@ listener "web" {
 	if len(diags) != len(want) {
 		t.Fatalf("got %d diagnostics, want %d:\n%s", len(diags), len(want), strings.Join(got, "\n"))
 	}
-	// sorted by position: the missing bind (at the block's "{") comes first
-	order := []int{1, 0, 2}
-	for i, j := range order {
-		d, w := diags[i], want[j]
+	for i, w := range want {
+		d := diags[i]
 		if d.Detail != w.detail || d.Subject.Start.Line != w.line || d.Subject.Start.Column != w.col {
 			t.Errorf("diagnostic %d = %q at %d:%d; want %q at %d:%d", i, d.Detail,
 				d.Subject.Start.Line, d.Subject.Start.Column, w.detail, w.line, w.col)

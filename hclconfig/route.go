@@ -11,7 +11,7 @@ import (
 
 var routeSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
-		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect},
+		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect}, {Type: AppStatus},
 	},
 }
 
@@ -20,10 +20,11 @@ var appSchemas = map[string]*hcl.BodySchema{
 	AppStatic:   {Attributes: []hcl.AttributeSchema{{Name: "root", Required: true}, {Name: "index"}}},
 	AppProxy:    {Attributes: []hcl.AttributeSchema{{Name: "upstream", Required: true}}},
 	AppRedirect: {Attributes: []hcl.AttributeSchema{{Name: "to", Required: true}, {Name: "status"}}},
+	AppStatus:   {},
 }
 
 var (
-	appNames         = []string{AppRespond, AppStatic, AppProxy, AppRedirect}
+	appNames         = []string{AppRespond, AppStatic, AppProxy, AppRedirect, AppStatus}
 	redirectStatuses = []int{301, 302, 303, 307, 308}
 )
 
@@ -50,8 +51,7 @@ func (d *decoder) routes(blocks []*hcl.Block) []Route {
 
 func (d *decoder) route(b *hcl.Block) Route {
 	r := Route{Prefix: b.Labels[0]}
-	content, diags := b.Body.Content(routeSchema)
-	d.diags = append(d.diags, diags...)
+	content, unknown := d.content(b.Body, routeSchema)
 	var first *hcl.Block
 	for _, app := range content.Blocks {
 		if first != nil {
@@ -62,15 +62,14 @@ func (d *decoder) route(b *hcl.Block) Route {
 		r.App = app.Type
 		d.app(app, &r)
 	}
-	if first == nil {
+	if first == nil && !unknown {
 		d.errorf(b.DefRange, "Route "+quote(r.Prefix)+" has no app", "Add one of %s inside the route, like respond { body = \"hello\\n\" }.", orList(appNames))
 	}
 	return r
 }
 
 func (d *decoder) app(b *hcl.Block, r *Route) {
-	content, diags := b.Body.Content(appSchemas[b.Type])
-	d.diags = append(d.diags, diags...)
+	content, _ := d.content(b.Body, appSchemas[b.Type])
 	attrs := content.Attributes
 	switch b.Type {
 	case AppRespond:

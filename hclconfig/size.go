@@ -12,23 +12,27 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// sizeUnits are the suffixes a size string may carry. Both the binary
-// (KiB) and the decimal (KB) spellings mean powers of 1024, as nginx's
-// "1m" does: an operator who writes "1MB" for a body limit means a
-// megabyte of upload, and nobody means 1,000,000 exactly.
+// sizeUnits are the suffixes a size string may carry, and they mean what
+// they say: KB, MB and GB are powers of 1000 (SI), KiB, MiB and GiB powers
+// of 1024 (IEC). A bare K, M or G is refused by parseSize: nginx reads
+// "1m" as 1024*1024 bytes and a disk vendor as 10^6, so the operator is
+// asked which was meant instead of hfork guessing.
 var sizeUnits = []struct {
 	suffix string
 	n      int64
 }{
 	{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
-	{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
-	{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10},
+	{"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3},
 	{"B", 1},
 }
 
-var errSizeSyntax = errors.New("not a size")
+var (
+	errSizeSyntax = errors.New("not a size")
+	// errSizeAmbiguous: a bare K, M or G.
+	errSizeAmbiguous = errors.New("ambiguous unit")
+)
 
-// parseSize parses "100MiB", "64 KiB", "512K" or "4096" (bytes).
+// parseSize parses "100MiB", "64 KiB", "10MB" or "4096" (bytes).
 func parseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	mult := int64(1)
@@ -37,6 +41,11 @@ func parseSize(s string) (int64, error) {
 			mult = u.n
 			t = strings.TrimSpace(t[:len(t)-len(u.suffix)])
 			break
+		}
+	}
+	if mult == 1 && len(t) > 1 && strings.ContainsRune("KkMmGg", rune(t[len(t)-1])) {
+		if _, err := strconv.ParseUint(strings.TrimSpace(t[:len(t)-1]), 10, 64); err == nil {
+			return 0, fmt.Errorf("size %q: %w", s, errSizeAmbiguous)
 		}
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
@@ -49,18 +58,17 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// formatSize prints n the way an operator writes it: "1MiB" when a binary
-// unit divides it exactly, else the plain number of bytes.
+// formatSize prints n the way an operator writes it: with the largest
+// unit that divides it exactly, else the plain number of bytes.
 func formatSize(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		n      int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n != 0 && n%u.n == 0 {
-			return strconv.FormatInt(n/u.n, 10) + u.suffix
+	best := int64(1)
+	suffix := ""
+	for _, u := range sizeUnits {
+		if n != 0 && n%u.n == 0 && u.n > best {
+			best, suffix = u.n, u.suffix
 		}
 	}
-	return strconv.FormatInt(n, 10)
+	return strconv.FormatInt(n/best, 10) + suffix
 }
 
 // sizeHCL prints a size with a unit as a string and a plain number of
@@ -97,8 +105,14 @@ func (d *decoder) size(attrs hcl.Attributes, name string, max int64, dst *int64)
 		n = i
 	case cty.String:
 		var err error
-		if n, err = parseSize(v.AsString()); err != nil {
-			d.errorf(rng, "Invalid size", "%q is not a size: write a number of bytes with an optional unit (KiB, MiB, GiB), like \"64KiB\" or \"100MiB\".", v.AsString())
+		if n, err = parseSize(v.AsString()); errors.Is(err, errSizeAmbiguous) {
+			num := strings.TrimSpace(v.AsString())
+			num, unit := strings.TrimSpace(num[:len(num)-1]), strings.ToUpper(num[len(num)-1:])
+			d.errorf(rng, "Ambiguous size unit", "%q could mean powers of 1024 or of 1000: write %q (%s × 2^%d bytes) or %q (%s × 10^%d bytes).",
+				v.AsString(), num+unit+"iB", num, map[string]int{"K": 10, "M": 20, "G": 30}[unit], num+unit+"B", num, map[string]int{"K": 3, "M": 6, "G": 9}[unit])
+			return false
+		} else if err != nil {
+			d.errorf(rng, "Invalid size", "%q is not a size: write a number of bytes with an optional unit (KiB, MiB, GiB are powers of 1024; KB, MB, GB powers of 1000), like \"64KiB\" or \"100MiB\".", v.AsString())
 			return false
 		}
 	default:

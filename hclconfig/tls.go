@@ -34,8 +34,7 @@ var now = time.Now
 // of the two forms is needed.
 func (d *decoder) tls(b *hcl.Block) TLS {
 	t := TLS{MinVersion: TLS12}
-	content, diags := b.Body.Content(tlsSchema)
-	d.diags = append(d.diags, diags...)
+	content, unknown := d.content(b.Body, tlsSchema)
 	attrs := content.Attributes
 	d.enum(attrs, "min_version", tlsVersions, &t.MinVersion)
 
@@ -53,14 +52,13 @@ func (d *decoder) tls(b *hcl.Block) TLS {
 	}
 	extra := 0
 	for _, blk := range content.Blocks {
-		bc, diags := blk.Body.Content(certificateSchema)
-		d.diags = append(d.diags, diags...)
+		bc, _ := d.content(blk.Body, certificateSchema)
 		if c, ok := d.certificate(bc.Attributes); ok {
 			t.Certificates = append(t.Certificates, c)
 		}
 		extra++
 	}
-	if !hasCert && !hasKey && extra == 0 {
+	if !hasCert && !hasKey && extra == 0 && !unknown {
 		d.errorf(b.DefRange, "TLS without a certificate", `A tls block needs a certificate: cert = "cert.pem" and key = "key.pem", or certificate { } blocks.`)
 	}
 	return t

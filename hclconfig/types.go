@@ -21,6 +21,7 @@ const (
 	AppStatic   = "static"
 	AppProxy    = "proxy"
 	AppRedirect = "redirect"
+	AppStatus   = "status"
 )
 
 // Config is a validated configuration: durations parsed, defaults filled,
@@ -36,7 +37,14 @@ type Config struct {
 	Group     string     `json:"group,omitempty"`
 	Log       Log        `json:"log"`
 	Reload    Reload     `json:"reload"`
+	Metrics   Metrics    `json:"metrics,omitzero"`
 	Listeners []Listener `json:"listeners"` // in file order
+}
+
+// Metrics is the metrics block: where the master serves Prometheus
+// metrics. Bind "" means off.
+type Metrics struct {
+	Bind string `json:"bind,omitempty"` // normalized like a listener's bind
 }
 
 // Log is the log block.

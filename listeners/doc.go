@@ -12,7 +12,8 @@
 //     adopted it), only when the file is still the inode it bound, and never
 //     when the socket is being handed to another master.
 //   - A unix socket's configured mode and owner are applied only to the
-//     inode this process bound or adopted, never through a symlink; one
+//     inode this process bound or adopted, through one O_PATH|O_NOFOLLOW
+//     descriptor checked to be that socket, never by name again; one
 //     with a configured mode is bound under umask 0177, so nobody can
 //     connect before chmod.
 package listeners

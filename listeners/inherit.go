@@ -6,19 +6,15 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"github.com/hfork/hfork/pool/wire"
 )
 
-// Environment of socket inheritance. LISTEN_FDS and LISTEN_PID are systemd's
-// (sd_listen_fds(3)). An upgrading hfork master cannot know its child's pid
-// before the fork, so it sets EnvUpgrade instead of LISTEN_PID.
-const (
-	EnvListenFDS     = "LISTEN_FDS"
-	EnvListenPID     = "LISTEN_PID"
-	EnvListenFDNames = "LISTEN_FDNAMES"
-	EnvUpgrade       = "HFORK_UPGRADE"
-)
-
-const firstFD = 3
+// Sockets are inherited under systemd's protocol (sd_listen_fds(3)), whose
+// names the worker protocol holds: an upgrading hfork master cannot know
+// its child's pid before the fork, so it sets wire.EnvUpgrade instead of
+// LISTEN_PID.
+const firstFD = wire.FirstFD
 
 // Key is the canonical identity of a bind address: two spellings of one
 // address ("localhost:80" and "127.0.0.1:80") have one key, and a socket's
@@ -66,10 +62,10 @@ func keyOfFD(fd int) (string, error) {
 // (LISTEN_FDS with HFORK_UPGRADE=1). It returns them by Key and clears the
 // variables, so children do not see them. No variables, no sockets.
 func Inherited() (map[string]*Socket, error) {
-	n, _ := strconv.Atoi(os.Getenv(EnvListenFDS))
-	pid, _ := strconv.Atoi(os.Getenv(EnvListenPID))
-	upgrade := os.Getenv(EnvUpgrade) == "1"
-	for _, k := range []string{EnvListenFDS, EnvListenPID, EnvListenFDNames, EnvUpgrade} {
+	n, _ := strconv.Atoi(os.Getenv(wire.EnvListenFDs))
+	pid, _ := strconv.Atoi(os.Getenv(wire.EnvListenPID))
+	upgrade := os.Getenv(wire.EnvUpgrade) == "1"
+	for _, k := range []string{wire.EnvListenFDs, wire.EnvListenPID, wire.EnvListenFDNames, wire.EnvUpgrade} {
 		os.Unsetenv(k)
 	}
 	if n <= 0 || (!upgrade && pid != os.Getpid()) {

@@ -26,7 +26,7 @@ func TestKey(t *testing.T) {
 }
 
 func TestOpenTCPSharedAcrossDups(t *testing.T) {
-	s, err := Open("127.0.0.1:0")
+	s, err := open("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,12 +62,12 @@ func TestUnixStaleAndLive(t *testing.T) {
 	}
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close()
-	s, err := Open("unix:" + path)
+	s, err := open("unix:" + path)
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	// A live one is refused.
-	if _, err := Open("unix:" + path); err == nil {
+	if _, err := open("unix:" + path); err == nil {
 		t.Fatal("a second bind on a live unix socket succeeded")
 	}
 	// Release keeps the file (handover); Close removes it.
@@ -78,7 +78,7 @@ func TestUnixStaleAndLive(t *testing.T) {
 	if _, err := os.Stat(path); err != nil || s2 == nil {
 		t.Fatalf("Release removed the socket file: %v", err)
 	}
-	s, err = Open("unix:" + path)
+	s, err = open("unix:" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestUnixStaleAndLive(t *testing.T) {
 	}
 	// A regular file in the way is an error, never removed.
 	os.WriteFile(path, []byte("x"), 0o644)
-	if _, err := Open("unix:" + path); err == nil {
+	if _, err := open("unix:" + path); err == nil {
 		t.Fatal("bound over a regular file")
 	}
 	if _, err := os.Stat(path); err != nil {
@@ -132,7 +132,7 @@ func TestSetRefcounts(t *testing.T) {
 // description to blocking mode, or running workers' accepts would block in
 // the kernel and a draining worker could not stop accepting.
 func TestFdKeepsNonblocking(t *testing.T) {
-	s, err := Open("127.0.0.1:0")
+	s, err := open("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestFdKeepsNonblocking(t *testing.T) {
 // TestTCPNoDelayInherited: accepted connections take TCP_NODELAY from the
 // listening socket, so exec'd programs get it without setting it.
 func TestTCPNoDelayInherited(t *testing.T) {
-	s, err := Open("127.0.0.1:0")
+	s, err := open("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,4 +159,9 @@ func TestTCPNoDelayInherited(t *testing.T) {
 	if err != nil || v == 0 {
 		t.Fatalf("TCP_NODELAY on the listening socket = %d, %v", v, err)
 	}
+}
+
+// open binds addr with no unix socket permissions to apply.
+func open(addr string) (*Socket, error) {
+	return openBind(Bind{Addr: addr}, perms{uid: -1, gid: -1})
 }

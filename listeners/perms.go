@@ -6,7 +6,8 @@ import (
 	"os"
 	"os/user"
 	"strconv"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Bind is one address the master listens on. Mode, Owner and Group apply
@@ -82,26 +83,36 @@ func lookupID[T any](name string, lookup func(string) (*T, error), id func(*T) s
 const restrictiveUmask = 0o177
 
 // applyPerms sets the mode and owner of the socket file s bound. It refuses
-// to touch a path that is no longer that socket: chmod follows symlinks,
-// and a master running as root must not change some other file.
+// to touch a path that is no longer that socket: the master runs as root,
+// and whoever may write in the socket's directory could swap the socket
+// for a symlink to a file they want root to chmod. So the file is opened
+// once with O_PATH|O_NOFOLLOW (a symlink is refused), checked to be our
+// socket, and changed through that descriptor, never by name again.
 func (s *Socket) applyPerms(p perms) error {
 	if s.unixPath == "" {
 		return nil
 	}
-	var st syscall.Stat_t
-	if err := syscall.Lstat(s.unixPath, &st); err != nil {
+	fd, err := unix.Open(s.unixPath, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return fmt.Errorf("socket file %s: %w", s.unixPath, err)
 	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFSOCK || (s.unixIno != 0 && st.Ino != s.unixIno) {
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("socket file %s: %w", s.unixPath, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || (s.unixIno != 0 && st.Ino != s.unixIno) {
 		return fmt.Errorf("socket file %s: %w", s.unixPath, errNotOurSocket)
 	}
 	if p.uid >= 0 || p.gid >= 0 {
-		if err := os.Lchown(s.unixPath, p.uid, p.gid); err != nil {
+		if err := unix.Fchownat(fd, "", p.uid, p.gid, unix.AT_EMPTY_PATH); err != nil {
 			return fmt.Errorf("chown socket file: %w", err)
 		}
 	}
 	if p.hasMode {
-		if err := os.Chmod(s.unixPath, p.mode); err != nil {
+		// fchmod refuses O_PATH descriptors; the /proc link names the
+		// inode the descriptor holds, not whatever the path names now.
+		if err := unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), uint32(p.mode)); err != nil {
 			return fmt.Errorf("chmod socket file: %w", err)
 		}
 	}

@@ -93,3 +93,37 @@ func TestBindPermErrors(t *testing.T) {
 		t.Errorf("Addrs = %v", got)
 	}
 }
+
+// TestUnixBindRefusesSymlink: a symlink planted at a unix bind path, even
+// one naming a stale socket elsewhere, is neither followed nor removed:
+// the bind fails and both files stay.
+func TestUnixBindRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	elsewhere := filepath.Join(dir, "elsewhere.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: elsewhere}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(fd) // stale: bound, nobody listens
+	path := filepath.Join(dir, "web.sock")
+	if err := os.Symlink(elsewhere, path); err != nil {
+		t.Fatal(err)
+	}
+	set := NewSet(nil)
+	defer set.CloseAll(false)
+	err = set.Prepare([]Bind{{Addr: "unix:" + path, Mode: "0666"}})
+	if err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("Prepare on a planted symlink: err = %v, want a refusal", err)
+	}
+	if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symlink was removed or replaced: %v", err)
+	}
+	if fi, err := os.Lstat(elsewhere); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("the socket it names was removed: %v", err)
+	} else if fi.Mode().Perm() == 0o666 {
+		t.Errorf("the socket it names got the configured mode")
+	}
+}

@@ -30,14 +30,9 @@ func Network(addr string) (network, address string) {
 	return "tcp", addr
 }
 
-// Open binds and listens on addr. A stale unix socket file (nobody accepts
-// on it) is removed first; a live one or a file that is not a socket is an
-// error.
-func Open(addr string) (*Socket, error) {
-	return openBind(Bind{Addr: addr}, perms{uid: -1, gid: -1})
-}
-
-// openBind opens b and applies p to a unix socket file.
+// openBind binds and listens on b and applies p to a unix socket file. A
+// stale unix socket file (nobody accepts on it) is removed first; a live
+// one or a file that is not a socket is an error.
 func openBind(b Bind, p perms) (*Socket, error) {
 	addr := b.Addr
 	network, address := Network(addr)

@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
-	"github.com/hfork/hfork/pool/worker"
+	"github.com/hfork/hfork/pool/internal/certset"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // certPoll is how often the master looks at a TLS listener's certificate
@@ -34,13 +35,13 @@ type Certs struct {
 	log    *slog.Logger
 	pairs  []*certPair
 	polled time.Time
-	parsed *worker.Certificates // the same set, for the master's own answers
+	parsed *certset.Set // the same set, for the master's own answers
 }
 
 // certPair is one configured certificate and the state of its files.
 type certPair struct {
 	files  hclconfig.Certificate
-	pem    worker.CertPEM
+	pem    wire.CertPEM
 	leaf   *x509.Certificate
 	loaded pairSig // the files' state when pem was read
 	failed pairSig // the state that last failed to load, logged once
@@ -80,7 +81,7 @@ func ReadCertificates(l hclconfig.Listener, log *slog.Logger) (*Certs, error) {
 		p.pem, p.leaf, p.loaded, p.seen = pem, leaf, sig, sig
 		c.pairs = append(c.pairs, p)
 	}
-	parsed, err := worker.NewCertificates(c.PEM(), log)
+	parsed, err := certset.New(c.PEM(), log)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
@@ -89,8 +90,8 @@ func ReadCertificates(l hclconfig.Listener, log *slog.Logger) (*Certs, error) {
 }
 
 // PEM is the current set, in configured order, as workers get it.
-func (c *Certs) PEM() []worker.CertPEM {
-	out := make([]worker.CertPEM, len(c.pairs))
+func (c *Certs) PEM() []wire.CertPEM {
+	out := make([]wire.CertPEM, len(c.pairs))
 	for i, p := range c.pairs {
 		out[i] = p.pem
 	}
@@ -155,19 +156,19 @@ func (c *Certs) reload(force bool) bool {
 }
 
 // readPair reads one pair's files and checks that they parse and match.
-func readPair(f hclconfig.Certificate) (worker.CertPEM, *x509.Certificate, error) {
+func readPair(f hclconfig.Certificate) (wire.CertPEM, *x509.Certificate, error) {
 	certPEM, err := os.ReadFile(f.Cert)
 	if err != nil {
-		return worker.CertPEM{}, nil, fmt.Errorf("certificate %s: %w", f.Cert, err)
+		return wire.CertPEM{}, nil, fmt.Errorf("certificate %s: %w", f.Cert, err)
 	}
 	keyPEM, err := os.ReadFile(f.Key)
 	if err != nil {
-		return worker.CertPEM{}, nil, fmt.Errorf("key %s: %w", f.Key, err)
+		return wire.CertPEM{}, nil, fmt.Errorf("key %s: %w", f.Key, err)
 	}
-	pem := worker.CertPEM{Name: f.Cert, Cert: string(certPEM), Key: string(keyPEM)}
-	cert, err := pem.Parse()
+	pem := wire.CertPEM{Name: f.Cert, Cert: string(certPEM), Key: string(keyPEM)}
+	cert, err := certset.Parse(pem)
 	if err != nil {
-		return worker.CertPEM{}, nil, fmt.Errorf("certificate %s, key %s: %w", f.Cert, f.Key, errors.Unwrap(err))
+		return wire.CertPEM{}, nil, fmt.Errorf("certificate %s, key %s: %w", f.Cert, f.Key, errors.Unwrap(err))
 	}
 	return pem, cert.Leaf, nil
 }

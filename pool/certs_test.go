@@ -12,6 +12,7 @@ import (
 
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/hclconfig/testcert"
+	"github.com/hfork/hfork/pool/internal/certset"
 )
 
 // logBuffer collects log lines for assertions.
@@ -53,7 +54,7 @@ func servedName(t *testing.T, c *Certs) string {
 	if err != nil || cert == nil {
 		t.Fatalf("no certificate: %v", err)
 	}
-	p, err := c.PEM()[0].Parse()
+	p, err := certset.Parse(c.PEM()[0])
 	if err != nil {
 		t.Fatal(err)
 	}

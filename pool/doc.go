@@ -5,8 +5,15 @@
 //
 // A Pool is driven by exactly one goroutine (the engine's loop): every
 // method is called from it, and everything that happens elsewhere (a child
-// exits, a notify datagram arrives) reaches the pool as an Event that the
-// loop hands to Pool.Handle. So a pool needs no locks.
+// exits, a notify datagram arrives) reaches the pool as an ExitEvent or a
+// NotifyEvent that the loop hands to HandleExit or HandleNotify. So a pool
+// needs no locks.
+//
+// Every effect on processes (start, signal, release, reap) and the clock
+// goes through an OS, a struct of functions wired to the real ones in
+// os_real.go; tests pass their own and drive a pool's whole lifecycle in
+// milliseconds without a process. What master and worker say to each
+// other is package wire's.
 //
 // Invariants:
 //   - A worker is Starting, then Ready, then Draining, then Exited; it never
@@ -15,6 +22,12 @@
 //     failed to boot: it reports the failure, so the old generation stays.
 //   - A recycled worker is drained only after its replacement is ready, so
 //     capacity never dips.
+//   - The state owner never waits on a worker: control lines are queued
+//     (in order, the Spec first; at most wire.MaxControlQueue bytes for a
+//     worker that does not read), and an exit report that waits for the
+//     worker's last output line finishes in a later Tick.
+//   - A pool's Counters never decrease: a worker's counters are cumulative,
+//     and its last report joins the pool's total when it exits.
 //   - No worker outlives the master: the spawner's thread is locked, so
 //     Pdeathsig fires only when the master itself dies.
 //   - A live pool whose listener has had no ready worker for longer than

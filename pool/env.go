@@ -1,11 +1,11 @@
 package pool
 
 import (
-	"os"
 	"slices"
 	"strings"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // passedEnv names the master's variables every worker gets: what a program
@@ -25,10 +25,12 @@ var identityEnv = []string{"HOME", "USER", "LOGNAME"}
 // workerEnv is the environment a worker of l starts with, before the
 // worker protocol's variables: the allowlisted part of the master's
 // environment and what l's pass_env names (or, with inherit_env, all of it
-// but the protocol's own variables: baseEnv), then l's env, which wins.
+// but the protocol's own variables: wire.Environ), then l's env, which
+// wins. The allowlist too is applied to wire.Environ's list, so a pass_env
+// naming a protocol variable cannot hand a worker its master's.
 func workerEnv(l hclconfig.Listener) []string {
 	if l.InheritEnv {
-		return addEnv(baseEnv(), l.Env)
+		return addEnv(wire.Environ(nil), l.Env)
 	}
 	keep := slices.Concat(passedEnv, l.PassEnv)
 	if l.Class != hclconfig.ClassExec {
@@ -39,7 +41,7 @@ func workerEnv(l hclconfig.Listener) []string {
 		keep = append(keep, identityEnv...)
 	}
 	var out []string
-	for _, kv := range os.Environ() {
+	for _, kv := range wire.Environ(nil) {
 		k, _, _ := strings.Cut(kv, "=")
 		if slices.Contains(keep, k) || strings.HasPrefix(k, "LC_") {
 			out = append(out, kv)

@@ -42,8 +42,8 @@ func TestPoolFailingAndStaged(t *testing.T) {
 		GracefulTimeout: time.Second, AccessLog: hclconfig.AccessLog{File: t.TempDir(), Format: "combined"}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := Config{Listener: l, Gen: 1, Sockets: []*os.File{s.File}, Notify: "@hfork-test-none",
-		Spawner: NewSpawner(), Output: NewOutput(io.Discard, log), Log: log}
-	staged := New(Config{Listener: l, Gen: 2, Sockets: cfg.Sockets, Notify: cfg.Notify, Spawner: cfg.Spawner,
+		OS: RealOS(), Output: NewOutput(io.Discard, log), Log: log}
+	staged := New(Config{Listener: l, Gen: 2, Sockets: cfg.Sockets, Notify: cfg.Notify, OS: cfg.OS,
 		Output: cfg.Output, Log: log, Staged: true})
 	staged.Start()
 	started := time.Now()

@@ -18,14 +18,21 @@ import (
 	"github.com/hfork/hfork/listeners"
 )
 
+// openSocket opens a loopback socket the way the master does, through a
+// listeners.Set.
 func openSocket(t *testing.T) *listeners.Socket {
 	t.Helper()
-	s, err := listeners.Open("127.0.0.1:0")
+	const addr = "127.0.0.1:0"
+	set := listeners.NewSet(nil)
+	if err := set.Prepare([]listeners.Bind{{Addr: addr}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { set.CloseAll(false) })
+	socks, err := set.Acquire([]string{addr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return socks[0]
 }
 
 func socketAddr(t *testing.T, s *listeners.Socket) string {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker"
 )
 
@@ -11,9 +12,9 @@ import (
 // (the master re-executes /proc/self/exe).
 func TestMain(m *testing.M) {
 	switch {
-	case os.Getenv(worker.EnvWorker) == "1":
+	case os.Getenv(wire.EnvWorker) == "1":
 		os.Exit(worker.Main())
-	case os.Getenv(EnvExec) == "1":
+	case os.Getenv(wire.EnvExec) == "1":
 		os.Exit(ExecShim())
 	}
 	os.Exit(m.Run())

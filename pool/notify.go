@@ -7,21 +7,22 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"syscall"
+
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // NotifyEvent is one sd_notify datagram, attributed to the pid the kernel
 // says sent it.
 type NotifyEvent struct {
 	Pid    int
-	Fields map[string]string
+	Notice wire.Notice
 }
 
-// NotifySocket is the master's sd_notify socket: an abstract unix datagram
+// NotifyListener is the master's sd_notify socket: an abstract unix datagram
 // socket with SO_PASSCRED, so every datagram carries its sender's pid and a
 // worker cannot speak for another.
-type NotifySocket struct {
+type NotifyListener struct {
 	// Addr is the NOTIFY_SOCKET value for children ("@hfork-…").
 	Addr string
 	conn *net.UnixConn
@@ -29,7 +30,7 @@ type NotifySocket struct {
 
 // ListenNotify opens the notify socket and delivers its datagrams to fn
 // from its own goroutine until Close.
-func ListenNotify(fn func(NotifyEvent)) (*NotifySocket, error) {
+func ListenNotify(fn func(NotifyEvent)) (*NotifyListener, error) {
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	addr := fmt.Sprintf("@hfork-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:]))
@@ -54,12 +55,12 @@ func ListenNotify(fn func(NotifyEvent)) (*NotifySocket, error) {
 		conn.Close()
 		return nil, fmt.Errorf("notify socket: SO_PASSCRED: %w", err)
 	}
-	n := &NotifySocket{Addr: addr, conn: conn}
+	n := &NotifyListener{Addr: addr, conn: conn}
 	go n.read(fn)
 	return n, nil
 }
 
-func (n *NotifySocket) read(fn func(NotifyEvent)) {
+func (n *NotifyListener) read(fn func(NotifyEvent)) {
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, syscall.CmsgSpace(syscall.SizeofUcred))
 	for {
@@ -74,7 +75,7 @@ func (n *NotifySocket) read(fn func(NotifyEvent)) {
 		if pid <= 0 {
 			continue
 		}
-		fn(NotifyEvent{Pid: pid, Fields: ParseNotify(buf[:nb])})
+		fn(NotifyEvent{Pid: pid, Notice: wire.ParseNotice(buf[:nb])})
 	}
 }
 
@@ -91,16 +92,5 @@ func senderPid(oob []byte) int {
 	return 0
 }
 
-// ParseNotify splits a datagram into its KEY=VALUE lines.
-func ParseNotify(b []byte) map[string]string {
-	out := map[string]string{}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && k != "" {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // Close stops the socket's reader.
-func (n *NotifySocket) Close() error { return n.conn.Close() }
+func (n *NotifyListener) Close() error { return n.conn.Close() }

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func TestNotifySocketAttributesSender(t *testing.T) {
+func TestNotifyListenerAttributesSender(t *testing.T) {
 	got := make(chan NotifyEvent, 1)
 	n, err := ListenNotify(func(ev NotifyEvent) { got <- ev })
 	if err != nil {
@@ -25,8 +25,8 @@ func TestNotifySocketAttributesSender(t *testing.T) {
 		if ev.Pid != os.Getpid() {
 			t.Errorf("pid = %d, want %d", ev.Pid, os.Getpid())
 		}
-		if ev.Fields["READY"] != "1" || ev.Fields["STATUS"] != "hello world" || ev.Fields["X_HFORK_REQUESTS"] != "7" {
-			t.Errorf("fields = %v", ev.Fields)
+		if ev.Notice["READY"] != "1" || ev.Notice["STATUS"] != "hello world" || ev.Notice["X_HFORK_REQUESTS"] != "7" {
+			t.Errorf("fields = %v", ev.Notice)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no notify event")

@@ -79,6 +79,20 @@ func (o *Output) follow(r *os.File, raw bool, listener string, pid int, stream s
 	return t
 }
 
+// finished reports whether the pipe reached EOF (a nil tail has nothing
+// to wait for).
+func (t *tail) finished() bool {
+	if t == nil {
+		return true
+	}
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (t *tail) lastLine() string {
 	if t == nil {
 		return ""

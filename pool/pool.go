@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
-	"github.com/hfork/hfork/pool/worker"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // Backoff for workers that fail to boot: 100ms, doubling, capped.
@@ -38,7 +36,7 @@ type Config struct {
 	// LogLevel and LogFormat are handed to built-in workers ("json", "text"
 	// or "tint").
 	LogLevel, LogFormat string
-	Spawner             *Spawner
+	OS                  *OS
 	Output              *Output
 	// Certs are a TLS listener's certificates (ReadCertificates), handed
 	// to its workers; nil for plain listeners.
@@ -65,6 +63,7 @@ type Pool struct {
 	unreadySince time.Time
 	lastFailure  string
 	fallback     *fallback // running while the listener is failing
+	stats        poolStats
 }
 
 // New returns a pool with no workers; Start spawns them.
@@ -87,7 +86,7 @@ func (p *Pool) Target() int { return p.target }
 // Start brings the pool up to its configured number of workers.
 func (p *Pool) Start() {
 	p.target = p.cfg.Listener.Workers
-	p.unreadySince = time.Now()
+	p.unreadySince = p.cfg.OS.Now()
 	p.fill(p.unreadySince)
 }
 
@@ -115,9 +114,11 @@ func (p *Pool) Ready() bool {
 // Done reports whether every worker has exited.
 func (p *Pool) Done() bool { return len(p.workers) == 0 }
 
+// find is the live worker with pid: not one already reaped and waiting
+// for its exit report, whose pid the kernel may have handed on.
 func (p *Pool) find(pid int) *Worker {
 	for _, w := range p.workers {
-		if w.Pid == pid {
+		if w.Pid == pid && w.exit == nil {
 			return w
 		}
 	}
@@ -125,11 +126,17 @@ func (p *Pool) find(pid int) *Worker {
 }
 
 // serving counts workers that count towards the target: starting or ready,
-// not draining, not waiting to be recycled.
+// not draining, not waiting to be recycled. A worker that died and waits
+// for its last words still holds its place, so that nothing replaces it
+// before its exit is accounted (and backed off from).
 func (p *Pool) serving() int {
 	n := 0
 	for _, w := range p.workers {
-		if (w.State == Starting || w.State == Ready) && !w.recycle {
+		state := w.State
+		if w.exit != nil {
+			state = w.exitWas
+		}
+		if (state == Starting || state == Ready) && !w.recycle {
 			n++
 		}
 	}
@@ -143,8 +150,9 @@ func (p *Pool) fill(now time.Time) {
 		return
 	}
 	for p.serving() < p.target {
-		w, err := p.spawn()
+		w, err := p.spawn(now)
 		if err != nil {
+			p.stats.bootFailure("spawn")
 			p.bootFailed(now, err.Error())
 			return
 		}
@@ -181,12 +189,12 @@ func (p *Pool) ready(w *Worker, now time.Time) {
 	w.lastBeat = now
 	p.log.Info("worker ready", "pid", w.Pid, "state", Ready.String(), "boot_ms", now.Sub(w.Started).Milliseconds())
 	p.recovered()
-	p.retireRecycled()
+	p.retireRecycled(now)
 }
 
 // retireRecycled drains workers that asked to be replaced, one for each
 // ready worker beyond the target.
-func (p *Pool) retireRecycled() {
+func (p *Pool) retireRecycled(now time.Time) {
 	ready := 0
 	for _, w := range p.workers {
 		if w.State == Ready && !w.recycle {
@@ -198,7 +206,8 @@ func (p *Pool) retireRecycled() {
 			return
 		}
 		if w.State == Ready && w.recycle {
-			p.drain(w, "max_requests reached; replacement ready", time.Now())
+			p.stats.restart("max_requests")
+			p.drain(w, "max_requests reached; replacement ready", now)
 		}
 	}
 }
@@ -211,22 +220,16 @@ func (p *Pool) drain(w *Worker, reason string, now time.Time) {
 	w.State = Draining
 	w.deadline = now.Add(p.cfg.Listener.GracefulTimeout)
 	p.log.Info("worker draining", "pid", w.Pid, "state", Draining.String(), "reason", reason)
-	w.signal(p.stopSignal())
+	p.signal(w, p.stopSignal())
 }
 
 func (p *Pool) stopSignal() syscall.Signal {
 	if p.cfg.Listener.Class == hclconfig.ClassExec {
-		if s, ok := Signals[p.cfg.Listener.StopSignal]; ok {
+		if s, ok := wire.Signal(p.cfg.Listener.StopSignal); ok {
 			return s
 		}
 	}
 	return syscall.SIGTERM
-}
-
-// Signals maps stop_signal names to signals.
-var Signals = map[string]syscall.Signal{
-	"TERM": syscall.SIGTERM, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "HUP": syscall.SIGHUP,
-	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH,
 }
 
 // kill ends a worker now and says why.
@@ -234,54 +237,7 @@ func (p *Pool) kill(w *Worker, why string) {
 	if w.killedFor == "" {
 		w.killedFor = why
 	}
-	w.signal(syscall.SIGKILL)
-}
-
-// HandleExit accounts for a reaped worker; false if pid is not ours.
-func (p *Pool) HandleExit(ev ExitEvent, now time.Time) bool {
-	i := slices.IndexFunc(p.workers, func(w *Worker) bool { return w.Pid == ev.Pid })
-	if i < 0 {
-		return false
-	}
-	w := p.workers[i]
-	p.workers = slices.Delete(p.workers, i, i+1)
-	prev := w.State
-	w.State = Exited
-	w.proc.Release()
-	w.closeControl()
-	attrs := []any{"pid", w.Pid, "state", Exited.String(), "was", prev.String(), "status", DescribeStatus(ev.Status)}
-	if w.killedFor != "" {
-		attrs = append(attrs, "reason", w.killedFor)
-	}
-	switch {
-	case prev == Draining:
-		p.log.Info("worker exited", attrs...)
-	case prev == Starting:
-		last := w.lastLine()
-		attrs = append(attrs, "last_output", last)
-		p.log.Error("worker exited before it was ready", attrs...)
-		why := DescribeStatus(ev.Status)
-		if w.killedFor != "" {
-			why = w.killedFor
-		}
-		if last != "" {
-			why += ": " + last
-		}
-		p.bootFailed(now, why)
-	default:
-		last := w.lastLine()
-		attrs = append(attrs, "last_output", last)
-		p.log.Error("worker exited unexpectedly; replacing it", attrs...)
-		if now.Sub(w.readyAt) < stableAfter {
-			why := "exited " + now.Sub(w.readyAt).Round(time.Millisecond).String() + " after it was ready: " + DescribeStatus(ev.Status)
-			if last != "" {
-				why += ": " + last
-			}
-			p.bootFailed(now, why)
-		}
-	}
-	p.fill(now)
-	return true
+	p.signal(w, syscall.SIGKILL)
 }
 
 // HandleNotify applies a notify datagram; false if pid is not ours.
@@ -290,28 +246,32 @@ func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
 	if w == nil {
 		return false
 	}
-	f := ev.Fields
-	if f["READY"] == "1" {
+	n := ev.Notice
+	if n.Flag(wire.KeyReady) {
 		p.ready(w, now)
 	}
-	if f["WATCHDOG"] == "1" {
+	if n.Flag(wire.KeyWatchdog) {
 		w.watchdog = true
 		w.lastBeat = now
 	}
-	if v, ok := f[worker.NotifyRequests]; ok {
-		w.requests, _ = strconv.ParseInt(v, 10, 64)
-		w.oldestMS, _ = strconv.ParseInt(f[worker.NotifyOldestMS], 10, 64)
-		w.oldestReq = f[worker.NotifyOldestReq]
+	if l, ok := n.Load(); ok {
+		if l.Inflight != w.load.Inflight {
+			// What the worker is doing, for an operator at debug level (and
+			// for tests, which wait on it rather than guess).
+			p.log.Debug("worker requests in flight", "pid", w.Pid, "inflight", l.Inflight, "requests", l.Requests)
+		}
+		w.load = l
 	}
-	if s, ok := f["STATUS"]; ok && p.cfg.Listener.Class == hclconfig.ClassExec {
+	w.stats.parse(n)
+	if s, ok := n.Status(); ok && p.cfg.Listener.Class == hclconfig.ClassExec {
 		p.log.Info("worker status", "pid", w.Pid, "status", s)
 	}
-	if f[worker.NotifyRecycle] == "1" && w.State == Ready && !w.recycle {
+	if n.Flag(wire.KeyRecycle) && w.State == Ready && !w.recycle {
 		w.recycle = true
-		p.log.Info("worker reached max_requests; starting its replacement", "pid", w.Pid, "requests", w.requests)
+		p.log.Info("worker reached max_requests; starting its replacement", "pid", w.Pid, "requests", w.load.Requests)
 		p.fill(now)
 	}
-	if f["STOPPING"] == "1" && w.State == Ready {
+	if n.Flag(wire.KeyStopping) && w.State == Ready {
 		// The worker is leaving on its own; do not count it.
 		w.State = Draining
 		w.deadline = now.Add(p.cfg.Listener.GracefulTimeout)
@@ -325,6 +285,7 @@ func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
 // a backoff. The engine calls it a few times a second.
 func (p *Pool) Tick(now time.Time) {
 	l := p.cfg.Listener
+	p.finishExits(now)
 	for _, w := range p.workers {
 		if p.fails > 0 && w.State == Ready && now.Sub(w.readyAt) >= stableAfter {
 			p.fails = 0 // a worker stayed up: the crash loop is over
@@ -339,7 +300,7 @@ func (p *Pool) Tick(now time.Time) {
 		case Draining:
 			if now.After(w.deadline) && w.killedFor == "" {
 				p.log.Warn("worker still running at its stop deadline; killing it", "pid", w.Pid,
-					"oldest_request", w.oldestReq)
+					"oldest_request", w.load.OldestReq)
 				p.kill(w, "stop deadline reached")
 			}
 		}
@@ -359,10 +320,10 @@ func (p *Pool) checkTimeout(w *Worker, now time.Time) {
 	silent := now.Sub(w.lastBeat)
 	switch l.Class {
 	case hclconfig.ClassSync, hclconfig.ClassThread:
-		age := time.Duration(w.oldestMS)*time.Millisecond + silent
-		if w.oldestMS > 0 && age > l.Timeout {
-			p.log.Error("worker timeout", "pid", w.Pid, "request", w.oldestReq, "age", age.Round(time.Millisecond).String(), "timeout", l.Timeout.String())
-			p.kill(w, "worker timeout: request "+w.oldestReq+" older than "+l.Timeout.String())
+		age := w.load.Oldest + silent
+		if w.load.Oldest > 0 && age > l.Timeout {
+			p.log.Error("worker timeout", "pid", w.Pid, "request", w.load.OldestReq, "age", age.Round(time.Millisecond).String(), "timeout", l.Timeout.String())
+			p.kill(w, "worker timeout: request "+w.load.OldestReq+" older than "+l.Timeout.String())
 			return
 		}
 		fallthrough
@@ -382,7 +343,7 @@ func (p *Pool) checkTimeout(w *Worker, now time.Time) {
 // Scale sets the number of workers: extra ones drain (oldest first),
 // missing ones start.
 func (p *Pool) Scale(n int, reason string) {
-	now := time.Now()
+	now := p.cfg.OS.Now()
 	p.target = n
 	for _, w := range p.workers {
 		if p.serving() <= p.target {
@@ -400,7 +361,7 @@ func (p *Pool) Scale(n int, reason string) {
 func (p *Pool) Drain(reason string) {
 	p.target = 0
 	p.stopFallback()
-	now := time.Now()
+	now := p.cfg.OS.Now()
 	for _, w := range p.workers {
 		p.drain(w, reason, now)
 	}
@@ -411,8 +372,11 @@ func (p *Pool) Drain(reason string) {
 func (p *Pool) Stop(immediate bool) {
 	p.target = 0
 	p.stopFallback()
-	now := time.Now()
+	now := p.cfg.OS.Now()
 	for _, w := range p.workers {
+		if w.State == Exited {
+			continue
+		}
 		w.State = Draining
 		w.deadline = now.Add(fastStopGrace)
 		if immediate {
@@ -420,9 +384,9 @@ func (p *Pool) Stop(immediate bool) {
 			continue
 		}
 		if p.cfg.Listener.Class == hclconfig.ClassExec {
-			w.signal(p.stopSignal())
+			p.signal(w, p.stopSignal())
 		} else {
-			w.signal(syscall.SIGINT)
+			p.signal(w, syscall.SIGINT)
 		}
 	}
 }
@@ -434,7 +398,7 @@ func (p *Pool) Signal(sig syscall.Signal) {
 		return
 	}
 	for _, w := range p.workers {
-		w.signal(sig)
+		p.signal(w, sig)
 	}
 }
 
@@ -442,6 +406,6 @@ func (p *Pool) Signal(sig syscall.Signal) {
 func (p *Pool) SetLog(level, format string) {
 	p.cfg.LogLevel, p.cfg.LogFormat = level, format
 	for _, w := range p.workers {
-		w.send(worker.Command{LogLevel: level, LogFormat: format})
+		p.send(w, wire.Command{LogLevel: level, LogFormat: format})
 	}
 }

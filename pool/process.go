@@ -2,25 +2,17 @@ package pool
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
-	"github.com/hfork/hfork/pool/worker"
-)
-
-// Exec-class shim protocol: hfork's own binary starts first, sets
-// LISTEN_PID to its pid and execs the program (so LISTEN_PID is the
-// program's pid, as systemd promises).
-const (
-	EnvExec     = "HFORK_EXEC"
-	EnvExecArgv = "HFORK_EXEC_ARGV"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // selfExe is the running binary, even when the file on disk was replaced.
@@ -33,44 +25,26 @@ type Worker struct {
 	State   State
 	Started time.Time
 
-	proc    *os.Process
-	control *os.File // built-in workers: write end of the control pipe
-	ctlMu   sync.Mutex
-	outbox  [][]byte // control lines not yet written, oldest first
-	writing bool     // a flush goroutine is running
-	// ctlClosing: the worker is gone; the pipe closes once no write runs.
-	ctlClosing bool
-	out, err   *tail
+	control  *wire.Control // built-in workers: the master's end of the control pipe
+	out, err *tail
 
 	readyAt   time.Time
 	lastBeat  time.Time
-	watchdog  bool // sent WATCHDOG=1 at least once
-	requests  int64
-	oldestMS  int64
-	oldestReq string
+	watchdog  bool      // sent WATCHDOG=1 at least once
+	load      wire.Load // from the last heartbeat
 	recycle   bool      // asked to be replaced (max_requests)
 	deadline  time.Time // Draining: SIGKILL after this
 	killedFor string    // why the master killed it, for the exit line
-}
+	stats     workerStats
 
-// baseEnv is the master's environment without the variables that describe
-// the master's own sockets and notify socket.
-func baseEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-			worker.EnvWorker, worker.EnvControlFD, EnvExec, EnvExecArgv:
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
+	// Reaped, waiting for the output pipes to drain (see HandleExit).
+	exit    *ExitEvent
+	exitAt  time.Time
+	exitWas State
 }
 
 // spawn starts one worker of p's listener.
-func (p *Pool) spawn() (*Worker, error) {
+func (p *Pool) spawn(now time.Time) (*Worker, error) {
 	l := p.cfg.Listener
 	n := len(p.cfg.Sockets)
 	names := make([]string, n)
@@ -80,9 +54,9 @@ func (p *Pool) spawn() (*Worker, error) {
 		files = append(files, s)
 	}
 	env := append(workerEnv(l),
-		"LISTEN_FDS="+strconv.Itoa(n),
-		"LISTEN_FDNAMES="+strings.Join(names, ":"),
-		"NOTIFY_SOCKET="+p.cfg.Notify,
+		wire.EnvListenFDs+"="+strconv.Itoa(n),
+		wire.EnvListenFDNames+"="+strings.Join(names, ":"),
+		wire.EnvNotifySocket+"="+p.cfg.Notify,
 	)
 	cred, err := credential(l)
 	if err != nil {
@@ -111,9 +85,9 @@ func (p *Pool) spawn() (*Worker, error) {
 		cmd.Args = []string{"hfork: exec " + l.Name}
 		cmd.Dir = l.Dir
 		cmd.Stdout = outW
-		env = append(env, EnvExec+"=1", EnvExecArgv+"="+string(argv))
+		env = append(env, wire.EnvExec+"=1", wire.EnvExecArgv+"="+string(argv))
 		if l.Timeout > 0 {
-			env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(l.Timeout.Microseconds(), 10))
+			env = append(env, wire.EnvWatchdogUsec+"="+strconv.FormatInt(l.Timeout.Microseconds(), 10))
 		}
 	} else {
 		outR.Close()
@@ -128,11 +102,11 @@ func (p *Pool) spawn() (*Worker, error) {
 		}
 		files = append(files, ctlR)
 		cmd.ExtraFiles = files
-		env = append(env, worker.EnvWorker+"=1", worker.EnvControlFD+"="+strconv.Itoa(3+n))
+		env = append(env, wire.EnvWorker+"=1", wire.EnvControlFD+"="+strconv.Itoa(wire.FirstFD+n))
 	}
 	cmd.Env = env
 
-	err = p.cfg.Spawner.Start(cmd)
+	pid, err := p.cfg.OS.Start(cmd)
 	errW.Close()
 	if outW != nil {
 		outW.Close()
@@ -150,17 +124,20 @@ func (p *Pool) spawn() (*Worker, error) {
 		}
 		return nil, fmt.Errorf("spawn %s: %w", l.Name, err)
 	}
-	w := &Worker{Pid: cmd.Process.Pid, Gen: p.cfg.Gen, State: Starting, Started: time.Now(), proc: cmd.Process, control: ctlW}
+	w := &Worker{Pid: pid, Gen: p.cfg.Gen, State: Starting, Started: now}
 	w.err = p.cfg.Output.follow(errR, !exe, l.Name, w.Pid, "stderr")
 	if outR != nil {
 		w.out = p.cfg.Output.follow(outR, false, l.Name, w.Pid, "stdout")
 	}
 	if ctlW != nil {
-		spec := worker.Spec{Listener: l, Gen: p.cfg.Gen, LogLevel: p.cfg.LogLevel, LogFormat: p.cfg.LogFormat}
+		// The Spec is queued before anything else can be: it is the first
+		// line the worker reads, whatever the master sends it next.
+		w.control = wire.NewControl(ctlW)
+		spec := wire.Spec{Listener: l, Gen: p.cfg.Gen, LogLevel: p.cfg.LogLevel, LogFormat: p.cfg.LogFormat}
 		if p.cfg.Certs != nil {
 			spec.Certificates = p.cfg.Certs.PEM()
 		}
-		w.send(spec)
+		p.send(w, spec)
 	}
 	return w, nil
 }
@@ -180,93 +157,37 @@ func (p *Pool) pushCertificates() {
 	if p.cfg.Listener.Class == hclconfig.ClassExec {
 		return
 	}
-	c := worker.Command{Certificates: p.cfg.Certs.PEM()}
+	c := wire.Command{Certificates: p.cfg.Certs.PEM()}
 	for _, w := range p.workers {
-		w.send(c)
+		p.send(w, c)
 	}
 }
 
-// send writes one JSON line on the control pipe without blocking the
-// caller: a worker that is slow to read must not stall the master. Lines
-// go out in the order they were sent (the Spec first, then a newer set of
-// certificates after an older one), from one writer at a time.
-func (w *Worker) send(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return
-	}
-	b = append(b, '\n')
-	w.ctlMu.Lock()
-	defer w.ctlMu.Unlock()
-	if w.control == nil || w.ctlClosing {
-		return
-	}
-	w.outbox = append(w.outbox, b)
-	if !w.writing {
-		w.writing = true
-		go w.flush()
-	}
-}
-
-// flush writes the outbox until it is empty, outside the lock (a full
-// pipe blocks it until the worker reads or exits), and closes the pipe if
-// closeControl asked while it wrote.
-func (w *Worker) flush() {
-	for {
-		w.ctlMu.Lock()
-		if len(w.outbox) == 0 || w.ctlClosing {
-			w.writing = false
-			w.outbox = nil
-			if w.ctlClosing && w.control != nil {
-				w.control.Close()
-				w.control = nil
-			}
-			w.ctlMu.Unlock()
-			return
-		}
-		b, f := w.outbox[0], w.control
-		w.outbox = w.outbox[1:]
-		w.ctlMu.Unlock()
-		f.Write(b)
-	}
-}
-
-// signal sends sig to the worker (through its pidfd: never another process).
-func (w *Worker) signal(sig syscall.Signal) {
-	if w.State == Exited {
-		return
-	}
-	w.proc.Signal(sig)
-}
-
-// closeControl ends the control pipe once the worker is gone; a write in
-// progress fails with EPIPE, and the writer closes the pipe after it.
-func (w *Worker) closeControl() {
-	w.ctlMu.Lock()
-	defer w.ctlMu.Unlock()
+// send queues one line on w's control pipe; it never blocks, and lines
+// arrive in the order they were sent (the Spec first, then a newer set of
+// certificates after an older one).
+func (p *Pool) send(w *Worker, v any) {
 	if w.control == nil {
 		return
 	}
-	w.ctlClosing = true
-	if !w.writing {
-		w.control.Close()
-		w.control = nil
+	if err := w.control.Send(v); errors.Is(err, wire.ErrControlFull) {
+		p.log.Warn("worker control command dropped", "pid", w.Pid, "err", err)
 	}
 }
 
-// lastLine is the last line the worker printed, for exit reports. It gives
-// the pipe a moment to drain, since the exit can be reaped before the
-// reader sees the final line.
-func (w *Worker) lastLine() string {
-	if w.err != nil {
-		select {
-		case <-w.err.done:
-		case <-time.After(50 * time.Millisecond):
-		}
+// signal sends sig to the worker (through the OS seam: never another
+// process that took its pid).
+func (p *Pool) signal(w *Worker, sig syscall.Signal) {
+	if w.State == Exited {
+		return
 	}
-	last := w.err.lastLine()
-	if last == "" && w.out != nil {
-		last = w.out.lastLine()
+	p.cfg.OS.Signal(w.Pid, sig)
+}
+
+// closeControl ends the control pipe once the worker is gone; a write in
+// progress is interrupted and what is still queued is dropped.
+func (w *Worker) closeControl() {
+	if w.control != nil {
+		w.control.Close()
 	}
-	return last
 }

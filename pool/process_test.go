@@ -3,27 +3,33 @@ package pool
 import (
 	"bufio"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
 
-	"github.com/hfork/hfork/pool/worker"
+	"github.com/hfork/hfork/pool/wire"
 )
 
-// TestSendKeepsOrder: control lines reach the worker in the order they
-// were sent, even when the pipe fills and the writer waits; after
-// closeControl nothing more is written.
+// TestSendKeepsOrder: control lines reach the worker in the order the
+// pool sent them, even when certificate pushes fill the pipe and the
+// writer waits; after closeControl nothing more is written.
 func TestSendKeepsOrder(t *testing.T) {
 	r, wf, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	w := &Worker{control: wf}
-	big := make([]worker.CertPEM, 1)
-	big[0].Cert = string(make([]byte, 8192)) // a few lines fill a 64 KiB pipe
+	p := &Pool{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w := &Worker{control: wire.NewControl(wf)}
+	big := make([]wire.CertPEM, 1)
+	// A few lines fill a 64 KiB pipe; all 200 (1.6 MB) stay within
+	// wire.MaxControlQueue, so none is dropped.
+	big[0].Cert = strings.Repeat("x", 8192)
 	const n = 200
 	for i := range n {
-		w.send(worker.Command{LogLevel: "info", Certificates: big, LogFormat: string(rune('a' + i%26))})
+		p.send(w, wire.Command{LogLevel: "info", Certificates: big, LogFormat: string(rune('a' + i%26))})
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<20)
@@ -31,7 +37,7 @@ func TestSendKeepsOrder(t *testing.T) {
 		if !sc.Scan() {
 			t.Fatalf("line %d: %v", i, sc.Err())
 		}
-		var c worker.Command
+		var c wire.Command
 		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +46,7 @@ func TestSendKeepsOrder(t *testing.T) {
 		}
 	}
 	w.closeControl()
-	w.send(worker.Command{LogLevel: "debug"})
+	p.send(w, wire.Command{LogLevel: "debug"})
 	if sc.Scan() {
 		t.Errorf("a line after closeControl: %q", sc.Text())
 	}

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // ExecShim is the first step of an exec-class worker: hfork's own binary,
@@ -30,15 +32,15 @@ func ExecShim() int {
 		return 1
 	}
 	var argv []string
-	if err := json.Unmarshal([]byte(os.Getenv(EnvExecArgv)), &argv); err != nil || len(argv) == 0 {
+	if err := json.Unmarshal([]byte(os.Getenv(wire.EnvExecArgv)), &argv); err != nil || len(argv) == 0 {
 		fmt.Fprintln(os.Stderr, "hfork exec: no command")
 		return 127
 	}
-	os.Unsetenv(EnvExec)
-	os.Unsetenv(EnvExecArgv)
-	os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
-	if os.Getenv("WATCHDOG_USEC") != "" {
-		os.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	os.Unsetenv(wire.EnvExec)
+	os.Unsetenv(wire.EnvExecArgv)
+	os.Setenv(wire.EnvListenPID, strconv.Itoa(os.Getpid()))
+	if os.Getenv(wire.EnvWatchdogUsec) != "" {
+		os.Setenv(wire.EnvWatchdogPID, strconv.Itoa(os.Getpid()))
 	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {

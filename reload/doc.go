@@ -19,8 +19,12 @@
 // symlink on the way to the real file is followed and its directory watched too, so a
 // Kubernetes ConfigMap update (a new timestamped directory, then `..data` renamed over) and
 // an edit through another name of the same file are both changes. Events on any of those
-// entries start a quiet period of Debounce; when it ends the file is read, and a request
-// goes out only if its bytes differ from those last announced.
+// entries start a quiet period of Debounce; when it ends the file is read, then read again
+// max(Debounce, 500ms) later, and a request goes out only if both reads agree and their bytes
+// differ from those last announced. The second read is for files rewritten in place: a
+// writer that pauses between two writes leaves a first part that may parse on its own. An
+// event between the two reads starts the quiet period over. Only a rename-save is atomic;
+// a writer pausing for longer than both intervals can still be read half-written.
 //
 // Invariants:
 //

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,25 @@ const (
 	quiet    = 3 * debounce    // how long "no second request" is watched for
 	patience = 5 * time.Second // upper bound for a request that must come
 )
+
+// TestMain reads a changed file the second time a debounce after the first, as a
+// production watcher with that debounce would; tests about the second read set their own.
+func TestMain(m *testing.M) {
+	minSettle = debounce
+	os.Exit(m.Run())
+}
+
+// waitLog waits until the watcher logged a line containing want.
+func waitLog(t *testing.T, logs *logBuf, want string) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line %q within %s", want, patience)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 
 // logBuf collects the Watcher's log; it is printed when a test fails.
 type logBuf struct {

@@ -23,13 +23,18 @@ type loop struct {
 	done     <-chan struct{}
 	debounce time.Duration
 
-	fs       *fsnotify.Watcher // nil while not watching
-	deps     deps
-	timer    *time.Timer
-	pending  bool
-	last     [sha256.Size]byte
-	known    bool  // last holds a hash; false while the file has never been read
-	closeErr error // from closing fs on the way out; read by Close after the loop returns
+	fs      *fsnotify.Watcher // nil while not watching
+	deps    deps
+	timer   *time.Timer
+	pending bool
+	// settling: the quiet period is over and the file was read once, into
+	// candidate; when the timer fires again it is read a second time, and
+	// announced only if both reads agree.
+	settling  bool
+	candidate [sha256.Size]byte
+	last      [sha256.Size]byte
+	known     bool  // last holds a hash; false while the file has never been read
+	closeErr  error // from closing fs on the way out; read by Close after the loop returns
 }
 
 func newLoop(path string, debounce time.Duration, log *slog.Logger, in chan<- item, done <-chan struct{}) *loop {
@@ -76,7 +81,11 @@ func (l *loop) run(setc <-chan setOpts) {
 			l.log.Warn("reload: file watcher error; manual reloads still work", "file", l.path, "err", err)
 		case <-fire:
 			l.pending = false
-			l.check()
+			if l.settling {
+				l.confirm()
+			} else {
+				l.check()
+			}
 		case s := <-setc:
 			s.reply <- l.set(s.watch, s.debounce)
 		case <-l.done:
@@ -113,7 +122,7 @@ func (l *loop) start() error {
 
 func (l *loop) stop() error {
 	l.timer.Stop()
-	l.pending = false
+	l.pending, l.settling = false, false
 	if l.fs == nil {
 		return nil
 	}
@@ -128,7 +137,7 @@ func (l *loop) stop() error {
 func (l *loop) set(watch bool, debounce time.Duration) error {
 	l.debounce = debounce
 	if l.pending {
-		l.timer.Reset(debounce)
+		l.arm()
 	}
 	switch {
 	case watch && l.fs == nil:
@@ -190,10 +199,21 @@ func (l *loop) event(ev fsnotify.Event) {
 	l.arm()
 }
 
-// arm restarts the quiet period: a request goes out Debounce after the last event.
+// arm restarts the quiet period: a request goes out Debounce after the last event, and
+// after the second read agrees with the first. An event while settling starts over.
 func (l *loop) arm() {
 	l.timer.Reset(l.debounce)
-	l.pending = true
+	l.pending, l.settling = true, false
+}
+
+// minSettle is the least time between the two reads of a changed file. Editors that save in
+// place write in one go, but a script or a person appending by hand may pause between
+// writes for longer than a debounce; a variable so tests run quickly.
+var minSettle = 500 * time.Millisecond
+
+// settleTime is the interval between the two reads: a debounce, and at least minSettle.
+func (l *loop) settleTime() time.Duration {
+	return max(l.debounce, minSettle)
 }
 
 // check runs when a burst is over. It sends a request only if the bytes differ from those
@@ -222,10 +242,40 @@ func (l *loop) check() {
 		l.log.Debug("reload: config file bytes unchanged", "file", l.path)
 		return
 	}
+	// A file rewritten in place can be read between two of its writer's writes, and its
+	// first half may well parse: read again a little later before trusting it.
+	l.candidate, l.settling, l.pending = sum, true, true
+	l.timer.Reset(l.settleTime())
+	l.log.Debug("reload: config file changed; reading it again before the reload", "file", l.path, "bytes", len(data))
+}
+
+// confirm is the second read. The reload is queued only when the bytes are those of the
+// first read; otherwise the file is still being written, and this read becomes the first.
+func (l *loop) confirm() {
+	l.settling = false
+	data, err := os.ReadFile(l.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		l.log.Debug("reload: config file is gone; waiting for it", "file", l.path)
+		return
+	}
+	if err != nil {
+		l.log.Warn("reload: cannot read config file", "file", l.path, "err", err)
+		return
+	}
+	sum := sha256.Sum256(data)
+	if sum != l.candidate {
+		l.candidate, l.settling, l.pending = sum, true, true
+		l.timer.Reset(l.settleTime())
+		l.log.Debug("reload: config file still being written; reading it again", "file", l.path, "bytes", len(data))
+		return
+	}
+	if l.known && sum == l.last {
+		return // changed and changed back
+	}
 	l.last, l.known = sum, true
 	select {
 	case l.in <- item{req: Request{Reason: l.reason}, file: true}:
-		l.log.Debug("reload: config file changed; reload queued", "file", l.path)
+		l.log.Debug("reload: config file changed; reload queued", "file", l.path, "bytes", len(data))
 	case <-l.done:
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/hfork/hfork/internal/syncbuf"
 )
 
 // TestSocketActivation starts the master as systemd would with a socket
@@ -35,7 +37,7 @@ func TestSocketActivation(t *testing.T) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HFORK_EXEC=1", "HFORK_EXEC_ARGV="+string(argv), envTestMaster+"=1", "LISTEN_FDS=1")
 	cmd.ExtraFiles = []*os.File{f}
-	log := &syncBuffer{}
+	log := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hfork/hfork/internal/syncbuf"
 )
 
 const envTestMaster = "HFORK_TEST_MASTER"
@@ -27,26 +28,9 @@ type master struct {
 	dir     string
 	cfgPath string
 	cmd     *exec.Cmd
-	log     *syncBuffer
+	log     *syncbuf.Buffer
 	done    chan struct{}
 	exit    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startMaster writes cfg to a temp dir and starts the test binary as an
@@ -55,7 +39,7 @@ func (s *syncBuffer) String() string {
 func startMaster(t *testing.T, binary, cfg string) *master {
 	t.Helper()
 	dir := t.TempDir()
-	m := &master{t: t, dir: dir, cfgPath: filepath.Join(dir, "server.hcl"), log: &syncBuffer{}, done: make(chan struct{})}
+	m := &master{t: t, dir: dir, cfgPath: filepath.Join(dir, "server.hcl"), log: &syncbuf.Buffer{}, done: make(chan struct{})}
 	m.writeConfig(cfg)
 	env := os.Environ()
 	if binary == "" {
@@ -201,6 +185,8 @@ type load struct {
 	addr     string
 	path     string
 	ok, fail atomic.Int64
+	warm     atomic.Int64 // clients that were answered at least once
+	clients  int
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -209,7 +195,7 @@ type load struct {
 }
 
 func startLoad(t *testing.T, addr, path string, clients int) *load {
-	l := &load{addr: addr, path: path, stop: make(chan struct{}), bodies: map[string]int{}}
+	l := &load{addr: addr, path: path, clients: clients, stop: make(chan struct{}), bodies: map[string]int{}}
 	for range clients {
 		l.wg.Add(1)
 		go l.client()
@@ -223,6 +209,7 @@ func (l *load) client() {
 	var conn net.Conn
 	var br *bufio.Reader
 	req := []byte("GET " + l.path + " HTTP/1.1\r\nHost: test\r\n\r\n")
+	warm := false
 	for {
 		select {
 		case <-l.stop:
@@ -260,6 +247,10 @@ func (l *load) client() {
 			l.failed(fmt.Sprintf("status %d err %v", resp.StatusCode, err))
 		} else {
 			l.ok.Add(1)
+			if !warm {
+				warm = true
+				l.warm.Add(1)
+			}
 			l.mu.Lock()
 			l.bodies[string(body)]++
 			l.mu.Unlock()
@@ -278,6 +269,33 @@ func (l *load) failed(why string) {
 		l.errs = append(l.errs, why)
 	}
 	l.mu.Unlock()
+}
+
+// waitServed waits until n more requests were answered: the load has run
+// through whatever the test just did.
+func (l *load) waitServed(t *testing.T, n int64) {
+	t.Helper()
+	want := l.ok.Load() + n
+	deadline := time.Now().Add(30 * time.Second)
+	for l.ok.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests answered in 30s, want %d more (failed: %d)", l.ok.Load()-want+n, n, l.fail.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitWarm waits until every client was answered once: each holds its
+// keep-alive connection.
+func (l *load) waitWarm(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for l.warm.Load() < int64(l.clients) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d clients answered in 30s", l.warm.Load(), l.clients)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // finish stops the clients and waits for them.

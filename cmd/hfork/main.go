@@ -5,14 +5,15 @@ import (
 	"os"
 
 	"github.com/hfork/hfork/pool"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker"
 )
 
 func main() {
 	switch {
-	case os.Getenv(worker.EnvWorker) == "1":
+	case os.Getenv(wire.EnvWorker) == "1":
 		os.Exit(worker.Main())
-	case os.Getenv(pool.EnvExec) == "1":
+	case os.Getenv(wire.EnvExec) == "1":
 		os.Exit(pool.ExecShim())
 	}
 	os.Exit(NewProgram(os.Stdout, os.Stderr).Run(os.Args))

@@ -7,6 +7,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/hfork/hfork/pool"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker"
 )
 
@@ -15,9 +16,9 @@ import (
 // workers and exec shims.
 func TestMain(m *testing.M) {
 	switch {
-	case os.Getenv(worker.EnvWorker) == "1":
+	case os.Getenv(wire.EnvWorker) == "1":
 		os.Exit(worker.Main())
-	case os.Getenv(pool.EnvExec) == "1":
+	case os.Getenv(wire.EnvExec) == "1":
 		os.Exit(pool.ExecShim())
 	case os.Getenv(envTestMaster) == "1":
 		// The load tests start the test binary itself as the master.

@@ -76,9 +76,15 @@ listener "orphans" {
 	if ns := nsPid(master); ns != 1 {
 		t.Fatalf("master is pid %d in its namespace, want 1", ns)
 	}
-	// Let workers crash and leave orphans for a while, then look for zombies
-	// that stay zombies (a reaped one is gone within a tick).
-	time.Sleep(2 * time.Second)
+	// Let workers crash and leave orphans (four exits, so the first
+	// orphans are reparented and gone too), then look for zombies that
+	// stay zombies (a reaped one is gone within a tick).
+	for strings.Count(readLog(), `"msg":"worker exited`) < 4 {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatalf("fewer than 4 worker exits logged:\n%s", readLog())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	stale := map[int]int{}
 	for range 10 {
 		for _, z := range zombieChildren(master) {

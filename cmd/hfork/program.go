@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hfork/hfork/engine"
 	"github.com/hfork/hfork/hclconfig"
 )
@@ -24,6 +25,8 @@ type Program struct {
 	test    bool
 	dump    bool
 	signal  string
+	json    bool
+	wait    bool
 	version bool
 }
 
@@ -32,13 +35,20 @@ func NewProgram(stdout, stderr io.Writer) *Program {
 	return &Program{stdout: stdout, stderr: stderr}
 }
 
-const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -v]
+const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload [--wait] | -s status [--json] | -s plan | -v]
 
   -f FILE    configuration file (default server.hcl)
   -t         test the configuration and exit
   -T         test the configuration, then print it with every default filled in
   -s SIGNAL  send a signal to the running master found through the pidfile:
              reload | reopen | quit | stop | upgrade
+  -s status  print the running master's listeners, workers, draining
+             generations and last reload and upgrade
+  -s plan    ask the running master what a reload to FILE would do, and
+             which open connections it would drain; applies nothing
+  --json     with -s status: the same as JSON (schema in the README)
+  --wait     with -s reload: once the old workers are gone, print what their
+             drain did per listener; exit 3 if a connection was cut
   -v         print the version and exit
 
 Signals to the master: HUP reload, QUIT graceful stop, TERM fast stop,
@@ -55,6 +65,8 @@ func (p *Program) ParseFlags(args []string) error {
 	fs.BoolVar(&p.test, "t", false, "")
 	fs.BoolVar(&p.dump, "T", false, "")
 	fs.StringVar(&p.signal, "s", "", "")
+	fs.BoolVar(&p.json, "json", false, "")
+	fs.BoolVar(&p.wait, "wait", false, "")
 	fs.BoolVar(&p.version, "v", false, "")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,30 +90,32 @@ func (p *Program) Run(argv []string) int {
 		fmt.Fprintf(p.stdout, "hfork %s\n", Version)
 		return 0
 	}
-	cfg, ok := p.load()
+	cfg, files, ok := p.load()
 	if !ok {
 		return 1
 	}
 	switch {
 	case p.signal != "":
 		return p.sendSignal(cfg)
-	case p.dump:
+	case p.dump || p.test:
+		if !p.checkAccess(cfg, files) {
+			return 1
+		}
 		fmt.Fprintf(p.stderr, "hfork: configuration file %s test is successful\n", p.file)
-		p.stdout.Write(hclconfig.Format(cfg))
-		return 0
-	case p.test:
-		fmt.Fprintf(p.stderr, "hfork: configuration file %s test is successful\n", p.file)
+		if p.dump {
+			p.stdout.Write(hclconfig.Format(cfg))
+		}
 		return 0
 	}
 	return p.serve(argv, cfg)
 }
 
 // load reads and validates the config, printing every diagnostic.
-func (p *Program) load() (hclconfig.Config, bool) {
+func (p *Program) load() (hclconfig.Config, map[string]*hcl.File, bool) {
 	src, err := os.ReadFile(p.file)
 	if err != nil {
 		fmt.Fprintf(p.stderr, "hfork: cannot read configuration: %v\n", unwrapPathError(err))
-		return hclconfig.Config{}, false
+		return hclconfig.Config{}, nil, false
 	}
 	cfg, files, diags := hclconfig.Parse(p.file, src)
 	if len(diags) > 0 {
@@ -109,9 +123,24 @@ func (p *Program) load() (hclconfig.Config, bool) {
 	}
 	if diags.HasErrors() {
 		fmt.Fprintf(p.stderr, "hfork: configuration file %s test failed\n", p.file)
-		return hclconfig.Config{}, false
+		return hclconfig.Config{}, nil, false
 	}
-	return cfg, true
+	return cfg, files, true
+}
+
+// checkAccess runs the file-system checks of -t and -T: what the master
+// and the workers will have to open, as whom, printed like the config's
+// own diagnostics.
+func (p *Program) checkAccess(cfg hclconfig.Config, files map[string]*hcl.File) bool {
+	diags := hclconfig.CheckAccess(cfg, files)
+	if len(diags) > 0 {
+		hclconfig.WriteDiagnostics(p.stderr, files, diags, colorOK(p.stderr))
+	}
+	if diags.HasErrors() {
+		fmt.Fprintf(p.stderr, "hfork: configuration file %s test failed\n", p.file)
+		return false
+	}
+	return true
 }
 
 func unwrapPathError(err error) error {
@@ -140,20 +169,38 @@ var signals = map[string]syscall.Signal{
 	"upgrade": syscall.SIGUSR2,
 }
 
+// inspections are the -s commands that ask the master over its control
+// socket and send no signal.
+var inspections = map[string]func(*Program, hclconfig.Config) int{
+	"status": (*Program).status,
+	"plan":   (*Program).plan,
+}
+
 func (p *Program) sendSignal(cfg hclconfig.Config) int {
+	_, inspect := inspections[p.signal]
 	sig, ok := signals[p.signal]
-	if !ok {
-		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, reopen, quit, stop or upgrade)\n", p.signal)
+	if !ok && !inspect {
+		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, reopen, quit, stop, upgrade, status or plan)\n", p.signal)
 		return 2
 	}
 	if cfg.Pidfile == "" {
 		fmt.Fprintf(p.stderr, "hfork: no pidfile configured in %s: cannot find the master\n", p.file)
 		return 1
 	}
-	pid, err := engine.ReadPidfile(cfg.Pidfile)
+	run, err := engine.FindMaster(cfg.Pidfile)
 	if err != nil {
 		fmt.Fprintf(p.stderr, "hfork: %v\n", err)
 		return 1
+	}
+	if inspect {
+		return inspections[p.signal](p, cfg)
+	}
+	pid := run.Pid
+	switch {
+	case run.Upgrading:
+		fmt.Fprintf(p.stderr, "hfork: a binary upgrade is under way: master pid %d (%s%s) is in charge until the new master is ready\n", pid, cfg.Pidfile, engine.OldbinSuffix)
+	case run.Draining != 0:
+		fmt.Fprintf(p.stderr, "hfork: two masters run: pid %d is in charge, pid %d (%s%s) is draining after an upgrade\n", pid, run.Draining, cfg.Pidfile, engine.OldbinSuffix)
 	}
 	if p.signal == "reload" {
 		if code, done := p.reloadAndWait(cfg, pid); done {
@@ -171,6 +218,9 @@ func (p *Program) sendSignal(cfg hclconfig.Config) int {
 // reloadAndWait asks the master over its control socket to reload and
 // prints the outcome; done is false when there is no control socket.
 func (p *Program) reloadAndWait(cfg hclconfig.Config, pid int) (code int, done bool) {
+	if p.wait {
+		return p.reloadReceipt(cfg), true
+	}
 	out, err := engine.ControlReload(engine.ControlPath(cfg.Pidfile))
 	if errors.Is(err, engine.ErrNoControl) {
 		return 0, false
@@ -198,7 +248,12 @@ func (p *Program) serve(argv []string, cfg hclconfig.Config) int {
 	}
 	m, err := engine.New(engine.Options{ConfigPath: path, Config: cfg, Argv: argv, Dir: dir, Version: Version, Logging: logging})
 	if err != nil {
-		fmt.Fprintf(p.stderr, "hfork: %v\n", err)
+		// In the log too, where the operator of a running service looks;
+		// when the log is stderr, once is enough.
+		if logging.Out.ToFile() {
+			logging.Log.Error("cannot start", "err", err)
+		}
+		fmt.Fprintf(p.stderr, "hfork: cannot start: %v\n", err)
 		return 1
 	}
 	return m.Run()

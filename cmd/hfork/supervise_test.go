@@ -15,14 +15,21 @@ import (
 	"time"
 )
 
-// slowUpstream answers after d.
-func slowUpstream(t *testing.T, d time.Duration) string {
+// slowUpstream answers after d. Each request that reaches it is announced
+// on arrived, when there is room: the request is then in flight through
+// hfork.
+func slowUpstream(t *testing.T, d time.Duration) (url string, arrived <-chan struct{}) {
+	ch := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 		time.Sleep(d)
 		io.WriteString(w, "slow done")
 	}))
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, ch
 }
 
 func proxyConfig(port int, class, upstream, extra string) string {
@@ -47,7 +54,8 @@ listener "web" {
 
 func TestQuitFinishesInFlightRequest(t *testing.T) {
 	port := mustFreePort(t)
-	m := startMaster(t, "", proxyConfig(port, "async", slowUpstream(t, 1500*time.Millisecond), `graceful_timeout = "10s"`))
+	upstream, arrived := slowUpstream(t, 1500*time.Millisecond)
+	m := startMaster(t, "", proxyConfig(port, "async", upstream, `graceful_timeout = "10s"`))
 	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "fast")
 	type result struct {
 		status int
@@ -65,8 +73,11 @@ func TestQuitFinishesInFlightRequest(t *testing.T) {
 		resp.Body.Close()
 		done <- result{resp.StatusCode, string(b), err}
 	}()
-	m.waitLog(`"msg":"worker ready"`, 1, 5*time.Second)
-	time.Sleep(300 * time.Millisecond) // the request is in flight
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
 	m.signal(syscall.SIGQUIT)
 	r := <-done
 	if r.err != nil || r.status != 200 || r.body != "slow done" {
@@ -84,7 +95,8 @@ func TestQuitFinishesInFlightRequest(t *testing.T) {
 
 func TestSyncWorkerTimeout(t *testing.T) {
 	port := mustFreePort(t)
-	m := startMaster(t, "", proxyConfig(port, "sync", slowUpstream(t, 4*time.Second), `timeout = "1s"`))
+	upstream, _ := slowUpstream(t, 4*time.Second)
+	m := startMaster(t, "", proxyConfig(port, "sync", upstream, `timeout = "1s"`))
 	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "fast")
 	before := m.waitWorkers("web", 1)[0]
 	client := &http.Client{Timeout: 3500 * time.Millisecond}

@@ -126,9 +126,10 @@ func TestTLSServe(t *testing.T) {
 }
 
 // TestTLSRotationUnderLoad: 20 clients, each opening a new TLS connection
-// per request for a few seconds, while the certificate files are replaced
-// twice (the second time followed by HUP). No request fails, the workers
-// are not restarted, and both new certificates are served.
+// per request, while the certificate files are replaced twice (the second
+// time followed by a reload), each time once a request was served with the
+// last certificate. No request fails, the workers are not restarted, and
+// both new certificates are served.
 func TestTLSRotationUnderLoad(t *testing.T) {
 	skipShort(t)
 	httpsPort, httpPort := mustFreePort(t), mustFreePort(t)
@@ -187,17 +188,35 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(time.Second)
+	// served waits until a request was answered with the certificate for
+	// name: the clients run through the change.
+	served := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			n := seen[name]
+			mu.Unlock()
+			if n > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no request served with %s in 30s", name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	served("gen0.test")
 	rotate("gen1.test") // picked up by the master's poll, pushed to the workers
 	m.waitLog("certificate reloaded", 1, 10*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	served("gen1.test")
 	rotate("gen2.test")
 	out, err := engine.ControlReload(engine.ControlPath(filepath.Join(m.dir, "hfork.pid")))
 	if err != nil || !strings.Contains(out, "nothing changed") {
 		t.Errorf("reload: %q %v; want nothing changed in the config", out, err)
 	}
 	m.waitLog("certificate reloaded", 2, 10*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	served("gen2.test")
 	close(stop)
 	wg.Wait()
 	t.Logf("requests ok=%d failed=%d; certificates served %v; first errors %v", ok.Load(), failed.Load(), seen, errs)

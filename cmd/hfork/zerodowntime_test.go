@@ -66,9 +66,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		if !strings.Contains(out, `replace  listener "web"`) {
 			t.Fatalf("reload %d: plan %q", i, out)
 		}
-		time.Sleep(100 * time.Millisecond)
+		l.waitServed(t, 50)
 	}
-	time.Sleep(300 * time.Millisecond)
+	l.waitServed(t, 200)
 	l.requireNoFailures(t, fmt.Sprintf("across %d reloads", reloads))
 	t.Logf("reload latencies (control request to every new worker ready): %v", took)
 	if l.bodies[fmt.Sprintf("v%d", reloads)] == 0 {
@@ -151,7 +151,7 @@ func TestReloadBadConfigAndBootFailureKeepOld(t *testing.T) {
 	if _, err := engine.ControlReload(engine.ControlPath(pidfile)); err == nil || !strings.Contains(err.Error(), "boot") {
 		t.Errorf("boot failure: err = %v, want a boot failure", err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	l.waitServed(t, 200)
 	l.requireNoFailures(t, "across a bad config and a failed boot")
 	if l.bodies["bad"] != 0 {
 		t.Errorf("the failed config served %d requests", l.bodies["bad"])
@@ -164,12 +164,14 @@ func TestScaleAndWinchUnderLoad(t *testing.T) {
 	m, port := serveWeb(t, "")
 	l := loadOn(t, port)
 	m.waitWorkers("web", 2)
-	for _, step := range []struct {
+	for i, step := range []struct {
 		sig  syscall.Signal
 		want int
 	}{{syscall.SIGTTIN, 3}, {syscall.SIGTTIN, 4}, {syscall.SIGTTOU, 3}, {syscall.SIGTTOU, 2}, {syscall.SIGTTOU, 1}, {syscall.SIGTTOU, 1}} {
 		m.signal(step.sig)
-		time.Sleep(300 * time.Millisecond)
+		// One "scaling" line per signal: the master took this one before
+		// the next is sent (the kernel merges identical pending signals).
+		m.waitLog(`"msg":"scaling"`, i+1, 10*time.Second)
 		m.waitWorkers("web", step.want)
 	}
 	// WINCH: every worker drains, the socket stays; HUP brings them back
@@ -179,7 +181,7 @@ func TestScaleAndWinchUnderLoad(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	m.signal(syscall.SIGHUP)
 	m.waitWorkers("web", 2)
-	time.Sleep(500 * time.Millisecond)
+	l.waitServed(t, 200)
 	l.requireNoFailures(t, "across TTIN, TTOU, WINCH and HUP")
 }
 
@@ -195,11 +197,12 @@ func TestKillWorkerFailsOnlyItsConnections(t *testing.T) {
 	skipShort(t)
 	m, port := serveWeb(t, "")
 	l := loadOn(t, port)
-	time.Sleep(500 * time.Millisecond)
+	l.waitWarm(t) // every connection is open before the victim's are counted
 	victim := m.waitWorkers("web", 2)[0]
 	conns := tcpConns(t, victim)
 	syscall.Kill(victim, syscall.SIGKILL)
-	time.Sleep(time.Second)
+	m.waitLog("worker exited unexpectedly", 1, 10*time.Second)
+	l.waitServed(t, 200)
 	after := m.waitWorkers("web", 2)
 	if contains(after, victim) {
 		t.Fatalf("killed worker %d still listed", victim)
@@ -271,7 +274,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(m.dir, "hfork.pid.oldbin")); err == nil {
 			t.Errorf("upgrade %d: hfork.pid.oldbin left behind", i+1)
 		}
-		time.Sleep(300 * time.Millisecond)
+		l.waitServed(t, 100)
 	}
 	l.requireNoFailures(t, "across 3 upgrades")
 	t.Logf("handover times (USR2 to old master gone): %v", took)
@@ -354,7 +357,7 @@ listener "slow" {
 			t.Fatalf("%s: old master died", c.name)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	l.waitServed(t, 100)
 	l.requireNoFailures(t, "across failed upgrades")
 	for p := range children(pid) {
 		if !contains(m.workerPids("web"), p) {
@@ -391,6 +394,9 @@ func TestReloadLogSettingsKeepsWorkers(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	m := startMaster(t, "", webConfig(port, "ok", ""))
 	waitBody(t, url, "ok")
+	// Both workers ready: the one TTOU drains below must have its signal
+	// handling in place (one still starting would just die of the TERM).
+	m.waitLog(`"msg":"hfork ready"`, 1, 15*time.Second)
 	before := sorted(m.waitWorkers("web", 2))
 	m.writeConfig(strings.Replace(webConfig(port, "ok", ""), `level  = "info"`, `level  = "debug"`, 1))
 	out, err := engine.ControlReload(engine.ControlPath(filepath.Join(m.dir, "hfork.pid")))
@@ -458,9 +464,9 @@ listener "api" {
 		if _, err := engine.ControlReload(engine.ControlPath(filepath.Join(m.dir, "hfork.pid"))); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
-		time.Sleep(400 * time.Millisecond)
+		l.waitServed(t, 100)
 	}
-	time.Sleep(300 * time.Millisecond)
+	l.waitServed(t, 200)
 	l.requireNoFailures(t, fmt.Sprintf("through the proxy across %d reloads of its upstream", reloads))
 	if l.bodies[fmt.Sprintf("v%d", reloads)] == 0 {
 		t.Errorf("the last config was never served: %v", l.bodies)

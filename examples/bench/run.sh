@@ -11,7 +11,11 @@
 # every case at each), THREADS (1), WARMUP (1s), RELOADS (10),
 # RELOAD_DURATION (12s), H2_STREAMS (10), IDLE_PER_WORKER (10000),
 # HFORK_BIN (a built hfork to use instead of building ./cmd/hfork),
-# KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output).
+# KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output),
+# METRICS=1 (the hfork config gets a metrics block, and the run ends with a
+# scrape, to measure what serving metrics costs), HFORK_BASE_BIN (another
+# built hfork, run as the server "base" with the config without METRICS,
+# loaded in each round between nginx and hfork: two builds in one run).
 #
 # See examples/bench/README.md for what each case compares.
 set -euo pipefail
@@ -184,7 +188,7 @@ echo "go:      $("$GO" version)"
 echo "nginx:   $("$NGINX" -v 2>&1)"
 echo "wrk:     $("$WRK" -v 2>&1 | head -n1 | sed 's/ Copyright.*//')"
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
-echo "wrk -t$THREADS -c{$CONNECTIONS} -d$DURATION --latency, $ROUNDS rounds (nginx then hfork each round), warm-up $WARMUP"
+echo "wrk -t$THREADS -c{$CONNECTIONS} -d$DURATION --latency, $ROUNDS rounds (nginx then hfork each round, base between them with HFORK_BASE_BIN), warm-up $WARMUP"
 echo "fds:     $(ulimit -n) per process; worker_connections $WORKER_CONNECTIONS and listen backlog $BACKLOG on both servers"
 echo "cases:   $CASES"
 echo "Both servers and wrk share these cores; other load on the machine shows up as noise."
@@ -241,6 +245,11 @@ free_port HF_LOG_PORT
 free_port UP_PORT
 free_port NGX_TLS_PORT
 free_port HF_TLS_PORT
+free_port BASE_PORT
+free_port BASE_LOG_PORT
+free_port BASE_TLS_PORT
+servers="nginx hfork"
+[ -n "${HFORK_BASE_BIN:-}" ] && servers="nginx base hfork"
 
 # An ECDSA P-256 certificate both TLS servers serve.
 if want tls || want tls_handshake || want h2; then
@@ -262,6 +271,7 @@ nginx_conf() {
 		-e "s|@WORKER_CONNECTIONS@|$WORKER_CONNECTIONS|g" -e "s|@NOFILE@|$(ulimit -n)|g" -e "s|@BACKLOG@|$BACKLOG|g" \
 		"$here/nginx.conf.in"
 }
+free_port HF_METRICS_PORT
 hfork_conf() {
 	sed -e "s|@BODY@|$1|g" \
 		-e "s|@PORT@|$HF_PORT|g" -e "s|@LOG_PORT@|$HF_LOG_PORT|g" \
@@ -269,6 +279,9 @@ hfork_conf() {
 		-e "s|@TLS_PORT@|$HF_TLS_PORT|g" -e "s|@CERT@|$tmp/cert.pem|g" -e "s|@KEY@|$tmp/key.pem|g" \
 		-e "s|@WORKER_CONNECTIONS@|$WORKER_CONNECTIONS|g" \
 		"$here/hfork.hcl.in"
+	if [ -n "${METRICS:-}" ]; then
+		printf '\nmetrics {\n  bind = "127.0.0.1:%s"\n}\n' "$HF_METRICS_PORT"
+	fi
 }
 
 # ---------------------------------------------------------------- servers
@@ -279,6 +292,12 @@ sed -e "s|@PREFIX@|$tmp/upstream|g" -e "s|@USER@|$nginx_user|g" -e "s|@UP_PORT@|
 	"$here/upstream.conf.in" >"$tmp/upstream/nginx.conf"
 nginx_conf "$tmp/nginx" "$body" >"$tmp/nginx/nginx.conf"
 hfork_conf "$body" >"$tmp/hfork/hfork.hcl"
+if [ -n "${HFORK_BASE_BIN:-}" ]; then
+	mkdir -p "$tmp/base/logs"
+	cp "$HFORK_BASE_BIN" "$tmp/bin/hfork-base"
+	(HF_PORT=$BASE_PORT HF_LOG_PORT=$BASE_LOG_PORT HF_TLS_PORT=$BASE_TLS_PORT METRICS="" &&
+		hfork_conf "$body") >"$tmp/base/hfork.hcl"
+fi
 
 "$NGINX" -t -q -p "$tmp/upstream/" "${up_e[@]}" -c "$tmp/upstream/nginx.conf"
 "$NGINX" -t -q -p "$tmp/nginx/" "${ngx_e[@]}" -c "$tmp/nginx/nginx.conf"
@@ -296,6 +315,12 @@ pids+=("$ngx_pid")
 "$tmp/bin/hfork" -f "$tmp/hfork/hfork.hcl" >"$tmp/hfork/logs/stdout.log" 2>&1 &
 hf_pid=$!
 pids+=("$hf_pid")
+base_pid=""
+if [ -n "${HFORK_BASE_BIN:-}" ]; then
+	"$tmp/bin/hfork-base" -f "$tmp/base/hfork.hcl" >"$tmp/base/logs/stdout.log" 2>&1 &
+	base_pid=$!
+	pids+=("$base_pid")
+fi
 
 fail_start() {
 	echo "run.sh: $1 did not come up; its log:" >&2
@@ -306,6 +331,10 @@ wait_up "$UP_PORT" / "$up_pid" || fail_start "upstream nginx" "$tmp/upstream/log
 wait_up "$NGX_PORT" / "$ngx_pid" || fail_start nginx "$tmp/nginx/logs/error.log"
 wait_up "$HF_PORT" / "$hf_pid" || fail_start hfork "$tmp/hfork/logs/hfork.log"
 wait_up "$HF_LOG_PORT" / "$hf_pid" || fail_start hfork "$tmp/hfork/logs/hfork.log"
+if [ -n "$base_pid" ]; then
+	wait_up "$BASE_PORT" / "$base_pid" || fail_start "hfork (base)" "$tmp/base/logs/hfork.log"
+	echo "base hfork ($HFORK_BASE_BIN) pid $base_pid on 127.0.0.1:$BASE_PORT (access log on :$BASE_LOG_PORT)"
+fi
 echo "upstream nginx pid $up_pid on 127.0.0.1:$UP_PORT"
 echo "nginx pid $ngx_pid on 127.0.0.1:$NGX_PORT (access log on :$NGX_LOG_PORT)"
 echo "hfork pid $hf_pid on 127.0.0.1:$HF_PORT (access log on :$HF_LOG_PORT)"
@@ -324,9 +353,12 @@ case_port() { # CASE SERVER
 	case $1/$2 in
 	accesslog/nginx) echo "$NGX_LOG_PORT" ;;
 	accesslog/hfork) echo "$HF_LOG_PORT" ;;
+	accesslog/base) echo "$BASE_LOG_PORT" ;;
 	tls*/nginx | h2/nginx) echo "$NGX_TLS_PORT" ;;
 	tls*/hfork | h2/hfork) echo "$HF_TLS_PORT" ;;
+	tls*/base | h2/base) echo "$BASE_TLS_PORT" ;;
 	*/nginx) echo "$NGX_PORT" ;;
+	*/base) echo "$BASE_PORT" ;;
 	*/hfork) echo "$HF_PORT" ;;
 	esac
 }
@@ -341,7 +373,7 @@ case_bytes() {
 # Check both servers give the same answer before timing anything.
 for c in $CASES; do
 	is_load_case "$c" || continue
-	for s in nginx hfork; do
+	for s in $servers; do
 		port=$(case_port "$c" "$s")
 		path=$(case_path "$c")
 		case $c in
@@ -397,6 +429,7 @@ workers_of() { # SERVER CASE
 		master=$ngx_pid pat="nginx: worker process"
 	else
 		master=$hf_pid pat="hfork: worker bench"
+		[ "$1" = base ] && master=$base_pid
 		case $2 in
 		accesslog) pat="hfork: worker logged" ;;
 		tls* | h2) pat="hfork: worker tls" ;;
@@ -487,11 +520,11 @@ for conn in $CONNECTIONS; do
 		order+="$label "
 		path=$(case_path "$c")
 		echo "== $label: GET $path, $conn connections"
-		for s in nginx hfork; do
+		for s in $servers; do
 			load "$c" "$s" "$conn" "$WARMUP" /dev/null || true
 		done
 		for r in $(seq "$ROUNDS"); do
-			for s in nginx hfork; do
+			for s in $servers; do
 				out=$tmp/load.$label.$s.$r.txt
 				wk=$(workers_of "$s" "$c")
 				before=$(for k in $wk; do ticks_of "$k"; done)
@@ -530,6 +563,7 @@ for conn in $CONNECTIONS; do
 	if [ "$n_conns" -gt 1 ]; then
 		echo "-- worker RSS after the $conn-connection runs"
 		report_rss nginx "$ngx_pid" "nginx: worker process*"
+		[ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
 		report_rss hfork "$hf_pid" "hfork: worker *"
 	fi
 done
@@ -549,14 +583,19 @@ if [ -s "$results" ]; then
 		m = split(order, cs, " ")
 		for (i = 1; i <= m; i++) {
 			c = cs[i]
-			kn = c SUBSEP "nginx"; kh = c SUBSEP "hfork"
+			kn = c SUBSEP "nginx"; kh = c SUBSEP "hfork"; kb = c SUBSEP "base"
 			if (!(kn in n)) continue
 			rn = rps[kn] / n[kn]; rh = rps[kh] / n[kh]; cn = cpu[kn] / n[kn]; ch = cpu[kh] / n[kh]
 			qn = p99[kn] / n[kn]; qh = p99[kh] / n[kh]
 			printf "%-18s %-6s %9.0f %8.2f %8.2f %6s %9s %9.1f %10s  %s | %s%s\n", c, "nginx", rn, p50[kn] / n[kn], qn, "1", "1", cn, "1", each[kn], split_[kn], err[kn] ? " | errors " err[kn] : ""
+			if (kb in n) {
+				rb = rps[kb] / n[kb]; cb = cpu[kb] / n[kb]; qb = p99[kb] / n[kb]
+				printf "%-18s %-6s %9.0f %8.2f %8.2f %6.2f %9.2f %9.1f %10.2f  %s | %s%s\n", c, "base", rb, p50[kb] / n[kb], qb, rn ? rb / rn : 0, qn ? qb / qn : 0, cb, cn ? cb / cn : 0, each[kb], split_[kb], err[kb] ? " | errors " err[kb] : ""
+			}
 			printf "%-18s %-6s %9.0f %8.2f %8.2f %6.2f %9.2f %9.1f %10.2f  %s | %s%s\n", c, "hfork", rh, p50[kh] / n[kh], qh, rn ? rh / rn : 0, qn ? qh / qn : 0, ch, cn ? ch / cn : 0, each[kh], split_[kh], err[kh] ? " | errors " err[kh] : ""
 		}
 	}' "$results"
+	[ -n "$base_pid" ] && echo "base: HFORK_BASE_BIN on the same config (without METRICS), loaded between nginx and hfork in each round."
 	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  p99 ratio: hfork p99 / nginx p99 (below 1: hfork's tail is shorter)."
 	echo "cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more).  errors: wrk's socket errors (timeouts: no answer in 2 s) and non-2xx."
 	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
@@ -564,9 +603,16 @@ if [ -s "$results" ]; then
 	echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 
+if [ -n "${METRICS:-}" ]; then
+	echo
+	echo "== metrics (METRICS=1): hfork's request counters after the load"
+	http_body "$HF_METRICS_PORT" /metrics | grep '^hfork_http_requests_total' | grep -v ' 0$' || true
+fi
+
 echo
 echo "== worker RSS after load (VmRSS)"
 report_rss nginx "$ngx_pid" "nginx: worker process*"
+[ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
 report_rss hfork "$hf_pid" "hfork: worker *"
 echo "(hfork runs three listeners, plain, access-logged and TLS, two workers each; nginx serves every port from the same two workers)"
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // quietPeriod is how long a test waits to see that something does not
@@ -289,7 +290,7 @@ func TestUpgradeLiftsDeadlineAndLeavesInflight(t *testing.T) {
 		t.Fatalf("response %v, %v", resp, err)
 	}
 	tw.sink.waitFor(t, "the upgraded request out of flight", func(m map[string]string) bool {
-		return m[NotifyRequests] == "1" && m[NotifyInflight] == "0"
+		return m[wire.KeyRequests] == "1" && m[wire.KeyInflight] == "0"
 	})
 	line, err := br.ReadString('\n')
 	if err != nil || line != "alive\n" {

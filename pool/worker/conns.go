@@ -126,6 +126,21 @@ type trackedConn struct {
 	kicked   bool      // a drain woke its read to close it
 	readErr  error     // the last read error, for the refused-request log
 	answer   string    // status line net/http wrote itself (plain HTTP only)
+	// stream is "METHOD PATH" of the request that upgraded the connection
+	// (a WebSocket), and streamAt when; for the master's view of what a
+	// drain would hold.
+	stream   string
+	streamAt time.Time
+}
+
+// becameStream records the request that turned c into a stream; only the
+// first counts (an upgrade hook, then net/http's hijack).
+func (c *trackedConn) becameStream() {
+	c.mu.Lock()
+	if c.stream == "" && c.req.slot.method != "" {
+		c.stream, c.streamAt = c.req.slot.method+" "+notifySafe(c.req.slot.path), time.Now()
+	}
+	c.mu.Unlock()
 }
 
 // aLongTimeAgo is a read deadline in the past: setting it wakes a blocked
@@ -219,6 +234,14 @@ func pending(nc net.Conn) bool {
 func (c *trackedConn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		// Closed idle during a drain: woken by it, or by keepalive's own
+		// timeout, which a drain leaves running; not the deadline's cut.
+		idle := c.kicked || (c.state == http.StateIdle && c.w.draining.Load() && !c.w.drainCut.Load())
+		c.mu.Unlock()
+		if idle {
+			c.w.drainIdleClosed.Add(1)
+		}
 		err = c.Conn.Close()
 		c.w.forget(c)
 	})
@@ -370,6 +393,7 @@ func (w *worker) connState(nc net.Conn, s http.ConnState) {
 	if s == http.StateHijacked {
 		// The app took the connection over: whatever runs on it now is a
 		// stream, not a stuck request.
+		c.becameStream()
 		w.finish(&c.req, true)
 	}
 }
@@ -382,7 +406,10 @@ func (w *worker) connContext(ctx context.Context, nc net.Conn) context.Context {
 		return ctx
 	}
 	ctx = context.WithValue(ctx, connKey{}, c)
-	return app.WithUpgradeHook(ctx, func() { w.finish(&c.req, true) })
+	return app.WithUpgradeHook(ctx, func() {
+		c.becameStream()
+		w.finish(&c.req, true)
+	})
 }
 
 // snapshotConns copies the tracked connections so they can be closed

@@ -21,11 +21,14 @@
 // it to Run. Run holds no OS effects of its own, so tests run a worker in
 // process on loopback sockets.
 //
-// A TLS listener's worker holds its certificates in memory (Certificates),
-// picks one per handshake by SNI, and offers HTTP/2 by ALPN (not in the
-// sync class). It never reads certificate or key files: the master sends
-// the PEM in the Spec and, when the files changed, in a Command, which
-// the worker takes without a restart and without failing a handshake. The listener's limits apply to every class:
+// A TLS listener's worker holds its certificates in memory (a
+// pool/internal/certset Set, the master's type too), picks one per
+// handshake by SNI, and offers HTTP/2 by ALPN (not in the sync class). It
+// never reads certificate or key files: the master sends the PEM in the
+// Spec and, when the files changed, in a Command, which the worker takes
+// without a restart and without failing a handshake.
+//
+// The listener's limits apply to every class:
 // max_header_bytes (431), max_body_bytes (413), read_header_timeout (also
 // the handshake's), read_timeout and write_timeout. A worker whose
 // worker_connections are all held closes its quietest idle connection
@@ -36,7 +39,7 @@
 //
 // Notifications: READY=1 once serving; a heartbeat every second (a quarter
 // of timeout when that is shorter, never under 100ms) with WATCHDOG=1 and
-// the X_HFORK_* counters of protocol.go; X_HFORK_RECYCLE=1 once when
+// the X_HFORK_* counters of package wire; X_HFORK_RECYCLE=1 once when
 // max_requests (plus jitter) requests were served; STOPPING=1 when a drain
 // or a stop begins.
 //

@@ -1,7 +1,10 @@
 package worker
 
 import (
+	"strconv"
 	"time"
+
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // drainPoll is how often a drain looks for idle connections to close. It
@@ -41,8 +44,9 @@ const drainPoll = 20 * time.Millisecond
 // closed everything, when stop is closed.
 func (w *worker) drain(stop <-chan struct{}) {
 	start := time.Now()
+	open0, served0 := w.open.Load()+w.loopOpen(), w.track.served.Load()
 	w.draining.Store(true)
-	w.setState(StateDraining)
+	w.setState(stateDraining)
 	// Stop accepting before anything that could wait (the notify socket
 	// can be full while the master is busy).
 	w.closeListeners()
@@ -68,6 +72,7 @@ func (w *worker) drain(stop <-chan struct{}) {
 		if len(cs) == 0 && w.loopDone() {
 			w.log.Info("worker drained", "took", time.Since(start).Round(time.Millisecond).String(),
 				"requests", w.track.served.Load())
+			w.reportDrain(open0, served0, 0)
 			return
 		}
 		now := time.Now()
@@ -85,14 +90,32 @@ func (w *worker) drain(stop <-chan struct{}) {
 			return
 		case <-deadline.C:
 			inflight := w.track.snapshot(time.Now()).Inflight
+			w.drainCut.Store(true)
 			loopConns := w.stopLoop()
 			closed, hijacked := w.closeConns()
 			closed += loopConns
 			w.log.Warn("worker drain reached graceful_timeout; closing what is left",
 				"graceful_timeout", w.cfg.GracefulTimeout.String(), "conns", closed,
 				"hijacked", hijacked, "inflight", inflight)
+			w.reportDrain(open0, served0, closed)
 			return
 		}
+	}
+}
+
+// reportDrain tells the master what the drain did with the connections
+// open when it began (open0): those it closed idle, those cut at the
+// deadline, and the rest, which it let finish; and how many requests it
+// answered meanwhile. A connection accepted during the drain (one already
+// on its way when the listeners closed) counts as let finish.
+func (w *worker) reportDrain(open0 int64, served0 uint64, cut int) {
+	idle := w.drainIdleClosed.Load()
+	handed := max(uint64(max(open0, 0)), idle+uint64(cut)) - idle - uint64(cut)
+	fields := wire.KeyDrained + "=" + strconv.FormatUint(handed, 10) + "," +
+		strconv.FormatUint(w.track.served.Load()-served0, 10) + "," +
+		strconv.FormatUint(idle, 10) + "," + strconv.Itoa(cut)
+	if err := w.notify(fields); err != nil {
+		w.log.Warn("worker cannot report its drain", "err", err)
 	}
 }
 
@@ -110,8 +133,8 @@ func (w *worker) closeListeners() {
 // requests in flight are cut off. It waits only for the accept loops.
 func (w *worker) stopNow() {
 	w.draining.Store(true)
-	if w.state.Load() != int32(StateDraining) {
-		w.setState(StateDraining)
+	if w.state.Load() != int32(stateDraining) {
+		w.setState(stateDraining)
 		if err := w.notify("STOPPING=1"); err != nil {
 			w.log.Warn("worker cannot report stopping", "err", err)
 		}

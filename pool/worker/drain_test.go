@@ -158,7 +158,7 @@ func TestDrainLosesNoRequest(t *testing.T) {
 	a.sigs <- syscall.SIGTERM
 	wg.Wait()
 	if err := a.wait(t); err != nil {
-		t.Errorf("drained worker: Run = %v", err)
+		t.Errorf("drained worker: run = %v", err)
 	}
 
 	if len(failures) > 0 {
@@ -245,13 +245,13 @@ func TestDrainFinishesSlowRequest(t *testing.T) {
 		t.Error("a response written during a drain lacks Connection: close")
 	}
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 }
 
 func TestDrainClosesIdleConnAfterGrace(t *testing.T) {
 	const grace = 300 * time.Millisecond
-	tw := startWorker(t, testListener(hclconfig.ClassAsync), http.HandlerFunc(ok200), nil, func(o *Options) {
+	tw := startWorker(t, testListener(hclconfig.ClassAsync), http.HandlerFunc(ok200), nil, func(o *options) {
 		o.IdleGrace = grace
 	})
 	c, br := dialRaw(t, tw.addr)
@@ -268,7 +268,7 @@ func TestDrainClosesIdleConnAfterGrace(t *testing.T) {
 		t.Errorf("idle connection closed after %v, before the %v grace", idle, grace)
 	}
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 }
 
@@ -288,7 +288,7 @@ func TestDrainAnswersRequestOnIdleConn(t *testing.T) {
 		t.Errorf("after Connection: close, read = %v, want EOF", err)
 	}
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 }
 
@@ -325,7 +325,7 @@ func TestDrainDeadlineClosesLeftovers(t *testing.T) {
 
 	tw.sigs <- syscall.SIGTERM
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 	for name, r := range map[string]io.ByteReader{"upgraded": wsr, "stuck": slowr} {
 		ws.SetReadDeadline(time.Now().Add(waitLimit))
@@ -358,7 +358,7 @@ func TestFastStop(t *testing.T) {
 
 			tw.sigs <- sig
 			if err := tw.wait(t); err != nil {
-				t.Errorf("Run = %v", err)
+				t.Errorf("run = %v", err)
 			}
 			for name, c := range map[string]net.Conn{"idle": idle, "busy": busy} {
 				c.SetReadDeadline(time.Now().Add(waitLimit))
@@ -393,7 +393,7 @@ func TestFastStopDuringDrain(t *testing.T) {
 	tw.sink.waitFor(t, "STOPPING=1", has("STOPPING", "1"))
 	tw.sigs <- syscall.SIGQUIT
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 	c.SetReadDeadline(time.Now().Add(waitLimit))
 	if _, err := br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {

@@ -1,20 +1,15 @@
 package worker
 
 import (
-	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
-)
 
-// listenFDsStart is the first inherited fd in the systemd protocol.
-const listenFDsStart = 3
+	"github.com/hfork/hfork/pool/wire"
+)
 
 // inheritListeners adopts the sockets passed as fds firstFD.. under the
 // systemd protocol: LISTEN_FDS says how many, LISTEN_FDNAMES names them
@@ -22,12 +17,12 @@ const listenFDsStart = 3
 // child's pid before it forks it. Each fd is duplicated by net.FileListener
 // and the original closed, so no inherited fd is left behind.
 func inheritListeners(getenv func(string) string, firstFD int) ([]net.Listener, []string, error) {
-	n, err := strconv.Atoi(getenv("LISTEN_FDS"))
+	n, err := strconv.Atoi(getenv(wire.EnvListenFDs))
 	if err != nil || n <= 0 {
-		return nil, nil, fmt.Errorf("inherit sockets: LISTEN_FDS=%q: want a positive count", getenv("LISTEN_FDS"))
+		return nil, nil, fmt.Errorf("inherit sockets: LISTEN_FDS=%q: want a positive count", getenv(wire.EnvListenFDs))
 	}
 	var names []string
-	if s := getenv("LISTEN_FDNAMES"); s != "" {
+	if s := getenv(wire.EnvListenFDNames); s != "" {
 		names = strings.Split(s, ":")
 	}
 	lns := make([]net.Listener, 0, n)
@@ -60,40 +55,6 @@ func inheritListeners(getenv func(string) string, firstFD int) ([]net.Listener, 
 		}
 	}
 	return lns, outNames, nil
-}
-
-// readSpec reads the first line of the control pipe.
-func readSpec(r *bufio.Reader) (Spec, error) {
-	var spec Spec
-	line, err := r.ReadBytes('\n')
-	if err != nil && (len(line) == 0 || !errors.Is(err, io.EOF)) {
-		return spec, fmt.Errorf("read spec: %w", err)
-	}
-	if err := json.Unmarshal(line, &spec); err != nil {
-		return spec, fmt.Errorf("read spec: %w", err)
-	}
-	return spec, nil
-}
-
-// readCommands applies each later line of the control pipe until it ends,
-// then calls gone: the master holds the pipe's write end for as long as it
-// lives, so EOF (or any read error) means it is gone.
-func readCommands(r *bufio.Reader, apply func(Command, error), gone func(error)) {
-	for {
-		line, err := r.ReadBytes('\n')
-		if len(line) > 0 && line[len(line)-1] == '\n' {
-			var c Command
-			if jerr := json.Unmarshal(line, &c); jerr != nil {
-				apply(c, fmt.Errorf("control command: %w", jerr))
-			} else {
-				apply(c, nil)
-			}
-		}
-		if err != nil {
-			gone(err)
-			return
-		}
-	}
 }
 
 // procsPerWorker is how many threads a worker lets run Go code at once.

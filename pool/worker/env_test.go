@@ -1,9 +1,7 @@
 package worker
 
 import (
-	"bufio"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -110,45 +108,6 @@ func TestInheritListenersErrors(t *testing.T) {
 	_, _, err = inheritListeners(envOf(map[string]string{"LISTEN_FDS": "2", "LISTEN_FDNAMES": "ok:pipe"}), 210)
 	if err == nil || !strings.Contains(err.Error(), "pipe (fd 211)") {
 		t.Errorf("pipe as socket: %v", err)
-	}
-}
-
-func TestControlPipe(t *testing.T) {
-	in := `{"listener":{"name":"web","class":"thread","workers":3},"gen":4,"log_level":"debug","log_format":"text"}
-{"log_level":"warn"}
-not json
-{"log_format":"json"}
-`
-	br := bufio.NewReader(strings.NewReader(in))
-	spec, err := readSpec(br)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if spec.Listener.Name != "web" || spec.Listener.Workers != 3 || spec.Gen != 4 || spec.LogLevel != "debug" || spec.LogFormat != "text" {
-		t.Errorf("spec %+v", spec)
-	}
-	var got []string
-	var goneErr error
-	readCommands(br, func(c Command, err error) {
-		if err != nil {
-			got = append(got, "error")
-			return
-		}
-		got = append(got, c.LogLevel+"/"+c.LogFormat)
-	}, func(err error) { goneErr = err })
-	if strings.Join(got, " ") != "warn/ error /json" {
-		t.Errorf("commands %q", got)
-	}
-	if !errors.Is(goneErr, io.EOF) {
-		t.Errorf("gone(%v), want EOF", goneErr)
-	}
-	if _, err := readSpec(bufio.NewReader(strings.NewReader(""))); err == nil {
-		t.Error("empty control pipe accepted")
-	}
-	// A spec without its newline (the master died mid-write) is still
-	// either whole JSON or an error, never a panic.
-	if _, err := readSpec(bufio.NewReader(strings.NewReader(`{"gen":1`))); err == nil {
-		t.Error("truncated spec accepted")
 	}
 }
 

@@ -12,10 +12,10 @@ import (
 	"github.com/hfork/hfork/hclconfig"
 )
 
-// Handler returns what a worker serves for l: the routes in next, behind
+// handler returns what a worker serves for l: the routes in next, behind
 // redirect_https and max_body_bytes. Main wraps it in the access log, so
 // redirects and 413s are logged like any response.
-func Handler(l hclconfig.Listener, next http.Handler) http.Handler {
+func handler(l hclconfig.Listener, next http.Handler) http.Handler {
 	h := next
 	if l.MaxBodyBytes > 0 {
 		h = &bodyLimit{next: h, max: l.MaxBodyBytes}

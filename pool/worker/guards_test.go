@@ -16,7 +16,7 @@ func TestHTTPSRedirect(t *testing.T) {
 	l := testListener(hclconfig.ClassAsync)
 	l.RedirectHTTPS, l.HTTPSPort = true, 443
 	l.Routes = []hclconfig.Route{{Prefix: "/.well-known/acme-challenge/"}}
-	h := Handler(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "token") }))
+	h := handler(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "token") }))
 	for _, tc := range []struct {
 		target, host, want string
 	}{
@@ -36,7 +36,7 @@ func TestHTTPSRedirect(t *testing.T) {
 
 	// another port; a route that matches is served over plain HTTP
 	l.HTTPSPort = 8443
-	h = Handler(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "token") }))
+	h = handler(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "token") }))
 	r := httptest.NewRequest("GET", "/x", nil)
 	r.Host = "example.com:8080"
 	w := httptest.NewRecorder()
@@ -79,7 +79,7 @@ func TestBodyLimit(t *testing.T) {
 	l := testListener(hclconfig.ClassAsync)
 	l.MaxBodyBytes = 1000
 	called := false
-	h := Handler(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := handler(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		called = true
 		upstreamLike(w, r)
 	}))
@@ -112,7 +112,7 @@ func TestBodyLimit(t *testing.T) {
 
 	// 0 is unlimited: no wrapper at all
 	l.MaxBodyBytes = 0
-	if _, wrapped := Handler(l, upstreamLike).(*bodyLimit); wrapped {
+	if _, wrapped := handler(l, upstreamLike).(*bodyLimit); wrapped {
 		t.Error("max_body_bytes 0 still limits")
 	}
 }

@@ -50,7 +50,7 @@ func TestBodyLimitServed(t *testing.T) {
 	l := testListener(hclconfig.ClassThread)
 	l.MaxBodyBytes = 1000
 	called := make(chan struct{}, 10)
-	tw := startWorker(t, l, Handler(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tw := startWorker(t, l, handler(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		called <- struct{}{}
 		upstreamLike(w, r)
 	})), nil, nil)
@@ -126,7 +126,7 @@ func TestSlowlorisSync(t *testing.T) {
 // panics, the worker keeps serving, and each refusal is a debug line.
 func TestMalformedRequests(t *testing.T) {
 	var logs logBuffer
-	tw := startWorker(t, testListener(hclconfig.ClassAsync), http.HandlerFunc(ok200), nil, func(o *Options) {
+	tw := startWorker(t, testListener(hclconfig.ClassAsync), http.HandlerFunc(ok200), nil, func(o *options) {
 		o.Logger = logs.logger()
 	})
 	for req, want := range map[string]string{
@@ -192,7 +192,7 @@ func TestIdleConnectionsDoNotStarve(t *testing.T) {
 	l.Keepalive = time.Minute
 	l.ReadHeaderTimeout = time.Minute
 	var logs logBuffer
-	tw := startWorker(t, l, http.HandlerFunc(ok200), nil, func(o *Options) { o.Logger = logs.logger() })
+	tw := startWorker(t, l, http.HandlerFunc(ok200), nil, func(o *options) { o.Logger = logs.logger() })
 
 	var mu sync.Mutex
 	var conns []net.Conn

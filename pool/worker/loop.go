@@ -59,7 +59,11 @@ func (h loopHost) Acquire() bool {
 	}
 }
 
-func (h loopHost) Release()                  { h.w.release() }
-func (h loopHost) Served()                   { h.w.served() }
+func (h loopHost) Release()              { h.w.release() }
+func (h loopHost) Route(path string) int { return h.w.metrics.route(path) }
+func (h loopHost) Served(route, status int, bytes int64, began int64) {
+	h.w.servedRoute(route, status, bytes, began)
+}
+func (h loopHost) DrainIdleClosed()          { h.w.drainIdleClosed.Add(1) }
 func (h loopHost) Adopt(c net.Conn) net.Conn { return h.w.adopt(c) }
 func (h loopHost) Evicted(now time.Time)     { h.w.noteEviction(now) }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
 	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
@@ -132,7 +133,7 @@ var siteLogs sync.Map
 // startSite runs a worker for l the way Main builds one: the routes behind
 // Handler and the access log, with the fast path. It fails the test unless
 // the worker serves from the event loop exactly when l.EventLoop says so.
-func startSite(t testing.TB, l hclconfig.Listener, ln net.Listener, edit func(*Options)) *testWorker {
+func startSite(t testing.TB, l hclconfig.Listener, ln net.Listener, edit func(*options)) *testWorker {
 	t.Helper()
 	var logs logBuffer
 	h, err := app.New(l, logs.logger())
@@ -149,7 +150,7 @@ func startSite(t testing.TB, l hclconfig.Listener, ln net.Listener, edit func(*O
 			t.Logf("worker log:\n%s", logs.String())
 		}
 	})
-	tw := startWorker(t, l, access.Wrap(Handler(l, h)), ln, func(o *Options) {
+	tw := startWorker(t, l, access.Wrap(handler(l, h)), ln, func(o *options) {
 		o.Logger = logs.logger()
 		o.Fast = h.(app.FastServer)
 		o.AccessLog = access
@@ -515,8 +516,10 @@ func TestLoopTimeouts(t *testing.T) {
 
 	t.Run("read_header_timeout", func(t *testing.T) {
 		// A head trickled a byte at a time does not reset the clock.
-		c, br := dialSite(t, tw.addr)
+		// The clock starts before the dial: the loop's starts at accept,
+		// which may come before dialSite returns.
 		start := time.Now()
+		c, br := dialSite(t, tw.addr)
 		go func() {
 			for _, b := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ") {
 				if _, err := c.Write([]byte{b}); err != nil {
@@ -598,7 +601,7 @@ func TestLoopWriteTimeout(t *testing.T) {
 func TestLoopDrain(t *testing.T) {
 	l := loopSite(t)
 	const grace = 300 * time.Millisecond
-	tw := startSite(t, l, nil, func(o *Options) { o.IdleGrace = grace })
+	tw := startSite(t, l, nil, func(o *options) { o.IdleGrace = grace })
 
 	idle, idleBr := dialSite(t, tw.addr)
 	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -644,14 +647,14 @@ func TestLoopDrain(t *testing.T) {
 		t.Errorf("idle connection closed %v into the drain, before the %v grace", took, grace)
 	}
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 }
 
 func TestLoopDrainWaitsForHandedOver(t *testing.T) {
 	// A connection the loop handed to net/http is the drain's too.
 	l := loopSite(t)
-	tw := startSite(t, l, nil, func(o *Options) { o.IdleGrace = 200 * time.Millisecond })
+	tw := startSite(t, l, nil, func(o *options) { o.IdleGrace = 200 * time.Millisecond })
 	c, br := dialSite(t, tw.addr)
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
 	readAnswer(t, br, "POST")
@@ -663,7 +666,7 @@ func TestLoopDrainWaitsForHandedOver(t *testing.T) {
 		t.Fatalf("handed-over connection during the drain: %q, close=%v", body, resp.Close)
 	}
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 }
 
@@ -677,7 +680,7 @@ func TestLoopFastStop(t *testing.T) {
 		t.Fatalf("after a fast stop: read = %v, want the connection closed", err)
 	}
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 }
 
@@ -690,7 +693,7 @@ func TestLoopMaxRequests(t *testing.T) {
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		readAnswer(t, br, "GET")
 	}
-	tw.sink.waitFor(t, NotifyRecycle+"=1", has(NotifyRecycle, "1"))
+	tw.sink.waitFor(t, wire.KeyRecycle+"=1", has(wire.KeyRecycle, "1"))
 }
 
 func TestLoopConnectionCap(t *testing.T) {
@@ -932,7 +935,7 @@ func TestLoopFastStopAfterLoopEnded(t *testing.T) {
 	})
 	tw.sigs <- syscall.SIGQUIT
 	if err := tw.wait(t); err != nil {
-		t.Errorf("Run = %v", err)
+		t.Errorf("run = %v", err)
 	}
 	if _, err := br.ReadByte(); err == nil {
 		t.Error("the handed-over connection outlived the fast stop")

@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hfork/hfork/internal/logswitch"
+	"github.com/hfork/hfork/pool/internal/certset"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
 )
 
@@ -28,13 +31,13 @@ const masterGoneExit = 2 * time.Second
 //
 // Everything the process brings is read here, once: the Spec and later
 // Commands from the control pipe, the sockets from LISTEN_FDS, the notify
-// socket from NOTIFY_SOCKET, the signals. Run does the serving.
+// socket from NOTIFY_SOCKET, the signals. run does the serving.
 func Main() int {
 	// Signals first, before the access log is opened: the master forwards
 	// USR1 to starting workers too, and one that arrived before Notify
 	// would be lost (Go drops an unwatched SIGUSR1), leaving the worker
 	// writing to the file logrotate just renamed. Signals that arrive
-	// before Run are handled once it runs; a TERM then drains.
+	// before run are handled once it runs; a TERM then drains.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
 	// The master's own signals reach its process group too (a terminal's
@@ -46,18 +49,18 @@ func Main() int {
 		boot.Error("worker cannot start", "err", err)
 		return 2
 	}
-	fd, err := strconv.Atoi(os.Getenv(EnvControlFD))
+	fd, err := strconv.Atoi(os.Getenv(wire.EnvControlFD))
 	if err != nil || fd < 0 {
-		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%q: want an fd", EnvControlFD, os.Getenv(EnvControlFD)))
+		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%q: want an fd", wire.EnvControlFD, os.Getenv(wire.EnvControlFD)))
 		return 2
 	}
 	cf := os.NewFile(uintptr(fd), "control")
 	if cf == nil {
-		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%d: invalid fd", EnvControlFD, fd))
+		boot.Error("worker cannot start", "err", fmt.Errorf("%s=%d: invalid fd", wire.EnvControlFD, fd))
 		return 2
 	}
 	control := bufio.NewReader(cf)
-	spec, err := readSpec(control)
+	spec, err := wire.ReadSpec(control)
 	if err != nil {
 		boot.Error("worker cannot start", "err", err)
 		return 2
@@ -66,10 +69,10 @@ func Main() int {
 	// The worker starts no programs; nothing else may hold the master's pipe.
 	syscall.CloseOnExec(fd)
 
-	logs, err := NewLogSwitch(os.Stderr, spec.LogLevel, spec.LogFormat)
+	logs, err := logswitch.New(os.Stderr, spec.LogLevel, spec.LogFormat)
 	if err != nil {
 		boot.Warn("worker log settings rejected; using info and json", "err", err)
-		logs, _ = NewLogSwitch(os.Stderr, "info", "json")
+		logs, _ = logswitch.New(os.Stderr, "info", "json")
 	}
 	log := logs.Logger().With("listener", l.Name, "pid", os.Getpid(), "gen", spec.Gen, "class", l.Class)
 	fail := func(err error) int {
@@ -83,21 +86,19 @@ func Main() int {
 	procs, set := setMaxProcs(os.Getenv, l.Workers)
 	log.Debug("worker GOMAXPROCS", "gomaxprocs", procs, "from_env", !set)
 
-	lns, names, err := inheritListeners(os.Getenv, listenFDsStart)
+	lns, names, err := inheritListeners(os.Getenv, wire.FirstFD)
 	if err != nil {
 		return fail(err)
 	}
 	// The sockets and the notify socket are this process's; a program the
 	// worker might start must not believe they are its own.
-	notifyAddr := os.Getenv("NOTIFY_SOCKET")
-	for _, k := range []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", EnvControlFD} {
-		os.Unsetenv(k)
-	}
+	notifyAddr := os.Getenv(wire.EnvNotifySocket)
+	wire.Unsetenv()
 	log.Debug("worker sockets", "names", names)
 
-	var notifier Notifier
+	var notifier wire.Notifier
 	if notifyAddr != "" {
-		ns, err := DialNotify(notifyAddr)
+		ns, err := wire.DialNotify(notifyAddr, notifyWait)
 		if err != nil {
 			return fail(err)
 		}
@@ -113,9 +114,9 @@ func Main() int {
 	if err != nil {
 		return fail(err)
 	}
-	var certs *Certificates
+	var certs *certset.Set
 	if l.TLS.Enabled() {
-		if certs, err = NewCertificates(spec.Certificates, log); err != nil {
+		if certs, err = certset.New(spec.Certificates, log); err != nil {
 			return fail(err)
 		}
 		spec.Certificates = nil
@@ -123,7 +124,7 @@ func Main() int {
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	go readCommands(control, func(c Command, err error) {
+	go wire.ReadCommands(control, func(c wire.Command, err error) {
 		if err != nil {
 			log.Warn("worker ignored a control command", "err", err)
 			return
@@ -131,10 +132,13 @@ func Main() int {
 		if c.Certificates != nil && certs != nil {
 			certs.Update(c.Certificates)
 		}
+		if len(c.Status) > 0 {
+			app.PublishStatus(c.Status)
+		}
 		if c.LogLevel == "" && c.LogFormat == "" {
 			return
 		}
-		if err := logs.Apply(c); err != nil {
+		if err := logs.Apply(c.LogLevel, c.LogFormat); err != nil {
 			log.Warn("worker ignored a control command", "err", err)
 			return
 		}
@@ -145,10 +149,10 @@ func Main() int {
 		time.AfterFunc(masterGoneExit, func() { os.Exit(1) })
 	})
 
-	opts := Options{
+	opts := options{
 		Listener:  l,
 		Listeners: lns,
-		Handler:   access.Wrap(Handler(l, h)),
+		Handler:   access.Wrap(handler(l, h)),
 		Logger:    log,
 		Notifier:  notifier,
 		Signals:   sigs,
@@ -160,7 +164,7 @@ func Main() int {
 	if fs, ok := h.(app.FastServer); ok {
 		opts.Fast = fs
 	}
-	err = Run(ctx, opts)
+	err = run(ctx, opts)
 	if cerr := access.Close(); cerr != nil {
 		log.Error("access log close failed", "err", cerr)
 	}

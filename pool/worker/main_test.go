@@ -13,39 +13,22 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/internal/syncbuf"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // TestMain lets the test binary be a worker process, as cmd/hfork is one
 // when HFORK_WORKER=1.
 func TestMain(m *testing.M) {
-	if os.Getenv(EnvWorker) == "1" {
+	if os.Getenv(wire.EnvWorker) == "1" {
 		os.Exit(Main())
 	}
 	os.Exit(m.Run())
-}
-
-// lockedBuffer collects a child's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // workerProcess is this test binary started as a worker, the way the
@@ -53,7 +36,7 @@ func (l *lockedBuffer) String() string {
 type workerProcess struct {
 	cmd     *exec.Cmd
 	control *os.File // write end
-	stderr  *lockedBuffer
+	stderr  *syncbuf.Buffer
 	sink    *notifySink
 	addr    string
 	exited  chan error
@@ -84,10 +67,10 @@ func startWorkerProcessWith(t *testing.T, l hclconfig.Listener, beforeSpec func(
 	}
 	defer cr.Close()
 	sink := newNotifySink(t)
-	p := &workerProcess{control: cw, stderr: &lockedBuffer{}, sink: sink, addr: ln.Addr().String(), exited: make(chan error, 1)}
+	p := &workerProcess{control: cw, stderr: &syncbuf.Buffer{}, sink: sink, addr: ln.Addr().String(), exited: make(chan error, 1)}
 	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	p.cmd.Env = append(os.Environ(),
-		EnvWorker+"=1", EnvControlFD+"=4",
+		wire.EnvWorker+"=1", wire.EnvControlFD+"=4",
 		"LISTEN_FDS=1", "LISTEN_FDNAMES="+l.Name, "NOTIFY_SOCKET="+sink.addr)
 	p.cmd.ExtraFiles = []*os.File{lf, cr}
 	p.cmd.Stderr = p.stderr
@@ -107,7 +90,7 @@ func startWorkerProcessWith(t *testing.T, l hclconfig.Listener, beforeSpec func(
 	if beforeSpec != nil {
 		beforeSpec(p)
 	}
-	spec, _ := json.Marshal(Spec{Listener: l, Gen: 3, LogLevel: "info", LogFormat: "json"})
+	spec, _ := json.Marshal(wire.Spec{Listener: l, Gen: 3, LogLevel: "info", LogFormat: "json"})
 	if _, err := cw.Write(append(spec, '\n')); err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +228,7 @@ func TestMainExitsWhenMasterGone(t *testing.T) {
 
 func TestMainRejectsBadStart(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), EnvWorker+"=1", EnvControlFD+"=nope")
+	cmd.Env = append(os.Environ(), wire.EnvWorker+"=1", wire.EnvControlFD+"=nope")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()

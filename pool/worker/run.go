@@ -16,18 +16,20 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/internal/certset"
+	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
 	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
 
-// Options is everything Run needs. Main fills it from the process (the spec
+// options is everything run needs. Main fills it from the process (the spec
 // from the control pipe, the inherited sockets, NOTIFY_SOCKET, the
 // signals); a test fills it with loopback listeners and channels.
-type Options struct {
+type options struct {
 	// Listener is the listener's resolved config: class, limits, timeouts.
 	Listener hclconfig.Listener
 	// Listeners are the sockets to serve, usually shared with sibling
-	// workers. Run closes them, and never shuts them down.
+	// workers. run closes them, and never shuts them down.
 	Listeners []net.Listener
 	// Handler serves every request: the routes, wrapped in the access log.
 	Handler http.Handler
@@ -35,7 +37,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Notifier receives READY=1, the heartbeats, X_HFORK_RECYCLE=1 and
 	// STOPPING=1; nil sends nothing.
-	Notifier Notifier
+	Notifier wire.Notifier
 	// Signals drives the lifecycle: SIGTERM drains, SIGINT and SIGQUIT stop
 	// fast, SIGUSR1 calls Reopen. Others are ignored.
 	Signals <-chan os.Signal
@@ -50,7 +52,7 @@ type Options struct {
 	Heartbeat time.Duration
 	// Certificates serve a TLS listener (the master updates them).
 	// Required when Listener.TLS is set.
-	Certificates *Certificates
+	Certificates *certset.Set
 	// Fast is the routes' fast path: with it, an async worker on plain
 	// HTTP serves from an event loop (see loop.go). AccessLog is the log
 	// the loop writes to; Handler must already log to it.
@@ -58,32 +60,32 @@ type Options struct {
 	AccessLog *app.AccessLog
 }
 
-// State is where a worker is in its life.
-type State int32
+// workerState is where a worker is in its life.
+type workerState int32
 
 const (
-	// StateStarting: building the server, not serving yet.
-	StateStarting State = iota
-	// StateReady: serving; READY=1 was sent.
-	StateReady
-	// StateDraining: not accepting; finishing what it holds.
-	StateDraining
-	// StateExited: Run has returned.
-	StateExited
+	// stateStarting: building the server, not serving yet.
+	stateStarting workerState = iota
+	// stateReady: serving; READY=1 was sent.
+	stateReady
+	// stateDraining: not accepting; finishing what it holds.
+	stateDraining
+	// stateExited: run has returned.
+	stateExited
 )
 
-func (s State) String() string {
+func (s workerState) String() string {
 	switch s {
-	case StateStarting:
+	case stateStarting:
 		return "starting"
-	case StateReady:
+	case stateReady:
 		return "ready"
-	case StateDraining:
+	case stateDraining:
 		return "draining"
-	case StateExited:
+	case stateExited:
 		return "exited"
 	}
-	return fmt.Sprintf("State(%d)", int32(s))
+	return fmt.Sprintf("workerState(%d)", int32(s))
 }
 
 // worker is one running worker's serving state.
@@ -92,7 +94,7 @@ type worker struct {
 	limits   classLimits
 	log      *slog.Logger
 	handler  http.Handler
-	notifier Notifier
+	notifier wire.Notifier
 	reopen   func() error
 	grace    time.Duration
 	beat     time.Duration
@@ -115,11 +117,16 @@ type worker struct {
 	evictLogged atomic.Int64  // unix nanos of the last eviction warning
 
 	track       tracker
+	metrics     *reqMetrics
 	maxRequests uint64 // 0 is never
 	recycle     atomic.Bool
 	recycleCh   chan struct{} // closed when served reaches maxRequests
 
 	draining atomic.Bool
+	// drainIdleClosed counts idle connections a drain closed (net/http's
+	// and the event loop's), for the drain's report.
+	drainIdleClosed atomic.Uint64
+	drainCut        atomic.Bool // the drain reached its deadline and closes the rest
 
 	// loop serves the listeners when the worker has an event loop; then
 	// net/http serves only what the loop hands over.
@@ -133,19 +140,19 @@ type worker struct {
 	state atomic.Int32
 }
 
-// Run serves opts.Listeners until a signal or ctx ends it:
+// run serves opts.Listeners until a signal or ctx ends it:
 //
 //   - It sends READY=1 once every listener is being served, then a heartbeat
 //     every interval (WATCHDOG=1 with the X_HFORK_* counters) until it
 //     returns, and X_HFORK_RECYCLE=1 once when max_requests is reached.
-//   - SIGTERM drains (see drain) and Run returns nil.
+//   - SIGTERM drains (see drain) and run returns nil.
 //   - SIGINT or SIGQUIT, also during a drain, closes the listeners and every
-//     connection at once and Run returns nil.
-//   - ctx ending (the master is gone) does the same and Run returns the
+//     connection at once and run returns nil.
+//   - ctx ending (the master is gone) does the same and run returns the
 //     context's cause.
-//   - A listener failing for a reason other than Run closing it stops fast
-//     and Run returns the error.
-func Run(ctx context.Context, opts Options) error {
+//   - A listener failing for a reason other than run closing it stops fast
+//     and run returns the error.
+func run(ctx context.Context, opts options) error {
 	w, err := newWorker(opts)
 	if err != nil {
 		return err
@@ -153,7 +160,7 @@ func Run(ctx context.Context, opts Options) error {
 	return w.run(ctx, opts.Signals)
 }
 
-func newWorker(opts Options) (*worker, error) {
+func newWorker(opts options) (*worker, error) {
 	limits, err := limitsFor(opts.Listener)
 	if err != nil {
 		return nil, err
@@ -180,6 +187,7 @@ func newWorker(opts Options) (*worker, error) {
 		recycleCh: make(chan struct{}),
 		conns:     make(map[*trackedConn]struct{}),
 		connGone:  make(chan struct{}, 1),
+		metrics:   newReqMetrics(opts.Listener),
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -217,13 +225,13 @@ func newWorker(opts Options) (*worker, error) {
 
 // useLoop reports whether a worker serves from the event loop: the async
 // class on plain HTTP, with event_loop on and a route the loop answers.
-func useLoop(opts Options) bool {
+func useLoop(opts options) bool {
 	l := opts.Listener
 	return opts.Fast != nil && l.Class == hclconfig.ClassAsync && !l.TLS.Enabled() &&
 		l.EventLoop && opts.Fast.FastRoutes()
 }
 
-func (w *worker) setState(s State) {
+func (w *worker) setState(s workerState) {
 	w.state.Store(int32(s))
 	// The master logs every transition it sees; the worker's own view is
 	// detail for debugging.
@@ -240,7 +248,7 @@ func (w *worker) notify(state string) error {
 }
 
 func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
-	w.state.Store(int32(StateStarting))
+	w.state.Store(int32(stateStarting))
 	if w.loop != nil {
 		go func() {
 			if err := w.loop.Run(); err != nil {
@@ -266,14 +274,14 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 	if err := w.notify("READY=1"); err != nil {
 		w.log.Error("worker cannot report ready", "err", err)
 	}
-	w.setState(StateReady)
+	w.setState(stateReady)
 	quit := make(chan struct{})
 	var beats sync.WaitGroup
 	beats.Go(func() { w.heartbeats(quit) })
 	defer func() {
 		close(quit)
 		beats.Wait()
-		w.setState(StateExited)
+		w.setState(stateExited)
 	}()
 	w.log.Debug("worker serving", "sockets", len(w.lns), "event_loop", w.loop != nil,
 		"max_requests", w.maxRequests, "heartbeat", w.beat.String())
@@ -338,9 +346,9 @@ func (w *worker) heartbeats(quit <-chan struct{}) {
 		case <-recycle:
 			recycle = nil
 			w.log.Info("worker reached max_requests; asking to be replaced", "max_requests", w.maxRequests)
-			err = w.notify(NotifyRecycle + "=1")
+			err = w.notify(wire.KeyRecycle + "=1")
 		case now := <-t.C:
-			err = w.notify(heartbeat(w.track.snapshot(now)))
+			err = w.notify(w.heartbeat(now))
 		}
 		// One line when the master stops hearing us and one when it hears
 		// again, not one per beat.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // waitLimit bounds every wait in these tests; reaching it is a failure,
@@ -134,7 +135,7 @@ func testListener(class string) hclconfig.Listener {
 
 // startWorker runs a worker on ln (a fresh loopback listener when nil) and
 // waits for READY=1.
-func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.Listener, edit func(*Options)) *testWorker {
+func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.Listener, edit func(*options)) *testWorker {
 	t.Helper()
 	if ln == nil {
 		var err error
@@ -143,13 +144,13 @@ func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.List
 		}
 	}
 	sink := newNotifySink(t)
-	ns, err := DialNotify(sink.addr)
+	ns, err := wire.DialNotify(sink.addr, notifyWait)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Close() })
 	tw := &testWorker{sigs: make(chan os.Signal, 4), done: make(chan error, 1), sink: sink, addr: ln.Addr().String()}
-	opts := Options{
+	opts := options{
 		Listener:  l,
 		Listeners: []net.Listener{ln},
 		Handler:   h,
@@ -161,7 +162,7 @@ func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.List
 		edit(&opts)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { tw.done <- Run(ctx, opts) }()
+	go func() { tw.done <- run(ctx, opts) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -174,7 +175,7 @@ func startWorker(t testing.TB, l hclconfig.Listener, h http.Handler, ln net.List
 	return tw
 }
 
-// wait waits for Run to return and returns its error.
+// wait waits for run to return and returns its error.
 func (tw *testWorker) wait(t *testing.T) error {
 	t.Helper()
 	select {
@@ -227,10 +228,10 @@ func TestReadyAndHeartbeat(t *testing.T) {
 		get(t, c, "http://"+tw.addr+"/")
 	}
 	m := tw.sink.waitFor(t, "3 requests served", func(m map[string]string) bool {
-		n, _ := strconv.Atoi(m[NotifyRequests])
+		n, _ := strconv.Atoi(m[wire.KeyRequests])
 		return m["WATCHDOG"] == "1" && n >= 3
 	})
-	if m[NotifyInflight] != "0" || m[NotifyOldestMS] != "0" || m[NotifyOldestReq] != "" {
+	if m[wire.KeyInflight] != "0" || m[wire.KeyOldestMS] != "0" || m[wire.KeyOldestReq] != "" {
 		t.Errorf("idle heartbeat = %v", m)
 	}
 
@@ -244,18 +245,18 @@ func TestReadyAndHeartbeat(t *testing.T) {
 	}()
 	<-entered
 	m = tw.sink.waitFor(t, "an in-flight request of some age", func(m map[string]string) bool {
-		ms, _ := strconv.Atoi(m[NotifyOldestMS])
-		return m[NotifyInflight] == "1" && ms > 0
+		ms, _ := strconv.Atoi(m[wire.KeyOldestMS])
+		return m[wire.KeyInflight] == "1" && ms > 0
 	})
-	if m[NotifyOldestReq] != "GET /slow" {
-		t.Errorf("%s = %q, want GET /slow", NotifyOldestReq, m[NotifyOldestReq])
+	if m[wire.KeyOldestReq] != "GET /slow" {
+		t.Errorf("%s = %q, want GET /slow", wire.KeyOldestReq, m[wire.KeyOldestReq])
 	}
 	close(release)
 	if err := <-slow; err != nil {
 		t.Fatal(err)
 	}
 	tw.sink.waitFor(t, "4 requests served", func(m map[string]string) bool {
-		return m[NotifyRequests] == "4" && m[NotifyInflight] == "0"
+		return m[wire.KeyRequests] == "4" && m[wire.KeyInflight] == "0"
 	})
 }
 
@@ -270,11 +271,11 @@ func TestMaxRequestsRecyclesOnce(t *testing.T) {
 			t.Fatalf("status %d: a worker asking to be recycled keeps serving", resp.StatusCode)
 		}
 	}
-	tw.sink.waitFor(t, "12 requests in a heartbeat", has(NotifyRequests, "12"))
+	tw.sink.waitFor(t, "12 requests in a heartbeat", has(wire.KeyRequests, "12"))
 	// One more beat, so a second recycle message would have arrived by now.
 	tw.sink.waitFor(t, "a heartbeat", has("WATCHDOG", "1"))
-	if n := tw.sink.count(has(NotifyRecycle, "1")); n != 1 {
-		t.Errorf("%s=1 sent %d times, want 1", NotifyRecycle, n)
+	if n := tw.sink.count(has(wire.KeyRecycle, "1")); n != 1 {
+		t.Errorf("%s=1 sent %d times, want 1", wire.KeyRecycle, n)
 	}
 }
 
@@ -287,7 +288,7 @@ func TestMaxRequestsJitterRange(t *testing.T) {
 	}
 	defer ln.Close()
 	for range 50 {
-		w, err := newWorker(Options{Listener: l, Listeners: []net.Listener{ln}, Handler: http.NotFoundHandler()})
+		w, err := newWorker(options{Listener: l, Listeners: []net.Listener{ln}, Handler: http.NotFoundHandler()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +300,7 @@ func TestMaxRequestsJitterRange(t *testing.T) {
 
 func TestReopenOnUSR1(t *testing.T) {
 	var reopened atomic.Int32
-	tw := startWorker(t, testListener(hclconfig.ClassAsync), http.HandlerFunc(ok200), nil, func(o *Options) {
+	tw := startWorker(t, testListener(hclconfig.ClassAsync), http.HandlerFunc(ok200), nil, func(o *options) {
 		o.Reopen = func() error { reopened.Add(1); return nil }
 	})
 	tw.sigs <- syscall.SIGUSR1
@@ -327,7 +328,7 @@ func TestMasterGoneStopsFast(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Listener: testListener(hclconfig.ClassAsync), Listeners: []net.Listener{ln}, Handler: h, Logger: testLogger(t)})
+		done <- run(ctx, options{Listener: testListener(hclconfig.ClassAsync), Listeners: []net.Listener{ln}, Handler: h, Logger: testLogger(t)})
 	}()
 	errc := make(chan error, 1)
 	go func() {
@@ -342,7 +343,7 @@ func TestMasterGoneStopsFast(t *testing.T) {
 	select {
 	case err := <-done:
 		if !errors.Is(err, errMasterGone) {
-			t.Errorf("Run = %v, want %v", err, errMasterGone)
+			t.Errorf("run = %v, want %v", err, errMasterGone)
 		}
 	case <-time.After(waitLimit):
 		t.Fatal("worker outlived its master")
@@ -360,26 +361,26 @@ func TestRunRejects(t *testing.T) {
 	defer ln.Close()
 	for _, tc := range []struct {
 		name string
-		opts Options
+		opts options
 		want string
 	}{
-		{"exec class", Options{Listener: testListener(hclconfig.ClassExec), Listeners: []net.Listener{ln}, Handler: http.NotFoundHandler()}, "not a built-in"},
-		{"no sockets", Options{Listener: testListener(hclconfig.ClassSync), Handler: http.NotFoundHandler()}, "no listening sockets"},
-		{"no handler", Options{Listener: testListener(hclconfig.ClassSync), Listeners: []net.Listener{ln}}, "no handler"},
+		{"exec class", options{Listener: testListener(hclconfig.ClassExec), Listeners: []net.Listener{ln}, Handler: http.NotFoundHandler()}, "not a built-in"},
+		{"no sockets", options{Listener: testListener(hclconfig.ClassSync), Handler: http.NotFoundHandler()}, "no listening sockets"},
+		{"no handler", options{Listener: testListener(hclconfig.ClassSync), Listeners: []net.Listener{ln}}, "no handler"},
 	} {
-		err := Run(context.Background(), tc.opts)
+		err := run(context.Background(), tc.opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: Run = %v, want %q", tc.name, err, tc.want)
+			t.Errorf("%s: run = %v, want %q", tc.name, err, tc.want)
 		}
 	}
 }
 
 func TestStateString(t *testing.T) {
 	var got []string
-	for s := StateStarting; s <= StateExited+1; s++ {
+	for s := stateStarting; s <= stateExited+1; s++ {
 		got = append(got, s.String())
 	}
-	if want := "starting ready draining exited State(4)"; strings.Join(got, " ") != want {
+	if want := "starting ready draining exited workerState(4)"; strings.Join(got, " ") != want {
 		t.Errorf("got %q, want %q", strings.Join(got, " "), want)
 	}
 }

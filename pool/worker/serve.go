@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/internal/certset"
 )
 
 // Fallbacks for a Listener built without the limits hclconfig fills in
@@ -66,7 +67,7 @@ func (w *worker) h2() bool {
 
 // tlsConfig is the handshake side of a TLS listener: certificates by SNI
 // from certs, the configured minimum version, and ALPN.
-func (w *worker) tlsConfig(certs *Certificates) *tls.Config {
+func (w *worker) tlsConfig(certs *certset.Set) *tls.Config {
 	minVersion := uint16(tls.VersionTLS12)
 	if w.cfg.TLS.MinVersion == hclconfig.TLS13 {
 		minVersion = tls.VersionTLS13
@@ -107,6 +108,9 @@ type reqState struct {
 	thread    bool // holds a thread slot
 	dl        *requestDeadline
 	done      atomic.Bool
+	route     int   // for the metrics
+	status    int   // the status written, 0 until then
+	bytes     int64 // body bytes written
 }
 
 // ServeHTTP wraps the app: it takes a thread slot (thread class), tracks
@@ -132,6 +136,7 @@ func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	rs.w, rs.rw, rs.committed, rs.thread, rs.dl = w, rw, false, w.threads != nil, nil
 	rs.done.Store(false)
+	rs.route, rs.status, rs.bytes = w.metrics.route(r.URL.Path), 0, 0
 	w.track.begin(&rs.slot, r.Method, r.URL.Path, time.Now())
 	defer w.finish(rs, false)
 	if w.limits.deadline > 0 {
@@ -152,6 +157,7 @@ func (w *worker) finish(rs *reqState, upgraded bool) {
 	if !rs.done.CompareAndSwap(false, true) {
 		return
 	}
+	start := rs.slot.start
 	served, ok := w.track.end(&rs.slot)
 	if rs.thread {
 		rs.thread = false
@@ -165,6 +171,11 @@ func (w *worker) finish(rs *reqState, upgraded bool) {
 		}
 	}
 	if ok {
+		status := rs.status
+		if status == 0 {
+			status = http.StatusOK // what net/http sends for a handler that wrote nothing
+		}
+		w.metrics.observe(rs.route, status, time.Since(start), rs.bytes)
 		w.checkRecycle(served)
 	}
 }
@@ -202,26 +213,38 @@ func (rs *reqState) WriteHeader(code int) {
 		// 1xx responses are interim; 101 hands the connection over.
 		rs.commit()
 	}
+	if rs.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		rs.status = code
+	}
 	rs.rw.WriteHeader(code)
 }
 
 func (rs *reqState) Write(p []byte) (int, error) {
 	rs.commit()
-	return rs.rw.Write(p)
+	n, err := rs.rw.Write(p)
+	rs.bytes += int64(n)
+	return n, err
 }
 
 func (rs *reqState) WriteString(s string) (int, error) {
 	rs.commit()
-	return io.WriteString(rs.rw, s)
+	n, err := io.WriteString(rs.rw, s)
+	rs.bytes += int64(n)
+	return n, err
 }
 
 // ReadFrom keeps net/http's sendfile path for static files.
 func (rs *reqState) ReadFrom(r io.Reader) (int64, error) {
 	rs.commit()
+	var n int64
+	var err error
 	if rf, ok := rs.rw.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{rs.rw}, r)
 	}
-	return io.Copy(struct{ io.Writer }{rs.rw}, r)
+	rs.bytes += n
+	return n, err
 }
 
 func (rs *reqState) Flush() { _ = rs.FlushError() }
@@ -234,6 +257,11 @@ func (rs *reqState) FlushError() error {
 
 func (rs *reqState) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	rs.committed = true // the app writes its own response, if any
+	if rs.status == 0 {
+		// What a hijacker writes is not seen; hijacking is how apps
+		// upgrade, so it counts as 101.
+		rs.status = http.StatusSwitchingProtocols
+	}
 	return http.NewResponseController(rs.rw).Hijack()
 }
 

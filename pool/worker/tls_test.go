@@ -1,9 +1,12 @@
 package worker
 
 import (
+	"bytes"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -12,11 +15,13 @@ import (
 
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/hclconfig/testcert"
+	"github.com/hfork/hfork/pool/internal/certset"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // tlsWorker starts a worker of class serving TLS with the given
 // certificates (the first is the default) and returns it with them.
-func tlsWorker(t *testing.T, class string, h http.Handler, names ...[]string) (*testWorker, *Certificates) {
+func tlsWorker(t *testing.T, class string, h http.Handler, names ...[]string) (*testWorker, *certset.Set) {
 	t.Helper()
 	dir := t.TempDir()
 	var files []hclconfig.Certificate
@@ -26,15 +31,15 @@ func tlsWorker(t *testing.T, class string, h http.Handler, names ...[]string) (*
 	}
 	l := testListener(class)
 	l.TLS = hclconfig.TLS{Certificates: files, MinVersion: hclconfig.TLS12}
-	var pairs []CertPEM
+	var pairs []wire.CertPEM
 	for _, f := range files {
 		pairs = append(pairs, pemPair(t, f.Cert, f.Key))
 	}
-	certs, err := NewCertificates(pairs, testLogger(t))
+	certs, err := certset.New(pairs, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw := startWorker(t, l, h, nil, func(o *Options) { o.Certificates = certs })
+	tw := startWorker(t, l, h, nil, func(o *options) { o.Certificates = certs })
 	return tw, certs
 }
 
@@ -94,11 +99,11 @@ func TestTLSMinVersion13(t *testing.T) {
 	files := []hclconfig.Certificate{{Cert: cert, Key: key}}
 	l := testListener(hclconfig.ClassAsync)
 	l.TLS = hclconfig.TLS{Certificates: files, MinVersion: hclconfig.TLS13}
-	certs, err := NewCertificates([]CertPEM{pemPair(t, cert, key)}, nil)
+	certs, err := certset.New([]wire.CertPEM{pemPair(t, cert, key)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw := startWorker(t, l, http.HandlerFunc(ok200), nil, func(o *Options) { o.Certificates = certs })
+	tw := startWorker(t, l, http.HandlerFunc(ok200), nil, func(o *options) { o.Certificates = certs })
 	if c, err := tls.Dial("tcp", tw.addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}); err == nil {
 		c.Close()
 		t.Error("a TLS 1.2 handshake succeeded with min_version 1.3")
@@ -131,8 +136,9 @@ func TestTLSSNI(t *testing.T) {
 }
 
 // TestTLSRotationUnderLoad: 20 clients open a new TLS connection for every
-// request for two seconds while the master sends new certificates twice;
-// no handshake or request fails and the new certificates are served.
+// request while the master sends new certificates twice, each time once a
+// request was served with the last certificate; no handshake or request
+// fails and the new certificates are served.
 func TestTLSRotationUnderLoad(t *testing.T) {
 	tw, certs := tlsWorker(t, hclconfig.ClassAsync, http.HandlerFunc(ok200), []string{"gen0.test"})
 	var ok, failed atomic.Int64
@@ -174,11 +180,29 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	for gen := 1; gen <= 2; gen++ {
-		time.Sleep(600 * time.Millisecond)
-		certs.Update([]CertPEM{madePair(t, "gen"+string(rune('0'+gen))+".test")})
+	// served waits until a request was answered with name's certificate:
+	// the clients run through each change.
+	served := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(waitLimit)
+		for {
+			mu.Lock()
+			n := seen[name]
+			mu.Unlock()
+			if n > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no request served with %s", name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
-	time.Sleep(800 * time.Millisecond)
+	for gen := 1; gen <= 2; gen++ {
+		served("gen" + string(rune('0'+gen-1)) + ".test")
+		certs.Update([]wire.CertPEM{madePair(t, "gen"+string(rune('0'+gen))+".test")})
+	}
+	served("gen2.test")
 	close(stop)
 	wg.Wait()
 	t.Logf("requests ok=%d failed=%d; certificates served %v", ok.Load(), failed.Load(), seen)
@@ -218,4 +242,46 @@ func TestTLSDrainHTTP2(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("drain with an HTTP/2 client took %v", took)
 	}
+}
+
+// logBuffer collects log lines for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// pemPair reads a pair's files as the master would.
+func pemPair(t *testing.T, cert, key string) wire.CertPEM {
+	t.Helper()
+	c, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wire.CertPEM{Name: cert, Cert: string(c), Key: string(k)}
+}
+
+// madePair is a fresh pair for names.
+func madePair(t *testing.T, names ...string) wire.CertPEM {
+	cert, key := testcert.Make(t, testcert.Options{Names: names})
+	return wire.CertPEM{Name: names[0], Cert: string(cert), Key: string(key)}
 }

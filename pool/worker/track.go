@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -113,4 +114,19 @@ func notifySafe(p string) string {
 		}
 		return r
 	}, p)
+}
+
+// oldest lists up to n requests in flight, oldest first, as
+// "request AGE_MS METHOD PATH".
+func (t *tracker) oldest(n int, now time.Time) []string {
+	var out []string
+	t.mu.Lock()
+	for s := t.head; s != nil && len(out) < n; s = s.next {
+		out = append(out, "request "+strconv.FormatInt(max(now.Sub(s.start), 0).Milliseconds(), 10)+" "+s.method+" "+s.path)
+	}
+	t.mu.Unlock()
+	for i, e := range out {
+		out[i] = notifySafe(e)
+	}
+	return out
 }

@@ -1,6 +1,6 @@
 // Package app is what a built-in worker serves: the router over one
-// listener's routes, the four built-in apps (respond, static, proxy,
-// redirect) and the access log. It runs inside worker processes only and
+// listener's routes, the built-in apps (respond, static, proxy, redirect,
+// status) and the access log. It runs inside worker processes only and
 // reads nothing but the hclconfig values the master handed the worker.
 //
 // Invariants:
@@ -25,4 +25,6 @@
 //     within a second, whole (one write never splits a line, so workers
 //     can share an O_APPEND file), and after Reopen returns none goes to
 //     the old file.
+//   - The status app shows only what the master pushed (PublishStatus); it
+//     computes nothing and answers 503 to JSON clients until the first push.
 package app

@@ -81,6 +81,8 @@ func newApp(rc hclconfig.Route, log *slog.Logger) (http.Handler, error) {
 		return newProxy(rc.Proxy, log)
 	case hclconfig.AppRedirect:
 		return newRedirect(rc.Prefix, rc.Redirect)
+	case hclconfig.AppStatus:
+		return status{}, nil
 	default:
 		return nil, fmt.Errorf("unknown app %q", rc.App)
 	}

@@ -231,7 +231,7 @@ func (l *Loop) serve(c *conn, data []byte) {
 		if l.access != nil {
 			l.logAccess(c, start)
 		}
-		l.host.Served()
+		l.served(c)
 		data = data[n:]
 		if c.file >= 0 || len(out) >= loopMaxOut {
 			// The file goes out before any later answer; and answers to a
@@ -449,6 +449,9 @@ func (l *Loop) sweep() {
 				continue
 			}
 			// A timeout: net/http closes without an answer too.
+			if l.draining && c.state == connIdle {
+				l.host.DrainIdleClosed() // keepalive ended it before the drain's grace did
+			}
 			if l.log.Enabled(context.Background(), slog.LevelDebug) {
 				l.log.Debug("event loop closes a connection at its deadline", "state", c.state.String())
 			}
@@ -457,6 +460,7 @@ func (l *Loop) sweep() {
 		}
 		if c.state == connIdle {
 			if l.draining && l.now-c.since >= grace && l.now-l.drainStart >= grace && quiet(c.fd) {
+				l.host.DrainIdleClosed()
 				l.close(c)
 				continue
 			}
@@ -544,4 +548,13 @@ func write(fd int, b []byte, flags int) (n int, st ioStatus) {
 		n += k
 	}
 	return n, ioOK
+}
+
+// served tells the host of an answer the loop made itself.
+func (l *Loop) served(c *conn) {
+	var bytes int64
+	if l.req.Method != "HEAD" {
+		bytes = l.resp.BodyLen()
+	}
+	l.host.Served(l.host.Route(l.req.Path), l.resp.Status, bytes, c.headAt)
 }

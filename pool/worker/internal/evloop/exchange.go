@@ -40,6 +40,7 @@ type exchange struct {
 	status   int
 	bytes    int64
 	start    time.Time // for the access log
+	route    int       // the host's route, for its counts
 	deadline int64     // the request timeout; 0 is none
 	headBy   int64     // the upstream's head is due
 	entry    app.Entry // the access log's fields, copied
@@ -58,7 +59,7 @@ func (l *Loop) newExchange(c *conn, up *app.FastUpstream, head []byte, start tim
 		ex = &exchange{}
 	}
 	*ex = exchange{c: c, up: up, head: r.Method == "HEAD", start: start, headBy: l.now + int64(upHeadTimeout),
-		req: ex.req[:0], logBuf: ex.logBuf[:0]}
+		route: l.host.Route(r.Path), req: ex.req[:0], logBuf: ex.logBuf[:0]}
 	if l.cfg.Deadline > 0 {
 		ex.deadline = l.now + int64(l.cfg.Deadline)
 		ex.headBy = min(ex.headBy, ex.deadline)
@@ -340,8 +341,9 @@ func (l *Loop) finishExchange(c *conn, ex *exchange) {
 		l.access.Log(&e)
 	}
 	ex.via = nil // pooled or closed already
+	began := c.headAt
 	l.endExchange(c)
-	l.host.Served()
+	l.host.Served(ex.route, ex.status, ex.bytes, began)
 	l.flush(c)
 }
 

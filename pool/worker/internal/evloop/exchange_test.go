@@ -71,8 +71,8 @@ func TestExchangePooled(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("upstream connections = %d, want 1 (pooled)", n)
 	}
-	if n := tl.host.served.Load(); n != 3 {
-		t.Errorf("served = %d, want 3", n)
+	if n, st := tl.host.served.Load(), tl.host.status.Load(); n != 3 || st != 200 {
+		t.Errorf("served = %d (last status %d), want 3 (200)", n, st)
 	}
 }
 

@@ -55,13 +55,19 @@ type Host interface {
 	Acquire() bool
 	// Release gives a slot back.
 	Release()
-	// Served counts one request answered.
-	Served()
+	// Route is the route a request path goes to, as the host counts
+	// them; the loop keeps it with a forwarded request.
+	Route(path string) int
+	// Served counts one request answered: its route, status, body bytes,
+	// and when its head was read (the loop's clock, Unix nanoseconds).
+	Served(route, status int, bytes int64, began int64)
 	// Adopt takes a connection handed over to net/http, with its slot,
 	// and returns the conn net/http is to serve.
 	Adopt(net.Conn) net.Conn
 	// Evicted counts an idle connection closed to make room.
 	Evicted(now time.Time)
+	// DrainIdleClosed counts an idle connection a drain closed.
+	DrainIdleClosed()
 }
 
 // Config is what the loop needs of its listener's config, resolved.

@@ -49,7 +49,9 @@ func (f fakeFast) FastUpstreams() []*app.FastUpstream {
 type fakeHost struct {
 	slots   chan struct{}
 	served  atomic.Int64
+	status  atomic.Int64 // of the last answer served
 	evicted atomic.Int64
+	drained atomic.Int64
 	adopted chan net.Conn
 }
 
@@ -65,8 +67,13 @@ func (h *fakeHost) Acquire() bool {
 		return false
 	}
 }
-func (h *fakeHost) Release()                  { <-h.slots }
-func (h *fakeHost) Served()                   { h.served.Add(1) }
+func (h *fakeHost) Release()         { <-h.slots }
+func (h *fakeHost) Route(string) int { return 0 }
+func (h *fakeHost) Served(route, status int, bytes int64, began int64) {
+	h.status.Store(int64(status))
+	h.served.Add(1)
+}
+func (h *fakeHost) DrainIdleClosed()          { h.drained.Add(1) }
 func (h *fakeHost) Adopt(c net.Conn) net.Conn { h.adopted <- c; return c }
 func (h *fakeHost) Evicted(time.Time)         { h.evicted.Add(1) }
 
@@ -188,8 +195,8 @@ func TestLoopServes(t *testing.T) {
 		if resp.StatusCode != 200 || body != "hi\n" || resp.Header.Get("Date") == "" || resp.Close {
 			t.Fatalf("request %d: %d %q Date=%q close=%v", i, resp.StatusCode, body, resp.Header.Get("Date"), resp.Close)
 		}
-		if n := tl.host.served.Load(); n != int64(i) {
-			t.Fatalf("served = %d after %d requests", n, i)
+		if n, st := tl.host.served.Load(), tl.host.status.Load(); n != int64(i) || st != 200 {
+			t.Fatalf("served = %d (last status %d) after %d requests", n, st, i)
 		}
 	}
 	if n := len(tl.host.slots); n != 1 {

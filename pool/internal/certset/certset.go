@@ -1,4 +1,4 @@
-package worker
+package certset
 
 import (
 	"crypto/tls"
@@ -8,16 +8,17 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/hfork/hfork/pool/wire"
 )
 
-// Certificates holds a TLS listener's certificates for
-// tls.Config.GetCertificate. The worker never reads certificate or key
+// Set holds a TLS listener's certificates for tls.Config.GetCertificate. The worker never reads certificate or key
 // files: the master reads them (as root, so a key may be readable by root
 // alone), checks them, and hands the PEM over the control pipe, in the
 // Spec and again in a Command whenever a pair changed. Handshakes read the
 // current set through an atomic pointer: an update never makes one wait
 // or fail.
-type Certificates struct {
+type Set struct {
 	log *slog.Logger
 	cur atomic.Pointer[certSet]
 
@@ -32,18 +33,18 @@ type certSet struct {
 	wildcard map[string]*tls.Certificate // "example.com" for "*.example.com"
 }
 
-// NewCertificates parses the pairs the master sent; it fails when one does
+// New parses the pairs the master sent; it fails when one does
 // not parse, since a worker must not start without its certificates.
-func NewCertificates(pairs []CertPEM, log *slog.Logger) (*Certificates, error) {
+func New(pairs []wire.CertPEM, log *slog.Logger) (*Set, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("load certificates: none received from the master")
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Certificates{log: log}
+	c := &Set{log: log}
 	for _, p := range pairs {
-		cert, err := p.Parse()
+		cert, err := Parse(p)
 		if err != nil {
 			return nil, fmt.Errorf("load certificates: %w", err)
 		}
@@ -56,12 +57,12 @@ func NewCertificates(pairs []CertPEM, log *slog.Logger) (*Certificates, error) {
 // Update replaces the certificates with pairs (the master's current set).
 // A pair that does not parse keeps the certificate it had, and says so;
 // the master checked it, so that is a bug, not a renewal in progress.
-func (c *Certificates) Update(pairs []CertPEM) {
+func (c *Set) Update(pairs []wire.CertPEM) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	next := make([]*tls.Certificate, len(pairs))
 	for i, p := range pairs {
-		cert, err := p.Parse()
+		cert, err := Parse(p)
 		if err != nil {
 			if i >= len(c.certs) {
 				c.log.Error("certificate update rejected", "cert", p.Name, "err", err)
@@ -81,7 +82,7 @@ func (c *Certificates) Update(pairs []CertPEM) {
 }
 
 // Parse turns the pair into a certificate with its Leaf set.
-func (p CertPEM) Parse() (*tls.Certificate, error) {
+func Parse(p wire.CertPEM) (*tls.Certificate, error) {
 	cert, err := tls.X509KeyPair([]byte(p.Cert), []byte(p.Key))
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", p.Name, err)
@@ -95,7 +96,7 @@ func (p CertPEM) Parse() (*tls.Certificate, error) {
 // GetCertificate picks the certificate for a handshake: the first one
 // naming the client's SNI host exactly, else the first with a matching
 // wildcard, else the default (the first configured).
-func (c *Certificates) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (c *Set) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	set := c.cur.Load()
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	if name != "" {
@@ -112,7 +113,7 @@ func (c *Certificates) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certific
 }
 
 // publish builds a new snapshot from the current certificates.
-func (c *Certificates) publish() {
+func (c *Set) publish() {
 	set := &certSet{def: c.certs[0], exact: map[string]*tls.Certificate{}, wildcard: map[string]*tls.Certificate{}}
 	for _, cert := range c.certs {
 		for _, n := range cert.Leaf.DNSNames {

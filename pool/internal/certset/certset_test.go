@@ -1,15 +1,15 @@
-package worker
+package certset
 
 import (
 	"bytes"
 	"crypto/tls"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/hfork/hfork/hclconfig/testcert"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // logBuffer collects log lines for assertions.
@@ -35,7 +35,7 @@ func (l *logBuffer) logger() *slog.Logger {
 }
 
 // served is the first DNS name of the certificate chosen for sni.
-func served(t *testing.T, c *Certificates, sni string) string {
+func served(t *testing.T, c *Set, sni string) string {
 	t.Helper()
 	cert, err := c.GetCertificate(&tls.ClientHelloInfo{ServerName: sni})
 	if err != nil {
@@ -44,28 +44,14 @@ func served(t *testing.T, c *Certificates, sni string) string {
 	return cert.Leaf.DNSNames[0]
 }
 
-// pemPair reads a pair's files as the master would.
-func pemPair(t *testing.T, cert, key string) CertPEM {
-	t.Helper()
-	c, err := os.ReadFile(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := os.ReadFile(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return CertPEM{Name: cert, Cert: string(c), Key: string(k)}
-}
-
 // madePair is a fresh pair for names.
-func madePair(t *testing.T, names ...string) CertPEM {
+func madePair(t *testing.T, names ...string) wire.CertPEM {
 	cert, key := testcert.Make(t, testcert.Options{Names: names})
-	return CertPEM{Name: names[0], Cert: string(cert), Key: string(key)}
+	return wire.CertPEM{Name: names[0], Cert: string(cert), Key: string(key)}
 }
 
 func TestCertificatesSNI(t *testing.T) {
-	var pairs []CertPEM
+	var pairs []wire.CertPEM
 	for _, names := range [][]string{
 		{"default.test"},
 		{"a.test", "www.a.test"},
@@ -75,7 +61,7 @@ func TestCertificatesSNI(t *testing.T) {
 	} {
 		pairs = append(pairs, madePair(t, names...))
 	}
-	c, err := NewCertificates(pairs, nil)
+	c, err := New(pairs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,12 +79,12 @@ func TestCertificatesSNI(t *testing.T) {
 			t.Errorf("SNI %q: served %s, want %s", sni, got, want)
 		}
 	}
-	if _, err := NewCertificates(nil, nil); err == nil {
+	if _, err := New(nil, nil); err == nil {
 		t.Error("a worker started without its certificates")
 	}
 	broken := pairs[0]
 	broken.Key = pairs[1].Key
-	if _, err := NewCertificates([]CertPEM{broken}, nil); err == nil {
+	if _, err := New([]wire.CertPEM{broken}, nil); err == nil {
 		t.Error("a worker started with a key that does not match its certificate")
 	}
 }
@@ -107,18 +93,18 @@ func TestCertificatesSNI(t *testing.T) {
 // pair that does not parse keeps its certificate and is logged.
 func TestCertificatesUpdate(t *testing.T) {
 	var logs logBuffer
-	c, err := NewCertificates([]CertPEM{madePair(t, "one.test"), madePair(t, "api.test")}, logs.logger())
+	c, err := New([]wire.CertPEM{madePair(t, "one.test"), madePair(t, "api.test")}, logs.logger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Update([]CertPEM{madePair(t, "two.test"), madePair(t, "api2.test")})
+	c.Update([]wire.CertPEM{madePair(t, "two.test"), madePair(t, "api2.test")})
 	if got := served(t, c, ""); got != "two.test" {
 		t.Fatalf("after an update: served %s, want two.test", got)
 	}
 	if got := served(t, c, "api2.test"); got != "api2.test" {
 		t.Fatalf("after an update: SNI api2.test served %s", got)
 	}
-	c.Update([]CertPEM{{Name: "broken", Cert: "-----BEGIN CERTIFICATE-----\nbroken\n", Key: "x"}, madePair(t, "api3.test")})
+	c.Update([]wire.CertPEM{{Name: "broken", Cert: "-----BEGIN CERTIFICATE-----\nbroken\n", Key: "x"}, madePair(t, "api3.test")})
 	if got := served(t, c, ""); got != "two.test" {
 		t.Errorf("a broken pair replaced the default: served %s", got)
 	}

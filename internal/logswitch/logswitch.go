@@ -1,4 +1,11 @@
-package worker
+// Package logswitch is one process's slog logging with a level and a
+// format that change while it runs: the master applies its config's, a
+// built-in worker the Commands its master forwards. Loggers derived from
+// it (With, WithGroup) keep their attributes across a change.
+//
+// Invariant: a rejected change changes nothing; level and format are
+// checked before either is applied.
+package logswitch
 
 import (
 	"context"
@@ -13,11 +20,10 @@ import (
 	"github.com/lmittmann/tint"
 )
 
-// LogSwitch is a process's logging: one level and one format, both
-// changeable while it runs (the master applies its config's; a worker
-// applies the Commands the master forwards), behind loggers that keep their
-// attributes across a change.
-type LogSwitch struct {
+// Switch is a process's logging: one level and one format, both
+// changeable while it runs, behind loggers that keep their attributes
+// across a change.
+type Switch struct {
 	w     io.Writer
 	level slog.LevelVar
 	base  atomic.Pointer[baseHandler]
@@ -27,10 +33,10 @@ type LogSwitch struct {
 // compared by identity.
 type baseHandler struct{ h slog.Handler }
 
-// NewLogSwitch writes to w at level in format ("json", "text" or "tint").
-func NewLogSwitch(w io.Writer, level, format string) (*LogSwitch, error) {
-	s := &LogSwitch{w: w}
-	if err := s.Apply(Command{LogLevel: level, LogFormat: format}); err != nil {
+// New writes to w at level in format ("json", "text" or "tint").
+func New(w io.Writer, level, format string) (*Switch, error) {
+	s := &Switch{w: w}
+	if err := s.Apply(level, format); err != nil {
 		return nil, err
 	}
 	if s.base.Load() == nil {
@@ -42,31 +48,32 @@ func NewLogSwitch(w io.Writer, level, format string) (*LogSwitch, error) {
 }
 
 // Logger returns a logger that follows every later change.
-func (s *LogSwitch) Logger() *slog.Logger {
+func (s *Switch) Logger() *slog.Logger {
 	return slog.New(&switchHandler{s: s})
 }
 
-// Apply applies a Command's non-empty fields; on error nothing changes.
-func (s *LogSwitch) Apply(c Command) error {
+// Apply sets level and format, each unless empty; on error nothing
+// changes.
+func (s *Switch) Apply(level, format string) error {
 	var lvl slog.Level
-	if c.LogLevel != "" {
+	if level != "" {
 		var err error
-		if lvl, err = parseLevel(c.LogLevel); err != nil {
+		if lvl, err = parseLevel(level); err != nil {
 			return err
 		}
 	}
-	if c.LogFormat != "" {
-		if err := s.setFormat(c.LogFormat); err != nil {
+	if format != "" {
+		if err := s.setFormat(format); err != nil {
 			return err
 		}
 	}
-	if c.LogLevel != "" {
+	if level != "" {
 		s.level.Set(lvl)
 	}
 	return nil
 }
 
-func (s *LogSwitch) setFormat(format string) error {
+func (s *Switch) setFormat(format string) error {
 	var h slog.Handler
 	switch format {
 	case "json":
@@ -101,7 +108,7 @@ func parseLevel(s string) (slog.Level, error) {
 // attributes and groups it was derived with. Those are replayed on a new
 // base once after a format change, not on every record.
 type switchHandler struct {
-	s     *LogSwitch
+	s     *Switch
 	ops   []func(slog.Handler) slog.Handler
 	cache atomic.Pointer[derivedHandler]
 }

@@ -1,4 +1,4 @@
-package worker
+package logswitch
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 
 func TestLogSwitchKeepsAttrsAcrossFormats(t *testing.T) {
 	var buf bytes.Buffer
-	s, err := NewLogSwitch(&buf, "info", "json")
+	s, err := New(&buf, "info", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestLogSwitchKeepsAttrsAcrossFormats(t *testing.T) {
 	}
 
 	buf.Reset()
-	if err := s.Apply(Command{LogFormat: "text"}); err != nil {
+	if err := s.Apply("", "text"); err != nil {
 		t.Fatal(err)
 	}
 	log.Info("two")
@@ -34,7 +34,7 @@ func TestLogSwitchKeepsAttrsAcrossFormats(t *testing.T) {
 	}
 
 	buf.Reset()
-	if err := s.Apply(Command{LogFormat: "tint"}); err != nil {
+	if err := s.Apply("", "tint"); err != nil {
 		t.Fatal(err)
 	}
 	log.Info("three")
@@ -45,7 +45,7 @@ func TestLogSwitchKeepsAttrsAcrossFormats(t *testing.T) {
 
 func TestLogSwitchLevel(t *testing.T) {
 	var buf bytes.Buffer
-	s, err := NewLogSwitch(&buf, "warn", "text")
+	s, err := New(&buf, "warn", "text")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestLogSwitchLevel(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Fatalf("info logged at warn: %q", buf.String())
 	}
-	if err := s.Apply(Command{LogLevel: "debug"}); err != nil {
+	if err := s.Apply("debug", ""); err != nil {
 		t.Fatal(err)
 	}
 	log.Debug("shown")
@@ -68,19 +68,19 @@ func TestLogSwitchLevel(t *testing.T) {
 
 func TestLogSwitchRejectsWithoutChange(t *testing.T) {
 	var buf bytes.Buffer
-	s, err := NewLogSwitch(&buf, "error", "json")
+	s, err := New(&buf, "error", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []Command{{LogLevel: "loud"}, {LogFormat: "xml"}, {LogLevel: "debug", LogFormat: "xml"}} {
-		if err := s.Apply(c); err == nil {
+	for _, c := range []struct{ level, format string }{{"loud", ""}, {"", "xml"}, {"debug", "xml"}} {
+		if err := s.Apply(c.level, c.format); err == nil {
 			t.Errorf("Apply(%+v) accepted", c)
 		}
 	}
 	if s.level.Level() != slog.LevelError {
 		t.Errorf("level changed to %v by a rejected command", s.level.Level())
 	}
-	if _, err := NewLogSwitch(&buf, "info", "yaml"); err == nil {
+	if _, err := New(&buf, "info", "yaml"); err == nil {
 		t.Error("unknown format accepted")
 	}
 }
