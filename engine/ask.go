@@ -37,10 +37,13 @@ type reloadAsk struct {
 	reply   chan<- ReloadResult
 	legacy  chan<- error   // a reload.Request's own Reply, if it has one
 	receipt chan<- Receipt // nil unless the asker waits for the drain
+	// manual: an operator asked (SIGHUP, hfork -s reload), not only the
+	// file watch; then the reload restarts user code (PlanOptions).
+	manual bool
 }
 
 func askFromWatcher(req reload.Request) reloadAsk {
-	return reloadAsk{reason: req.Reason, legacy: req.Reply}
+	return reloadAsk{reason: req.Reason, legacy: req.Reply, manual: req.Manual}
 }
 
 // answer gives every asker res. Reply channels have room for one value and

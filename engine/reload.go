@@ -70,7 +70,7 @@ func (m *Master) beginReload(asks []reloadAsk) {
 		end(failed(errText("config", diagnosticsText(files, diags))))
 		return
 	}
-	plan := Plan(m.cfg, cfg)
+	plan := Plan(m.cfg, cfg, PlanOptions{RestartCode: anyManual(asks)})
 	if plan.Empty() && !m.paused {
 		m.log.Info("reload: nothing changed")
 		end(ReloadResult{})
@@ -220,4 +220,15 @@ func (m *Master) nextReload() {
 	reqs := m.pending
 	m.pending = nil
 	m.beginReload(reqs)
+}
+
+// anyManual reports whether an operator asked (SIGHUP, hfork -s reload)
+// rather than only the file watch: then the reload restarts user code.
+func anyManual(asks []reloadAsk) bool {
+	for _, a := range asks {
+		if a.manual {
+			return true
+		}
+	}
+	return false
 }

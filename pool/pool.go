@@ -56,6 +56,7 @@ type Pool struct {
 	fails   int       // consecutive boot failures
 	retryAt time.Time // no spawn before this (backoff)
 	failed  error     // staged pool: why it cannot become ready
+	rolling []int     // a restart's workers still to replace, in order
 
 	// unreadySince is when the pool last had no ready worker (zero while
 	// one is ready); lastFailure is the latest boot failure, the cause a
@@ -190,6 +191,7 @@ func (p *Pool) ready(w *Worker, now time.Time) {
 	p.log.Info("worker ready", "pid", w.Pid, "state", Ready.String(), "boot_ms", now.Sub(w.Started).Milliseconds())
 	p.recovered()
 	p.retireRecycled(now)
+	p.rollNext(now)
 }
 
 // retireRecycled drains workers that asked to be replaced, one for each
@@ -206,8 +208,12 @@ func (p *Pool) retireRecycled(now time.Time) {
 			return
 		}
 		if w.State == Ready && w.recycle {
-			p.stats.restart("max_requests")
-			p.drain(w, "max_requests reached; replacement ready", now)
+			why, reason := "max_requests reached; replacement ready", "max_requests"
+			if w.recycleWhy != "" {
+				why, reason = w.recycleWhy, "restart"
+			}
+			p.stats.restart(reason)
+			p.drain(w, why, now)
 		}
 	}
 }
@@ -327,7 +333,8 @@ func (p *Pool) checkTimeout(w *Worker, now time.Time) {
 			return
 		}
 		fallthrough
-	case hclconfig.ClassAsync:
+	case hclconfig.ClassAsync, hclconfig.ClassGevent, hclconfig.ClassEventlet,
+		hclconfig.ClassTornado, hclconfig.ClassAiohttp, hclconfig.ClassASGI:
 		if silent > l.Timeout {
 			p.log.Error("worker stopped reporting", "pid", w.Pid, "silent", silent.Round(time.Millisecond).String(), "timeout", l.Timeout.String())
 			p.kill(w, "no heartbeat for "+silent.Round(time.Millisecond).String())

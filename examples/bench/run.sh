@@ -5,13 +5,15 @@
 #   DURATION=10s ROUNDS=3 examples/bench/run.sh
 #   CASES="respond proxy" examples/bench/run.sh   # a subset
 #   CONNECTIONS="50 1000 5000" THREADS=2 CASES="respond static4k" examples/bench/run.sh
+#   CASES=python examples/bench/run.sh            # Python apps vs gunicorn (python.sh)
 #
-# Knobs: DURATION (5s), ROUNDS (2), CASES (respond static4k static100k proxy
-# accesslog tls tls_handshake h2 idle reload), CONNECTIONS (50; a list runs
-# every case at each), THREADS (1), WARMUP (1s), RELOADS (10),
-# RELOAD_DURATION (12s), H2_STREAMS (10), IDLE_PER_WORKER (10000),
-# HFORK_BIN (a built hfork to use instead of building ./cmd/hfork),
-# KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output),
+# Knobs: DURATION (5s), ROUNDS (2), CASES (respond hosts static4k static100k
+# gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2
+# idle reload), CONNECTIONS (50; a list runs every case at each), THREADS (1),
+# WARMUP (1s), RELOADS (10), RELOAD_DURATION (12s), H2_STREAMS (10),
+# IDLE_PER_WORKER (10000), HFORK_BIN (a built hfork to use instead of
+# building ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs
+# and wrk output),
 # METRICS=1 (the hfork config gets a metrics block, and the run ends with a
 # scrape, to measure what serving metrics costs), HFORK_BASE_BIN (another
 # built hfork, run as the server "base" with the config without METRICS,
@@ -22,7 +24,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-2}
-CASES=${CASES:-respond static4k static100k proxy accesslog tls tls_handshake h2 idle reload}
+CASES=${CASES:-respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 idle reload}
 CONNECTIONS=${CONNECTIONS:-50}
 CONNECTIONS=${CONNECTIONS//,/ }
 H2_STREAMS=${H2_STREAMS:-10}
@@ -32,7 +34,7 @@ WARMUP=${WARMUP:-1s}
 RELOADS=${RELOADS:-10}
 RELOAD_DURATION=${RELOAD_DURATION:-12s}
 
-ALL_CASES="respond static4k static100k proxy accesslog tls tls_handshake h2 idle reload"
+ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 idle reload python"
 CASES=${CASES//,/ }
 for c in $CASES; do
 	case " $ALL_CASES " in
@@ -64,6 +66,13 @@ BACKLOG=$(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo 4096)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+
+# python compares hfork's Python workers with gunicorn, not nginx: python.sh.
+if want python; then
+	[ "$(echo $CASES)" = python ] && exec "$here/python.sh"
+	echo "run.sh: run CASES=python on its own (it compares with gunicorn, not nginx)" >&2
+	exit 2
+fi
 
 # ---------------------------------------------------------------- tools
 GO=${GO:-$(command -v go || true)}
@@ -150,13 +159,19 @@ free_port() {
 	exit 1
 }
 
-# http_get PORT PATH: the response (headers and body) to one HTTP/1.0 GET,
-# in $tmp/response; it fails when nothing answers.
+# http_get PORT PATH [HOST [ACCEPT_ENCODING]]: the response (headers and
+# body) to one HTTP/1.0 GET (HTTP/1.1 with Connection: close when it asks
+# for a coding: nginx compresses nothing for HTTP/1.0), in $tmp/response;
+# it fails when nothing answers.
 http_get() {
 	: >"$tmp/response"
 	(
 		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+		if [ -n "${4:-}" ]; then
+			printf 'GET %s HTTP/1.1\r\nHost: %s\r\nAccept-Encoding: %s\r\nConnection: close\r\n\r\n' "$2" "${3:-127.0.0.1}" "$4" >&3
+		else
+			printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" "${3:-127.0.0.1}" >&3
+		fi
 		timeout 5 cat <&3 >"$tmp/response"
 	) 2>/dev/null
 }
@@ -166,8 +181,8 @@ tls_get() {
 	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" |
 		timeout 5 "$OPENSSL" s_client -quiet -connect "127.0.0.1:$1" -servername localhost 2>/dev/null >"$tmp/response" || true
 }
-http_status() { http_get "$1" "$2" || true; awk 'NR == 1 { print $2 }' "$tmp/response"; }
-http_body() { http_get "$1" "$2" || true; sed '1,/^\r$/d' "$tmp/response"; }
+http_status() { http_get "$@" || true; awk 'NR == 1 { print $2 }' "$tmp/response"; }
+http_body() { http_get "$@" || true; sed '1,/^\r$/d' "$tmp/response"; }
 
 # wait_up PORT PATH PID: until PORT answers 200 on PATH (10s), or PID died.
 wait_up() {
@@ -215,10 +230,17 @@ mkdir -p "$tmp/docroot/static" "$tmp/nginx/logs" "$tmp/nginx/temp" "$tmp/upstrea
 # 3 random bytes make 4 base64 characters: exactly 4096 and 102400 bytes.
 head -c 3072 /dev/urandom | base64 -w 0 >"$tmp/docroot/static/4k.txt"
 head -c 76800 /dev/urandom | base64 -w 0 >"$tmp/docroot/static/100k.txt"
+# gzip100k: 100 KiB of English text (this checkout's README, repeated),
+# which compresses about as a web page does.
+mkdir -p "$tmp/docroot/gz"
+while [ "$(cat "$tmp/docroot/gz/"*.txt 2>/dev/null | wc -c)" -lt 102400 ]; do cat "$root/README.md" >>"$tmp/docroot/gz/text.tmp.txt"; done
+head -c 102400 "$tmp/docroot/gz/text.tmp.txt" >"$tmp/docroot/gz/100k.txt"
+rm "$tmp/docroot/gz/text.tmp.txt"
+chmod 755 "$tmp/docroot/gz"
 # As root, nginx would run its workers as "nobody": run them as the
 # invoking user instead, and make the files readable all the same.
 chmod 755 "$tmp" "$tmp/docroot" "$tmp/docroot/static"
-chmod 644 "$tmp/docroot/static/"*.txt
+chmod 644 "$tmp/docroot/static/"*.txt "$tmp/docroot/gz/"*.txt
 nginx_user=""
 [ "$(id -u)" = 0 ] && nginx_user="user $(id -un) $(id -gn);"
 # temp_paths PREFIX: every temp path this nginx has a module for, inside
@@ -243,6 +265,8 @@ free_port NGX_LOG_PORT
 free_port HF_PORT
 free_port HF_LOG_PORT
 free_port UP_PORT
+free_port UP_PORT2
+UP_SOCK=$tmp/upstream/up.sock
 free_port NGX_TLS_PORT
 free_port HF_TLS_PORT
 free_port BASE_PORT
@@ -250,6 +274,51 @@ free_port BASE_LOG_PORT
 free_port BASE_TLS_PORT
 servers="nginx hfork"
 [ -n "${HFORK_BASE_BIN:-}" ] && servers="nginx base hfork"
+free_port NGX_HOSTS_PORT
+free_port HF_HOSTS_PORT
+free_port BASE_HOSTS_PORT
+
+# hosts: 20 virtual hosts of 10 routes each, on a port of their own; the
+# requests go to the last host's last route, so neither server finds it
+# first by chance.
+HOSTS=20 HOST_ROUTES=10
+hosts_host=h$HOSTS.bench.test
+hosts_path=/r$HOST_ROUTES/x
+nginx_hosts() {
+	local h r
+	for h in $(seq "$HOSTS"); do
+		echo "server {"
+		# The backlog is the socket's: set once, on the first server.
+		if [ "$h" = 1 ]; then echo "    listen 127.0.0.1:$NGX_HOSTS_PORT backlog=$BACKLOG;"; else echo "    listen 127.0.0.1:$NGX_HOSTS_PORT;"; fi
+		echo "    server_name h$h.bench.test;"
+		for r in $(seq "$HOST_ROUTES"); do
+			echo "    location /r$r/ { return 200 \"hello, world!\\n\"; }"
+		done
+		echo "}"
+	done
+}
+hfork_hosts() {
+	local h r
+	echo "listener \"hosts\" {"
+	echo "  bind      = \"127.0.0.1:$HF_HOSTS_PORT\""
+	echo "  workers   = 2"
+	echo "  keepalive = \"65s\""
+	echo "  worker_connections = $WORKER_CONNECTIONS"
+	for h in $(seq "$HOSTS"); do
+		echo "  host \"h$h\" {"
+		echo "    names = [\"h$h.bench.test\"]"
+		for r in $(seq "$HOST_ROUTES"); do
+			echo "    route \"/r$r/\" {"
+			echo "      respond {"
+			echo "        body    = \"hello, world!\\n\""
+			echo "        headers = { \"Content-Type\" = \"text/plain\" }"
+			echo "      }"
+			echo "    }"
+		done
+		echo "  }"
+	done
+	echo "}"
+}
 
 # An ECDSA P-256 certificate both TLS servers serve.
 if want tls || want tls_handshake || want h2; then
@@ -266,19 +335,24 @@ fi
 nginx_conf() {
 	sed -e "s|@PREFIX@|$1|g" -e "s|@BODY@|$2|g" -e "s|@USER@|$nginx_user|g" -e "s|@TEMP_PATHS@|$(temp_paths "$1")|g" \
 		-e "s|@PORT@|$NGX_PORT|g" -e "s|@LOG_PORT@|$NGX_LOG_PORT|g" \
-		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
+		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
+		-e "s|@DOCROOT@|$tmp/docroot|g" \
 		-e "s|@TLS_PORT@|$NGX_TLS_PORT|g" -e "s|@CERT@|$tmp/cert.pem|g" -e "s|@KEY@|$tmp/key.pem|g" \
 		-e "s|@WORKER_CONNECTIONS@|$WORKER_CONNECTIONS|g" -e "s|@NOFILE@|$(ulimit -n)|g" -e "s|@BACKLOG@|$BACKLOG|g" \
 		"$here/nginx.conf.in"
+	nginx_hosts >"$1/hosts.conf"
 }
 free_port HF_METRICS_PORT
 hfork_conf() {
 	sed -e "s|@BODY@|$1|g" \
 		-e "s|@PORT@|$HF_PORT|g" -e "s|@LOG_PORT@|$HF_LOG_PORT|g" \
-		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
+		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
+		-e "s|@DOCROOT@|$tmp/docroot|g" \
 		-e "s|@TLS_PORT@|$HF_TLS_PORT|g" -e "s|@CERT@|$tmp/cert.pem|g" -e "s|@KEY@|$tmp/key.pem|g" \
 		-e "s|@WORKER_CONNECTIONS@|$WORKER_CONNECTIONS|g" \
 		"$here/hfork.hcl.in"
+	echo
+	hfork_hosts
 	if [ -n "${METRICS:-}" ]; then
 		printf '\nmetrics {\n  bind = "127.0.0.1:%s"\n}\n' "$HF_METRICS_PORT"
 	fi
@@ -288,6 +362,7 @@ hfork_conf() {
 # The upstream both proxies forward to: its own nginx, so reloading the
 # nginx under test never touches it and its workers are not counted.
 sed -e "s|@PREFIX@|$tmp/upstream|g" -e "s|@USER@|$nginx_user|g" -e "s|@UP_PORT@|$UP_PORT|g" \
+	-e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
 	-e "s|@TEMP_PATHS@|$(temp_paths "$tmp/upstream")|g" \
 	"$here/upstream.conf.in" >"$tmp/upstream/nginx.conf"
 nginx_conf "$tmp/nginx" "$body" >"$tmp/nginx/nginx.conf"
@@ -295,7 +370,7 @@ hfork_conf "$body" >"$tmp/hfork/hfork.hcl"
 if [ -n "${HFORK_BASE_BIN:-}" ]; then
 	mkdir -p "$tmp/base/logs"
 	cp "$HFORK_BASE_BIN" "$tmp/bin/hfork-base"
-	(HF_PORT=$BASE_PORT HF_LOG_PORT=$BASE_LOG_PORT HF_TLS_PORT=$BASE_TLS_PORT METRICS="" &&
+	(HF_PORT=$BASE_PORT HF_LOG_PORT=$BASE_LOG_PORT HF_TLS_PORT=$BASE_TLS_PORT HF_HOSTS_PORT=$BASE_HOSTS_PORT METRICS="" &&
 		hfork_conf "$body") >"$tmp/base/hfork.hcl"
 fi
 
@@ -331,8 +406,18 @@ wait_up "$UP_PORT" / "$up_pid" || fail_start "upstream nginx" "$tmp/upstream/log
 wait_up "$NGX_PORT" / "$ngx_pid" || fail_start nginx "$tmp/nginx/logs/error.log"
 wait_up "$HF_PORT" / "$hf_pid" || fail_start hfork "$tmp/hfork/logs/hfork.log"
 wait_up "$HF_LOG_PORT" / "$hf_pid" || fail_start hfork "$tmp/hfork/logs/hfork.log"
+for i in $(seq 100); do
+	[ "$(http_status "$HF_HOSTS_PORT" "$hosts_path" "$hosts_host")" = 200 ] && break
+	alive "$hf_pid" || break
+	sleep 0.1
+done
 if [ -n "$base_pid" ]; then
 	wait_up "$BASE_PORT" / "$base_pid" || fail_start "hfork (base)" "$tmp/base/logs/hfork.log"
+	for i in $(seq 100); do
+		[ "$(http_status "$BASE_HOSTS_PORT" "$hosts_path" "$hosts_host")" = 200 ] && break
+		alive "$base_pid" || break
+		sleep 0.1
+	done
 	echo "base hfork ($HFORK_BASE_BIN) pid $base_pid on 127.0.0.1:$BASE_PORT (access log on :$BASE_LOG_PORT)"
 fi
 echo "upstream nginx pid $up_pid on 127.0.0.1:$UP_PORT"
@@ -346,9 +431,21 @@ case_path() {
 	respond | accesslog | tls | tls_handshake | h2) echo / ;;
 	static4k) echo /static/4k.txt ;;
 	static100k) echo /static/100k.txt ;;
+	gzip100k) echo /gz/100k.txt ;;
+	hosts) echo "$hosts_path" ;;
 	proxy) echo /proxy/ ;;
+	proxyunix) echo /proxyunix/ ;;
+	proxyrr) echo /proxyrr/ ;;
+	leastconn) echo /leastconn/ ;;
 	esac
 }
+case_host() {
+	case $1 in
+	hosts) echo "$hosts_host" ;;
+	*) echo 127.0.0.1 ;;
+	esac
+}
+case_ae() { [ "$1" = gzip100k ] && echo gzip || true; }
 case_port() { # CASE SERVER
 	case $1/$2 in
 	accesslog/nginx) echo "$NGX_LOG_PORT" ;;
@@ -357,6 +454,9 @@ case_port() { # CASE SERVER
 	tls*/nginx | h2/nginx) echo "$NGX_TLS_PORT" ;;
 	tls*/hfork | h2/hfork) echo "$HF_TLS_PORT" ;;
 	tls*/base | h2/base) echo "$BASE_TLS_PORT" ;;
+	hosts/nginx) echo "$NGX_HOSTS_PORT" ;;
+	hosts/base) echo "$BASE_HOSTS_PORT" ;;
+	hosts/hfork) echo "$HF_HOSTS_PORT" ;;
 	*/nginx) echo "$NGX_PORT" ;;
 	*/base) echo "$BASE_PORT" ;;
 	*/hfork) echo "$HF_PORT" ;;
@@ -383,8 +483,20 @@ for c in $CASES; do
 			n=$(sed '1,/^\r$/d' "$tmp/response" | wc -c)
 			;;
 		*)
-			st=$(http_status "$port" "$path")
-			n=$(http_body "$port" "$path" | wc -c)
+			host=$(case_host "$c")
+			ae=$(case_ae "$c")
+			st=$(http_status "$port" "$path" "$host" "$ae")
+			n=$(http_body "$port" "$path" "$host" "$ae" | wc -c)
+			if [ -n "$ae" ]; then
+				# The compressed length is each server's own: check the coding.
+				if [ "$st" != 200 ] || ! grep -qi "^content-encoding: $ae" "$tmp/response"; then
+					echo "run.sh: $s $c: GET $path with Accept-Encoding: $ae gave status '$st' without Content-Encoding: $ae" >&2
+					head -c 600 "$tmp/response" >&2
+					exit 1
+				fi
+				echo "$s $c: $(grep -i '^content-encoding' "$tmp/response" | tr -d '\r'), $n bytes on the wire (chunk framing included)"
+				continue
+			fi
 			;;
 		esac
 		if [ "$st" != 200 ] || [ "$n" != "$(case_bytes "$c")" ]; then
@@ -432,6 +544,7 @@ workers_of() { # SERVER CASE
 		[ "$1" = base ] && master=$base_pid
 		case $2 in
 		accesslog) pat="hfork: worker logged" ;;
+		hosts) pat="hfork: worker hosts" ;;
 		tls* | h2) pat="hfork: worker tls" ;;
 		esac
 	fi
@@ -495,7 +608,9 @@ load() {
 		"$WRK" -t"$THREADS" -c"$n" -d"$d" --latency "https://127.0.0.1:$port$path" >"$out" 2>&1
 		;;
 	*)
-		"$WRK" -t"$THREADS" -c"$n" -d"$d" --latency "http://127.0.0.1:$port$path" >"$out" 2>&1
+		local hdrs=(-H "Host: $(case_host "$c")")
+		[ -n "$(case_ae "$c")" ] && hdrs+=(-H "Accept-Encoding: $(case_ae "$c")")
+		"$WRK" -t"$THREADS" -c"$n" -d"$d" --latency "${hdrs[@]}" "http://127.0.0.1:$port$path" >"$out" 2>&1
 		;;
 	esac
 }
@@ -519,7 +634,7 @@ for conn in $CONNECTIONS; do
 		label=$(label_of "$c" "$conn")
 		order+="$label "
 		path=$(case_path "$c")
-		echo "== $label: GET $path, $conn connections"
+		echo "== $label: GET $path (Host: $(case_host "$c")$([ -n "$(case_ae "$c")" ] && echo ", Accept-Encoding: $(case_ae "$c")")), $conn connections"
 		for s in $servers; do
 			load "$c" "$s" "$conn" "$WARMUP" /dev/null || true
 		done
@@ -600,6 +715,15 @@ if [ -s "$results" ]; then
 	echo "cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more).  errors: wrk's socket errors (timeouts: no answer in 2 s) and non-2xx."
 	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
 	echo "h2 rows (h2load -m$H2_STREAMS): h2load gives no percentiles, so p50 is its mean request time and p99 its max."
+	# least_conn against round robin over the same two upstreams, per server
+	# and concurrency.
+	for conn in $CONNECTIONS; do
+		awk -v rr="$(label_of proxyrr "$conn")" -v lc="$(label_of leastconn "$conn")" -v at="$([ "$n_conns" -gt 1 ] && echo " at $conn connections")" '
+			$1 == rr || $1 == lc { r[$1 SUBSEP $2] += $4; n[$1 SUBSEP $2]++ }
+			END { m = split("nginx base hfork", sv, " ")
+				for (i = 1; i <= m; i++) { a = lc SUBSEP sv[i]; b = rr SUBSEP sv[i]
+					if ((a in n) && (b in n) && r[b] > 0) printf "least_conn / round robin req/s%s, %s: %.3f\n", at, sv[i], (r[a] / n[a]) / (r[b] / n[b]) } }' "$results"
+	done
 	echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 
@@ -614,7 +738,7 @@ echo "== worker RSS after load (VmRSS)"
 report_rss nginx "$ngx_pid" "nginx: worker process*"
 [ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
 report_rss hfork "$hf_pid" "hfork: worker *"
-echo "(hfork runs three listeners, plain, access-logged and TLS, two workers each; nginx serves every port from the same two workers)"
+echo "(hfork runs four listeners, the plain one, the access-logged one, the hosts one and the TLS one, two workers each; nginx serves every port from the same two workers)"
 
 # ---------------------------------------------------------------- idle
 # The idle case: IDLE_PER_WORKER keep-alive connections per worker, each
@@ -641,9 +765,11 @@ idle_test() {
 	free_port I_HF_PORT
 	free_port I_HF_LOG_PORT
 	free_port I_HF_TLS_PORT
-	(NGX_PORT=$I_NGX_PORT NGX_LOG_PORT=$I_NGX_LOG_PORT NGX_TLS_PORT=$I_NGX_TLS_PORT WORKER_CONNECTIONS=$wc &&
+	free_port I_NGX_HOSTS_PORT
+	free_port I_HF_HOSTS_PORT
+	(NGX_PORT=$I_NGX_PORT NGX_LOG_PORT=$I_NGX_LOG_PORT NGX_TLS_PORT=$I_NGX_TLS_PORT NGX_HOSTS_PORT=$I_NGX_HOSTS_PORT WORKER_CONNECTIONS=$wc &&
 		nginx_conf "$tmp/idle-nginx" "$body") >"$tmp/idle-nginx/nginx.conf"
-	(HF_PORT=$I_HF_PORT HF_LOG_PORT=$I_HF_LOG_PORT HF_TLS_PORT=$I_HF_TLS_PORT WORKER_CONNECTIONS=$wc &&
+	(HF_PORT=$I_HF_PORT HF_LOG_PORT=$I_HF_LOG_PORT HF_TLS_PORT=$I_HF_TLS_PORT HF_HOSTS_PORT=$I_HF_HOSTS_PORT WORKER_CONNECTIONS=$wc &&
 		hfork_conf "$body") >"$tmp/idle-hfork/hfork.hcl"
 	local ngx_e2=()
 	[ ${#ngx_e[@]} -gt 0 ] && ngx_e2=(-e "$tmp/idle-nginx/logs/error.log")

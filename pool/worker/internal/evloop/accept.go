@@ -51,19 +51,44 @@ func (l *Loop) isListener(fd int) bool {
 // above any connect rate a loaded loop meets and the burst shared.
 const acceptBatch = 8
 
-// accept takes up to acceptBatch connections from lfd's queue. With
-// siblings, it then puts the listener back at the tail of the socket's
-// queue of exclusive waiters (see rotate), so the kernel offers the next
-// connection to a sibling that waits first. No worker waits on a timer to
-// balance: a connection in the queue is one whose request already waits.
+// acceptOneUpTo: while a loop with siblings holds at most this many
+// connections it accepts one per event and then leaves the socket to its
+// siblings for acceptPause per connection it holds, so a handful of
+// clients that connect at once (keep-alive ones stay where they land) is
+// spread over the workers rather than taken whole by the first to wake,
+// even when a sibling is not waiting in epoll at that instant. Past it
+// the loop accepts in batches and only rotates: a pause per accept at any
+// count made the thousandth client of a burst wait for a thousand pauses.
+// net/http's accept (pool/worker/conns.go) does the same.
+const (
+	acceptOneUpTo = 32
+	acceptPause   = 20 * time.Microsecond
+)
+
+// accept takes up to acceptBatch connections from lfd's queue (one while
+// the loop holds few, see acceptOneUpTo). With siblings, it then puts the
+// listener back at the tail of the socket's queue of exclusive waiters
+// (see rotate), so the kernel offers the next connection to a sibling that
+// waits first; only a loop that holds few pauses on a timer, since a
+// connection in the queue is one whose request already waits.
 func (l *Loop) accept(lfd int) {
+	batch := acceptBatch
+	if l.cfg.Siblings && l.open.Load() < acceptOneUpTo {
+		batch = 1
+	}
 	n := 0
-	for n < acceptBatch && l.acceptOne(lfd) {
+	for n < batch && l.acceptOne(lfd) {
 		n++
 	}
-	if n > 0 && l.cfg.Siblings && l.accepting {
-		l.rotate(lfd)
+	if n == 0 || !l.cfg.Siblings || !l.accepting {
+		return
 	}
+	if open := l.open.Load(); batch == 1 && open > 1 {
+		l.stopAccepting()
+		l.resumeAt = l.now + open*int64(acceptPause)
+		return
+	}
+	l.rotate(lfd)
 }
 
 // rotate takes lfd out of the epoll set and puts it back. EPOLLEXCLUSIVE
@@ -121,6 +146,7 @@ func (l *Loop) acceptOne(lfd int) bool {
 	}
 	c := l.newConn()
 	c.fd, c.since, c.deadline, c.fresh = nfd, l.now, l.now+l.rht, true
+	c.pp = l.cfg.ProxyProtocol
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}
