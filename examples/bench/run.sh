@@ -4,12 +4,16 @@
 #   examples/bench/run.sh                         # every case, 2 rounds of 5s
 #   DURATION=10s ROUNDS=3 examples/bench/run.sh
 #   CASES="respond proxy" examples/bench/run.sh   # a subset
+#   CONNECTIONS="50 1000 5000" THREADS=2 CASES="respond static4k" examples/bench/run.sh
 #   CASES=python examples/bench/run.sh            # Python apps vs gunicorn (python.sh)
 #
 # Knobs: DURATION (5s), ROUNDS (2), CASES (respond hosts static4k static100k
-# gzip100k proxy proxyunix proxyrr leastconn accesslog reload), CONNECTIONS (50), THREADS (1), WARMUP (1s), RELOADS (10),
-# RELOAD_DURATION (12s), HFORK_BIN (a built hfork to use instead of building
-# ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output),
+# gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2
+# idle reload), CONNECTIONS (50; a list runs every case at each), THREADS (1),
+# WARMUP (1s), RELOADS (10), RELOAD_DURATION (12s), H2_STREAMS (10),
+# IDLE_PER_WORKER (10000), HFORK_BIN (a built hfork to use instead of
+# building ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs
+# and wrk output),
 # METRICS=1 (the hfork config gets a metrics block, and the run ends with a
 # scrape, to measure what serving metrics costs), HFORK_BASE_BIN (another
 # built hfork, run as the server "base" with the config without METRICS,
@@ -20,14 +24,17 @@ set -euo pipefail
 
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-2}
-CASES=${CASES:-respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog reload}
+CASES=${CASES:-respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 idle reload}
 CONNECTIONS=${CONNECTIONS:-50}
+CONNECTIONS=${CONNECTIONS//,/ }
+H2_STREAMS=${H2_STREAMS:-10}
+IDLE_PER_WORKER=${IDLE_PER_WORKER:-10000}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-1s}
 RELOADS=${RELOADS:-10}
 RELOAD_DURATION=${RELOAD_DURATION:-12s}
 
-ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog reload python"
+ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 idle reload python"
 CASES=${CASES//,/ }
 for c in $CASES; do
 	case " $ALL_CASES " in
@@ -39,7 +46,23 @@ if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
 	echo "run.sh: ROUNDS must be a positive integer, got '$ROUNDS'" >&2
 	exit 2
 fi
+for n in $CONNECTIONS; do
+	[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: CONNECTIONS must be positive integers, got '$n'" >&2; exit 2; }
+done
 want() { case " $CASES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# Cases that wrk or h2load time in the table; idle and reload have their
+# own sections.
+is_load_case() { case $1 in idle | reload) return 1 ;; *) return 0 ;; esac; }
+
+# A thousand connections need a thousand fds in wrk and in each server's
+# workers, which inherit this limit: take the hard limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+max_conn=0
+for n in $CONNECTIONS; do [ "$n" -gt "$max_conn" ] && max_conn=$n; done
+# Both servers get room for every connection in one worker (balance is not
+# guaranteed during a burst), and the same listen backlog.
+WORKER_CONNECTIONS=$((max_conn + 256 > 4096 ? max_conn + 256 : 4096))
+BACKLOG=$(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo 4096)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -60,6 +83,13 @@ missing=()
 [ -n "$GO" ] && [ -x "$GO" ] || missing+=("go: Go 1.26 or newer, from https://go.dev/dl/")
 [ -n "$WRK" ] && [ -x "$WRK" ] || missing+=("wrk: apt-get install wrk")
 [ -n "$NGINX" ] && [ -x "$NGINX" ] || missing+=("nginx: apt-get install nginx   (nginx-light is enough)")
+H2LOAD=${H2LOAD:-$(command -v h2load || true)}
+OPENSSL=${OPENSSL:-$(command -v openssl || true)}
+if want h2; then [ -n "$H2LOAD" ] && [ -x "$H2LOAD" ] || missing+=("h2load (the h2 case): apt-get install nghttp2-client"); fi
+if want tls || want tls_handshake || want h2; then
+	[ -n "$OPENSSL" ] && [ -x "$OPENSSL" ] || missing+=("openssl (a certificate for the TLS cases): apt-get install openssl")
+fi
+if want idle; then command -v python3 >/dev/null || missing+=("python3 (the idle case's client)"); fi
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "run.sh: missing tools:" >&2
 	printf '  %s\n' "${missing[@]}" >&2
@@ -145,6 +175,12 @@ http_get() {
 		timeout 5 cat <&3 >"$tmp/response"
 	) 2>/dev/null
 }
+# tls_get PORT PATH: as http_get, over TLS.
+tls_get() {
+	: >"$tmp/response"
+	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" |
+		timeout 5 "$OPENSSL" s_client -quiet -connect "127.0.0.1:$1" -servername localhost 2>/dev/null >"$tmp/response" || true
+}
 http_status() { http_get "$@" || true; awk 'NR == 1 { print $2 }' "$tmp/response"; }
 http_body() { http_get "$@" || true; sed '1,/^\r$/d' "$tmp/response"; }
 
@@ -167,7 +203,8 @@ echo "go:      $("$GO" version)"
 echo "nginx:   $("$NGINX" -v 2>&1)"
 echo "wrk:     $("$WRK" -v 2>&1 | head -n1 | sed 's/ Copyright.*//')"
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS rounds (nginx then hfork each round), warm-up $WARMUP"
+echo "wrk -t$THREADS -c{$CONNECTIONS} -d$DURATION --latency, $ROUNDS rounds (nginx then hfork each round, base between them with HFORK_BASE_BIN), warm-up $WARMUP"
+echo "fds:     $(ulimit -n) per process; worker_connections $WORKER_CONNECTIONS and listen backlog $BACKLOG on both servers"
 echo "cases:   $CASES"
 echo "Both servers and wrk share these cores; other load on the machine shows up as noise."
 awk -v n="$(nproc)" '$1 > n / 2 { printf "NOTE: load average %s on %d cpus before starting: something else is running; req/s will be noisy, the cpu us/req columns less so.\n", $1, n }' /proc/loadavg
@@ -230,8 +267,11 @@ free_port HF_LOG_PORT
 free_port UP_PORT
 free_port UP_PORT2
 UP_SOCK=$tmp/upstream/up.sock
+free_port NGX_TLS_PORT
+free_port HF_TLS_PORT
 free_port BASE_PORT
 free_port BASE_LOG_PORT
+free_port BASE_TLS_PORT
 servers="nginx hfork"
 [ -n "${HFORK_BASE_BIN:-}" ] && servers="nginx base hfork"
 free_port NGX_HOSTS_PORT
@@ -248,7 +288,8 @@ nginx_hosts() {
 	local h r
 	for h in $(seq "$HOSTS"); do
 		echo "server {"
-		echo "    listen 127.0.0.1:$NGX_HOSTS_PORT;"
+		# The backlog is the socket's: set once, on the first server.
+		if [ "$h" = 1 ]; then echo "    listen 127.0.0.1:$NGX_HOSTS_PORT backlog=$BACKLOG;"; else echo "    listen 127.0.0.1:$NGX_HOSTS_PORT;"; fi
 		echo "    server_name h$h.bench.test;"
 		for r in $(seq "$HOST_ROUTES"); do
 			echo "    location /r$r/ { return 200 \"hello, world!\\n\"; }"
@@ -262,6 +303,7 @@ hfork_hosts() {
 	echo "  bind      = \"127.0.0.1:$HF_HOSTS_PORT\""
 	echo "  workers   = 2"
 	echo "  keepalive = \"65s\""
+	echo "  worker_connections = $WORKER_CONNECTIONS"
 	for h in $(seq "$HOSTS"); do
 		echo "  host \"h$h\" {"
 		echo "    names = [\"h$h.bench.test\"]"
@@ -278,6 +320,16 @@ hfork_hosts() {
 	echo "}"
 }
 
+# An ECDSA P-256 certificate both TLS servers serve.
+if want tls || want tls_handshake || want h2; then
+	"$OPENSSL" req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+		-addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+		-keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1
+else
+	: >"$tmp/cert.pem"
+	: >"$tmp/key.pem"
+fi
+
 # nginx_conf PREFIX BODY: the nginx under test. BODY is the respond text
 # without its newline; the reload test changes it.
 nginx_conf() {
@@ -285,6 +337,8 @@ nginx_conf() {
 		-e "s|@PORT@|$NGX_PORT|g" -e "s|@LOG_PORT@|$NGX_LOG_PORT|g" \
 		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
 		-e "s|@DOCROOT@|$tmp/docroot|g" \
+		-e "s|@TLS_PORT@|$NGX_TLS_PORT|g" -e "s|@CERT@|$tmp/cert.pem|g" -e "s|@KEY@|$tmp/key.pem|g" \
+		-e "s|@WORKER_CONNECTIONS@|$WORKER_CONNECTIONS|g" -e "s|@NOFILE@|$(ulimit -n)|g" -e "s|@BACKLOG@|$BACKLOG|g" \
 		"$here/nginx.conf.in"
 	nginx_hosts >"$1/hosts.conf"
 }
@@ -294,6 +348,8 @@ hfork_conf() {
 		-e "s|@PORT@|$HF_PORT|g" -e "s|@LOG_PORT@|$HF_LOG_PORT|g" \
 		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
 		-e "s|@DOCROOT@|$tmp/docroot|g" \
+		-e "s|@TLS_PORT@|$HF_TLS_PORT|g" -e "s|@CERT@|$tmp/cert.pem|g" -e "s|@KEY@|$tmp/key.pem|g" \
+		-e "s|@WORKER_CONNECTIONS@|$WORKER_CONNECTIONS|g" \
 		"$here/hfork.hcl.in"
 	echo
 	hfork_hosts
@@ -314,8 +370,8 @@ hfork_conf "$body" >"$tmp/hfork/hfork.hcl"
 if [ -n "${HFORK_BASE_BIN:-}" ]; then
 	mkdir -p "$tmp/base/logs"
 	cp "$HFORK_BASE_BIN" "$tmp/bin/hfork-base"
-	METRICS="" hfork_conf "$body" | sed -e "s|127.0.0.1:$HF_PORT\"|127.0.0.1:$BASE_PORT\"|" -e "s|127.0.0.1:$HF_LOG_PORT\"|127.0.0.1:$BASE_LOG_PORT\"|" \
-		-e "s|127.0.0.1:$HF_HOSTS_PORT\"|127.0.0.1:$BASE_HOSTS_PORT\"|" >"$tmp/base/hfork.hcl"
+	(HF_PORT=$BASE_PORT HF_LOG_PORT=$BASE_LOG_PORT HF_TLS_PORT=$BASE_TLS_PORT HF_HOSTS_PORT=$BASE_HOSTS_PORT METRICS="" &&
+		hfork_conf "$body") >"$tmp/base/hfork.hcl"
 fi
 
 "$NGINX" -t -q -p "$tmp/upstream/" "${up_e[@]}" -c "$tmp/upstream/nginx.conf"
@@ -367,11 +423,12 @@ fi
 echo "upstream nginx pid $up_pid on 127.0.0.1:$UP_PORT"
 echo "nginx pid $ngx_pid on 127.0.0.1:$NGX_PORT (access log on :$NGX_LOG_PORT)"
 echo "hfork pid $hf_pid on 127.0.0.1:$HF_PORT (access log on :$HF_LOG_PORT)"
+echo "TLS (tls, tls_handshake, h2): nginx on :$NGX_TLS_PORT, hfork on :$HF_TLS_PORT"
 
 # The cases: name, path, listener port per server, what a response must be.
 case_path() {
 	case $1 in
-	respond | accesslog) echo / ;;
+	respond | accesslog | tls | tls_handshake | h2) echo / ;;
 	static4k) echo /static/4k.txt ;;
 	static100k) echo /static/100k.txt ;;
 	gzip100k) echo /gz/100k.txt ;;
@@ -394,6 +451,9 @@ case_port() { # CASE SERVER
 	accesslog/nginx) echo "$NGX_LOG_PORT" ;;
 	accesslog/hfork) echo "$HF_LOG_PORT" ;;
 	accesslog/base) echo "$BASE_LOG_PORT" ;;
+	tls*/nginx | h2/nginx) echo "$NGX_TLS_PORT" ;;
+	tls*/hfork | h2/hfork) echo "$HF_TLS_PORT" ;;
+	tls*/base | h2/base) echo "$BASE_TLS_PORT" ;;
 	hosts/nginx) echo "$NGX_HOSTS_PORT" ;;
 	hosts/base) echo "$BASE_HOSTS_PORT" ;;
 	hosts/hfork) echo "$HF_HOSTS_PORT" ;;
@@ -412,24 +472,33 @@ case_bytes() {
 
 # Check both servers give the same answer before timing anything.
 for c in $CASES; do
-	[ "$c" = reload ] && continue
+	is_load_case "$c" || continue
 	for s in $servers; do
 		port=$(case_port "$c" "$s")
 		path=$(case_path "$c")
-		host=$(case_host "$c")
-		ae=$(case_ae "$c")
-		st=$(http_status "$port" "$path" "$host" "$ae")
-		n=$(http_body "$port" "$path" "$host" "$ae" | wc -c)
-		if [ -n "$ae" ]; then
-			# The compressed length is each server's own: check the coding.
-			if [ "$st" != 200 ] || ! grep -qi "^content-encoding: $ae" "$tmp/response"; then
-				echo "run.sh: $s $c: GET $path with Accept-Encoding: $ae gave status '$st' without Content-Encoding: $ae" >&2
-				head -c 600 "$tmp/response" >&2
-				exit 1
+		case $c in
+		tls* | h2)
+			tls_get "$port" "$path"
+			st=$(awk 'NR == 1 { print $2 }' "$tmp/response")
+			n=$(sed '1,/^\r$/d' "$tmp/response" | wc -c)
+			;;
+		*)
+			host=$(case_host "$c")
+			ae=$(case_ae "$c")
+			st=$(http_status "$port" "$path" "$host" "$ae")
+			n=$(http_body "$port" "$path" "$host" "$ae" | wc -c)
+			if [ -n "$ae" ]; then
+				# The compressed length is each server's own: check the coding.
+				if [ "$st" != 200 ] || ! grep -qi "^content-encoding: $ae" "$tmp/response"; then
+					echo "run.sh: $s $c: GET $path with Accept-Encoding: $ae gave status '$st' without Content-Encoding: $ae" >&2
+					head -c 600 "$tmp/response" >&2
+					exit 1
+				fi
+				echo "$s $c: $(grep -i '^content-encoding' "$tmp/response" | tr -d '\r'), $n bytes on the wire (chunk framing included)"
+				continue
 			fi
-			echo "$s $c: $(grep -i '^content-encoding' "$tmp/response" | tr -d '\r'), $n bytes on the wire (chunk framing included)"
-			continue
-		fi
+			;;
+		esac
 		if [ "$st" != 200 ] || [ "$n" != "$(case_bytes "$c")" ]; then
 			echo "run.sh: $s $c: GET $path gave status '$st' and $n body bytes, want 200 and $(case_bytes "$c")" >&2
 			head -c 2000 "$tmp/response" >&2
@@ -470,14 +539,14 @@ workers_of() { # SERVER CASE
 	local master pat k
 	if [ "$1" = nginx ]; then
 		master=$ngx_pid pat="nginx: worker process"
-	elif [ "$1" = base ]; then
-		master=$base_pid pat="hfork: worker bench"
-		[ "$2" = accesslog ] && pat="hfork: worker logged"
-		[ "$2" = hosts ] && pat="hfork: worker hosts"
 	else
 		master=$hf_pid pat="hfork: worker bench"
-		[ "$2" = accesslog ] && pat="hfork: worker logged"
-		[ "$2" = hosts ] && pat="hfork: worker hosts"
+		[ "$1" = base ] && master=$base_pid
+		case $2 in
+		accesslog) pat="hfork: worker logged" ;;
+		hosts) pat="hfork: worker hosts" ;;
+		tls* | h2) pat="hfork: worker tls" ;;
+		esac
 	fi
 	for k in $(children_of "$master"); do
 		[ "$(cmdline_of "$k")" = "$pat" ] && echo "$k"
@@ -486,93 +555,6 @@ workers_of() { # SERVER CASE
 }
 ticks_of() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
 now_ns() { date +%s%N; }
-
-results=$tmp/results.txt
-: >"$results"
-for c in $CASES; do
-	[ "$c" = reload ] && continue
-	path=$(case_path "$c")
-	hdrs=(-H "Host: $(case_host "$c")")
-	[ -n "$(case_ae "$c")" ] && hdrs+=(-H "Accept-Encoding: $(case_ae "$c")")
-	echo "== $c: GET $path (${hdrs[*]})"
-	for s in $servers; do
-		"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${hdrs[@]}" "http://127.0.0.1:$(case_port "$c" "$s")$path" >/dev/null 2>&1 || true
-	done
-	for r in $(seq "$ROUNDS"); do
-		for s in $servers; do
-			out=$tmp/wrk.$c.$s.$r.txt
-			wk=$(workers_of "$s" "$c")
-			before=$(for k in $wk; do ticks_of "$k"; done)
-			t0=$(now_ns)
-			"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${hdrs[@]}" \
-				"http://127.0.0.1:$(case_port "$c" "$s")$path" >"$out" 2>&1 || {
-				echo "run.sh: wrk failed:" >&2
-				cat "$out" >&2
-				exit 1
-			}
-			t1=$(now_ns)
-			after=$(for k in $wk; do ticks_of "$k"; done)
-			read -r rps p50 p99 xfer non2xx sc sr sw st < <(parse_wrk "$out")
-			nreq=$(awk '/requests in/ { print $1 }' "$out")
-			# cpu: microseconds of worker CPU per request; split: each
-			# worker's CPU in % of one core, busiest first.
-			read -r cpu split < <(paste <(echo "$before") <(echo "$after") | awk -v tck="$CLK_TCK" -v ns=$((t1 - t0)) -v n="${nreq:-0}" '
-				{ d = $2 - $1; t += d; sp[NR] = d / tck / (ns / 1e9) * 100 }
-				END {
-					m = NR; for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (sp[j] > sp[i]) { x = sp[i]; sp[i] = sp[j]; sp[j] = x }
-					for (i = 1; i <= m; i++) o = o (i > 1 ? "+" : "") sprintf("%.0f", sp[i])
-					printf "%.1f %s\n", n ? t / tck * 1e6 / n : 0, o == "" ? "-" : o }')
-			echo "$c $s $r $rps $p50 $p99 $xfer $non2xx $sc $sr $sw $st $cpu $split" >>"$results"
-			printf '  round %d  %-5s %10s req/s  p50 %7s ms  p99 %7s ms  %9s/s  %6s us cpu/req  workers %s%% cpu' "$r" "$s" "$rps" "$p50" "$p99" "$xfer" "$cpu" "$split"
-			[ "$non2xx" = 0 ] || printf '  non-2xx %s' "$non2xx"
-			[ "$sc $sr $sw $st" = "0 0 0 0" ] || printf '  socket errors: connect %s read %s write %s timeout %s' "$sc" "$sr" "$sw" "$st"
-			echo
-		done
-	done
-done
-
-if [ -s "$results" ]; then
-	echo
-	echo "== results (mean over $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION; ratio = hfork/nginx req/s)"
-	awk -v order="$CASES" '
-	{
-		k = $1 SUBSEP $2
-		n[k]++; rps[k] += $4; p50[k] += $5; p99[k] += $6; err[k] += $8 + $9 + $10 + $11 + $12; cpu[k] += $13
-		each[k] = each[k] (each[k] == "" ? "" : " ") sprintf("%.0f", $4)
-		split_[k] = split_[k] (split_[k] == "" ? "" : " ") $14
-	}
-	END {
-		printf "%-11s %-6s %9s %8s %8s %6s %9s %10s  %s\n", "case", "server", "req/s", "p50 ms", "p99 ms", "ratio", "cpu us/req", "cpu ratio", "req/s per round | worker cpu % per round | errors"
-		m = split(order, cs, " ")
-		for (i = 1; i <= m; i++) {
-			c = cs[i]
-			kn = c SUBSEP "nginx"; kh = c SUBSEP "hfork"; kb = c SUBSEP "base"
-			if (!(kn in n)) continue
-			rn = rps[kn] / n[kn]; rh = rps[kh] / n[kh]; cn = cpu[kn] / n[kn]; ch = cpu[kh] / n[kh]
-			printf "%-11s %-6s %9.0f %8.2f %8.2f %6s %9.1f %10s  %s | %s%s\n", c, "nginx", rn, p50[kn] / n[kn], p99[kn] / n[kn], "1", cn, "1", each[kn], split_[kn], err[kn] ? " | errors " err[kn] : ""
-			if (kb in n) {
-				rb = rps[kb] / n[kb]; cb = cpu[kb] / n[kb]
-				printf "%-11s %-6s %9.0f %8.2f %8.2f %6.2f %9.1f %10.2f  %s | %s%s\n", c, "base", rb, p50[kb] / n[kb], p99[kb] / n[kb], rn ? rb / rn : 0, cb, cn ? cb / cn : 0, each[kb], split_[kb], err[kb] ? " | errors " err[kb] : ""
-			}
-			printf "%-11s %-6s %9.0f %8.2f %8.2f %6.2f %9.1f %10.2f  %s | %s%s\n", c, "hfork", rh, p50[kh] / n[kh], p99[kh] / n[kh], rn ? rh / rn : 0, ch, cn ? ch / cn : 0, each[kh], split_[kh], err[kh] ? " | errors " err[kh] : ""
-		}
-	}' "$results"
-	[ -n "$base_pid" ] && echo "base: HFORK_BASE_BIN on the same config (without METRICS), loaded between nginx and hfork in each round."
-	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more)."
-	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
-	# least_conn against round robin over the same two upstreams, per server.
-	awk '$1 == "proxyrr" || $1 == "leastconn" { r[$1 SUBSEP $2] += $4; n[$1 SUBSEP $2]++ }
-		END { m = split("nginx base hfork", sv, " ")
-			for (i = 1; i <= m; i++) { a = "leastconn" SUBSEP sv[i]; b = "proxyrr" SUBSEP sv[i]
-				if ((a in n) && (b in n)) printf "least_conn / round robin req/s, %s: %.3f\n", sv[i], (r[a] / n[a]) / (r[b] / n[b]) } }' "$results"
-	echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
-fi
-
-if [ -n "${METRICS:-}" ]; then
-	echo
-	echo "== metrics (METRICS=1): hfork's request counters after the load"
-	http_body "$HF_METRICS_PORT" /metrics | grep '^hfork_http_requests_total' | grep -v ' 0$' || true
-fi
 
 # ---------------------------------------------------------------- memory
 # report_rss LABEL MASTER PATTERN: VmRSS of MASTER's children whose command
@@ -591,11 +573,253 @@ report_rss() {
 			for (n in sum) printf "%s %-24s %d workers, sum %6d kB (%.1f MB):%s\n", label, "\"" n "\"", cnt[n], sum[n], sum[n] / 1024, list[n]
 		}'
 }
+# parse_h2load FILE: parse_wrk's fields from h2load's output. h2load gives
+# no percentiles: p50 is its mean request time, p99 its max.
+parse_h2load() {
+	awk '
+	/^finished in/ { rps = $4 }
+	/^requests:/ { ok = $8; failed = $10; errored = $12; timeout = $14 }
+	/^status codes:/ { non2xx = $5 + $7 + $9 }
+	/^time for request:/ { mx = $5; mean = $6 }
+	/^traffic:/ { xfer = $2 }
+	function ms(v) { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; return n }
+	END { printf "%s %.2f %.2f %s %d 0 %d 0 %d\n", rps + 0, ms(mean), ms(mx), xfer, non2xx, failed + errored, timeout }' "$1"
+}
+
+# load CASE SERVER CONNECTIONS DURATION OUT: one timed run of the case's
+# client against SERVER; OUT gets the client's output.
+load() {
+	local c=$1 s=$2 n=$3 d=$4 out=$5 port path
+	port=$(case_port "$c" "$s")
+	path=$(case_path "$c")
+	case $c in
+	h2)
+		# h2load wants a whole number of seconds, and waits for every
+		# client it could not connect: timeout bounds it.
+		local secs=$(($(to_ms "$d" | cut -d. -f1) / 1000))
+		[ "$secs" -gt 0 ] || secs=1
+		timeout "$((secs + 30))" "$H2LOAD" -c"$n" -m"$H2_STREAMS" -t"$THREADS" -D"$secs" \
+			"https://127.0.0.1:$port$path" >"$out" 2>&1
+		;;
+	tls_handshake)
+		"$WRK" -t"$THREADS" -c"$n" -d"$d" --latency -H "Connection: close" "https://127.0.0.1:$port$path" >"$out" 2>&1
+		;;
+	tls)
+		"$WRK" -t"$THREADS" -c"$n" -d"$d" --latency "https://127.0.0.1:$port$path" >"$out" 2>&1
+		;;
+	*)
+		local hdrs=(-H "Host: $(case_host "$c")")
+		[ -n "$(case_ae "$c")" ] && hdrs+=(-H "Accept-Encoding: $(case_ae "$c")")
+		"$WRK" -t"$THREADS" -c"$n" -d"$d" --latency "${hdrs[@]}" "http://127.0.0.1:$port$path" >"$out" 2>&1
+		;;
+	esac
+}
+requests_of() { # CASE OUT: how many requests the run completed
+	case $1 in
+	h2) awk '/^requests:/ { print $8 }' "$2" ;;
+	*) awk '/requests in/ { print $1 }' "$2" ;;
+	esac
+}
+
+# Every case at every concurrency: labels are "case" for one concurrency,
+# "case@N" for a sweep.
+n_conns=$(echo "$CONNECTIONS" | wc -w)
+label_of() { if [ "$n_conns" -gt 1 ]; then echo "$1@$2"; else echo "$1"; fi; }
+order=""
+results=$tmp/results.txt
+: >"$results"
+for conn in $CONNECTIONS; do
+	for c in $CASES; do
+		is_load_case "$c" || continue
+		label=$(label_of "$c" "$conn")
+		order+="$label "
+		path=$(case_path "$c")
+		echo "== $label: GET $path (Host: $(case_host "$c")$([ -n "$(case_ae "$c")" ] && echo ", Accept-Encoding: $(case_ae "$c")")), $conn connections"
+		for s in $servers; do
+			load "$c" "$s" "$conn" "$WARMUP" /dev/null || true
+		done
+		for r in $(seq "$ROUNDS"); do
+			for s in $servers; do
+				out=$tmp/load.$label.$s.$r.txt
+				wk=$(workers_of "$s" "$c")
+				before=$(for k in $wk; do ticks_of "$k"; done)
+				t0=$(now_ns)
+				# A client that fails (h2load gives up on clients it could not
+				# connect, wrk on a server that never answered) is reported,
+				# and its row counts what it did; the other cases still run.
+				load "$c" "$s" "$conn" "$DURATION" "$out" || {
+					echo "  run.sh: $s $label: the load client exited with status $?; its last lines:" >&2
+					grep -v -e '^progress:' -e 'clients for thread' -e '^spawning' "$out" | tail -n 4 | sed 's/^/    /' >&2
+				}
+				t1=$(now_ns)
+				after=$(for k in $wk; do ticks_of "$k"; done)
+				if [ "$c" = h2 ]; then
+					read -r rps p50 p99 xfer non2xx sc sr sw st < <(parse_h2load "$out")
+				else
+					read -r rps p50 p99 xfer non2xx sc sr sw st < <(parse_wrk "$out")
+				fi
+				nreq=$(requests_of "$c" "$out")
+				# cpu: microseconds of worker CPU per request; split: each
+				# worker's CPU in % of one core, busiest first.
+				read -r cpu split < <(paste <(echo "$before") <(echo "$after") | awk -v tck="$CLK_TCK" -v ns=$((t1 - t0)) -v n="${nreq:-0}" '
+					{ d = $2 - $1; t += d; sp[NR] = d / tck / (ns / 1e9) * 100 }
+					END {
+						m = NR; for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (sp[j] > sp[i]) { x = sp[i]; sp[i] = sp[j]; sp[j] = x }
+						for (i = 1; i <= m; i++) o = o (i > 1 ? "+" : "") sprintf("%.0f", sp[i])
+						printf "%.1f %s\n", n ? t / tck * 1e6 / n : 0, o == "" ? "-" : o }')
+				echo "$label $s $r $rps $p50 $p99 $xfer $non2xx $sc $sr $sw $st $cpu $split" >>"$results"
+				printf '  round %d  %-5s %10s req/s  p50 %7s ms  p99 %7s ms  %9s/s  %6s us cpu/req  workers %s%% cpu' "$r" "$s" "$rps" "$p50" "$p99" "$xfer" "$cpu" "$split"
+				[ "$non2xx" = 0 ] || printf '  non-2xx %s' "$non2xx"
+				[ "$sc $sr $sw $st" = "0 0 0 0" ] || printf '  socket errors: connect %s read %s write %s timeout %s' "$sc" "$sr" "$sw" "$st"
+				echo
+			done
+		done
+	done
+	if [ "$n_conns" -gt 1 ]; then
+		echo "-- worker RSS after the $conn-connection runs"
+		report_rss nginx "$ngx_pid" "nginx: worker process*"
+		[ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
+		report_rss hfork "$hf_pid" "hfork: worker *"
+	fi
+done
+
+if [ -s "$results" ]; then
+	echo
+	echo "== results (mean over $ROUNDS rounds of $DURATION; -t$THREADS; ratio = hfork/nginx)"
+	awk -v order="$order" '
+	{
+		k = $1 SUBSEP $2
+		n[k]++; rps[k] += $4; p50[k] += $5; p99[k] += $6; err[k] += $8 + $9 + $10 + $11 + $12; cpu[k] += $13
+		each[k] = each[k] (each[k] == "" ? "" : " ") sprintf("%.0f", $4)
+		split_[k] = split_[k] (split_[k] == "" ? "" : " ") $14
+	}
+	END {
+		printf "%-18s %-6s %9s %8s %8s %6s %9s %9s %10s  %s\n", "case", "server", "req/s", "p50 ms", "p99 ms", "ratio", "p99 ratio", "cpu us/req", "cpu ratio", "req/s per round | worker cpu % per round | errors"
+		m = split(order, cs, " ")
+		for (i = 1; i <= m; i++) {
+			c = cs[i]
+			kn = c SUBSEP "nginx"; kh = c SUBSEP "hfork"; kb = c SUBSEP "base"
+			if (!(kn in n)) continue
+			rn = rps[kn] / n[kn]; rh = rps[kh] / n[kh]; cn = cpu[kn] / n[kn]; ch = cpu[kh] / n[kh]
+			qn = p99[kn] / n[kn]; qh = p99[kh] / n[kh]
+			printf "%-18s %-6s %9.0f %8.2f %8.2f %6s %9s %9.1f %10s  %s | %s%s\n", c, "nginx", rn, p50[kn] / n[kn], qn, "1", "1", cn, "1", each[kn], split_[kn], err[kn] ? " | errors " err[kn] : ""
+			if (kb in n) {
+				rb = rps[kb] / n[kb]; cb = cpu[kb] / n[kb]; qb = p99[kb] / n[kb]
+				printf "%-18s %-6s %9.0f %8.2f %8.2f %6.2f %9.2f %9.1f %10.2f  %s | %s%s\n", c, "base", rb, p50[kb] / n[kb], qb, rn ? rb / rn : 0, qn ? qb / qn : 0, cb, cn ? cb / cn : 0, each[kb], split_[kb], err[kb] ? " | errors " err[kb] : ""
+			}
+			printf "%-18s %-6s %9.0f %8.2f %8.2f %6.2f %9.2f %9.1f %10.2f  %s | %s%s\n", c, "hfork", rh, p50[kh] / n[kh], qh, rn ? rh / rn : 0, qn ? qh / qn : 0, ch, cn ? ch / cn : 0, each[kh], split_[kh], err[kh] ? " | errors " err[kh] : ""
+		}
+	}' "$results"
+	[ -n "$base_pid" ] && echo "base: HFORK_BASE_BIN on the same config (without METRICS), loaded between nginx and hfork in each round."
+	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  p99 ratio: hfork p99 / nginx p99 (below 1: hfork's tail is shorter)."
+	echo "cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more).  errors: wrk's socket errors (timeouts: no answer in 2 s) and non-2xx."
+	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
+	echo "h2 rows (h2load -m$H2_STREAMS): h2load gives no percentiles, so p50 is its mean request time and p99 its max."
+	# least_conn against round robin over the same two upstreams, per server
+	# and concurrency.
+	for conn in $CONNECTIONS; do
+		awk -v rr="$(label_of proxyrr "$conn")" -v lc="$(label_of leastconn "$conn")" -v at="$([ "$n_conns" -gt 1 ] && echo " at $conn connections")" '
+			$1 == rr || $1 == lc { r[$1 SUBSEP $2] += $4; n[$1 SUBSEP $2]++ }
+			END { m = split("nginx base hfork", sv, " ")
+				for (i = 1; i <= m; i++) { a = lc SUBSEP sv[i]; b = rr SUBSEP sv[i]
+					if ((a in n) && (b in n) && r[b] > 0) printf "least_conn / round robin req/s%s, %s: %.3f\n", at, sv[i], (r[a] / n[a]) / (r[b] / n[b]) } }' "$results"
+	done
+	echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
+
+if [ -n "${METRICS:-}" ]; then
+	echo
+	echo "== metrics (METRICS=1): hfork's request counters after the load"
+	http_body "$HF_METRICS_PORT" /metrics | grep '^hfork_http_requests_total' | grep -v ' 0$' || true
+fi
+
 echo
 echo "== worker RSS after load (VmRSS)"
 report_rss nginx "$ngx_pid" "nginx: worker process*"
+[ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
 report_rss hfork "$hf_pid" "hfork: worker *"
-echo "(hfork runs three listeners, the plain one, the access-logged one and the hosts one, two workers each; nginx serves every port from the same two workers)"
+echo "(hfork runs four listeners, the plain one, the access-logged one, the hosts one and the TLS one, two workers each; nginx serves every port from the same two workers)"
+
+# ---------------------------------------------------------------- idle
+# The idle case: IDLE_PER_WORKER keep-alive connections per worker, each
+# served once and then left idle; the RSS the workers add, per connection.
+# It runs on a second nginx and hfork of its own, configured with room for
+# them: worker_connections sized for 10,000 connections makes nginx
+# allocate and touch its connection array up front, which would weigh on
+# every other case's worker RSS.
+idle_rss() { # SERVER MASTER: the summed VmRSS in kB of the workers the case loads
+	local k sum=0 pat="nginx: worker process"
+	[ "$1" = hfork ] && pat="hfork: worker bench"
+	for k in $(children_of "$2"); do
+		[ "$(cmdline_of "$k")" = "$pat" ] && sum=$((sum + $(rss_kb "$k")))
+	done
+	echo "$sum"
+}
+idle_test() {
+	local total=$((IDLE_PER_WORKER * 2)) wc=$((IDLE_PER_WORKER * 3 / 2 + 256)) s master port before after i cpids=() fifo line
+	[ "$wc" -lt "$(($(ulimit -n) - 64))" ] || wc=$(($(ulimit -n) - 64))
+	mkdir -p "$tmp/idle-nginx/logs" "$tmp/idle-nginx/temp" "$tmp/idle-hfork/logs"
+	free_port I_NGX_PORT
+	free_port I_NGX_LOG_PORT
+	free_port I_NGX_TLS_PORT
+	free_port I_HF_PORT
+	free_port I_HF_LOG_PORT
+	free_port I_HF_TLS_PORT
+	free_port I_NGX_HOSTS_PORT
+	free_port I_HF_HOSTS_PORT
+	(NGX_PORT=$I_NGX_PORT NGX_LOG_PORT=$I_NGX_LOG_PORT NGX_TLS_PORT=$I_NGX_TLS_PORT NGX_HOSTS_PORT=$I_NGX_HOSTS_PORT WORKER_CONNECTIONS=$wc &&
+		nginx_conf "$tmp/idle-nginx" "$body") >"$tmp/idle-nginx/nginx.conf"
+	(HF_PORT=$I_HF_PORT HF_LOG_PORT=$I_HF_LOG_PORT HF_TLS_PORT=$I_HF_TLS_PORT HF_HOSTS_PORT=$I_HF_HOSTS_PORT WORKER_CONNECTIONS=$wc &&
+		hfork_conf "$body") >"$tmp/idle-hfork/hfork.hcl"
+	local ngx_e2=()
+	[ ${#ngx_e[@]} -gt 0 ] && ngx_e2=(-e "$tmp/idle-nginx/logs/error.log")
+	"$NGINX" -p "$tmp/idle-nginx/" "${ngx_e2[@]}" -c "$tmp/idle-nginx/nginx.conf" >"$tmp/idle-nginx/logs/stdout.log" 2>&1 &
+	local i_ngx=$!
+	pids+=("$i_ngx")
+	"$tmp/bin/hfork" -f "$tmp/idle-hfork/hfork.hcl" >"$tmp/idle-hfork/logs/stdout.log" 2>&1 &
+	local i_hf=$!
+	pids+=("$i_hf")
+	wait_up "$I_NGX_PORT" / "$i_ngx" || fail_start "idle nginx" "$tmp/idle-nginx/logs/error.log"
+	wait_up "$I_HF_PORT" / "$i_hf" || fail_start "idle hfork" "$tmp/idle-hfork/logs/hfork.log"
+	echo
+	echo "== idle: $IDLE_PER_WORKER idle keep-alive connections per worker ($total in all, each served once), worker_connections $wc"
+	for s in nginx hfork; do
+		if [ "$s" = nginx ]; then master=$i_ngx port=$I_NGX_PORT; else master=$i_hf port=$I_HF_PORT; fi
+		before=$(idle_rss "$s" "$master")
+		cpids=()
+		fifo=$tmp/idle.$s
+		mkfifo "$fifo.in"
+		# One client per worker's share: a client holds IDLE_PER_WORKER fds.
+		for i in 1 2; do
+			python3 "$here/idle.py" "$port" "$IDLE_PER_WORKER" <"$fifo.in" >"$fifo.out.$i" 2>&1 &
+			cpids+=($!)
+			pids+=($!)
+		done
+		exec 7>"$fifo.in" # the clients hold their connections until it closes
+		for i in 1 2; do
+			for line in $(seq 600); do
+				grep -q '^ready' "$fifo.out.$i" && break
+				alive "${cpids[$((i - 1))]}" || break
+				sleep 0.1
+			done
+		done
+		after=$(idle_rss "$s" "$master")
+		local readies
+		readies=$(cat "$fifo.out".* | awk '/^ready/ { n += $2 } END { print n + 0 }')
+		awk -v s="$s" -v b="$before" -v a="$after" -v n="$readies" -v want="$total" 'BEGIN {
+			printf "%-5s workers %6d kB before, %7d kB with %d idle connections%s: %+6d kB, %.2f kB per connection\n",
+				s, b, a, n, n == want ? "" : " (WANTED " want ")", a - b, n ? (a - b) / n : 0 }' | tee -a "$tmp/idle.results"
+		exec 7>&-
+		for i in "${cpids[@]}"; do wait "$i" 2>/dev/null || true; done
+		cat "$fifo.out".* | grep -v '^ready' | head -n 5 || true
+	done
+	awk '{ kb[$1] = $(NF - 3) } END { if (kb["nginx"] > 0) printf "per-connection ratio hfork/nginx: %.2f\n", kb["hfork"] / kb["nginx"] }' "$tmp/idle.results"
+	stop "$i_hf"
+	stop "$i_ngx"
+}
+if want idle; then
+	idle_test
+fi
 
 # ---------------------------------------------------------------- reloads
 # reload_test SERVER: wrk for RELOAD_DURATION with RELOADS reloads, one per
@@ -604,7 +828,7 @@ reload_test() {
 	local s=$1 port out wpid i want got said
 	port=$(case_port respond "$s")
 	out=$tmp/wrk.reload.$s.txt
-	"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$RELOAD_DURATION" --latency "http://127.0.0.1:$port/" >"$out" 2>&1 &
+	"$WRK" -t"$THREADS" -c"${CONNECTIONS%% *}" -d"$RELOAD_DURATION" --latency "http://127.0.0.1:$port/" >"$out" 2>&1 &
 	wpid=$!
 	pids+=("$wpid")
 	sleep 1
@@ -636,7 +860,7 @@ reload_test() {
 
 if want reload; then
 	echo
-	echo "== $RELOADS reloads under load: wrk -t$THREADS -c$CONNECTIONS -d$RELOAD_DURATION, one reload per second (nginx HUP, hfork HUP), body changed each time"
+	echo "== $RELOADS reloads under load: wrk -t$THREADS -c${CONNECTIONS%% *} -d$RELOAD_DURATION, one reload per second (nginx HUP, hfork HUP), body changed each time"
 	echo "A 'read' socket error is a connection the server closed after wrk sent a request on it (wrk 4.x counts it; not every version does)."
 	reload_test nginx
 	reload_test hfork

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,22 +35,36 @@ type gatedListener struct {
 // Accept balancing: all workers of a listener wait on one socket, and the
 // one that wakes first would accept a whole burst of new connections while
 // its siblings idle; with keep-alive it then serves them all on one core.
-// A worker that already holds connections waits a moment per connection
-// before it accepts the next, so a less busy sibling takes it first. Only
-// the accepting goroutine waits; connections already open are not slowed.
+// A worker that holds a few connections waits a moment per connection
+// before the next accept, so an idle sibling takes it first; past
+// acceptPauseUpTo connections it only yields, so the goroutines serving
+// its connections run first and a busy worker accepts later than an idle
+// sibling. The pause is bounded because a connection in the queue is one
+// whose request already waits: a pause per accept at any count made the
+// thousandth client of a burst wait for a thousand pauses (about 1 s).
 const (
-	acceptPause    = 20 * time.Microsecond
-	acceptPauseMax = time.Millisecond
+	acceptPause     = 20 * time.Microsecond
+	acceptPauseMax  = time.Millisecond
+	acceptPauseUpTo = 32
 )
 
 func (l *gatedListener) Accept() (net.Conn, error) {
 	// Not when full: then the wait is acquire's, and a pause would cap
 	// how fast a flood's connections make room (evict.go).
 	if n := l.w.open.Load(); n > 0 && l.w.siblings && !l.w.full() {
-		select {
-		case <-time.After(min(time.Duration(n)*acceptPause, acceptPauseMax)):
-		case <-l.done:
-			return nil, net.ErrClosed
+		if n <= acceptPauseUpTo {
+			select {
+			case <-time.After(min(time.Duration(n)*acceptPause, acceptPauseMax)):
+			case <-l.done:
+				return nil, net.ErrClosed
+			}
+		} else {
+			runtime.Gosched()
+			select {
+			case <-l.done:
+				return nil, net.ErrClosed
+			default:
+			}
 		}
 	}
 	sem := l.w.connSem

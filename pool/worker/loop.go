@@ -45,8 +45,6 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 		Evict:             w.limits.evict,
 		PerIP:             w.perIP.max > 0,
 		Siblings:          w.siblings,
-		AcceptPause:       acceptPause,
-		AcceptPauseMax:    acceptPauseMax,
 	}, loopHost{w})
 }
 

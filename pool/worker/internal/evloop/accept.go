@@ -45,25 +45,101 @@ func (l *Loop) isListener(fd int) bool {
 	return false
 }
 
-// accept takes one connection: accepting one per wake-up leaves the
-// others in the queue to sibling workers that are less busy.
+// acceptBatch is how many connections one listener event accepts at most.
+// One per event (nginx without multi_accept) lets a burst of a thousand
+// clients wait for as many passes of the loop; a whole queue per event
+// leaves nothing of a burst to a sibling. Eight keeps the accept rate well
+// above any connect rate a loaded loop meets and the burst shared.
+const acceptBatch = 8
+
+// acceptOneUpTo: while a loop with siblings holds at most this many
+// connections it accepts one per event and then leaves the socket to its
+// siblings for acceptPause per connection it holds, so a handful of
+// clients that connect at once (keep-alive ones stay where they land) is
+// spread over the workers rather than taken whole by the first to wake,
+// even when a sibling is not waiting in epoll at that instant. Past it
+// the loop accepts in batches and only rotates: a pause per accept at any
+// count made the thousandth client of a burst wait for a thousand pauses.
+// net/http's accept (pool/worker/conns.go) does the same.
+const (
+	acceptOneUpTo = 32
+	acceptPause   = 20 * time.Microsecond
+)
+
+// accept takes up to acceptBatch connections from lfd's queue (one while
+// the loop holds few, see acceptOneUpTo). With siblings, it then puts the
+// listener back at the tail of the socket's queue of exclusive waiters
+// (see rotate), so the kernel offers the next connection to a sibling that
+// waits first; only a loop that holds few pauses on a timer, since a
+// connection in the queue is one whose request already waits.
 func (l *Loop) accept(lfd int) {
-	full := false
+	batch := acceptBatch
+	if l.cfg.Siblings && l.open.Load() < acceptOneUpTo {
+		batch = 1
+	}
+	n, full := 0, false
+	for n < batch {
+		more, f := l.acceptOne(lfd, n == 0)
+		full = full || f
+		if !more {
+			break
+		}
+		n++
+	}
+	if n == 0 || !l.cfg.Siblings || !l.accepting {
+		return
+	}
+	// Not a full loop: its siblings are full too, and a pause would cap
+	// how fast it makes room in a flood.
+	if open := l.open.Load(); batch == 1 && open > 1 && !full {
+		l.stopAccepting()
+		l.resumeAt = l.now + open*int64(acceptPause)
+		return
+	}
+	l.rotate(lfd)
+}
+
+// rotate takes lfd out of the epoll set and puts it back. EPOLLEXCLUSIVE
+// wakes the first epoll set in the socket's wait queue that has a thread
+// waiting, and an epoll set joins that queue at its tail when the fd is
+// added: so without this the first worker to start would take every
+// connection while it is idle, and its siblings only what arrives while it
+// is busy.
+func (l *Loop) rotate(lfd int) {
+	l.poll.Del(lfd)
+	if err := l.poll.Add(lfd, poll.In|poll.Exclusive); err != nil {
+		// Not accepting on one listener is worse than an unbalanced one:
+		// take them all out and let the backoff put them back.
+		l.log.Warn("epoll_ctl failed on a listener; retrying", "err", err)
+		l.stopAccepting()
+		l.acceptBackoff = min(max(2*l.acceptBackoff, 5*time.Millisecond), time.Second)
+		l.resumeAt = l.now + int64(l.acceptBackoff)
+	}
+}
+
+// acceptOne takes one connection; it reports whether another may follow,
+// and whether the loop was full and made room for it. first says the
+// listener's event is the news of a waiting client; later in a batch the
+// queue may be empty, and a full loop then closes nothing.
+func (l *Loop) acceptOne(lfd int, first bool) (more, full bool) {
 	if !l.host.Acquire() {
 		// Full: make room at once for the client at hand, as nginx does
 		// (a sibling with room may have taken it; under a flood every
 		// worker is full, and a tick's wait is what the flood wins).
-		if !l.cfg.Evict || l.evictForWaiting(1) == 0 || !l.host.Acquire() {
+		if !l.cfg.Evict || !first && l.waiting() == 0 || l.evictForWaiting(1) == 0 || !l.host.Acquire() {
 			l.stopAccepting()
 			l.paused = true
-			return
+			return false, false
 		}
 		full = true
 	}
 	nfd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err != nil {
 		l.host.Release()
-		if err != unix.EAGAIN && err != unix.ECONNABORTED && err != unix.EINTR {
+		if err == unix.ECONNABORTED || err == unix.EINTR {
+			return true, full
+		}
+		if err != unix.EAGAIN {
 			// Out of fds or memory: the socket stays readable, so back off
 			// (5ms doubling to 1s, as net/http does) instead of spinning.
 			l.acceptBackoff = min(max(2*l.acceptBackoff, 5*time.Millisecond), time.Second)
@@ -74,7 +150,7 @@ func (l *Loop) accept(lfd int) {
 				l.log.Warn("accept failed; retrying", "err", err, "retry_in", l.acceptBackoff.String())
 			}
 		}
-		return
+		return false, full
 	}
 	l.acceptBackoff = 0
 	var ip netip.Addr
@@ -83,7 +159,7 @@ func (l *Loop) accept(lfd int) {
 			// Over max_connections_per_ip: closed before a byte is read.
 			unix.Close(nfd)
 			l.host.Release()
-			return
+			return true, full
 		}
 	}
 	switch sa.(type) {
@@ -108,7 +184,7 @@ func (l *Loop) accept(lfd int) {
 		}
 		l.recycle(c)
 		l.log.Warn("epoll_ctl failed", "err", err)
-		return
+		return false, full
 	}
 	for nfd >= len(l.byFD) {
 		l.byFD = append(l.byFD, make([]*conn, len(l.byFD)+64)...)
@@ -117,16 +193,8 @@ func (l *Loop) accept(lfd int) {
 	c.slot = len(l.list)
 	l.list = append(l.list, c)
 	l.queueReusable(c)
-	n := l.open.Add(1)
-	if l.cfg.Siblings && n > 1 && !full {
-		// Accept balancing (see Config.Siblings): a worker that holds
-		// connections leaves the next one to a less busy sibling for a
-		// moment, or a burst of new clients would all land on whichever
-		// worker woke first. Not a full one: its siblings are full too,
-		// and the pause would cap how fast it makes room in a flood.
-		l.stopAccepting()
-		l.resumeAt = l.now + min(n*int64(l.cfg.AcceptPause), int64(l.cfg.AcceptPauseMax))
-	}
+	l.open.Add(1)
+	return true, full
 }
 
 func sockaddrString(sa unix.Sockaddr) string {

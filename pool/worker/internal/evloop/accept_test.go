@@ -1,7 +1,10 @@
 package evloop
 
 import (
+	"net"
+	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,5 +21,57 @@ func TestSockaddrString(t *testing.T) {
 		if got := sockaddrString(tc.sa); got != tc.want {
 			t.Errorf("sockaddrString(%v) = %q, want %q", tc.sa, got, tc.want)
 		}
+	}
+}
+
+// TestSiblingsShareConnections: two loops on one listening socket, as
+// sibling workers are. Clients that connect one after another, each once
+// the previous was answered, find both loops waiting; each accept puts its
+// loop at the back of the socket's queue of waiters, so the connections
+// alternate instead of all going to the loop that started first.
+func TestSiblingsShareConnections(t *testing.T) {
+	// Sibling workers are processes of their own. Here both loops share
+	// one: each holds a P while it waits hot (see poll.Wait), and the
+	// clients need a third, or they run only while a loop is off its P.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var loops []*Loop
+	for range 2 {
+		l, err := New(Config{
+			Listeners: []net.Listener{ln}, Fast: fakeFast{},
+			ReadHeaderTimeout: 5 * time.Second, Idle: time.Minute, KeepAlive: true, Siblings: true,
+		}, newHost(64))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- l.Run() }()
+		defer func() {
+			l.Stop()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("a loop did not end")
+			}
+		}()
+		loops = append(loops, l)
+	}
+	const clients = 20
+	for i := range clients {
+		c, br := dial(t, ln.Addr().String())
+		if resp, body := get(t, c, br, "/"); resp.StatusCode != 200 || body != "hi\n" {
+			t.Fatalf("client %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	a, b := loops[0].Open(), loops[1].Open()
+	if a+b != clients {
+		t.Fatalf("the loops hold %d+%d connections, want %d in all", a, b, clients)
+	}
+	if a < clients/4 || b < clients/4 {
+		t.Errorf("the loops hold %d and %d of %d connections: one took nearly all", a, b, clients)
 	}
 }

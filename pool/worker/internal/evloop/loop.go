@@ -95,11 +95,10 @@ type Config struct {
 	KeepAlive         bool          // connections stay open between requests
 	Evict             bool          // at worker_connections, close the oldest reusable connections
 	PerIP             bool          // max_connections_per_ip is set: ask Host.Admit
-	// Siblings says other workers accept on the same sockets; then a loop
-	// that holds connections pauses before the next accept, AcceptPause
-	// per connection up to AcceptPauseMax.
-	Siblings                    bool
-	AcceptPause, AcceptPauseMax time.Duration
+	// Siblings says other workers accept on the same sockets; then the
+	// loop hands the next connection to them after each batch (see
+	// accept).
+	Siblings bool
 }
 
 // Loop is one worker's event loop. Run serves; Drain and Stop may be
@@ -133,7 +132,7 @@ type Loop struct {
 	// acceptBackoff and acceptWarned pace accept after a failure.
 	acceptBackoff time.Duration
 	acceptWarned  int64
-	resumeAt      int64 // unix nanos: accept again after the balancing pause
+	resumeAt      int64 // unix nanos: accept again after a failure or a balancing pause
 	paused        bool  // at worker_connections: not accepting until a slot frees
 	draining      bool
 	drainStart    int64
