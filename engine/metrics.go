@@ -114,7 +114,7 @@ var (
 	descBootFail = desc("worker_boot_failures_total", "Workers that failed to boot, by listener and reason.", "listener", "reason")
 	descReloads  = desc("reloads_total", "Reloads by result (ok, unchanged, or the stage that failed: config, bind, boot, shutdown).", "result")
 	descUpgrades = desc("upgrades_total", "Binary upgrades by result.", "result")
-	descDrainC   = desc("drain_connections_total", "Connections held by draining workers when their drain began, by what became of them: handed_over (let finish; the client's next request meets the new workers), idle_closed, or cut at graceful_timeout.",
+	descDrainC   = desc("drain_connections_total", "Connections held by draining workers when their drain began, by what became of them: handed_over (let finish; the client's next request meets the new workers), idle_closed, or cut (not moving at graceful_timeout, stalled later, or open at shutdown_timeout).",
 		"listener", "outcome")
 	descDrainR   = desc("drain_requests_total", "Requests answered by draining workers.", "listener")
 	descOpen     = desc("open_connections", "Connections the workers hold, by listener.", "listener")

@@ -58,6 +58,9 @@ func formatListener(b *body, l Listener, c Config) {
 	}
 	b.attr("timeout", durationHCL(l.Timeout))
 	b.attr("graceful_timeout", durationHCL(l.GracefulTimeout))
+	if l.Class != ClassExec {
+		b.attr("shutdown_timeout", durationHCL(l.ShutdownTimeout))
+	}
 	b.attr("boot_timeout", durationHCL(l.BootTimeout))
 	if l.Class != ClassExec {
 		b.attr("keepalive", durationHCL(l.Keepalive))

@@ -20,6 +20,10 @@ const (
 	// defaultReadHeaderTimeout cuts off a client that trickles its request
 	// line and headers (slowloris), and bounds the TLS handshake.
 	defaultReadHeaderTimeout = 10 * time.Second
+	// defaultShutdownTimeout bounds how long a drain lets a transfer that
+	// is still moving run past graceful_timeout: a large download at a
+	// modest rate finishes, a worker does not linger for hours.
+	defaultShutdownTimeout = 5 * time.Minute
 	// defaultHTTPSPort is where redirect_https sends clients.
 	defaultHTTPSPort = 443
 	// maxHeaderLimit is the largest max_header_bytes: far beyond any real

@@ -59,6 +59,7 @@ func TestParseDefaults(t *testing.T) {
 		WorkerConnections: 1000,
 		Timeout:           30e9,
 		GracefulTimeout:   30e9,
+		ShutdownTimeout:   300e9,
 		BootTimeout:       30e9,
 		Keepalive:         5e9,
 		EventLoop:         true,

@@ -72,6 +72,10 @@ type Listener struct {
 	WorkerConnections int           `json:"worker_connections"`
 	Timeout           time.Duration `json:"timeout"`
 	GracefulTimeout   time.Duration `json:"graceful_timeout"`
+	// ShutdownTimeout bounds a drain for a transfer still moving at
+	// graceful_timeout (a built-in worker lets it run until then); an exec
+	// listener's is its GracefulTimeout.
+	ShutdownTimeout   time.Duration `json:"shutdown_timeout"`
 	BootTimeout       time.Duration `json:"boot_timeout"`
 	Keepalive         time.Duration `json:"keepalive"`
 	MaxRequests       int           `json:"max_requests"`

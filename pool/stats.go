@@ -21,9 +21,15 @@ type DrainCounts struct {
 	Finished uint64 `json:"requests_finished"`
 	// IdleClosed: idle keep-alive connections the drain closed.
 	IdleClosed uint64 `json:"idle_closed"`
-	// Cut: connections still open at graceful_timeout, closed with
-	// whatever they carried.
+	// Cut: connections closed with whatever they carried: at
+	// graceful_timeout those not moving, later those that stalled, at
+	// shutdown_timeout what was left.
 	Cut uint64 `json:"cut"`
+	// Outlasted: transfers still moving at graceful_timeout that the
+	// drain let finish (among HandedOver).
+	Outlasted uint64 `json:"outlasted_graceful"`
+	// CutAtShutdown: of Cut, those still open at shutdown_timeout.
+	CutAtShutdown uint64 `json:"cut_at_shutdown"`
 }
 
 // Add adds o to d.
@@ -32,6 +38,8 @@ func (d *DrainCounts) Add(o DrainCounts) {
 	d.Finished += o.Finished
 	d.IdleClosed += o.IdleClosed
 	d.Cut += o.Cut
+	d.Outlasted += o.Outlasted
+	d.CutAtShutdown += o.CutAtShutdown
 }
 
 // Counters are a listener's cumulative counters as its workers reported
@@ -130,8 +138,12 @@ func (s *workerStats) parse(f map[string]string) {
 		}
 	}
 	if v, ok := f[wire.KeyDrained]; ok {
-		if n, ok := parseUints(v); ok && len(n) == 4 {
+		// A worker of an older binary (before an upgrade) sends four.
+		if n, ok := parseUints(v); ok && (len(n) == 4 || len(n) == 6) {
 			s.drained = DrainCounts{HandedOver: n[0], Finished: n[1], IdleClosed: n[2], Cut: n[3]}
+			if len(n) == 6 {
+				s.drained.Outlasted, s.drained.CutAtShutdown = n[4], n[5]
+			}
 			s.reported = true
 		}
 	}

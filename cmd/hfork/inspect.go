@@ -51,8 +51,8 @@ func (p *Program) controlFailed(err error) {
 }
 
 // exitCut is the exit status of `hfork -s reload --wait` when the drain
-// cut a connection at graceful_timeout: the reload happened, but something
-// in flight was lost.
+// cut a connection (idle or stalled at graceful_timeout, or still open at
+// shutdown_timeout): the reload happened, but something in flight was lost.
 const exitCut = 3
 
 // reloadReceipt reloads, prints the plan at once, then waits for the old
@@ -69,7 +69,7 @@ func (p *Program) reloadReceipt(cfg hclconfig.Config) int {
 	}
 	engine.WriteReceipt(p.stdout, r)
 	if r.Cut() > 0 {
-		fmt.Fprintf(p.stderr, "hfork: %d connections were cut at graceful_timeout\n", r.Cut())
+		fmt.Fprintf(p.stderr, "hfork: %d connections were cut by the drain (stalled at graceful_timeout, or open at shutdown_timeout)\n", r.Cut())
 		return exitCut
 	}
 	return 0

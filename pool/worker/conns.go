@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/app"
+	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
 
 // gatedListener is one of the worker's listening sockets. It takes a slot
@@ -97,6 +98,10 @@ type trackedConn struct {
 	w         *worker
 	closeOnce sync.Once
 	req       reqState
+	// io counts the bytes read and written on it; prog is what a drain
+	// saw of its movement (moving.go), the drain's goroutine's alone.
+	io   atomic.Int64
+	prog evloop.Progress
 
 	tls     bool        // served through a *tls.Conn
 	handled atomic.Bool // a request reached ServeHTTP since the connection became idle
@@ -141,6 +146,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (c *trackedConn) Read(p []byte) (int, error) {
 	for {
 		n, err := c.Conn.Read(p)
+		c.io.Add(int64(n))
 		c.mu.Lock()
 		if err != nil {
 			c.readErr = err
@@ -177,7 +183,9 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 		}
 		c.mu.Unlock()
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	c.io.Add(int64(n))
+	return n, err
 }
 
 // ReadFrom keeps sendfile(2) for static files: net/http hands a response
@@ -186,9 +194,9 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // would be copied through user space 32 KiB at a time.
 func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
+		return c.readFromChunked(rf, r)
 	}
-	return io.Copy(writerOnly{c.Conn}, r)
+	return io.Copy(writerOnly{c}, r)
 }
 
 // writerOnly hides a writer's ReadFrom, so io.Copy does not come back here.

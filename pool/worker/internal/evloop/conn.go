@@ -69,6 +69,7 @@ type conn struct {
 	// muted: epoll reports nothing for it (a proxied answer is coming).
 	muted bool
 	px    *exchange // the proxied request in progress (exchange.go)
+	prog  Progress  // what a drain saw of its movement (progress.go)
 	slot  int       // index in Loop.list
 }
 

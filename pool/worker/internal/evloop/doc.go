@@ -29,7 +29,7 @@
 // Files: loop.go runs the loop and takes commands; accept.go accepts;
 // conn.go is a client connection's life; handoff.go gives one to
 // net/http; upstream.go is the upstream pool; exchange.go one forwarded
-// request.
+// request; progress.go tells a drain which answers still move.
 //
 // The worker meets the loop through Config, read once by New, and Host:
 // the loop takes a connection slot from the host before each accept and

@@ -1,0 +1,61 @@
+package hclconfig
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestShutdownTimeout: it defaults to five minutes, or graceful_timeout
+// when that is longer; it may not be shorter than graceful_timeout; an
+// exec listener's is its graceful_timeout.
+func TestShutdownTimeout(t *testing.T) {
+	c := parseOK(t, "server.hcl", `
+listener "a" {
+  bind = ":8080"
+  route "/" {
+    respond {}
+  }
+}
+listener "b" {
+  bind             = ":8081"
+  graceful_timeout = "10m"
+  route "/" {
+    respond {}
+  }
+}
+listener "c" {
+  bind             = ":8082"
+  graceful_timeout = "1s"
+  shutdown_timeout = "20s"
+  route "/" {
+    respond {}
+  }
+}
+listener "e" {
+  bind             = ":8083"
+  class            = "exec"
+  command          = ["./app"]
+  graceful_timeout = "7s"
+}
+`)
+	want := map[string]time.Duration{"a": 5 * time.Minute, "b": 10 * time.Minute, "c": 20 * time.Second, "e": 7 * time.Second}
+	for _, l := range c.Listeners {
+		if l.ShutdownTimeout != want[l.Name] {
+			t.Errorf("%s: shutdown_timeout %v, want %v", l.Name, l.ShutdownTimeout, want[l.Name])
+		}
+	}
+	diags := parseErrs(t, `
+listener "a" {
+  bind             = ":8080"
+  graceful_timeout = "30s"
+  shutdown_timeout = "10s"
+  route "/" {
+    respond {}
+  }
+}
+`)
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail, "shorter than graceful_timeout") {
+		t.Errorf("diagnostics: %v", diags)
+	}
+}
