@@ -41,8 +41,8 @@ func WriteReceipt(out io.Writer, r Receipt) {
 	}
 	fmt.Fprintln(out, "drained:")
 	for _, l := range r.Listeners {
-		fmt.Fprintf(out, "  listener %q gen %d in %dms: %d connections handed over, %d requests finished while draining, %d idle connections closed, %d connections cut (%d at shutdown_timeout), %d transfers let finish past graceful_timeout\n",
-			l.Listener, l.Gen, l.TookMS, l.HandedOver, l.Finished, l.IdleClosed, l.Cut, l.CutAtShutdown, l.Outlasted)
+		fmt.Fprintf(out, "  listener %q gen %d in %dms: %d connections handed over, %d requests finished while draining, %d idle connections closed, %d connections cut (%d at shutdown_timeout), %d transfers let finish past graceful_timeout, %d closed early over max_draining_generations\n",
+			l.Listener, l.Gen, l.TookMS, l.HandedOver, l.Finished, l.IdleClosed, l.Cut, l.CutAtShutdown, l.Outlasted, l.Bounded)
 	}
 }
 

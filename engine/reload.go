@@ -115,6 +115,9 @@ func (m *Master) checkReload() {
 			return
 		}
 	}
+	if !m.roomToDrain(op) {
+		return
+	}
 	m.commitReload()
 }
 
@@ -167,6 +170,7 @@ func (m *Master) commitReload() {
 		}
 	}
 	m.paused = false
+	m.logDraining(retired)
 	if op.plan.Log {
 		if err := m.logging.Apply(op.cfg.Log); err != nil {
 			m.log.Error("apply log settings", "err", err)

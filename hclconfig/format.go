@@ -34,6 +34,7 @@ func Format(c Config) []byte {
 	rb := b.block("reload")
 	rb.attr("watch", strconv.FormatBool(c.Reload.Watch))
 	rb.attr("debounce", durationHCL(c.Reload.Debounce))
+	rb.attr("max_draining_generations", intHCL(c.Reload.MaxDrainingGenerations))
 	if c.Metrics.Bind != "" {
 		b.blank()
 		b.block("metrics").attr("bind", quoteHCL(c.Metrics.Bind))

@@ -74,7 +74,7 @@ func TestParseDefaults(t *testing.T) {
 	if c.Log != (Log{Level: "info", Format: "auto"}) {
 		t.Errorf("log = %#v", c.Log)
 	}
-	if c.Reload != (Reload{Watch: true, Debounce: 250e6}) {
+	if c.Reload != (Reload{Watch: true, Debounce: 250e6, MaxDrainingGenerations: 3}) {
 		t.Errorf("reload = %#v", c.Reload)
 	}
 	if c.Pidfile != "" || c.Listeners[0].AccessLog != (AccessLog{}) {

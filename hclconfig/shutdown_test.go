@@ -59,3 +59,15 @@ listener "a" {
 		t.Errorf("diagnostics: %v", diags)
 	}
 }
+
+// TestMaxDrainingGenerations: set in the reload block, at least 1.
+func TestMaxDrainingGenerations(t *testing.T) {
+	c := parseOK(t, "server.hcl", "reload {\n  max_draining_generations = 1\n}\n"+minimal)
+	if c.Reload.MaxDrainingGenerations != 1 {
+		t.Errorf("max_draining_generations %d, want 1", c.Reload.MaxDrainingGenerations)
+	}
+	diags := parseErrs(t, "reload {\n  max_draining_generations = 0\n}\n"+minimal)
+	if len(diags) != 1 || diags[0].Summary != "Invalid max_draining_generations" {
+		t.Errorf("diagnostics: %v", diags)
+	}
+}

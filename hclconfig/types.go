@@ -58,6 +58,9 @@ type Log struct {
 type Reload struct {
 	Watch    bool          `json:"watch"`
 	Debounce time.Duration `json:"debounce"`
+	// MaxDrainingGenerations bounds a listener's generations draining at
+	// once: a reload that would drain one more first closes the oldest.
+	MaxDrainingGenerations int `json:"max_draining_generations"`
 }
 
 // Listener is one listener block: its sockets and its pool of workers.

@@ -64,6 +64,8 @@ type Pool struct {
 	lastFailure  string
 	fallback     *fallback // running while the listener is failing
 	stats        poolStats
+	// hurried: Hurry ended its drain early (max_draining_generations).
+	hurried bool
 }
 
 // New returns a pool with no workers; Start spawns them.

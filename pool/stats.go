@@ -30,6 +30,10 @@ type DrainCounts struct {
 	Outlasted uint64 `json:"outlasted_graceful"`
 	// CutAtShutdown: of Cut, those still open at shutdown_timeout.
 	CutAtShutdown uint64 `json:"cut_at_shutdown"`
+	// Bounded: connections closed early, idle ones at once and the rest
+	// after a short grace, because their generation was over
+	// max_draining_generations (among IdleClosed and Cut).
+	Bounded uint64 `json:"closed_over_max_draining"`
 }
 
 // Add adds o to d.
@@ -40,6 +44,7 @@ func (d *DrainCounts) Add(o DrainCounts) {
 	d.Cut += o.Cut
 	d.Outlasted += o.Outlasted
 	d.CutAtShutdown += o.CutAtShutdown
+	d.Bounded += o.Bounded
 }
 
 // Counters are a listener's cumulative counters as its workers reported
@@ -139,10 +144,10 @@ func (s *workerStats) parse(f map[string]string) {
 	}
 	if v, ok := f[wire.KeyDrained]; ok {
 		// A worker of an older binary (before an upgrade) sends four.
-		if n, ok := parseUints(v); ok && (len(n) == 4 || len(n) == 6) {
+		if n, ok := parseUints(v); ok && (len(n) == 4 || len(n) == 7) {
 			s.drained = DrainCounts{HandedOver: n[0], Finished: n[1], IdleClosed: n[2], Cut: n[3]}
-			if len(n) == 6 {
-				s.drained.Outlasted, s.drained.CutAtShutdown = n[4], n[5]
+			if len(n) == 7 {
+				s.drained.Outlasted, s.drained.CutAtShutdown, s.drained.Bounded = n[4], n[5], n[6]
 			}
 			s.reported = true
 		}
@@ -264,6 +269,9 @@ func (p *Pool) exited(w *Worker, ev ExitEvent, now time.Time, prev State) {
 		// Killed before it could report its drain: whatever it still
 		// held was cut.
 		c.Drain.Cut += uint64(max(w.stats.open, 1))
+		if p.hurried {
+			c.Drain.Bounded += uint64(max(w.stats.open, 1))
+		}
 	}
 	p.stats.gone.Add(c)
 	p.stats.lastExit = &Exit{Pid: w.Pid, At: now, Status: DescribeStatus(ev.Status), Reason: w.killedFor}

@@ -78,10 +78,17 @@ func (w *worker) drain(stop <-chan struct{}) {
 	lastReport, lastSample := start, time.Time{}
 	var d drainCount
 	pastGrace := false
+	grace := w.grace
+	// hurried: the master said this generation is over
+	// max_draining_generations; idle0 is the idle closes before that.
+	hurried, idle0 := false, uint64(0)
 	for {
 		cs := w.snapshotConns()
 		if len(cs) == 0 && w.loopDone() {
 			d.addLoop(w.loop)
+			if hurried {
+				d.bounded += int(w.drainIdleClosed.Load() - idle0)
+			}
 			w.log.Info("worker drained", "took", time.Since(start).Round(time.Millisecond).String(),
 				"requests", w.track.served.Load(), "cut", d.cut, "moving_past_graceful", d.spared)
 			w.reportDrain(open0, served0, d)
@@ -89,7 +96,7 @@ func (w *worker) drain(stop <-chan struct{}) {
 		}
 		now := time.Now()
 		for _, c := range cs {
-			c.kick(now, start, w.grace)
+			c.kick(now, start, grace)
 		}
 		if now.Sub(lastSample) >= evloop.StallSample {
 			lastSample = now
@@ -131,12 +138,31 @@ func (w *worker) drain(stop <-chan struct{}) {
 			w.log.Info("worker drain reached graceful_timeout; closing what is idle or stalled, letting what moves finish",
 				"graceful_timeout", w.cfg.GracefulTimeout.String(), "cut", cut, "moving", spared,
 				"loop_conns", w.loopOpen(), "inflight", inflight)
+		case h := <-w.hurry:
+			if hurried {
+				continue
+			}
+			hurried, idle0, grace = true, w.drainIdleClosed.Load(), 0
+			if w.loop != nil {
+				w.loop.Hurry()
+			}
+			hard.Reset(h)
+			w.log.Info("worker drain hurried: its generation is over max_draining_generations; closing idle connections now, the rest after the grace",
+				"grace", h.String(), "conns", len(cs), "loop_conns", w.loopOpen())
 		case <-hard.C:
 			inflight := w.track.snapshot(time.Now()).Inflight + int(w.loopBusy())
 			w.drainCut.Store(true)
 			loopConns := w.stopLoop()
 			closed, hijacked := w.closeConns()
 			d.addLoop(w.loop)
+			if hurried {
+				d.bounded = int(w.drainIdleClosed.Load()-idle0) + closed + loopConns
+				d.cut += closed + loopConns
+				w.log.Warn("worker drain cut what was left: its generation is over max_draining_generations",
+					"conns", closed+loopConns, "hijacked", hijacked, "inflight", inflight, "closed_early", d.bounded)
+				w.reportDrain(open0, served0, d)
+				return
+			}
 			d.capped = closed + loopConns
 			d.cut += d.capped
 			w.log.Warn("worker drain reached shutdown_timeout; closing what is left",
@@ -154,7 +180,10 @@ type drainCount struct {
 	spared int // still moving at graceful_timeout, let run
 	late   int // spared at graceful_timeout, cut when they stalled later
 	capped int // still open at shutdown_timeout
-	loop   bool
+	// bounded: closed early, idle or not, because the generation was
+	// over max_draining_generations.
+	bounded int
+	loop    bool
 }
 
 // addLoop adds the event loop's counts, once, after it ended.
@@ -179,7 +208,9 @@ func (w *worker) loopBusy() int64 {
 // open when it began (open0): those it closed idle, those cut at the
 // deadline, and the rest, which it let finish; and how many requests it
 // answered meanwhile; then how many it let run past graceful_timeout
-// that finished, and how many of the cut were cut at shutdown_timeout. A connection accepted during the drain (one already
+// that finished, how many of the cut were cut at shutdown_timeout, and
+// how many it closed early because its generation was over
+// max_draining_generations. A connection accepted during the drain (one already
 // on its way when the listeners closed) counts as let finish.
 func (w *worker) reportDrain(open0 int64, served0 uint64, d drainCount) {
 	idle := w.drainIdleClosed.Load()
@@ -189,7 +220,7 @@ func (w *worker) reportDrain(open0 int64, served0 uint64, d drainCount) {
 	fields := wire.KeyDrained + "=" + strconv.FormatUint(handed, 10) + "," +
 		strconv.FormatUint(w.track.served.Load()-served0, 10) + "," +
 		strconv.FormatUint(idle, 10) + "," + strconv.FormatUint(cut, 10) + "," +
-		strconv.Itoa(outlasted) + "," + strconv.Itoa(d.capped)
+		strconv.Itoa(outlasted) + "," + strconv.Itoa(d.capped) + "," + strconv.Itoa(d.bounded)
 	if err := w.notify(fields); err != nil {
 		w.log.Warn("worker cannot report its drain", "err", err)
 	}

@@ -155,6 +155,7 @@ type loopCmd int
 const (
 	cmdDrain     loopCmd = iota + 1 // stop accepting, close idle connections after the grace, exit when empty
 	cmdPastGrace                    // graceful_timeout passed: close all but the answers still moving
+	cmdHurry                        // over max_draining_generations: close idle connections at once
 	cmdStop                         // close everything and exit
 )
 
@@ -377,6 +378,8 @@ func (l *Loop) commands() bool {
 			}
 		case cmdPastGrace:
 			l.pastGraceNow()
+		case cmdHurry:
+			l.cfg.Grace = 0
 		case cmdStop:
 			l.closeEverything()
 			return true

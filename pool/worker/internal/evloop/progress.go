@@ -144,3 +144,7 @@ func (l *Loop) pastGraceNow() {
 	}
 	l.moving.Store(l.cutStalled())
 }
+
+// Hurry makes a draining loop close its idle connections at once: its
+// generation is over max_draining_generations.
+func (l *Loop) Hurry() { l.command(cmdHurry) }
