@@ -116,7 +116,16 @@ func answerReceipts(asks []reloadAsk) {
 // to plan as soon as it is known, then waits until the generations the
 // reload retired are gone and returns their receipt.
 func ControlReloadWait(path string, plan func(string)) (Receipt, error) {
-	conn, dec, err := dialControl(path, "reload --wait")
+	return controlApplyWait(path, "reload --wait", plan)
+}
+
+// ControlRollbackWait is ControlReloadWait for a rollback.
+func ControlRollbackWait(path string, plan func(string)) (Receipt, error) {
+	return controlApplyWait(path, "rollback --wait", plan)
+}
+
+func controlApplyWait(path, cmd string, plan func(string)) (Receipt, error) {
+	conn, dec, err := dialControl(path, cmd)
 	if err != nil {
 		return Receipt{}, err
 	}

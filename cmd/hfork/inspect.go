@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hfork/hfork/engine"
 	"github.com/hfork/hfork/hclconfig"
@@ -71,6 +72,38 @@ func (p *Program) reloadReceipt(cfg hclconfig.Config) int {
 	if r.Cut() > 0 {
 		fmt.Fprintf(p.stderr, "hfork: %d connections were cut by the drain (stalled at graceful_timeout, or open at shutdown_timeout)\n", r.Cut())
 		return exitCut
+	}
+	return 0
+}
+
+// rollback asks the running master to apply its previous config again,
+// and answers as -s reload does (with --wait, the receipt too).
+func (p *Program) rollback(cfg hclconfig.Config) int {
+	path, ok := p.controlPath(cfg)
+	if !ok {
+		return 1
+	}
+	named := func(plan string) string { return strings.Replace(plan, "reload complete", "rollback complete", 1) }
+	if p.wait {
+		r, err := engine.ControlRollbackWait(path, func(plan string) { fmt.Fprintln(p.stdout, named(plan)) })
+		if err != nil {
+			p.controlFailed(err)
+			return 1
+		}
+		engine.WriteReceipt(p.stdout, r)
+		if r.Cut() > 0 {
+			fmt.Fprintf(p.stderr, "hfork: %d connections were cut by the drain (stalled at graceful_timeout, or open at shutdown_timeout)\n", r.Cut())
+			return exitCut
+		}
+		return 0
+	}
+	out, err := engine.ControlRollback(path)
+	if out != "" {
+		fmt.Fprintln(p.stdout, named(out))
+	}
+	if err != nil {
+		p.controlFailed(err)
+		return 1
 	}
 	return 0
 }
