@@ -39,10 +39,13 @@ type reloadAsk struct {
 	receipt chan<- Receipt // nil unless the asker waits for the drain
 	// rollback: apply the previous config (kept in memory), not the file.
 	rollback bool
+	// manual: an operator asked (SIGHUP, hfork -s reload), not only the
+	// file watch; then the reload restarts user code (PlanOptions).
+	manual bool
 }
 
 func askFromWatcher(req reload.Request) reloadAsk {
-	return reloadAsk{reason: req.Reason, legacy: req.Reply}
+	return reloadAsk{reason: req.Reason, legacy: req.Reply, manual: req.Manual}
 }
 
 // answer gives every asker res. Reply channels have room for one value and

@@ -21,10 +21,10 @@ func ControlPath(pidfile string) string { return pidfile + ".sock" }
 
 // control is the master's control socket. A client writes one command
 // line ("reload", "reload --wait", "rollback", "rollback --wait",
-// "status", "plan PATH") and reads JSON
-// lines back (controlReply): `hfork -s reload` waits for the outcome of
-// its own reload, `-s status` and `-s plan` for a copy of the master's
-// view. Only the master's owner can
+// "status", "plan PATH", "restart [LISTENER]") and reads JSON lines back
+// (controlReply): `hfork -s reload` waits for the outcome of its own
+// reload, `-s status` and `-s plan` for a copy of the master's view,
+// `-s restart` for the restart it started. Only the master's owner can
 // connect (mode 0600), and the master answers only its own uid and root
 // (SO_PEERCRED).
 type control struct {
@@ -63,6 +63,7 @@ type controlReply struct {
 	Status  *Status  `json:"status,omitempty"`
 	Receipt *Receipt `json:"receipt,omitempty"`
 	Preview *Preview `json:"preview,omitempty"`
+	Restart *string  `json:"restart,omitempty"`
 }
 
 func (c *control) serve(post func(any)) {
@@ -89,6 +90,8 @@ func (c *control) serve(post func(any)) {
 			switch cmd {
 			case "reload", "rollback":
 				c.reload(enc, post, arg == "--wait", cmd == "rollback")
+			case "restart":
+				controlRestart(enc, post, arg)
 			case "status":
 				v := make(chan view, 1)
 				post(viewAsk{reply: v})
@@ -110,7 +113,9 @@ func (c *control) serve(post func(any)) {
 // then with the receipt of the drain it started: a second reply line.
 func (c *control) reload(enc *json.Encoder, post func(any), wait, rollback bool) {
 	reply := make(chan ReloadResult, 1)
-	ask := reloadAsk{reason: "hfork -s reload", reply: reply, rollback: rollback}
+	// A rollback applies the previous config as it was: it restarts no
+	// user code that config did not change.
+	ask := reloadAsk{reason: "hfork -s reload", reply: reply, manual: !rollback, rollback: rollback}
 	if rollback {
 		ask.reason = "hfork -s rollback"
 	}

@@ -5,8 +5,9 @@
 // from Options.Signals when set, and every process effect from Options.OS
 // (pool.OS), so tests drive the loop's decisions without processes.
 //
-// Plan(old, new) is a pure function deciding what a reload does; the loop
-// only executes plans.
+// Plan(old, new, opts) is a pure function deciding what a reload does
+// (opts says whether an operator asked, which restarts app and exec
+// code); the loop only executes plans.
 //
 // Invariants:
 //   - A config is applied whole or not at all: a reload whose config is

@@ -72,7 +72,7 @@ func TestLogPlan(t *testing.T) {
 		{Name: "b", Bind: []string{":2"}, Workers: 1, Timeout: 2 * time.Second},
 		{Name: "c", Bind: []string{":4"}},
 	}}
-	logPlan(log, Plan(old, new))
+	logPlan(log, Plan(old, new, PlanOptions{}))
 
 	type line struct {
 		Msg, Listener, Action, Settings string

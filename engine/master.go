@@ -346,6 +346,8 @@ func (m *Master) onEvent(ev any) {
 		if m.upg != nil && m.upg.pid == ev.pid {
 			m.upg.ready = true
 		}
+	case restartReq:
+		m.onRestart(ev)
 	case pool.NotifyEvent:
 		for _, p := range m.allPools() {
 			if p.HandleNotify(ev, now) {

@@ -52,9 +52,25 @@ type Changes struct {
 	Pidfile   bool
 }
 
+// PlanOptions are what a reload's trigger adds to the two configs.
+type PlanOptions struct {
+	// RestartCode replaces every listener that runs user code (app and
+	// exec) even when its config did not change: a SIGHUP or `hfork -s
+	// reload` after a deploy must serve the new code, as gunicorn's HUP
+	// does. A file-watch reload leaves it false and replaces only what
+	// changed.
+	RestartCode bool
+}
+
+// restartField is the Fields entry of a listener replaced by RestartCode.
+const restartField = "restart"
+
+// RunsCode reports whether l's workers run user code, which a HUP restarts.
+func RunsCode(l hclconfig.Listener) bool { return l.App != "" || l.Class == hclconfig.ClassExec }
+
 // Plan decides what a reload from old to new does. It is a pure function:
 // the master only executes what it returns.
-func Plan(old, new hclconfig.Config) Changes {
+func Plan(old, new hclconfig.Config, opts PlanOptions) Changes {
 	var c Changes
 	c.Log = old.Log != new.Log
 	c.Reload = old.Reload != new.Reload
@@ -71,6 +87,10 @@ func Plan(old, new hclconfig.Config) Changes {
 		ch := Change{Listener: nl.Name, Old: ol, New: nl, Fields: diffFields(ol, nl)}
 		same := ol.Fingerprint() == nl.Fingerprint()
 		switch {
+		case same && opts.RestartCode && RunsCode(nl):
+			// Same binds, since the binds are in the fingerprint.
+			ch.Action = Replace
+			ch.Fields = append(ch.Fields, restartField)
 		case same && ol.Workers == nl.Workers:
 			ch.Action = Keep
 		case same:
@@ -146,6 +166,16 @@ func (c Changes) String() string {
 		case Scale:
 			fmt.Fprintf(&b, ": workers %d -> %d", ch.Old.Workers, ch.New.Workers)
 		case Replace, Rebind:
+			if slices.Contains(ch.Fields, restartField) {
+				fields := slices.DeleteFunc(slices.Clone(ch.Fields), func(s string) bool { return s == restartField })
+				if len(fields) > 0 {
+					fmt.Fprintf(&b, ": %s changed;", strings.Join(fields, ", "))
+				} else {
+					b.WriteString(":")
+				}
+				b.WriteString(" restarts its code")
+				break
+			}
 			fmt.Fprintf(&b, ": %s changed", strings.Join(ch.Fields, ", "))
 		}
 		b.WriteByte('\n')

@@ -53,7 +53,7 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Plan(tt.old, tt.new)
+			got := Plan(tt.old, tt.new, PlanOptions{})
 			var acts []string
 			for _, ch := range got.Listeners {
 				acts = append(acts, ch.Listener+":"+ch.Action.String())
@@ -86,7 +86,7 @@ func TestPlanGlobals(t *testing.T) {
 	old := cfg(lst("a"))
 	nw := cfg(lst("a"))
 	nw.Log.Level = "debug"
-	p := Plan(old, nw)
+	p := Plan(old, nw, PlanOptions{})
 	if !p.Log || p.Reload || p.Empty() {
 		t.Fatalf("log change: %+v", p)
 	}
@@ -95,18 +95,70 @@ func TestPlanGlobals(t *testing.T) {
 	}
 	nw = cfg(lst("a"))
 	nw.Reload.Debounce = time.Second
-	if p := Plan(old, nw); !p.Reload || p.Log {
+	if p := Plan(old, nw, PlanOptions{}); !p.Reload || p.Log {
 		t.Fatalf("reload change: %+v", p)
 	}
 }
 
 func TestPlanString(t *testing.T) {
 	p := Plan(cfg(lst("a"), lst("b", func(l *hclconfig.Listener) { l.Bind = []string{":9"} })),
-		cfg(lst("a", func(l *hclconfig.Listener) { l.Workers = 4 }), lst("c", func(l *hclconfig.Listener) { l.Bind = []string{":7"} })))
+		cfg(lst("a", func(l *hclconfig.Listener) { l.Workers = 4 }), lst("c", func(l *hclconfig.Listener) { l.Bind = []string{":7"} })), PlanOptions{})
 	s := p.String()
 	for _, want := range []string{`scale    listener "a": workers 2 -> 4`, `start    listener "c"`, `stop     listener "b"`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("plan text lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+// TestPlanRestartCode: a manual reload (RestartCode) replaces the listeners
+// that run user code even when nothing changed; built-in ones keep; a file
+// watch's reload (no RestartCode) replaces only what changed.
+func TestPlanRestartCode(t *testing.T) {
+	app := func(l *hclconfig.Listener) { l.App, l.Class, l.Routes = "myapp:app", "gevent", nil }
+	exe := func(l *hclconfig.Listener) { l.Class, l.Command, l.Routes = "exec", []string{"./srv"}, nil }
+	workers := func(n int) func(*hclconfig.Listener) { return func(l *hclconfig.Listener) { l.Workers = n } }
+	bind := func(b string) func(*hclconfig.Listener) { return func(l *hclconfig.Listener) { l.Bind = []string{b} } }
+	tests := []struct {
+		name     string
+		old, new hclconfig.Config
+		restart  bool
+		want     []string
+		text     string
+	}{
+		{name: "hup restarts an unchanged app", old: cfg(lst("a", app)), new: cfg(lst("a", app)), restart: true,
+			want: []string{"a:replace"}, text: `replace  listener "a": restarts its code`},
+		{name: "file watch keeps an unchanged app", old: cfg(lst("a", app)), new: cfg(lst("a", app)),
+			want: []string{"a:keep"}},
+		{name: "hup restarts an unchanged exec", old: cfg(lst("e", exe)), new: cfg(lst("e", exe)), restart: true,
+			want: []string{"e:replace"}},
+		{name: "hup keeps built-in routes", old: cfg(lst("w"), lst("a", app, bind(":9"))), new: cfg(lst("w"), lst("a", app, bind(":9"))), restart: true,
+			want: []string{"w:keep", "a:replace"}},
+		{name: "hup with workers changed replaces instead of scaling", old: cfg(lst("a", app)), new: cfg(lst("a", app, workers(5))), restart: true,
+			want: []string{"a:replace"}, text: `replace  listener "a": workers changed; restarts its code`},
+		{name: "file watch scales an app", old: cfg(lst("a", app)), new: cfg(lst("a", app, workers(5))),
+			want: []string{"a:scale"}},
+		{name: "hup with a new bind rebinds", old: cfg(lst("a", app)), new: cfg(lst("a", app, bind(":7"))), restart: true,
+			want: []string{"a:rebind"}},
+		{name: "hup with a changed app replaces once", old: cfg(lst("a", app)), new: cfg(lst("a", app, func(l *hclconfig.Listener) { l.App = "other:app" })), restart: true,
+			want: []string{"a:replace"}, text: `replace  listener "a": app changed`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Plan(tt.old, tt.new, PlanOptions{RestartCode: tt.restart})
+			var acts []string
+			for _, ch := range got.Listeners {
+				acts = append(acts, ch.Listener+":"+ch.Action.String())
+			}
+			if !slices.Equal(acts, tt.want) {
+				t.Errorf("actions = %v, want %v", acts, tt.want)
+			}
+			if tt.text != "" && !strings.Contains(got.String(), tt.text) {
+				t.Errorf("plan text lacks %q:\n%s", tt.text, got.String())
+			}
+			if empty := got.Empty(); empty != slices.Equal(tt.want, []string{"a:keep"}) {
+				t.Errorf("Empty() = %v for %v", empty, acts)
+			}
+		})
 	}
 }

@@ -65,7 +65,8 @@ func (m *Master) preview(path string) Preview {
 	if diags.HasErrors() {
 		return Preview{Diagnostics: diagnosticsText(files, diags)}
 	}
-	plan := Plan(m.cfg, cfg)
+	// As `hfork -s reload` would: it restarts app and exec listeners.
+	plan := Plan(m.cfg, cfg, PlanOptions{RestartCode: true})
 	pv := Preview{Plan: plan.String(), Drains: []DrainPreview{}}
 	if plan.Empty() {
 		pv.Plan = ""

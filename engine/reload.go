@@ -85,7 +85,7 @@ func (m *Master) beginReload(asks []reloadAsk) {
 		}
 		cfg, next = parsed, newLive(parsed, src, m.opts.ConfigPath, time.Now())
 	}
-	plan := Plan(m.cfg, cfg)
+	plan := Plan(m.cfg, cfg, PlanOptions{RestartCode: anyManual(asks)})
 	if plan.Empty() && !m.paused {
 		m.log.Info("reload: nothing changed")
 		switch {
@@ -254,4 +254,15 @@ func (m *Master) nextReload() {
 	reqs := m.pending[:n:n]
 	m.pending = m.pending[n:]
 	m.beginReload(reqs)
+}
+
+// anyManual reports whether an operator asked (SIGHUP, hfork -s reload)
+// rather than only the file watch: then the reload restarts user code.
+func anyManual(asks []reloadAsk) bool {
+	for _, a := range asks {
+		if a.manual {
+			return true
+		}
+	}
+	return false
 }

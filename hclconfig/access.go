@@ -18,10 +18,10 @@ import (
 // CheckAccess checks what the running server will need from the file
 // system, as the identity that will need it: the master writes the
 // pidfile and its log and binds unix sockets; workers open access logs,
-// read static roots and run exec commands as the listener's user and
-// group. It answers from permission bits and ownership, without switching
-// users, so `hfork -t` run as root in CI or in ExecStartPre tells what a
-// nobody worker will meet. POSIX ACLs and mount options are not read: an
+// read static roots and run exec commands and app listeners' python as
+// the listener's user and group. It answers from permission bits and
+// ownership, without switching users, so `hfork -t` run as root in CI or in
+// ExecStartPre tells what a nobody worker will meet. POSIX ACLs and mount options are not read: an
 // ACL may grant more than the bits say, a read-only mount refuse more.
 //
 // The master is the identity running this check (hfork -t is meant to run
@@ -54,17 +54,21 @@ func CheckAccess(c Config, files map[string]*hcl.File) hcl.Diagnostics {
 		if f := l.AccessLog.File; f != "" && f != "-" {
 			a.openForAppend(a.loc.attr("file", lb, block{"access_log"}), "access log", f, worker)
 		}
-		for _, r := range l.Routes {
-			if r.App == AppStatic {
-				rng := a.loc.attr("root", lb, block{"route", r.Prefix}, block{AppStatic})
-				a.readableDir(rng, "static root", r.Static.Root, worker)
-			}
+		a.staticRoots(l.Routes, worker, lb)
+		for _, h := range l.Hosts {
+			a.staticRoots(h.Routes, worker, lb, block{"host", h.Label})
 		}
 		if l.Class == ClassExec && len(l.Command) > 0 {
 			if l.Dir != "" {
 				a.searchableDir(a.loc.attr("dir", lb), "dir", l.Dir, worker)
 			}
 			a.command(a.loc.attr("command", lb), "command", l.Command[0], l.Dir, l.Env["PATH"], worker)
+		}
+		if l.App != "" {
+			if l.Dir != "" {
+				a.searchableDir(a.loc.attr("dir", lb), "dir", l.Dir, worker)
+			}
+			a.command(a.loc.attr("python", lb), "python", l.Python, l.Dir, l.Env["PATH"], worker)
 		}
 	}
 	sortDiagnostics(a.diags)
@@ -122,6 +126,17 @@ func (a *accessCheck) openForAppend(rng hcl.Range, what, path string, who identi
 	default:
 		if aerr := who.access(dir, permW|permX); aerr != nil {
 			a.errorf(rng, capitalize(what)+" directory not writable", "%s cannot create %s: %v.", who, path, aerr)
+		}
+	}
+}
+
+// staticRoots checks the roots of the static apps among routes, which
+// sit inside the blocks of at.
+func (a *accessCheck) staticRoots(routes []Route, who identity, at ...block) {
+	for _, r := range routes {
+		if r.App == AppStatic {
+			path := append(append([]block{}, at...), block{"route", r.Prefix}, block{AppStatic})
+			a.readableDir(a.loc.attr("root", path...), "static root", r.Static.Root, who)
 		}
 	}
 }

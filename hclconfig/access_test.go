@@ -78,6 +78,10 @@ func TestCheckAccessRefusesBrokenLayouts(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "private", "app"), []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	mkdir(t, filepath.Join(dir, "private", "venv", "bin"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "private", "venv", "bin", "python"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "noexec"), []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +110,25 @@ listener "lost" {
   class   = "exec"
   command = ["hfork-no-such-program"]
 }
+listener "shop" {
+  bind = "127.0.0.1:8084"
+  host "shop" {
+    names = ["shop.example.com"]
+    route "/" {
+      static { root = "private" }
+    }
+  }
+}
+listener "py" {
+  bind   = "127.0.0.1:8085"
+  app    = "myapp:app"
+  python = "private/venv/bin/python"
+}
+listener "pylost" {
+  bind   = "127.0.0.1:8086"
+  app    = "myapp:app"
+  python = "hfork-no-such-python"
+}
 `, who))
 	want := []string{
 		"1: Missing pidfile directory",
@@ -115,6 +138,9 @@ listener "lost" {
 		"14: Program not executable",
 		"19: Program not executable",
 		"24: Program not found",
+		"31: Static root not readable",
+		"38: Program not executable",
+		"43: Program not found",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("diagnostics:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -131,6 +157,10 @@ func TestCheckAccessAcceptsGoodLayout(t *testing.T) {
 	}
 	mkdir(t, filepath.Join(dir, "access"), 0o777) // writable by the workers' user without chown
 	if err := os.WriteFile(filepath.Join(dir, "app"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(t, filepath.Join(dir, "venv", "bin"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "venv", "bin", "python"), []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	got := accessDiags(t, dir, fmt.Sprintf(`pidfile = "run/hfork.pid"
@@ -152,6 +182,16 @@ listener "sh" {
   bind    = "127.0.0.1:8082"
   class   = "exec"
   command = ["sh", "-c", "true"]
+}
+listener "py" {
+  bind   = "127.0.0.1:8083"
+  app    = "myapp:app"
+  python = "venv/bin/python"
+}
+listener "pysh" {
+  bind   = "127.0.0.1:8084"
+  app    = "myapp:app"
+  python = "sh"
 }
 `, who))
 	if len(got) > 0 {

@@ -48,6 +48,10 @@ func Format(c Config) []byte {
 }
 
 func formatListener(b *body, l Listener, c Config) {
+	if l.App != "" {
+		formatApp(b, l, c)
+		return
+	}
 	b.attr("bind", listHCL(l.Bind))
 	b.attr("class", quoteHCL(l.Class))
 	b.attr("workers", intHCL(l.Workers))
@@ -69,9 +73,9 @@ func formatListener(b *body, l Listener, c Config) {
 	if l.Class == ClassAsync {
 		b.attr("event_loop", boolHCL(l.EventLoop))
 	}
-	b.attr("max_requests", intHCL(l.MaxRequests))
-	b.attr("max_requests_jitter", intHCL(l.MaxRequestsJitter))
 	if l.Class != ClassExec {
+		b.attr("max_requests", intHCL(l.MaxRequests))
+		b.attr("max_requests_jitter", intHCL(l.MaxRequestsJitter))
 		b.attr("max_header_bytes", sizeHCL(int64(l.MaxHeaderBytes)))
 		b.attr("max_body_bytes", sizeHCL(l.MaxBodyBytes))
 		b.attr("read_header_timeout", durationHCL(l.ReadHeaderTimeout))
@@ -99,6 +103,12 @@ func formatListener(b *body, l Listener, c Config) {
 	if l.SocketGroup != "" {
 		b.attr("socket_group", quoteHCL(l.SocketGroup))
 	}
+	if len(l.TrustedProxies) > 0 {
+		b.attr("trusted_proxies", listHCL(l.TrustedProxies))
+	}
+	if l.ProxyProtocol {
+		b.attr("proxy_protocol", "true")
+	}
 
 	if l.Class == ClassExec {
 		b.attr("command", listHCL(l.Command))
@@ -121,13 +131,37 @@ func formatListener(b *body, l Listener, c Config) {
 		ab.attr("file", quoteHCL(l.AccessLog.File))
 		ab.attr("format", quoteHCL(l.AccessLog.Format))
 	}
+	formatErrorPages(b, l.ErrorPages)
+	if !l.Headers.IsZero() {
+		b.blank()
+		formatHeaders(b, l.Headers)
+	}
+	if len(l.Compress.Encodings) > 0 || l.Compress.Off {
+		b.blank()
+		formatCompress(b, l.Compress)
+	}
 	for _, r := range l.Routes {
 		b.blank()
 		formatRoute(b.block("route", r.Prefix), r)
 	}
+	for _, h := range l.Hosts {
+		b.blank()
+		hb := b.block("host", h.Label)
+		hb.attr("names", listHCL(h.Names))
+		formatErrorPages(hb, h.ErrorPages)
+		formatHeaders(hb, h.Headers)
+		formatCompress(hb, h.Compress)
+		for _, r := range h.Routes {
+			hb.blank()
+			formatRoute(hb.block("route", r.Prefix), r)
+		}
+	}
 }
 
 func formatRoute(b *body, r Route) {
+	formatErrorPages(b, r.ErrorPages)
+	formatHeaders(b, r.Headers)
+	formatCompress(b, r.Compress)
 	ab := b.block(r.App)
 	switch r.App {
 	case AppRespond:
@@ -136,9 +170,16 @@ func formatRoute(b *body, r Route) {
 		ab.attr("headers", mapHCL(r.Respond.Headers))
 	case AppStatic:
 		ab.attr("root", quoteHCL(r.Static.Root))
-		ab.attr("index", quoteHCL(r.Static.Index))
+		ab.attr("index", listHCL(r.Static.Index))
+		if r.Static.Fallback != "" {
+			ab.attr("fallback", quoteHCL(r.Static.Fallback))
+		}
+		ab.attr("hidden", listHCL(r.Static.Hidden))
+		if r.Static.Precompressed {
+			ab.attr("precompressed", "true")
+		}
 	case AppProxy:
-		ab.attr("upstream", listHCL(r.Proxy.Upstream))
+		formatProxy(ab, r.Proxy)
 	case AppRedirect:
 		ab.attr("to", quoteHCL(r.Redirect.To))
 		ab.attr("status", intHCL(r.Redirect.Status))

@@ -28,6 +28,8 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "dir"},
 		{Name: "ready"},
 		{Name: "stop_signal"},
+		{Name: "app"},
+		{Name: "python"},
 		{Name: "max_header_bytes"},
 		{Name: "max_body_bytes"},
 		{Name: "read_header_timeout"},
@@ -43,11 +45,17 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "socket_mode"},
 		{Name: "socket_owner"},
 		{Name: "socket_group"},
+		{Name: "trusted_proxies"},
+		{Name: "proxy_protocol"},
+		{Name: "error_pages"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "tls"},
 		{Type: "access_log"},
 		{Type: "route", LabelNames: []string{"prefix"}},
+		{Type: "host", LabelNames: []string{"label"}},
+		{Type: "headers"},
+		{Type: "compress"},
 	},
 }
 
@@ -56,11 +64,12 @@ var accessLogSchema = &hcl.BodySchema{
 }
 
 var (
-	classes          = []string{ClassSync, ClassThread, ClassAsync, ClassExec}
+	classes          = []string{ClassSync, ClassThread, ClassAsync, ClassExec, ClassGevent, ClassEventlet, ClassTornado, ClassAiohttp, ClassASGI}
 	accessLogFormats = []string{"combined", "json"}
 	readyModes       = []string{"notify", "started"}
 	stopSignals      = []string{"TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "WINCH"}
 	execOnly         = []string{"command", "env", "pass_env", "inherit_env", "dir", "ready", "stop_signal"}
+	notOnExec        = []string{"trusted_proxies", "proxy_protocol"}
 )
 
 // listener decodes one listener block and returns its binds for the
@@ -110,8 +119,13 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	}
 
 	classOK := true
-	if _, set := attrs["class"]; set {
+	_, classSet := attrs["class"]
+	if classSet {
 		classOK = d.enum(attrs, "class", classes, &l.Class)
+	}
+	_, isApp := attrs["app"]
+	if isApp && !classSet {
+		l.Class = ClassSync
 	}
 
 	if d.integer(attrs, "workers", &l.Workers) && l.Workers < 1 {
@@ -157,8 +171,9 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	d.identity(attrs, "user", "user", &l.User)
 	d.identity(attrs, "group", "group", &l.Group)
 	d.socketPerms(attrs, unixBinds, &l)
+	d.clientAddress(attrs, &l)
 
-	var routeBlocks []*hcl.Block
+	var routeBlocks, hostBlocks []*hcl.Block
 	var accessAt, tlsAt *hcl.Range
 	for _, blk := range content.Blocks {
 		switch blk.Type {
@@ -178,13 +193,30 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 			l.AccessLog = d.accessLog(blk.Body)
 		case "route":
 			routeBlocks = append(routeBlocks, blk)
+		case "host":
+			hostBlocks = append(hostBlocks, blk)
 		}
 	}
 	l.Routes = d.routes(routeBlocks)
+	l.Hosts = d.hosts(hostBlocks)
+	l.Headers = d.headersBlock(content.Blocks, "listener")
+	l.Compress = d.compressBlock(content.Blocks, "listener")
+	if l.Class != ClassExec {
+		l.ErrorPages = d.errorPages(attrs)
+	}
 
-	if l.Class == ClassExec {
+	switch {
+	case isApp && classOK:
+		d.pyApp(attrs, b, &l, classSet, tlsAt, routeBlocks)
+		return l, binds
+	case IsAppClass(l.Class):
+		d.errorf(attrs["class"].Expr.Range(), "Class "+quote(l.Class)+" without an app", `The %s class runs a Python app; add app = "module:callable" (like "myapp:app").`, l.Class)
+		return l, binds
+	case l.Class == ClassExec:
 		d.exec(attrs, b, &l, unknown)
-	} else {
+		noPython(d, attrs)
+	default:
+		noPython(d, attrs)
 		for _, name := range execOnly {
 			if a, set := attrs[name]; set && classOK {
 				d.errorf(a.Range, "Argument "+quote(name)+" on "+article(l.Class)+" listener", "%s applies only to class %q, which runs a program as the worker; the %s class serves its routes itself.", name, ClassExec, l.Class)
@@ -193,6 +225,11 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	}
 	if !classOK {
 		return l, binds
+	}
+	if l.RedirectHTTPS {
+		for _, h := range hostBlocks {
+			d.errorf(h.DefRange, "Host on a redirect_https listener", "redirect_https redirects every request the listener's own routes do not match, whatever its Host; put the hosts on the HTTPS listener.")
+		}
 	}
 	if tlsAt != nil && l.RedirectHTTPS {
 		d.errorf(attrs["redirect_https"].Range, "redirect_https on a TLS listener", "This listener already serves HTTPS; redirect_https belongs on the plain-HTTP listener that sends clients here.")
@@ -205,20 +242,32 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		if a, set := attrs["redirect_https"]; set {
 			d.errorf(a.Range, "redirect_https on an exec listener", "The program given in command answers every request of an exec listener; let it redirect.")
 		}
+		for _, h := range hostBlocks {
+			d.errorf(h.DefRange, "Host on an exec listener", "The program given in command serves every request of an exec listener, whatever its Host; remove the host, or use class %q, %q or %q.", ClassSync, ClassThread, ClassAsync)
+		}
 		for _, r := range routeBlocks {
 			d.errorf(r.DefRange, "Route on an exec listener", "The program given in command serves every request of an exec listener; remove the route, or use class %q, %q or %q.", ClassSync, ClassThread, ClassAsync)
+		}
+		for _, name := range notOnExec {
+			if a, set := attrs[name]; set {
+				d.errorf(a.Range, "Argument "+quote(name)+" on an exec listener", "The program given in command reads its connections itself, so hfork cannot take the client's address for it; let the program do it.")
+			}
 		}
 		if accessAt != nil {
 			d.errorf(*accessAt, "Access log on an exec listener", "hfork does not see the requests an exec worker serves, so it cannot log them; let the program log them.")
 		}
-		noEffect(d, attrs, "keepalive", l.Class, &l.Keepalive, 5*time.Second)
-		noEffect(d, attrs, "event_loop", l.Class, &l.EventLoop, false)
-		noEffect(d, attrs, "worker_connections", l.Class, &l.WorkerConnections, 1000)
-		noEffect(d, attrs, "max_header_bytes", l.Class, &l.MaxHeaderBytes, defaultMaxHeaderBytes)
-		noEffect(d, attrs, "max_body_bytes", l.Class, &l.MaxBodyBytes, defaultMaxBodyBytes)
-		noEffect(d, attrs, "read_header_timeout", l.Class, &l.ReadHeaderTimeout, defaultReadHeaderTimeout)
-		noEffect(d, attrs, "read_timeout", l.Class, &l.ReadTimeout, 0)
-		noEffect(d, attrs, "write_timeout", l.Class, &l.WriteTimeout, 0)
+		// The program serves its connections itself: hfork cannot enforce
+		// any of these for it, so setting one is an error, not a no-op.
+		execCannot(d, attrs, "keepalive", &l.Keepalive, 5*time.Second)
+		execCannot(d, attrs, "event_loop", &l.EventLoop, false)
+		execCannot(d, attrs, "worker_connections", &l.WorkerConnections, 1000)
+		execCannot(d, attrs, "max_header_bytes", &l.MaxHeaderBytes, defaultMaxHeaderBytes)
+		execCannot(d, attrs, "max_body_bytes", &l.MaxBodyBytes, defaultMaxBodyBytes)
+		execCannot(d, attrs, "read_header_timeout", &l.ReadHeaderTimeout, defaultReadHeaderTimeout)
+		execCannot(d, attrs, "read_timeout", &l.ReadTimeout, 0)
+		execCannot(d, attrs, "write_timeout", &l.WriteTimeout, 0)
+		execCannot(d, attrs, "max_requests", &l.MaxRequests, 0)
+		execCannot(d, attrs, "max_requests_jitter", &l.MaxRequestsJitter, 0)
 		// The master stops an exec worker at graceful_timeout: it cannot
 		// see the program's transfers.
 		noEffect(d, attrs, "shutdown_timeout", l.Class, &l.ShutdownTimeout, l.GracefulTimeout)
@@ -237,11 +286,27 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 					d.errorf(r.LabelRanges[0], "Route \"/\" on a redirect_https listener", "redirect_https redirects the requests no route matches, and \"/\" matches them all; keep only the routes to serve over plain HTTP (like \"/.well-known/acme-challenge/\"), or remove redirect_https.")
 				}
 			}
-		} else if len(routeBlocks) == 0 && !unknown {
+		} else if len(routeBlocks) == 0 && len(hostBlocks) == 0 && !unknown {
 			d.errorf(b.DefRange, "Listener "+quote(l.Name)+" has no route", `%s listener serves requests through its routes; add at least one, like route "/" { respond { body = "hello\n" } }.`, capitalize(article(l.Class)))
 		}
 	}
 	return l, binds
+}
+
+// execCannot rejects a setting on an exec listener: hfork does not see
+// the requests an exec program serves, so it cannot honour it.
+func execCannot[T comparable](d *decoder, attrs hcl.Attributes, name string, dst *T, def T) {
+	if a, set := attrs[name]; set {
+		d.errorf(a.Range, "Argument "+quote(name)+" on an exec listener", "hfork does not see the requests an exec program serves, so it cannot honour %s; remove it, and set it in the program itself.", name)
+	}
+	*dst = def
+}
+
+// noPython rejects python on a listener that runs no app.
+func noPython(d *decoder, attrs hcl.Attributes) {
+	if a, set := attrs["python"]; set {
+		d.errorf(a.Range, "Argument \"python\" without app", `python is the interpreter of an app listener; add app = "module:callable", or remove python.`)
+	}
 }
 
 // noEffect warns about an argument the class ignores and puts back the
@@ -269,23 +334,9 @@ func (d *decoder) accessLog(body hcl.Body) AccessLog {
 	return a
 }
 
-// exec decodes the arguments of an exec listener.
-func (d *decoder) exec(attrs hcl.Attributes, b *hcl.Block, l *Listener, unknown bool) {
-	l.Dir = d.dir
-	l.Ready = "notify"
-	l.StopSignal = "TERM"
-	if cmd, rngs, ok := d.strList(attrs, "command", false); ok {
-		switch {
-		case len(cmd) == 0:
-			d.errorf(attrs["command"].Expr.Range(), "Empty command", `command needs at least the program to run, like ["python3", "app.py"].`)
-		case cmd[0] == "":
-			d.errorf(rngs[0], "Empty command", "The first element of command names the program to run; it is empty.")
-		default:
-			l.Command = cmd
-		}
-	} else if _, set := attrs["command"]; !set && !unknown {
-		d.errorf(b.DefRange, "Exec listener "+quote(l.Name)+" has no command", `An exec listener runs a program as each worker; add command = ["program", "arg", ...].`)
-	}
+// env decodes what a program's environment gets (env, pass_env,
+// inherit_env): an exec listener's and an app listener's.
+func (d *decoder) env(attrs hcl.Attributes, l *Listener) {
 	if env, ok := d.strMap(attrs, "env"); ok {
 		for k := range env {
 			if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -307,6 +358,26 @@ func (d *decoder) exec(attrs hcl.Attributes, b *hcl.Block, l *Listener, unknown 
 		}
 	}
 	d.boolean(attrs, "inherit_env", &l.InheritEnv)
+}
+
+// exec decodes the arguments of an exec listener.
+func (d *decoder) exec(attrs hcl.Attributes, b *hcl.Block, l *Listener, unknown bool) {
+	l.Dir = d.dir
+	l.Ready = "notify"
+	l.StopSignal = "TERM"
+	if cmd, rngs, ok := d.strList(attrs, "command", false); ok {
+		switch {
+		case len(cmd) == 0:
+			d.errorf(attrs["command"].Expr.Range(), "Empty command", `command needs at least the program to run, like ["python3", "app.py"].`)
+		case cmd[0] == "":
+			d.errorf(rngs[0], "Empty command", "The first element of command names the program to run; it is empty.")
+		default:
+			l.Command = cmd
+		}
+	} else if _, set := attrs["command"]; !set && !unknown {
+		d.errorf(b.DefRange, "Exec listener "+quote(l.Name)+" has no command", `An exec listener runs a program as each worker; add command = ["program", "arg", ...].`)
+	}
+	d.env(attrs, l)
 	if d.str(attrs, "dir", &l.Dir) {
 		l.Dir = d.path(l.Dir)
 		d.checkDir(attrs["dir"].Expr.Range(), "dir", l.Dir)

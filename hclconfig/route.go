@@ -1,7 +1,6 @@
 package hclconfig
 
 import (
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -10,15 +9,18 @@ import (
 )
 
 var routeSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "error_pages"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: AppRespond}, {Type: AppStatic}, {Type: AppProxy}, {Type: AppRedirect}, {Type: AppStatus},
+		{Type: "headers"}, {Type: "compress"},
 	},
 }
 
 var appSchemas = map[string]*hcl.BodySchema{
-	AppRespond:  {Attributes: []hcl.AttributeSchema{{Name: "status"}, {Name: "body"}, {Name: "headers"}}},
-	AppStatic:   {Attributes: []hcl.AttributeSchema{{Name: "root", Required: true}, {Name: "index"}}},
-	AppProxy:    {Attributes: []hcl.AttributeSchema{{Name: "upstream", Required: true}}},
+	AppRespond: {Attributes: []hcl.AttributeSchema{{Name: "status"}, {Name: "body"}, {Name: "headers"}}},
+	AppStatic: {Attributes: []hcl.AttributeSchema{
+		{Name: "root", Required: true}, {Name: "index"}, {Name: "fallback"}, {Name: "hidden"}, {Name: "precompressed"},
+	}},
 	AppRedirect: {Attributes: []hcl.AttributeSchema{{Name: "to", Required: true}, {Name: "status"}}},
 	AppStatus:   {},
 }
@@ -53,7 +55,13 @@ func (d *decoder) route(b *hcl.Block) Route {
 	r := Route{Prefix: b.Labels[0]}
 	content, unknown := d.content(b.Body, routeSchema)
 	var first *hcl.Block
+	r.Headers = d.headersBlock(content.Blocks, "route")
+	r.ErrorPages = d.errorPages(content.Attributes)
+	r.Compress = d.compressBlock(content.Blocks, "route")
 	for _, app := range content.Blocks {
+		if !contains(appNames, app.Type) {
+			continue
+		}
 		if first != nil {
 			d.errorf(app.DefRange, "Second app in route "+quote(r.Prefix), "This route already has a %s app at %s; a route holds exactly one of %s.", first.Type, at(first.DefRange), orList(appNames))
 			continue
@@ -69,6 +77,10 @@ func (d *decoder) route(b *hcl.Block) Route {
 }
 
 func (d *decoder) app(b *hcl.Block, r *Route) {
+	if b.Type == AppProxy {
+		r.Proxy = d.proxy(b)
+		return
+	}
 	content, _ := d.content(b.Body, appSchemas[b.Type])
 	attrs := content.Attributes
 	switch b.Type {
@@ -85,25 +97,7 @@ func (d *decoder) app(b *hcl.Block, r *Route) {
 			}
 		}
 	case AppStatic:
-		r.Static = Static{Index: "index.html"}
-		if d.str(attrs, "root", &r.Static.Root) {
-			r.Static.Root = d.path(r.Static.Root)
-			d.checkDir(attrs["root"].Expr.Range(), "root", r.Static.Root)
-		}
-		if d.str(attrs, "index", &r.Static.Index) && strings.ContainsAny(r.Static.Index, `/\`) {
-			d.errorf(attrs["index"].Expr.Range(), "Invalid index", "index names a file in each directory, like \"index.html\"; %q is a path.", r.Static.Index)
-		}
-	case AppProxy:
-		ups, rngs, ok := d.strList(attrs, "upstream", true)
-		if ok && len(ups) == 0 {
-			d.errorf(attrs["upstream"].Expr.Range(), "No upstream", "upstream needs at least one URL, like \"http://127.0.0.1:9000\".")
-		}
-		for i, u := range ups {
-			if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-				d.errorf(rngs[i], "Invalid upstream", "%q is not an absolute http or https URL, like \"http://127.0.0.1:9000\".", u)
-			}
-		}
-		r.Proxy = Proxy{Upstream: ups}
+		d.static(attrs, r)
 	case AppRedirect:
 		r.Redirect = Redirect{Status: 302}
 		if d.str(attrs, "to", &r.Redirect.To) && r.Redirect.To == "" {

@@ -8,7 +8,8 @@ import (
 
 // TestShutdownTimeout: it defaults to five minutes, or graceful_timeout
 // when that is longer; it may not be shorter than graceful_timeout; an
-// exec listener's is its graceful_timeout.
+// exec or app listener's is its graceful_timeout, and an app listener may
+// not set it.
 func TestShutdownTimeout(t *testing.T) {
 	c := parseOK(t, "server.hcl", `
 listener "a" {
@@ -38,8 +39,13 @@ listener "e" {
   command          = ["./app"]
   graceful_timeout = "7s"
 }
+listener "py" {
+  bind             = "127.0.0.1:8084"
+  app              = "myapp:app"
+  graceful_timeout = "9s"
+}
 `)
-	want := map[string]time.Duration{"a": 5 * time.Minute, "b": 10 * time.Minute, "c": 20 * time.Second, "e": 7 * time.Second}
+	want := map[string]time.Duration{"a": 5 * time.Minute, "b": 10 * time.Minute, "c": 20 * time.Second, "e": 7 * time.Second, "py": 9 * time.Second}
 	for _, l := range c.Listeners {
 		if l.ShutdownTimeout != want[l.Name] {
 			t.Errorf("%s: shutdown_timeout %v, want %v", l.Name, l.ShutdownTimeout, want[l.Name])
@@ -56,6 +62,16 @@ listener "a" {
 }
 `)
 	if len(diags) != 1 || !strings.Contains(diags[0].Detail, "shorter than graceful_timeout") {
+		t.Errorf("diagnostics: %v", diags)
+	}
+	diags = parseErrs(t, `
+listener "py" {
+  bind             = "127.0.0.1:8084"
+  app              = "myapp:app"
+  shutdown_timeout = "10m"
+}
+`)
+	if len(diags) != 1 || diags[0].Summary != `Argument "shutdown_timeout" on an app listener` {
 		t.Errorf("diagnostics: %v", diags)
 	}
 }

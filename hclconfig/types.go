@@ -94,6 +94,13 @@ type Listener struct {
 	ReadTimeout       time.Duration `json:"read_timeout"`  // 0 is none
 	WriteTimeout      time.Duration `json:"write_timeout"` // 0 is none
 
+	// TrustedProxies are the peers (CIDR ranges, and "unix" for unix
+	// socket peers) whose X-Forwarded-For and X-Request-ID are believed.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+	// ProxyProtocol: every connection starts with a PROXY protocol v1 or
+	// v2 header, which gives the client's address.
+	ProxyProtocol bool `json:"proxy_protocol,omitempty"`
+
 	// TLS is set when the listener serves HTTPS on every bind.
 	TLS TLS `json:"tls,omitzero"`
 	// RedirectHTTPS answers every request no route matches with a 308 to
@@ -111,6 +118,18 @@ type Listener struct {
 
 	AccessLog AccessLog `json:"access_log"`
 	Routes    []Route   `json:"routes,omitempty"` // longest prefix first
+	// Hosts are the listener's virtual hosts, in file order; Routes serve
+	// the requests whose Host matches none of them.
+	Hosts []Host `json:"hosts,omitempty"`
+	// Headers is the listener's header policy, applied before its hosts'
+	// and routes' own.
+	Headers Headers `json:"headers,omitzero"`
+	// ErrorPages replace hfork's own error answers, by status, with the
+	// contents of a file (absolute path); inner levels override outer.
+	ErrorPages map[int]string `json:"error_pages,omitempty"`
+	// Compress is the listener's compress block; a host's or a route's
+	// own replaces it whole.
+	Compress Compress `json:"compress,omitzero"`
 
 	// exec class
 	Command []string          `json:"command,omitempty"`
@@ -122,6 +141,12 @@ type Listener struct {
 	Dir        string   `json:"dir,omitempty"`         // absolute
 	Ready      string   `json:"ready,omitempty"`       // notify | started
 	StopSignal string   `json:"stop_signal,omitempty"` // e.g. "TERM"
+
+	// App, when set, runs Python workers: "module:callable", served by
+	// hfork's runner under Class with the interpreter Python. Env, PassEnv,
+	// InheritEnv and Dir apply to it as to an exec program.
+	App    string `json:"app,omitempty"`
+	Python string `json:"python,omitempty"`
 }
 
 // TLS versions a listener accepts as min_version.
@@ -155,6 +180,43 @@ type AccessLog struct {
 	Format string `json:"format,omitempty"` // combined | json
 }
 
+// Host is a host block: the routes that serve requests whose Host header
+// matches one of Names. A name is exact ("shop.example.com") or a leading
+// wildcard ("*.example.com"), lower-case and without a port.
+type Host struct {
+	Label  string   `json:"label"`
+	Names  []string `json:"names"`
+	Routes []Route  `json:"routes"` // longest prefix first
+	// Headers applies after the listener's and before each route's.
+	Headers Headers `json:"headers,omitzero"`
+	// ErrorPages replace hfork's own error answers, by status, with the
+	// contents of a file (absolute path); inner levels override outer.
+	ErrorPages map[int]string `json:"error_pages,omitempty"`
+	Compress   Compress       `json:"compress,omitzero"`
+}
+
+// Compress is a compress block. The zero value is "not declared here";
+// Off is a block that turns compression off (encodings = []).
+type Compress struct {
+	Encodings []string `json:"encodings,omitempty"` // the server's preference, first best
+	Types     []string `json:"types,omitempty"`     // media types; "text/*" is a family
+	MinSize   int64    `json:"min_size,omitempty"`
+	Level     int      `json:"level,omitempty"` // 1..9
+	Off       bool     `json:"off,omitempty"`
+}
+
+// Headers is a headers block: what to do to the response headers of
+// every answer at its level. Keys are canonical. Each level removes, then
+// sets, then adds; the outer level goes first, so the innermost wins.
+type Headers struct {
+	Set    map[string]string `json:"set,omitempty"`
+	Add    map[string]string `json:"add,omitempty"`
+	Remove []string          `json:"remove,omitempty"` // sorted
+}
+
+// IsZero reports whether h does nothing.
+func (h Headers) IsZero() bool { return len(h.Set) == 0 && len(h.Add) == 0 && len(h.Remove) == 0 }
+
 // Route maps a path prefix to exactly one app; App names which field is set.
 type Route struct {
 	Prefix   string   `json:"prefix"`
@@ -163,6 +225,10 @@ type Route struct {
 	Static   Static   `json:"static,omitzero"`
 	Proxy    Proxy    `json:"proxy,omitzero"`
 	Redirect Redirect `json:"redirect,omitzero"`
+	Headers  Headers  `json:"headers,omitzero"`
+	// ErrorPages: as the listener's, for this route only.
+	ErrorPages map[int]string `json:"error_pages,omitempty"`
+	Compress   Compress       `json:"compress,omitzero"`
 }
 
 // Respond answers every request with a fixed response.
@@ -174,13 +240,58 @@ type Respond struct {
 
 // Static serves files under Root (absolute); the route prefix is stripped.
 type Static struct {
-	Root  string `json:"root"`
-	Index string `json:"index"` // default "index.html"
+	Root  string   `json:"root"`
+	Index []string `json:"index"` // tried in order; default ["index.html"]
+	// Fallback, a path under Root, is served with 200 for a missing file
+	// (a single-page app's "index.html"); "" is a plain 404.
+	Fallback string `json:"fallback,omitempty"`
+	// Hidden are patterns (path.Match) for one path segment that are
+	// never served; default [".*"]. "/.well-known/" is always served.
+	Hidden []string `json:"hidden"`
+	// Precompressed serves "file.zst" or "file.gz" beside "file" to a
+	// client that accepts it.
+	Precompressed bool `json:"precompressed,omitempty"`
 }
 
-// Proxy forwards requests round-robin to Upstream (http or https URLs).
+// Proxy forwards requests to Upstream: http or https URLs, or
+// "unix:/abs/path" sockets; Policy picks one per request among the
+// healthy ones.
 type Proxy struct {
 	Upstream []string `json:"upstream"`
+	Policy   string   `json:"policy"` // round_robin | least_conn | ip_hash | first
+	// Retries is how many other upstreams a request that failed before
+	// any byte of an answer may try.
+	Retries int `json:"retries"`
+	// MaxFails failures within FailTimeout keep an upstream out for
+	// FailTimeout; 0 never marks one down.
+	MaxFails    int           `json:"max_fails"`
+	FailTimeout time.Duration `json:"fail_timeout"`
+	// ConnectTimeout bounds a connection's setup; ReadTimeout the wait for
+	// the answer's head and between two reads of its body.
+	ConnectTimeout time.Duration `json:"connect_timeout"`
+	ReadTimeout    time.Duration `json:"read_timeout"`
+	// ResolveInterval is how often a hostname upstream is resolved again.
+	ResolveInterval time.Duration  `json:"resolve_interval"`
+	HealthCheck     HealthCheck    `json:"health_check,omitzero"`
+	RequestHeaders  RequestHeaders `json:"request_headers,omitzero"`
+}
+
+// HealthCheck probes each upstream with a GET of Path every Interval; an
+// answer with a Status in the list (any 2xx or 3xx when empty) within
+// Timeout passes. Interval 0: no health_check block.
+type HealthCheck struct {
+	Path     string        `json:"path"`
+	Interval time.Duration `json:"interval"`
+	Timeout  time.Duration `json:"timeout"`
+	Status   []int         `json:"status,omitempty"`
+}
+
+// RequestHeaders changes the headers of what goes upstream, after hfork's
+// own: Remove first, then Set (replacing), then Add (appending).
+type RequestHeaders struct {
+	Set    map[string]string `json:"set,omitempty"`
+	Add    map[string]string `json:"add,omitempty"`
+	Remove []string          `json:"remove,omitempty"`
 }
 
 // Redirect answers with a redirect to To.

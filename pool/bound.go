@@ -11,15 +11,15 @@ import (
 // draining generations than max_draining_generations allows: a built-in
 // worker closes its idle connections at once and the rest after grace
 // (wire.Command.HurryMS), and is killed drainReportGrace after that if it
-// is still running; an exec worker, which hfork cannot ask, is killed
-// after grace. Hurrying a pool twice does nothing more.
+// is still running; an exec or app worker, which hfork cannot ask, is
+// killed after grace. Hurrying a pool twice does nothing more.
 func (p *Pool) Hurry(grace time.Duration, reason string) {
 	if p.hurried {
 		return
 	}
 	p.hurried = true
 	now := p.cfg.OS.Now()
-	exec := p.cfg.Listener.Class == hclconfig.ClassExec
+	exec := p.cfg.Listener.Class == hclconfig.ClassExec || p.cfg.Listener.App != ""
 	for _, w := range p.workers {
 		if w.State != Draining {
 			continue

@@ -15,6 +15,13 @@
 // milliseconds without a process. What master and worker say to each
 // other is package wire's.
 //
+// An app listener's workers are Python processes (app.go): the listener's
+// interpreter runs hfork's runner (package pyrunner) from a pipe, with the
+// same sockets, control pipe and Spec as a built-in worker, so the pool
+// treats them alike; the async Python classes' timeout is liveness.
+// Restart (restart.go) replaces a pool's workers one at a time through the
+// recycle path.
+//
 // Invariants:
 //   - A worker is Starting, then Ready, then Draining, then Exited; it never
 //     goes back. Every transition is one log line with listener, pid, gen.

@@ -15,7 +15,8 @@ import (
 var passedEnv = []string{"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR"}
 
 // goRuntimeEnv is what an operator sets on the master to tune the Go
-// runtime; built-in workers are the same binary and take it too.
+// runtime; built-in workers are the same binary and take it too (exec
+// programs and the Python runner are not).
 var goRuntimeEnv = []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK", "GOCOVERDIR"}
 
 // identityEnv describes the user; it is passed only when the worker runs
@@ -33,7 +34,7 @@ func workerEnv(l hclconfig.Listener) []string {
 		return addEnv(wire.Environ(nil), l.Env)
 	}
 	keep := slices.Concat(passedEnv, l.PassEnv)
-	if l.Class != hclconfig.ClassExec {
+	if l.Class != hclconfig.ClassExec && l.App == "" {
 		keep = append(keep, goRuntimeEnv...)
 	}
 	switched := l.User != ""

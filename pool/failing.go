@@ -51,7 +51,7 @@ func (p *Pool) checkFailing(now time.Time) {
 	// only with the certificates the master holds.
 	tlsConf := p.fallbackTLS()
 	http := l.Class != hclconfig.ClassExec && (!l.TLS.Enabled() || tlsConf != nil)
-	f, err := startFallback(p.cfg.Sockets, http, tlsConf)
+	f, err := startFallback(p.cfg.Sockets, http, tlsConf, l.ProxyProtocol)
 	if err != nil {
 		p.log.Error("listener failing; cannot answer its clients", "err", err, "cause", p.cause())
 		return

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hfork/hfork/pool/internal/proxyproto"
 )
 
 // fallbackReadTimeout bounds how long the master waits for a client's
@@ -37,8 +39,10 @@ type fallback struct {
 }
 
 // startFallback starts answering on socks. With http false every
-// connection is closed; with tlsConf set, HTTP is answered over TLS.
-func startFallback(socks []*os.File, http bool, tlsConf *tls.Config) (*fallback, error) {
+// connection is closed; with tlsConf set, HTTP is answered over TLS; with
+// proxyProtocol, after each connection's PROXY header (one without is
+// closed unanswered, as a worker does).
+func startFallback(socks []*os.File, http bool, tlsConf *tls.Config, proxyProtocol bool) (*fallback, error) {
 	f := &fallback{}
 	f.retryAfter.Store(1)
 	for _, s := range socks {
@@ -48,6 +52,9 @@ func startFallback(socks []*os.File, http bool, tlsConf *tls.Config) (*fallback,
 		if err != nil {
 			f.stop()
 			return nil, fmt.Errorf("fallback: %w", err)
+		}
+		if http && proxyProtocol {
+			ln = proxyListener{ln}
 		}
 		if tlsConf != nil {
 			ln = tls.NewListener(ln, tlsConf)
@@ -92,6 +99,19 @@ func (f *fallback) server() *http.Server {
 	// as soon as one is ready.
 	srv.SetKeepAlivesEnabled(false)
 	return srv
+}
+
+// proxyListener reads the PROXY header that comes first on each
+// connection, before TLS, on the connection's own goroutine (see
+// proxyproto.Conn): the load balancer in front gets its 503 too.
+type proxyListener struct{ net.Listener }
+
+func (l proxyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return proxyproto.NewConn(c, fallbackReadTimeout), nil
 }
 
 // refuse closes every connection ln accepts; on TCP with a reset, so the

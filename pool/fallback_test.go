@@ -67,7 +67,7 @@ func TestFallbackAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer queued.Close()
-	f, err := startFallback([]*os.File{s.File}, true, nil)
+	f, err := startFallback([]*os.File{s.File}, true, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestFallbackAnswers503(t *testing.T) {
 // TestFallbackCloses: a non-HTTP listener's client reads an error at once.
 func TestFallbackCloses(t *testing.T) {
 	s := openSocket(t)
-	f, err := startFallback([]*os.File{s.File}, false, nil)
+	f, err := startFallback([]*os.File{s.File}, false, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestFallbackTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := New(Config{Listener: l, Certs: certs, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	f, err := startFallback([]*os.File{s.File}, true, p.fallbackTLS())
+	f, err := startFallback([]*os.File{s.File}, true, p.fallbackTLS(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,5 +163,46 @@ func TestFallbackTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 || resp.TLS.PeerCertificates[0].DNSNames[0] != "site.test" || resp.Proto != "HTTP/1.1" {
 		t.Errorf("TLS fallback: %d %s with %v", resp.StatusCode, resp.Proto, resp.TLS.PeerCertificates[0].DNSNames)
+	}
+}
+
+// TestFallbackProxyProtocol: on a proxy_protocol listener the balancer's
+// connections, v1 and v2 headers in raw bytes, get the 503; one that
+// begins with a request instead is closed unanswered.
+func TestFallbackProxyProtocol(t *testing.T) {
+	s := openSocket(t)
+	addr := socketAddr(t, s)
+	f, err := startFallback([]*os.File{s.File}, true, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.stop()
+	v2 := []byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c")
+	v2 = append(v2, 192, 0, 2, 7, 127, 0, 0, 1, 0xc3, 0x50, 0x00, 0x50)
+	send := func(header []byte) (*http.Response, error) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write(append(header, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"...))
+		return http.ReadResponse(bufio.NewReader(c), nil)
+	}
+	for name, header := range map[string][]byte{"v1": []byte("PROXY TCP4 192.0.2.7 127.0.0.1 50000 80\r\n"), "v2": v2} {
+		resp, err := send(header)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Errorf("%s: %d, want 503", name, resp.StatusCode)
+		}
+	}
+	if resp, err := send(nil); err == nil {
+		resp.Body.Close()
+		t.Errorf("no header: answered %d, want the connection closed", resp.StatusCode)
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("no header: %v, want the connection closed", err)
 	}
 }

@@ -56,6 +56,7 @@ type Pool struct {
 	fails   int       // consecutive boot failures
 	retryAt time.Time // no spawn before this (backoff)
 	failed  error     // staged pool: why it cannot become ready
+	rolling []int     // a restart's workers still to replace, in order
 
 	// unreadySince is when the pool last had no ready worker (zero while
 	// one is ready); lastFailure is the latest boot failure, the cause a
@@ -192,6 +193,7 @@ func (p *Pool) ready(w *Worker, now time.Time) {
 	p.log.Info("worker ready", "pid", w.Pid, "state", Ready.String(), "boot_ms", now.Sub(w.Started).Milliseconds())
 	p.recovered()
 	p.retireRecycled(now)
+	p.rollNext(now)
 }
 
 // retireRecycled drains workers that asked to be replaced, one for each
@@ -208,8 +210,12 @@ func (p *Pool) retireRecycled(now time.Time) {
 			return
 		}
 		if w.State == Ready && w.recycle {
-			p.stats.restart("max_requests")
-			p.drain(w, "max_requests reached; replacement ready", now)
+			why, reason := "max_requests reached; replacement ready", "max_requests"
+			if w.recycleWhy != "" {
+				why, reason = w.recycleWhy, "restart"
+			}
+			p.stats.restart(reason)
+			p.drain(w, why, now)
 		}
 	}
 }
@@ -228,11 +234,11 @@ func (p *Pool) drain(w *Worker, reason string, now time.Time) {
 // stopDeadline is how long a draining worker may run before it is
 // killed. A built-in worker lets transfers still moving at
 // graceful_timeout run until shutdown_timeout, then closes them itself;
-// drainReportGrace more lets it report that before the kill. An exec
-// worker gets graceful_timeout: hfork cannot see its transfers.
+// drainReportGrace more lets it report that before the kill. An exec or
+// app worker gets graceful_timeout: hfork cannot see its transfers.
 func (p *Pool) stopDeadline() time.Duration {
 	l := p.cfg.Listener
-	if l.Class == hclconfig.ClassExec {
+	if l.Class == hclconfig.ClassExec || l.App != "" {
 		return l.GracefulTimeout
 	}
 	return max(l.ShutdownTimeout, l.GracefulTimeout) + drainReportGrace
@@ -346,7 +352,8 @@ func (p *Pool) checkTimeout(w *Worker, now time.Time) {
 			return
 		}
 		fallthrough
-	case hclconfig.ClassAsync:
+	case hclconfig.ClassAsync, hclconfig.ClassGevent, hclconfig.ClassEventlet,
+		hclconfig.ClassTornado, hclconfig.ClassAiohttp, hclconfig.ClassASGI:
 		if silent > l.Timeout {
 			p.log.Error("worker stopped reporting", "pid", w.Pid, "silent", silent.Round(time.Millisecond).String(), "timeout", l.Timeout.String())
 			p.kill(w, "no heartbeat for "+silent.Round(time.Millisecond).String())

@@ -28,14 +28,16 @@ type Worker struct {
 	control  *wire.Control // built-in workers: the master's end of the control pipe
 	out, err *tail
 
-	readyAt   time.Time
-	lastBeat  time.Time
-	watchdog  bool      // sent WATCHDOG=1 at least once
-	load      wire.Load // from the last heartbeat
-	recycle   bool      // asked to be replaced (max_requests)
-	deadline  time.Time // Draining: SIGKILL after this
-	killedFor string    // why the master killed it, for the exit line
-	stats     workerStats
+	readyAt  time.Time
+	lastBeat time.Time
+	watchdog bool      // sent WATCHDOG=1 at least once
+	load     wire.Load // from the last heartbeat
+	recycle  bool      // asked to be replaced (max_requests, restart)
+	// recycleWhy, when set, is the drain reason once the replacement is ready.
+	recycleWhy string
+	deadline   time.Time // Draining: SIGKILL after this
+	killedFor  string    // why the master killed it, for the exit line
+	stats      workerStats
 
 	// Reaped, waiting for the output pipes to drain (see HandleExit).
 	exit    *ExitEvent
@@ -105,6 +107,17 @@ func (p *Pool) spawn(now time.Time) (*Worker, error) {
 		env = append(env, wire.EnvWorker+"=1", wire.EnvControlFD+"="+strconv.Itoa(wire.FirstFD+n))
 	}
 	cmd.Env = env
+	if l.App != "" {
+		done, err := p.pythonCmd(cmd, env)
+		if err != nil {
+			errR.Close()
+			errW.Close()
+			ctlR.Close()
+			ctlW.Close()
+			return nil, fmt.Errorf("spawn %s: %w", l.Name, err)
+		}
+		defer done()
+	}
 
 	pid, err := p.cfg.OS.Start(cmd)
 	errW.Close()

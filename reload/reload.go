@@ -20,6 +20,9 @@ type Request struct {
 	// Reply, when not nil, receives the outcome of the reload. It should have room for one
 	// value: whoever answers it (the engine, or Close) never blocks on it.
 	Reply chan<- error
+	// Manual is set on Trigger's requests (a signal, the control socket),
+	// not on the file watch's: the engine restarts user code only for them.
+	Manual bool
 }
 
 // Options configures a Watcher. Watch and Debounce can be changed later with SetOptions.
@@ -100,7 +103,7 @@ func (w *Watcher) C() <-chan Request { return w.out }
 // in the order they were made. After Close, reply gets ErrClosed.
 func (w *Watcher) Trigger(reason string, reply chan<- error) {
 	select {
-	case w.in <- item{req: Request{Reason: reason, Reply: reply}}:
+	case w.in <- item{req: Request{Reason: reason, Reply: reply, Manual: true}}:
 	case <-w.done:
 		answer(reply, ErrClosed)
 	}

@@ -38,7 +38,12 @@ type master struct {
 // is killed, with all its workers, when the test ends.
 func startMaster(t *testing.T, binary, cfg string) *master {
 	t.Helper()
-	dir := t.TempDir()
+	return startMasterIn(t, t.TempDir(), binary, cfg)
+}
+
+// startMasterIn is startMaster in dir, which may hold files cfg names.
+func startMasterIn(t *testing.T, dir, binary, cfg string) *master {
+	t.Helper()
 	m := &master{t: t, dir: dir, cfgPath: filepath.Join(dir, "server.hcl"), log: &syncbuf.Buffer{}, done: make(chan struct{})}
 	m.writeConfig(cfg)
 	env := os.Environ()

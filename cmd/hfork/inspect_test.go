@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hfork/hfork/engine"
 )
@@ -48,6 +49,20 @@ func statusJSON(t *testing.T, m *master) engine.Status {
 	return st
 }
 
+// allReady: st shows workers, all of them ready.
+func allReady(st engine.Status) bool {
+	n := 0
+	for _, l := range st.Listeners {
+		for _, w := range l.Workers {
+			if w.State != "ready" {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
+}
+
 // TestStatus: -s status and --json against a running master, whose worker
 // pids are its children in /proc; the last reload shows up with its plan.
 func TestStatus(t *testing.T) {
@@ -59,7 +74,12 @@ func TestStatus(t *testing.T) {
 	}
 	m.waitWorkers("web", 2)
 
+	// Both processes exist now, but the second may not have reported ready.
 	st := statusJSON(t, m)
+	for deadline := time.Now().Add(10 * time.Second); !allReady(st) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		st = statusJSON(t, m)
+	}
 	if st.Version != engine.StatusVersion || st.Pid != m.pid() {
 		t.Fatalf("status version %d pid %d, want %d and master pid %d", st.Version, st.Pid, engine.StatusVersion, m.pid())
 	}

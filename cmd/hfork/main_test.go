@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 		os.Exit(worker.Main())
 	case os.Getenv(wire.EnvExec) == "1":
 		os.Exit(pool.ExecShim())
+	case os.Getenv(envTestUpstream) != "":
+		// The proxy tests start it as an upstream they can kill or stop.
+		os.Exit(serveTestUpstream(os.Getenv(envTestUpstream)))
 	case os.Getenv(envTestMaster) == "1":
 		// The load tests start the test binary itself as the master.
 		os.Exit(NewProgram(os.Stdout, os.Stderr).Run(os.Args))

@@ -21,13 +21,15 @@ var Version = "dev"
 type Program struct {
 	stdout, stderr io.Writer
 
-	file    string
-	test    bool
-	dump    bool
-	signal  string
-	json    bool
-	wait    bool
-	version bool
+	file   string
+	test   bool
+	dump   bool
+	signal string
+	// restartListener is the LISTENER of `-s restart LISTENER`.
+	restartListener string
+	json            bool
+	wait            bool
+	version         bool
 }
 
 // NewProgram returns a program writing to the given streams.
@@ -35,7 +37,7 @@ func NewProgram(stdout, stderr io.Writer) *Program {
 	return &Program{stdout: stdout, stderr: stderr}
 }
 
-const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload|rollback [--wait] | -s status [--json] | -s plan | -v]
+const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload|rollback [--wait] | -s status [--json] | -s plan | -s restart [LISTENER] | -v]
 
   -f FILE    configuration file (default server.hcl)
   -t         test the configuration and exit
@@ -48,12 +50,17 @@ const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload|rollback 
              draining generations and last reload and upgrade
   -s plan    ask the running master what a reload to FILE would do, and
              which open connections it would drain; applies nothing
+  -s restart [LISTENER]
+             replace the workers of LISTENER (default: every app and exec
+             listener) one at a time, each new one ready before the old one
+             drains
   --json     with -s status: the same as JSON (schema in the README)
   --wait     with -s reload or rollback: once the old workers are gone, print what their
              drain did per listener; exit 3 if a connection was cut
   -v         print the version and exit
 
-Signals to the master: HUP reload, QUIT graceful stop, TERM fast stop,
+Signals to the master: HUP reload (app and exec workers restart on the
+code on disk even when the config is unchanged), QUIT graceful stop, TERM fast stop,
 INT immediate stop, USR1 reopen logs, USR2 binary upgrade,
 WINCH stop workers (keep sockets), TTIN / TTOU one worker more / fewer.
 `
@@ -73,7 +80,10 @@ func (p *Program) ParseFlags(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	switch {
+	case p.signal == "restart" && fs.NArg() == 1:
+		p.restartListener = fs.Arg(0)
+	case fs.NArg() > 0:
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
@@ -177,13 +187,14 @@ var inspections = map[string]func(*Program, hclconfig.Config) int{
 	"status":   (*Program).status,
 	"plan":     (*Program).plan,
 	"rollback": (*Program).rollback,
+	"restart":  (*Program).restart,
 }
 
 func (p *Program) sendSignal(cfg hclconfig.Config) int {
 	_, inspect := inspections[p.signal]
 	sig, ok := signals[p.signal]
 	if !ok && !inspect {
-		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, rollback, reopen, quit, stop, upgrade, status or plan)\n", p.signal)
+		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, rollback, reopen, quit, stop, upgrade, status, plan or restart)\n", p.signal)
 		return 2
 	}
 	if cfg.Pidfile == "" {
@@ -215,6 +226,24 @@ func (p *Program) sendSignal(cfg hclconfig.Config) int {
 		return 1
 	}
 	fmt.Fprintf(p.stdout, "hfork: sent %s to master pid %d\n", p.signal, pid)
+	return 0
+}
+
+// restart asks the master over its control socket for a rolling restart
+// of one listener (or of every app and exec listener); no signal does this.
+func (p *Program) restart(cfg hclconfig.Config) int {
+	if p.restartListener != "" {
+		if _, ok := cfg.Listener(p.restartListener); !ok {
+			fmt.Fprintf(p.stderr, "hfork: no listener %q in %s\n", p.restartListener, p.file)
+			return 1
+		}
+	}
+	out, err := engine.ControlRestart(engine.ControlPath(cfg.Pidfile), p.restartListener)
+	if err != nil {
+		fmt.Fprintf(p.stderr, "hfork: restart: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(p.stdout, out)
 	return 0
 }
 

@@ -68,14 +68,25 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"waitpid": cmdWaitPid,
 }
 
-// httpget URL [STATUS]: GET URL, retrying refused connections for up to
-// 10s, and print the body (and headers, as "Header: value" lines, first) to
-// stdout. With STATUS, the response must have that status.
+// httpget [-wait=DURATION] URL [STATUS]: GET URL, retrying refused
+// connections and waiting for the answer for up to DURATION (10s), and
+// print the body (and headers, as "Header: value" lines, first) to stdout.
+// With STATUS, the response must have that status. A longer wait is for a
+// first request that waits for a worker whose boot is slow (a large
+// import on a loaded machine).
 func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) < 1 || len(args) > 2 {
-		ts.Fatalf("usage: httpget URL [STATUS]")
+	wait := 10 * time.Second
+	if len(args) > 0 && strings.HasPrefix(args[0], "-wait=") {
+		d, err := time.ParseDuration(strings.TrimPrefix(args[0], "-wait="))
+		if err != nil || d <= 0 {
+			ts.Fatalf("httpget: bad %s", args[0])
+		}
+		wait, args = d, args[1:]
 	}
-	resp, body, err := get(args[0])
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: httpget [-wait=DURATION] URL [STATUS]")
+	}
+	resp, body, err := getWithin(args[0], wait)
 	if err != nil {
 		ts.Fatalf("httpget %s: %v", args[0], err)
 	}
@@ -100,13 +111,17 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Stdout().Write([]byte(b.String()))
 }
 
-func get(url string) (*http.Response, []byte, error) {
-	deadline := time.Now().Add(10 * time.Second)
+func get(url string) (*http.Response, []byte, error) { return getWithin(url, 10*time.Second) }
+
+// getWithin GETs url, retrying refused connections until wait has passed;
+// one request may take wait too.
+func getWithin(url string, wait time.Duration) (*http.Response, []byte, error) {
+	deadline := time.Now().Add(wait)
 	for {
 		// A transport of its own per request: nothing pooled or pre-dialed
 		// can carry a request over a connection opened earlier.
 		c := &http.Client{
-			Timeout:       10 * time.Second,
+			Timeout:       wait,
 			Transport:     &http.Transport{DisableKeepAlives: true},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}

@@ -4,9 +4,10 @@
 #   examples/bench/run.sh                         # every case, 2 rounds of 5s
 #   DURATION=10s ROUNDS=3 examples/bench/run.sh
 #   CASES="respond proxy" examples/bench/run.sh   # a subset
+#   CASES=python examples/bench/run.sh            # Python apps vs gunicorn (python.sh)
 #
-# Knobs: DURATION (5s), ROUNDS (2), CASES (respond static4k static100k proxy
-# accesslog reload), CONNECTIONS (50), THREADS (1), WARMUP (1s), RELOADS (10),
+# Knobs: DURATION (5s), ROUNDS (2), CASES (respond hosts static4k static100k
+# gzip100k proxy proxyunix proxyrr leastconn accesslog reload), CONNECTIONS (50), THREADS (1), WARMUP (1s), RELOADS (10),
 # RELOAD_DURATION (12s), HFORK_BIN (a built hfork to use instead of building
 # ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs and wrk output),
 # METRICS=1 (the hfork config gets a metrics block, and the run ends with a
@@ -19,14 +20,14 @@ set -euo pipefail
 
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-2}
-CASES=${CASES:-respond static4k static100k proxy accesslog reload}
+CASES=${CASES:-respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog reload}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-1s}
 RELOADS=${RELOADS:-10}
 RELOAD_DURATION=${RELOAD_DURATION:-12s}
 
-ALL_CASES="respond static4k static100k proxy accesslog reload"
+ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog reload python"
 CASES=${CASES//,/ }
 for c in $CASES; do
 	case " $ALL_CASES " in
@@ -42,6 +43,13 @@ want() { case " $CASES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+
+# python compares hfork's Python workers with gunicorn, not nginx: python.sh.
+if want python; then
+	[ "$(echo $CASES)" = python ] && exec "$here/python.sh"
+	echo "run.sh: run CASES=python on its own (it compares with gunicorn, not nginx)" >&2
+	exit 2
+fi
 
 # ---------------------------------------------------------------- tools
 GO=${GO:-$(command -v go || true)}
@@ -121,18 +129,24 @@ free_port() {
 	exit 1
 }
 
-# http_get PORT PATH: the response (headers and body) to one HTTP/1.0 GET,
-# in $tmp/response; it fails when nothing answers.
+# http_get PORT PATH [HOST [ACCEPT_ENCODING]]: the response (headers and
+# body) to one HTTP/1.0 GET (HTTP/1.1 with Connection: close when it asks
+# for a coding: nginx compresses nothing for HTTP/1.0), in $tmp/response;
+# it fails when nothing answers.
 http_get() {
 	: >"$tmp/response"
 	(
 		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+		if [ -n "${4:-}" ]; then
+			printf 'GET %s HTTP/1.1\r\nHost: %s\r\nAccept-Encoding: %s\r\nConnection: close\r\n\r\n' "$2" "${3:-127.0.0.1}" "$4" >&3
+		else
+			printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" "${3:-127.0.0.1}" >&3
+		fi
 		timeout 5 cat <&3 >"$tmp/response"
 	) 2>/dev/null
 }
-http_status() { http_get "$1" "$2" || true; awk 'NR == 1 { print $2 }' "$tmp/response"; }
-http_body() { http_get "$1" "$2" || true; sed '1,/^\r$/d' "$tmp/response"; }
+http_status() { http_get "$@" || true; awk 'NR == 1 { print $2 }' "$tmp/response"; }
+http_body() { http_get "$@" || true; sed '1,/^\r$/d' "$tmp/response"; }
 
 # wait_up PORT PATH PID: until PORT answers 200 on PATH (10s), or PID died.
 wait_up() {
@@ -179,10 +193,17 @@ mkdir -p "$tmp/docroot/static" "$tmp/nginx/logs" "$tmp/nginx/temp" "$tmp/upstrea
 # 3 random bytes make 4 base64 characters: exactly 4096 and 102400 bytes.
 head -c 3072 /dev/urandom | base64 -w 0 >"$tmp/docroot/static/4k.txt"
 head -c 76800 /dev/urandom | base64 -w 0 >"$tmp/docroot/static/100k.txt"
+# gzip100k: 100 KiB of English text (this checkout's README, repeated),
+# which compresses about as a web page does.
+mkdir -p "$tmp/docroot/gz"
+while [ "$(cat "$tmp/docroot/gz/"*.txt 2>/dev/null | wc -c)" -lt 102400 ]; do cat "$root/README.md" >>"$tmp/docroot/gz/text.tmp.txt"; done
+head -c 102400 "$tmp/docroot/gz/text.tmp.txt" >"$tmp/docroot/gz/100k.txt"
+rm "$tmp/docroot/gz/text.tmp.txt"
+chmod 755 "$tmp/docroot/gz"
 # As root, nginx would run its workers as "nobody": run them as the
 # invoking user instead, and make the files readable all the same.
 chmod 755 "$tmp" "$tmp/docroot" "$tmp/docroot/static"
-chmod 644 "$tmp/docroot/static/"*.txt
+chmod 644 "$tmp/docroot/static/"*.txt "$tmp/docroot/gz/"*.txt
 nginx_user=""
 [ "$(id -u)" = 0 ] && nginx_user="user $(id -un) $(id -gn);"
 # temp_paths PREFIX: every temp path this nginx has a module for, inside
@@ -207,25 +228,75 @@ free_port NGX_LOG_PORT
 free_port HF_PORT
 free_port HF_LOG_PORT
 free_port UP_PORT
+free_port UP_PORT2
+UP_SOCK=$tmp/upstream/up.sock
 free_port BASE_PORT
 free_port BASE_LOG_PORT
 servers="nginx hfork"
 [ -n "${HFORK_BASE_BIN:-}" ] && servers="nginx base hfork"
+free_port NGX_HOSTS_PORT
+free_port HF_HOSTS_PORT
+free_port BASE_HOSTS_PORT
+
+# hosts: 20 virtual hosts of 10 routes each, on a port of their own; the
+# requests go to the last host's last route, so neither server finds it
+# first by chance.
+HOSTS=20 HOST_ROUTES=10
+hosts_host=h$HOSTS.bench.test
+hosts_path=/r$HOST_ROUTES/x
+nginx_hosts() {
+	local h r
+	for h in $(seq "$HOSTS"); do
+		echo "server {"
+		echo "    listen 127.0.0.1:$NGX_HOSTS_PORT;"
+		echo "    server_name h$h.bench.test;"
+		for r in $(seq "$HOST_ROUTES"); do
+			echo "    location /r$r/ { return 200 \"hello, world!\\n\"; }"
+		done
+		echo "}"
+	done
+}
+hfork_hosts() {
+	local h r
+	echo "listener \"hosts\" {"
+	echo "  bind      = \"127.0.0.1:$HF_HOSTS_PORT\""
+	echo "  workers   = 2"
+	echo "  keepalive = \"65s\""
+	for h in $(seq "$HOSTS"); do
+		echo "  host \"h$h\" {"
+		echo "    names = [\"h$h.bench.test\"]"
+		for r in $(seq "$HOST_ROUTES"); do
+			echo "    route \"/r$r/\" {"
+			echo "      respond {"
+			echo "        body    = \"hello, world!\\n\""
+			echo "        headers = { \"Content-Type\" = \"text/plain\" }"
+			echo "      }"
+			echo "    }"
+		done
+		echo "  }"
+	done
+	echo "}"
+}
 
 # nginx_conf PREFIX BODY: the nginx under test. BODY is the respond text
 # without its newline; the reload test changes it.
 nginx_conf() {
 	sed -e "s|@PREFIX@|$1|g" -e "s|@BODY@|$2|g" -e "s|@USER@|$nginx_user|g" -e "s|@TEMP_PATHS@|$(temp_paths "$1")|g" \
 		-e "s|@PORT@|$NGX_PORT|g" -e "s|@LOG_PORT@|$NGX_LOG_PORT|g" \
-		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
+		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
+		-e "s|@DOCROOT@|$tmp/docroot|g" \
 		"$here/nginx.conf.in"
+	nginx_hosts >"$1/hosts.conf"
 }
 free_port HF_METRICS_PORT
 hfork_conf() {
 	sed -e "s|@BODY@|$1|g" \
 		-e "s|@PORT@|$HF_PORT|g" -e "s|@LOG_PORT@|$HF_LOG_PORT|g" \
-		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@DOCROOT@|$tmp/docroot|g" \
+		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
+		-e "s|@DOCROOT@|$tmp/docroot|g" \
 		"$here/hfork.hcl.in"
+	echo
+	hfork_hosts
 	if [ -n "${METRICS:-}" ]; then
 		printf '\nmetrics {\n  bind = "127.0.0.1:%s"\n}\n' "$HF_METRICS_PORT"
 	fi
@@ -235,6 +306,7 @@ hfork_conf() {
 # The upstream both proxies forward to: its own nginx, so reloading the
 # nginx under test never touches it and its workers are not counted.
 sed -e "s|@PREFIX@|$tmp/upstream|g" -e "s|@USER@|$nginx_user|g" -e "s|@UP_PORT@|$UP_PORT|g" \
+	-e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
 	-e "s|@TEMP_PATHS@|$(temp_paths "$tmp/upstream")|g" \
 	"$here/upstream.conf.in" >"$tmp/upstream/nginx.conf"
 nginx_conf "$tmp/nginx" "$body" >"$tmp/nginx/nginx.conf"
@@ -242,7 +314,8 @@ hfork_conf "$body" >"$tmp/hfork/hfork.hcl"
 if [ -n "${HFORK_BASE_BIN:-}" ]; then
 	mkdir -p "$tmp/base/logs"
 	cp "$HFORK_BASE_BIN" "$tmp/bin/hfork-base"
-	METRICS="" hfork_conf "$body" | sed -e "s|127.0.0.1:$HF_PORT\"|127.0.0.1:$BASE_PORT\"|" -e "s|127.0.0.1:$HF_LOG_PORT\"|127.0.0.1:$BASE_LOG_PORT\"|" >"$tmp/base/hfork.hcl"
+	METRICS="" hfork_conf "$body" | sed -e "s|127.0.0.1:$HF_PORT\"|127.0.0.1:$BASE_PORT\"|" -e "s|127.0.0.1:$HF_LOG_PORT\"|127.0.0.1:$BASE_LOG_PORT\"|" \
+		-e "s|127.0.0.1:$HF_HOSTS_PORT\"|127.0.0.1:$BASE_HOSTS_PORT\"|" >"$tmp/base/hfork.hcl"
 fi
 
 "$NGINX" -t -q -p "$tmp/upstream/" "${up_e[@]}" -c "$tmp/upstream/nginx.conf"
@@ -277,8 +350,18 @@ wait_up "$UP_PORT" / "$up_pid" || fail_start "upstream nginx" "$tmp/upstream/log
 wait_up "$NGX_PORT" / "$ngx_pid" || fail_start nginx "$tmp/nginx/logs/error.log"
 wait_up "$HF_PORT" / "$hf_pid" || fail_start hfork "$tmp/hfork/logs/hfork.log"
 wait_up "$HF_LOG_PORT" / "$hf_pid" || fail_start hfork "$tmp/hfork/logs/hfork.log"
+for i in $(seq 100); do
+	[ "$(http_status "$HF_HOSTS_PORT" "$hosts_path" "$hosts_host")" = 200 ] && break
+	alive "$hf_pid" || break
+	sleep 0.1
+done
 if [ -n "$base_pid" ]; then
 	wait_up "$BASE_PORT" / "$base_pid" || fail_start "hfork (base)" "$tmp/base/logs/hfork.log"
+	for i in $(seq 100); do
+		[ "$(http_status "$BASE_HOSTS_PORT" "$hosts_path" "$hosts_host")" = 200 ] && break
+		alive "$base_pid" || break
+		sleep 0.1
+	done
 	echo "base hfork ($HFORK_BASE_BIN) pid $base_pid on 127.0.0.1:$BASE_PORT (access log on :$BASE_LOG_PORT)"
 fi
 echo "upstream nginx pid $up_pid on 127.0.0.1:$UP_PORT"
@@ -291,14 +374,29 @@ case_path() {
 	respond | accesslog) echo / ;;
 	static4k) echo /static/4k.txt ;;
 	static100k) echo /static/100k.txt ;;
+	gzip100k) echo /gz/100k.txt ;;
+	hosts) echo "$hosts_path" ;;
 	proxy) echo /proxy/ ;;
+	proxyunix) echo /proxyunix/ ;;
+	proxyrr) echo /proxyrr/ ;;
+	leastconn) echo /leastconn/ ;;
 	esac
 }
+case_host() {
+	case $1 in
+	hosts) echo "$hosts_host" ;;
+	*) echo 127.0.0.1 ;;
+	esac
+}
+case_ae() { [ "$1" = gzip100k ] && echo gzip || true; }
 case_port() { # CASE SERVER
 	case $1/$2 in
 	accesslog/nginx) echo "$NGX_LOG_PORT" ;;
 	accesslog/hfork) echo "$HF_LOG_PORT" ;;
 	accesslog/base) echo "$BASE_LOG_PORT" ;;
+	hosts/nginx) echo "$NGX_HOSTS_PORT" ;;
+	hosts/base) echo "$BASE_HOSTS_PORT" ;;
+	hosts/hfork) echo "$HF_HOSTS_PORT" ;;
 	*/nginx) echo "$NGX_PORT" ;;
 	*/base) echo "$BASE_PORT" ;;
 	*/hfork) echo "$HF_PORT" ;;
@@ -318,8 +416,20 @@ for c in $CASES; do
 	for s in $servers; do
 		port=$(case_port "$c" "$s")
 		path=$(case_path "$c")
-		st=$(http_status "$port" "$path")
-		n=$(http_body "$port" "$path" | wc -c)
+		host=$(case_host "$c")
+		ae=$(case_ae "$c")
+		st=$(http_status "$port" "$path" "$host" "$ae")
+		n=$(http_body "$port" "$path" "$host" "$ae" | wc -c)
+		if [ -n "$ae" ]; then
+			# The compressed length is each server's own: check the coding.
+			if [ "$st" != 200 ] || ! grep -qi "^content-encoding: $ae" "$tmp/response"; then
+				echo "run.sh: $s $c: GET $path with Accept-Encoding: $ae gave status '$st' without Content-Encoding: $ae" >&2
+				head -c 600 "$tmp/response" >&2
+				exit 1
+			fi
+			echo "$s $c: $(grep -i '^content-encoding' "$tmp/response" | tr -d '\r'), $n bytes on the wire (chunk framing included)"
+			continue
+		fi
 		if [ "$st" != 200 ] || [ "$n" != "$(case_bytes "$c")" ]; then
 			echo "run.sh: $s $c: GET $path gave status '$st' and $n body bytes, want 200 and $(case_bytes "$c")" >&2
 			head -c 2000 "$tmp/response" >&2
@@ -363,9 +473,11 @@ workers_of() { # SERVER CASE
 	elif [ "$1" = base ]; then
 		master=$base_pid pat="hfork: worker bench"
 		[ "$2" = accesslog ] && pat="hfork: worker logged"
+		[ "$2" = hosts ] && pat="hfork: worker hosts"
 	else
 		master=$hf_pid pat="hfork: worker bench"
 		[ "$2" = accesslog ] && pat="hfork: worker logged"
+		[ "$2" = hosts ] && pat="hfork: worker hosts"
 	fi
 	for k in $(children_of "$master"); do
 		[ "$(cmdline_of "$k")" = "$pat" ] && echo "$k"
@@ -380,9 +492,11 @@ results=$tmp/results.txt
 for c in $CASES; do
 	[ "$c" = reload ] && continue
 	path=$(case_path "$c")
-	echo "== $c: GET $path"
+	hdrs=(-H "Host: $(case_host "$c")")
+	[ -n "$(case_ae "$c")" ] && hdrs+=(-H "Accept-Encoding: $(case_ae "$c")")
+	echo "== $c: GET $path (${hdrs[*]})"
 	for s in $servers; do
-		"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "http://127.0.0.1:$(case_port "$c" "$s")$path" >/dev/null 2>&1 || true
+		"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${hdrs[@]}" "http://127.0.0.1:$(case_port "$c" "$s")$path" >/dev/null 2>&1 || true
 	done
 	for r in $(seq "$ROUNDS"); do
 		for s in $servers; do
@@ -390,7 +504,7 @@ for c in $CASES; do
 			wk=$(workers_of "$s" "$c")
 			before=$(for k in $wk; do ticks_of "$k"; done)
 			t0=$(now_ns)
-			"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+			"$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${hdrs[@]}" \
 				"http://127.0.0.1:$(case_port "$c" "$s")$path" >"$out" 2>&1 || {
 				echo "run.sh: wrk failed:" >&2
 				cat "$out" >&2
@@ -446,6 +560,11 @@ if [ -s "$results" ]; then
 	[ -n "$base_pid" ] && echo "base: HFORK_BASE_BIN on the same config (without METRICS), loaded between nginx and hfork in each round."
 	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more)."
 	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
+	# least_conn against round robin over the same two upstreams, per server.
+	awk '$1 == "proxyrr" || $1 == "leastconn" { r[$1 SUBSEP $2] += $4; n[$1 SUBSEP $2]++ }
+		END { m = split("nginx base hfork", sv, " ")
+			for (i = 1; i <= m; i++) { a = "leastconn" SUBSEP sv[i]; b = "proxyrr" SUBSEP sv[i]
+				if ((a in n) && (b in n)) printf "least_conn / round robin req/s, %s: %.3f\n", sv[i], (r[a] / n[a]) / (r[b] / n[b]) } }' "$results"
 	echo "load now: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 
@@ -476,7 +595,7 @@ echo
 echo "== worker RSS after load (VmRSS)"
 report_rss nginx "$ngx_pid" "nginx: worker process*"
 report_rss hfork "$hf_pid" "hfork: worker *"
-echo "(hfork runs two listeners, the plain one and the access-logged one, two workers each; nginx serves both ports from the same two workers)"
+echo "(hfork runs three listeners, the plain one, the access-logged one and the hosts one, two workers each; nginx serves every port from the same two workers)"
 
 # ---------------------------------------------------------------- reloads
 # reload_test SERVER: wrk for RELOAD_DURATION with RELOADS reloads, one per

@@ -29,6 +29,9 @@ const (
 	// JSON array), so LISTEN_PID is the program's pid, as systemd promises.
 	EnvExec     = "HFORK_EXEC"
 	EnvExecArgv = "HFORK_EXEC_ARGV"
+	// EnvPySourceFD names the fd an app listener's Python runner reads
+	// its own program from; the runner closes it once read.
+	EnvPySourceFD = "HFORK_PY_SOURCE_FD"
 	// EnvUpgrade is "1" in a master started by a binary upgrade: it cannot
 	// have LISTEN_PID, since the old master cannot know its pid before the
 	// fork.
@@ -46,7 +49,7 @@ const FirstFD = 3
 // child it starts.
 var protocolEnv = []string{
 	EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvNotifySocket, EnvWatchdogUsec, EnvWatchdogPID,
-	EnvWorker, EnvControlFD, EnvExec, EnvExecArgv, EnvUpgrade, EnvUpgradeFD,
+	EnvWorker, EnvControlFD, EnvExec, EnvExecArgv, EnvPySourceFD, EnvUpgrade, EnvUpgradeFD,
 }
 
 // Environ is environ (os.Environ() when nil) without the protocol

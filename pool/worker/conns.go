@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hfork/hfork/pool/internal/proxyproto"
 	"github.com/hfork/hfork/pool/worker/app"
 	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
@@ -66,6 +67,10 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 		default:
 		}
 		return nil, err
+	}
+	if l.w.cfg.ProxyProtocol {
+		// The header comes before anything else, a TLS handshake too.
+		c = proxyproto.NewConn(c, l.w.cfg.ReadHeaderTimeout)
 	}
 	// A connection accepted while Close races is still ours: the kernel gave
 	// it to this process, so it is served (or drained), never dropped.

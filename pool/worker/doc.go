@@ -6,7 +6,7 @@
 // An async worker on plain HTTP with event_loop on serves its sockets from
 // an event loop (internal/evloop, with its codec internal/h1 and its
 // poller internal/poll): the loop accepts and answers the plain GET and
-// HEAD requests of respond, static, redirect and IP proxy routes itself,
+// HEAD requests of respond, static, redirect and proxy routes itself,
 // and hands every other connection, with the bytes read so far, to
 // net/http, which then serves it as it serves every connection of the
 // other classes. The worker owns what the two share (loop.go's loopHost):

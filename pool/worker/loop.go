@@ -31,6 +31,8 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 		Listeners:         lns,
 		Fast:              fast,
 		Access:            access,
+		Trust:             app.NewTrust(w.cfg.TrustedProxies),
+		ProxyProtocol:     w.cfg.ProxyProtocol,
 		Log:               w.log,
 		ReadHeaderTimeout: rht,
 		Idle:              w.limits.idle,

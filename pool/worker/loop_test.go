@@ -45,6 +45,11 @@ func loopSite(t testing.TB) hclconfig.Listener {
 	write("noext", []byte("<html><body>sniffed</body></html>"))
 	write("sub/index.html", []byte("<h1>index</h1>\n"))
 	write("empty.txt", nil)
+	write(".env", []byte("SECRET=1\n"))
+	write("text.txt", bytes.Repeat([]byte("compress me, loop and net/http alike\n"), 300))
+	write("pre.html", []byte("<p>identity</p>\n"))
+	write("pre.html.gz", []byte("not really gzip, but served as it is\n"))
+	write(".well-known/x.txt", []byte("well known\n"))
 	big := make([]byte, 3<<20)
 	for i := range big {
 		big[i] = byte(i*7 + i/4099)
@@ -65,17 +70,34 @@ func loopSite(t testing.TB) hclconfig.Listener {
 	l.MaxBodyBytes = 1 << 20
 	l.ReadHeaderTimeout = 5 * time.Second
 	l.Routes = []hclconfig.Route{
-		{Prefix: "/static/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root}},
-		{Prefix: "/proxy/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{up.URL}}},
+		{Prefix: "/static/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root, Hidden: []string{".*"}},
+			Headers: hclconfig.Headers{Add: map[string]string{"X-Level": "route"}, Remove: []string{"Accept-Ranges"}}},
+		{Prefix: "/proxy/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{up.URL}},
+			Headers: hclconfig.Headers{Set: map[string]string{"X-Public": "overridden"}, Add: map[string]string{"X-Level": "proxy"}}},
 		{Prefix: "/dead/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{"http://127.0.0.1:1"}}},
+		{Prefix: "/zproxy/", App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: []string{up.URL}},
+			Compress: hclconfig.Compress{Encodings: []string{"zstd", "gzip"}, Types: []string{"text/*"}, MinSize: 16, Level: 1}},
 		{Prefix: "/old/", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "/new/", Status: 301}},
 		{Prefix: "/go", App: hclconfig.AppRedirect, Redirect: hclconfig.Redirect{To: "https://example.com/x?a=1"}},
 		{Prefix: "/empty", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 204}},
 		{Prefix: "/bigrespond", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: strings.Repeat("b", 100<<10)}},
 		{Prefix: "/", App: hclconfig.AppRespond, Respond: hclconfig.Respond{
 			Status: 200, Body: "hello\n", Headers: map[string]string{"X-Site": "loop", "Cache-Control": "no-store"},
-		}},
+		}, Headers: hclconfig.Headers{Set: map[string]string{"Cache-Control": "max-age=60"}}},
 	}
+	l.Headers = hclconfig.Headers{Set: map[string]string{"Strict-Transport-Security": "max-age=1"}, Add: map[string]string{"X-Level": "listener"}}
+	page := filepath.Join(t.TempDir(), "404.html")
+	if err := os.WriteFile(page, []byte("<p>no such page</p>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.ErrorPages = map[int]string{404: page}
+	l.Hosts = []hclconfig.Host{{Label: "shop", Names: []string{"shop.test", "*.shop.test"}, Headers: hclconfig.Headers{Set: map[string]string{"X-Level": "host"}},
+		Compress: hclconfig.Compress{Encodings: []string{"zstd", "gzip"}, Types: []string{"text/*"}, MinSize: 1024, Level: 1}, Routes: []hclconfig.Route{
+			{Prefix: "/pre/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root, Precompressed: true}},
+			{Prefix: "/big", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: strings.Repeat("big answer ", 1000)}},
+			{Prefix: "/files/", App: hclconfig.AppStatic, Static: hclconfig.Static{Root: root, Index: []string{"none.html", "index.html"}, Fallback: "page.html"}, Headers: hclconfig.Headers{Remove: []string{"Strict-Transport-Security"}}},
+			{Prefix: "/", App: hclconfig.AppRespond, Respond: hclconfig.Respond{Status: 200, Body: "shop\n"}},
+		}}}
 	return l
 }
 
@@ -84,7 +106,8 @@ func loopSite(t testing.TB) hclconfig.Listener {
 func upstreamApp(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	h := w.Header()
-	switch strings.TrimPrefix(r.URL.Path, "/proxy") {
+	path := strings.TrimPrefix(r.URL.Path, "/z") // "/zproxy/" is "/proxy/" under compress
+	switch strings.TrimPrefix(strings.TrimPrefix(path, "/"), "proxy") {
 	case "/chunked":
 		w.Write([]byte("part one;"))
 		w.(http.Flusher).Flush()
@@ -257,6 +280,29 @@ func TestLoopAnswersAsNetHTTP(t *testing.T) {
 		"HEAD /static/a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET / HTTP/1.1\r\nhOsT: x\r\nconnection: Keep-Alive, Foo\r\ncontent-length: 0\r\n\r\n",
+		// hosts
+		"GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+		"GET /files/a.txt HTTP/1.1\r\nHost: A.Shop.Test:8080\r\n\r\n",
+		"GET /static/a.txt HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: shop.test.\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: notshop.test\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+		// compression
+		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\nGET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: zstd, gzip\r\n\r\n",
+		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\n\r\nHEAD /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip;q=0.5, zstd;q=0.1\r\n\r\n",
+		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\nRange: bytes=0-9\r\n\r\n",
+		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: identity;q=0\r\n\r\nGET /files/a.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\n",
+		"GET /big HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\nGET /big HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: br\r\n\r\nGET / HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\n",
+		"GET /pre/pre.html HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\n\r\nGET /pre/pre.html HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+		"GET /files/text.txt HTTP/1.1\r\nHost: shop.test\r\nAccept-Encoding: gzip\r\nAccept-Encoding: zstd\r\n\r\n",
+		// a proxy route that compresses: net/http for a client that takes a
+		// coding, the loop (with Vary) for one that does not
+		"GET /zproxy/a HTTP/1.1\r\nHost: x\r\n\r\nGET /zproxy/a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: br\r\n\r\n",
+		"GET /zproxy/status HTTP/1.1\r\nHost: x\r\n\r\nGET /zproxy/nocontent HTTP/1.1\r\nHost: x\r\n\r\nHEAD /zproxy/big HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /zproxy/chunked HTTP/1.1\r\nHost: x\r\n\r\nGET /zproxy/hop HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /zproxy/a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n",
+		// dotfiles, the fallback, the index list, error pages
+		"GET /static/.env HTTP/1.1\r\nHost: x\r\n\r\nGET /static/.well-known/x.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /files/no/such/route HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /files/sub/ HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /files/bare/ HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+		"HEAD /static/missing HTTP/1.1\r\nHost: x\r\n\r\nGET /nothing HTTP/1.1\r\nHost: shop.test\r\n\r\n",
 		// static
 		"GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
 		"HEAD /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -431,9 +477,10 @@ func TestLoopServesItself(t *testing.T) {
 	own := "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n" +
 		"GET /old/a HTTP/1.1\r\nHost: x\r\n\r\nGET /proxy/a HTTP/1.1\r\nHost: x\r\n\r\n" +
 		"GET /proxy/chunked HTTP/1.1\r\nHost: x\r\n\r\nGET /dead/a HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /zproxy/a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: br;q=1, gzip;q=0\r\n\r\n" +
 		"GET /static/sub HTTP/1.1\r\nHost: x\r\n\r\nGET /nope/../x HTTP/1.1\r\nHost: x\r\n\r\n" + closer
-	if got := replay(t, tw.addr, own, nil); len(got) != 9 {
-		t.Fatalf("%d answers, want 9: %v", len(got), got)
+	if got := replay(t, tw.addr, own, nil); len(got) != 10 {
+		t.Fatalf("%d answers, want 10: %v", len(got), got)
 	}
 	if n := handoffs(); n != 0 {
 		t.Fatalf("%d connections handed to net/http:\n%s", n, logs.String())
@@ -748,7 +795,7 @@ func TestLoopAccessLog(t *testing.T) {
 		`127.0.0.1 - - [`,
 		`] "GET /a?b=1 HTTP/1.1" 200 6 "http://r/" "ua \x22q\x22"`,
 		`] "HEAD /static/a.txt HTTP/1.0" 200 0 "-" "-"`,
-		`] "GET /static/nope HTTP/1.1" 404 14 "-" "-"`,
+		`] "GET /static/nope HTTP/1.1" 404 20 "-" "-"`, // the listener's error page
 		`] "GET /last HTTP/1.1" 200 6 "-" "-"`,
 	} {
 		if !strings.Contains(string(data), want) {
@@ -1081,5 +1128,19 @@ func TestLoopProxyIgnoresBytesAfterAnswer(t *testing.T) {
 	io.WriteString(c, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("second answer %d, want the 204 of a fresh connection", resp.StatusCode)
+	}
+}
+
+func TestLoopProxyVary(t *testing.T) {
+	// A proxy route that compresses: the loop passes an answer on to a
+	// client that takes no coding, with the Vary net/http would add.
+	tw := startSite(t, loopSite(t), nil, nil)
+	got := replay(t, tw.addr, "GET /zproxy/a HTTP/1.1\r\nHost: x\r\n\r\nGET /zproxy/nocontent HTTP/1.1\r\nHost: x\r\n\r\n"+closer, nil)
+	if len(got) != 3 || !slices.Contains(got[0].Header, "Vary: Accept-Encoding") || slices.Contains(got[1].Header, "Vary: Accept-Encoding") {
+		t.Fatalf("answers: %v", got)
+	}
+	v, _ := siteLogs.Load(tw.addr)
+	if logs := v.(*logBuffer).String(); strings.Contains(logs, "event loop hands a connection to net/http") {
+		t.Errorf("handed to net/http:\n%s", logs)
 	}
 }

@@ -159,7 +159,7 @@ func Main() int {
 	opts := options{
 		Listener:  l,
 		Listeners: lns,
-		Handler:   access.Wrap(handler(l, h)),
+		Handler:   app.ClientHandler(l, access.Wrap(handler(l, h))),
 		Logger:    log,
 		Notifier:  notifier,
 		Signals:   sigs,

@@ -44,6 +44,7 @@ type Entry struct {
 	UserAgent  string
 	Status     int
 	Bytes      int64 // body bytes sent: 0 for HEAD
+	RequestID  string
 	Start, End time.Time
 }
 
@@ -105,6 +106,10 @@ func (a *AccessLog) appendJSON(b []byte, e *Entry) []byte {
 	b = appendJSONString(b, e.UserAgent)
 	b = append(b, `,"host":`...)
 	b = appendJSONString(b, e.Host)
+	if e.RequestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendJSONString(b, e.RequestID)
+	}
 	b = append(b, "}\n"...)
 	return b
 }

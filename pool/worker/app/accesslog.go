@@ -221,6 +221,7 @@ func (a *AccessLog) finish(rec *recorder, r *http.Request, start time.Time) {
 		Host:       r.Host,
 		Referer:    firstHeader(r, "Referer"),
 		UserAgent:  firstHeader(r, "User-Agent"),
+		RequestID:  firstHeader(r, "X-Request-Id"),
 		Status:     rec.statusCode(),
 		Bytes:      rec.bodyBytes(r),
 		Start:      start,

@@ -273,7 +273,7 @@ func TestAccessLogNil(t *testing.T) {
 		t.Fatalf("OpenAccessLog(off) = %v, %v; want nil, nil", al, err)
 	}
 	h := respondRoute("/", "x")
-	inner := newRespond(h.Respond)
+	inner := newRespond(h.Respond, nil)
 	if got := al.Wrap(inner); got != http.Handler(inner) {
 		t.Error("nil log wrapped the handler")
 	}

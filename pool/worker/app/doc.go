@@ -1,22 +1,36 @@
-// Package app is what a built-in worker serves: the router over one
-// listener's routes, the built-in apps (respond, static, proxy, redirect,
-// status) and the access log. It runs inside worker processes only and
-// reads nothing but the hclconfig values the master handed the worker.
+// Package app is what a built-in worker serves: the virtual hosts of one
+// listener and the router over each one's routes (hosts.go, router.go),
+// the built-in apps (respond, static, proxy, redirect, status), what the
+// listener, host and route levels do to every answer (scope.go: the
+// header policy, error pages and compression) and the access log. It
+// runs inside worker processes only and reads nothing but the hclconfig
+// values the master handed the worker.
 //
 // Invariants:
 //
 //   - New does all the work a configuration implies (sorting routes,
 //     canonical headers, body bytes, parsed upstreams, the static root
-//     opened); a request reads no configuration and allocates little.
-//   - The longest matching prefix wins, whatever order the routes come in.
-//     A path with "." or ".." segments is refused with 400 before routing.
+//     opened, header policies folded, error pages read, respond bodies
+//     compressed); a request reads no configuration and allocates little.
+//   - The Host header picks the router: exact name, then the longest
+//     wildcard, then the listener's own routes. Within it the longest
+//     matching prefix wins, whatever order the routes come in. A path
+//     with "." or ".." segments is refused with 400 before routing.
+//   - A route's scope applies to every answer under it, on net/http and
+//     on the fast path alike, with the same result: the header policy
+//     last, after the app and after compression.
+//   - A compressed body is made once: respond bodies at New, static files
+//     on first request into a cache bounded at cacheMax bytes per worker;
+//     only streamed (proxied, or too large to keep) answers are
+//     compressed as they go. Range requests, already-encoded answers and
+//     bodies below min_size are never compressed.
 //   - A static app never serves a file outside its root: every lookup goes
 //     through os.Root, which refuses "..", absolute symlinks and symlinks
 //     leading out; NUL, backslashes and encoded slashes are refused before
 //     that. Directories are served by their index file only; without one
 //     they are 404, never listed.
 //   - Nothing between net/http and an *os.File hides io.ReaderFrom, so
-//     static files go out by sendfile(2), access log or not.
+//     static files go out by sendfile(2), access log or scope or not.
 //   - A proxy app never hangs on a dead upstream: dialing is bounded, and
 //     the client gets 502 (504 on a timeout) with one log line. An upstream
 //     answering 101 calls Upgraded, so the worker stops counting the tunnel

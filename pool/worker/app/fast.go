@@ -2,11 +2,15 @@ package app
 
 import (
 	"fmt"
-	"net"
+	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/worker/internal/upstream"
 )
 
 // The fast path: a server that parses HTTP/1.x itself (the worker's event
@@ -24,6 +28,10 @@ type FastRequest struct {
 	// the decoded path, and only characters that need no escaping.
 	Path  string
 	Query string // raw, without the "?"
+	// Host is the Host header as sent ("" for HTTP/1.0 without one).
+	Host string
+	// AcceptEncoding is the Accept-Encoding header as sent.
+	AcceptEncoding string
 	// Conditional says the request has Range or If-* headers, which only
 	// net/http's ServeContent answers.
 	Conditional bool
@@ -45,17 +53,23 @@ type FastResponse struct {
 	// HEAD, where it only closes it.
 	FileFD   int
 	FileSize int64
-	// Upstream, when set, is where the request goes instead: the server
-	// forwards it (see FastUpstream) and Head and Body are unused.
-	Upstream *FastUpstream
+	// Proxy, when set, is where the request goes instead: the server
+	// forwards it to one of its upstreams, and Head and Body are unused.
+	Proxy *FastProxy
+
+	// Final says Head was made under the route's scope already, so the
+	// router leaves it as it is.
+	Final bool
+	own   bool // hfork's own error answer, which an error page replaces
 
 	scratch []byte // Head's storage when it is built per request
+	hbuf    []byte // Head's storage once a header policy rewrote it
 	sniff   *[512]byte
 }
 
 // Reset prepares r for the next request, keeping its storage.
 func (r *FastResponse) Reset() {
-	*r = FastResponse{FileFD: -1, scratch: r.scratch[:0], sniff: r.sniff}
+	*r = FastResponse{FileFD: -1, scratch: r.scratch[:0], hbuf: r.hbuf[:0], sniff: r.sniff}
 	if r.sniff == nil {
 		r.sniff = new([512]byte)
 	}
@@ -76,8 +90,8 @@ type FastServer interface {
 	ServeFast(req *FastRequest, resp *FastResponse) bool
 	// FastRoutes reports whether any route has a fast path at all.
 	FastRoutes() bool
-	// FastUpstreams lists the upstreams ServeFast may answer with.
-	FastUpstreams() []*FastUpstream
+	// FastProxies lists the proxy routes ServeFast may answer with.
+	FastProxies() []*FastProxy
 }
 
 // fastApp is an app with a fast path.
@@ -103,20 +117,27 @@ func (rt *router) ServeFast(req *FastRequest, resp *FastResponse) bool {
 	}
 	if !strings.HasPrefix(p, "/") || hasDotSegment(p) {
 		statusFast(resp, http.StatusBadRequest)
+		rt.scope.fast(resp)
 		return true
 	}
 	for i := range rt.routes {
 		rr := &rt.routes[i]
 		if strings.HasPrefix(p, rr.prefix) {
 			fa, ok := rr.h.(fastApp)
-			return ok && fa.fastOK() && fa.serveFast(req, resp)
+			if !ok || !fa.fastOK() || !fa.serveFast(req, resp) {
+				return false
+			}
+			rr.scope.fast(resp)
+			return true
 		}
 		if rr.slashRedirect && len(p) == len(rr.prefix)-1 && rr.prefix[:len(p)] == p {
 			redirectSlashFast(req, resp)
+			rr.scope.fast(resp)
 			return true
 		}
 	}
 	statusFast(resp, http.StatusNotFound)
+	rt.scope.fast(resp)
 	return true
 }
 
@@ -157,6 +178,7 @@ func statusFast(resp *FastResponse, code int) {
 	resp.Status = code
 	resp.Head = fastStatus[code]
 	resp.Body = statusBodies[code]
+	resp.own = true
 }
 
 // redirectSlashFast is redirectSlash for the fast path: only GET and HEAD
@@ -187,38 +209,69 @@ func appendNoBody(b []byte, req *FastRequest) []byte {
 
 // fastHead is respond's answer as bytes, built once; nil when a configured
 // header is one the server itself manages on the fast path.
-func (rs *respond) buildFast() {
-	keys := make([]string, 0, len(rs.header))
-	for k := range rs.header {
+func (rs *respond) buildFast(sc *scope) {
+	rs.fastHead = fastHeadFor(rs.status, rs.header, sc)
+	for i := range rs.variants {
+		v := &rs.variants[i]
+		v.fastHead = fastHeadFor(rs.status, v.header, sc)
+		if v.fastHead == nil {
+			rs.fastHead = nil
+		}
+	}
+}
+
+// fastHeadFor is the head net/http writes for status and hdr under sc's
+// header policy; nil when a header is one the server itself manages on
+// the fast path.
+func fastHeadFor(status int, hdr http.Header, sc *scope) []byte {
+	if sc != nil && sc.headers != nil {
+		hdr = hdr.Clone()
+		sc.headers.apply(hdr)
+	}
+	keys := make([]string, 0, len(hdr))
+	for k := range hdr {
 		switch k {
 		case "Connection", "Date", "Transfer-Encoding", "Keep-Alive", "Upgrade", "Trailer":
-			return
+			return nil
 		}
-		if !fastHeaderOK(k, rs.header[k]) {
-			return
+		if !fastHeaderOK(k, hdr[k]) {
+			return nil
 		}
 		keys = append(keys, k)
 	}
-	if rs.status < 200 {
-		return
+	if status < 200 {
+		return nil
 	}
 	slices.Sort(keys) // net/http writes header keys sorted
-	b := appendStatusLine(nil, rs.status)
+	b := appendStatusLine(nil, status)
 	for _, k := range keys {
-		for _, v := range rs.header[k] {
+		for _, v := range hdr[k] {
 			b = append(b, k...)
 			b = append(b, ": "...)
 			b = append(b, v...)
 			b = append(b, "\r\n"...)
 		}
 	}
-	rs.fastHead = b
+	return b
 }
 
 func (rs *respond) fastOK() bool { return rs.fastHead != nil }
 
 func (rs *respond) serveFast(req *FastRequest, resp *FastResponse) bool {
+	if rs.comp != nil {
+		v, ok := rs.pick(req.AcceptEncoding)
+		if !ok {
+			statusFast(resp, http.StatusNotAcceptable)
+			return true
+		}
+		if v != nil {
+			resp.Status, resp.Head, resp.Body = rs.status, v.fastHead, v.body
+			resp.Final = true
+			return true
+		}
+	}
 	resp.Status, resp.Head, resp.Body = rs.status, rs.fastHead, rs.body
+	resp.Final = true // buildFast applied the scope's headers
 	return true
 }
 
@@ -276,57 +329,90 @@ func isTokenByte(c byte) bool {
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
-// FastUpstream is one upstream of a proxy route, as a server that proxies
-// by itself needs it.
-type FastUpstream struct {
-	// ID is the upstream's index among every fast upstream of the router,
-	// for pooling connections to it.
-	ID   int
-	IP   net.IP
-	Port int
-	// Host is the Host header the upstream gets.
-	Host string
+// FastProxy is a proxy route, as a server that proxies by itself needs
+// it: its upstreams, what it changes in the request's headers, and the
+// route's scope for its answers.
+type FastProxy struct {
+	Group *upstream.Group
+	// request_headers, prepared: Drop holds the lower-case names of the
+	// client's headers not passed on (remove's and set's), Set and Add
+	// the name and value pairs to append, sorted by name.
+	Drop     []string
+	Set, Add [][2]string
+
+	scope  *scope        // the proxy route's
+	answer *HeaderPolicy // what the upstream's answer head gets
 }
 
-// FastUpstreams lists every upstream ServeFast may answer with, by ID.
-func (rt *router) FastUpstreams() []*FastUpstream {
-	var ups []*FastUpstream
+// Headers is what the route does to the upstream's answer head: its
+// header policy, and the Vary of a route that compresses; nil for
+// nothing.
+func (p *FastProxy) Headers() *HeaderPolicy { return p.answer }
+
+// answerPolicy is the route's header policy with its compressor, for
+// the Vary the loop adds to answers it passes on uncompressed.
+func answerPolicy(sc *scope) *HeaderPolicy {
+	switch {
+	case sc == nil || sc.headers == nil && sc.comp == nil:
+		return nil
+	case sc.comp == nil:
+		return sc.headers
+	}
+	h := &HeaderPolicy{}
+	if sc.headers != nil {
+		*h = *sc.headers
+	}
+	h.comp = sc.comp
+	return h
+}
+
+// StatusFast is StatusFast for a failed exchange on p's route: hfork's
+// own answer, under the proxy route's scope.
+func (p *FastProxy) StatusFast(resp *FastResponse, code int) {
+	StatusFast(resp, code)
+	p.scope.fast(resp)
+}
+
+// FastProxies lists the proxy routes ServeFast may answer with.
+func (rt *router) FastProxies() []*FastProxy {
+	var ps []*FastProxy
 	for _, r := range rt.routes {
-		if p, ok := r.h.(*proxy); ok {
-			ups = append(ups, p.fast...)
+		if p, ok := r.h.(*proxy); ok && p.fast != nil {
+			ps = append(ps, p.fast)
 		}
 	}
-	return ups
+	return ps
 }
 
 // buildFast prepares the proxy's fast path: every upstream must be plain
-// http:// at an IP address, without a path or query of its own (the
-// server does not resolve names or join paths; net/http does).
-func (p *proxy) buildFast(nextID *int) {
-	var fast []*FastUpstream
-	for _, u := range p.targets {
-		if u.Scheme != "http" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.ForceQuery {
+// http:// (at an IP or a hostname) or a unix socket, without a path or
+// query of its own (the server does not join paths; net/http does).
+func (p *proxy) buildFast(c hclconfig.Proxy, sc *scope) {
+	if !p.group.Plain {
+		return
+	}
+	for _, s := range c.Upstream {
+		if strings.HasPrefix(s, "unix:") {
+			continue
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme != "http" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.ForceQuery {
 			return
 		}
-		ip := net.ParseIP(u.Hostname())
-		if ip == nil || strings.Contains(u.Hostname(), "%") {
-			return
-		}
-		port := 80
-		if ps := u.Port(); ps != "" {
-			n, err := strconv.Atoi(ps)
-			if err != nil || n <= 0 || n > 65535 {
-				return
-			}
-			port = n
-		}
-		fast = append(fast, &FastUpstream{IP: ip, Port: port, Host: u.Host})
 	}
-	for _, f := range fast {
-		f.ID = *nextID
-		*nextID++
+	rh := c.RequestHeaders
+	fp := &FastProxy{Group: p.group, scope: sc, answer: answerPolicy(sc)}
+	for _, k := range rh.Remove {
+		fp.Drop = append(fp.Drop, strings.ToLower(k))
 	}
-	p.fast = fast
+	for _, k := range slices.Sorted(maps.Keys(rh.Set)) {
+		fp.Drop = append(fp.Drop, strings.ToLower(k))
+		fp.Set = append(fp.Set, [2]string{http.CanonicalHeaderKey(k), rh.Set[k]})
+	}
+	for _, k := range slices.Sorted(maps.Keys(rh.Add)) {
+		fp.Add = append(fp.Add, [2]string{http.CanonicalHeaderKey(k), rh.Add[k]})
+	}
+	p.fast = fp
 }
 
 func (p *proxy) fastOK() bool { return p.fast != nil }
@@ -335,8 +421,14 @@ func (p *proxy) serveFast(req *FastRequest, resp *FastResponse) bool {
 	if !req.Forwardable {
 		return false
 	}
-	n := p.next.Add(1) - 1
-	resp.Upstream = p.fast[n%uint64(len(p.fast))]
+	if sc := p.fast.scope; sc != nil && sc.comp != nil {
+		// A client that takes a coding gets it from net/http, which
+		// compresses the stream; the loop passes the others on.
+		if enc, _ := sc.comp.negotiate(req.AcceptEncoding); enc != "" {
+			return false
+		}
+	}
+	resp.Proxy = p.fast
 	return true
 }
 

@@ -134,7 +134,7 @@ func TestProxyDeadUpstream(t *testing.T) {
 	front := httptest.NewServer(h)
 	defer front.Close()
 
-	client := &http.Client{Timeout: 2 * upstreamDialTimeout}
+	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Get(front.URL + "/x")
 	if err != nil {
 		t.Fatalf("want a 502, got %v", err)
@@ -268,5 +268,87 @@ func BenchmarkProxyRewrite(b *testing.B) {
 		*out.URL = *in.URL
 		out.Host = in.Host
 		p.rewrite(pr)
+	}
+}
+
+// TestProxyUnixRequestHeaders: net/http's proxy reaches a unix-socket
+// upstream with Host "localhost", and applies request_headers after its
+// own: remove, set, add.
+func TestProxyUnixRequestHeaders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan *http.Request, 1)
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r
+		io.WriteString(w, "unix")
+	})}
+	go up.Serve(ln)
+	defer up.Close()
+	rc := proxyRoute("/", "unix:"+path)
+	rc.Proxy.RequestHeaders = hclconfig.RequestHeaders{
+		Remove: []string{"Cookie", "X-Forwarded-Host"},
+		Set:    map[string]string{"X-Env": "prod"},
+		Add:    map[string]string{"Via": "hfork"},
+	}
+	front := httptest.NewServer(mustNew(t, rc))
+	defer front.Close()
+	req, _ := http.NewRequest("POST", front.URL+"/p", strings.NewReader("body"))
+	req.Header.Set("Cookie", "a=1")
+	req.Header.Set("X-Env", "dev")
+	req.Header.Set("Via", "1.1 lb")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r := <-seen
+	if string(b) != "unix" || r.Host != "localhost" || r.Header.Get("Cookie") != "" || r.Header.Get("X-Forwarded-Host") != "" ||
+		r.Header.Get("X-Env") != "prod" || fmt.Sprint(r.Header["Via"]) != "[1.1 lb hfork]" || r.Header.Get("X-Forwarded-For") != "127.0.0.1" {
+		t.Errorf("answer %q; upstream saw Host %q, headers %v", b, r.Host, r.Header)
+	}
+}
+
+// TestProxyRetries: a refused upstream costs an idempotent request
+// nothing (a PUT's body is kept whole and sent again), but a POST is not
+// sent twice.
+func TestProxyRetries(t *testing.T) {
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.Method, b)
+	}))
+	defer live.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	rc := proxyRoute("/", dead, live.URL)
+	rc.Proxy.Policy, rc.Proxy.Retries = hclconfig.PolicyFirst, 1
+	front := httptest.NewServer(mustNew(t, rc))
+	defer front.Close()
+	for _, tc := range []struct {
+		method string
+		code   int
+		body   string
+	}{{"GET", 200, "GET "}, {"PUT", 200, "PUT data"}, {"POST", 502, ""}} {
+		var body io.Reader
+		if tc.method != "GET" {
+			body = strings.NewReader("data")
+		}
+		req, _ := http.NewRequest(tc.method, front.URL+"/", body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || (tc.code == 200 && string(b) != tc.body) {
+			t.Errorf("%s: %d %q, want %d %q", tc.method, resp.StatusCode, b, tc.code, tc.body)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 type route struct {
 	prefix string
 	h      http.Handler
+	scope  *scope // the header policy and the rest; nil: none
 	// slashRedirect is set for a prefix ending in "/" when no route matches
 	// the same prefix without the slash: a request for exactly that path is
 	// redirected to the subtree, as http.ServeMux does.
@@ -23,40 +24,37 @@ type route struct {
 // router picks the route with the longest matching prefix.
 type router struct {
 	routes []route // longest prefix first
+	scope  *scope  // for the answers no route gives: 404, 400
 	// redirectHTTPS: Handler answers what no route matches, so the fast
 	// path leaves it to net/http.
 	redirectHTTPS bool
 }
 
-// New builds the handler for one listener: its routes, each served by its
-// built-in app. Everything a request needs is computed here, so serving a
-// request reads no configuration.
-//
-// A route prefix matches as a plain string prefix ("/api" matches "/api/x"
-// and "/apix", as nginx's prefix locations do); the longest one wins. A
-// request for a subtree prefix without its trailing slash ("/static" for
-// "/static/") is redirected to the slash form, unless some route has exactly
-// that prefix. No matching route is 404.
-func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
-	if log == nil {
-		log = slog.Default()
+// newRouter builds the router over one set of routes: a host's, or the
+// listener's own.
+// outer are the levels above the routes: the listener's, and the host's.
+func newRouter(read pageFiles, routes []hclconfig.Route, outer []level, redirectHTTPS bool, log *slog.Logger) (*router, error) {
+	rt := &router{routes: make([]route, 0, len(routes)), redirectHTTPS: redirectHTTPS}
+	var err error
+	if rt.scope, err = newScope(read, outer); err != nil {
+		return nil, err
 	}
-	rt := &router{routes: make([]route, 0, len(l.Routes)), redirectHTTPS: l.RedirectHTTPS}
-	for _, rc := range l.Routes {
+	for _, rc := range routes {
 		if !strings.HasPrefix(rc.Prefix, "/") {
 			return nil, fmt.Errorf("route %q: prefix must start with /", rc.Prefix)
 		}
-		h, err := newApp(rc, log.With("route", rc.Prefix))
+		sc, err := newScope(read, append(slices.Clip(outer), level{rc.Headers, rc.ErrorPages, rc.Compress}))
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
 		}
-		rt.routes = append(rt.routes, route{prefix: rc.Prefix, h: h})
-	}
-	nextID := 0
-	for _, r := range rt.routes {
-		if p, ok := r.h.(*proxy); ok {
-			p.buildFast(&nextID)
+		if sc != nil && rc.App == hclconfig.AppProxy {
+			sc.stream = sc.comp != nil
 		}
+		h, err := newApp(rc, sc, log.With("route", rc.Prefix))
+		if err != nil {
+			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
+		}
+		rt.routes = append(rt.routes, route{prefix: rc.Prefix, h: h, scope: sc})
 	}
 	// The config sorts routes already; sorting again keeps matching correct
 	// for any caller, and stability keeps file order among equal lengths.
@@ -71,14 +69,19 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 	return rt, nil
 }
 
-func newApp(rc hclconfig.Route, log *slog.Logger) (http.Handler, error) {
+func newApp(rc hclconfig.Route, sc *scope, log *slog.Logger) (http.Handler, error) {
 	switch rc.App {
 	case hclconfig.AppRespond:
-		return newRespond(rc.Respond), nil
+		return newRespond(rc.Respond, sc), nil
 	case hclconfig.AppStatic:
-		return newStatic(rc.Prefix, rc.Static, log)
+		return newStatic(rc.Prefix, rc.Static, sc, log)
 	case hclconfig.AppProxy:
-		return newProxy(rc.Proxy, log)
+		p, err := newProxy(rc.Proxy, log)
+		if err != nil {
+			return nil, err
+		}
+		p.buildFast(rc.Proxy, sc)
+		return p, nil
 	case hclconfig.AppRedirect:
 		return newRedirect(rc.Prefix, rc.Redirect)
 	case hclconfig.AppStatus:
@@ -94,21 +97,21 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// one that arrives anyway would match a prefix it then leaves ("/static/../api"),
 	// so it is refused rather than guessed at.
 	if !strings.HasPrefix(p, "/") || hasDotSegment(p) {
-		writeStatus(w, http.StatusBadRequest)
+		rt.scope.status(w, r, http.StatusBadRequest)
 		return
 	}
 	for i := range rt.routes {
 		rr := &rt.routes[i]
 		if strings.HasPrefix(p, rr.prefix) {
-			rr.h.ServeHTTP(w, r)
+			rr.scope.serve(rr.h, w, r)
 			return
 		}
 		if rr.slashRedirect && len(p) == len(rr.prefix)-1 && rr.prefix[:len(p)] == p {
-			redirectSlash(w, r)
+			rr.scope.serve(http.HandlerFunc(redirectSlash), w, r)
 			return
 		}
 	}
-	writeStatus(w, http.StatusNotFound)
+	rt.scope.status(w, r, http.StatusNotFound)
 }
 
 // redirectSlash sends the client to r's path with a trailing slash, keeping
@@ -156,7 +159,7 @@ var (
 func init() {
 	for _, code := range []int{
 		http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound,
-		http.StatusMethodNotAllowed, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusMethodNotAllowed, http.StatusNotAcceptable, http.StatusInternalServerError, http.StatusBadGateway,
 		http.StatusGatewayTimeout,
 	} {
 		b := []byte(fmt.Sprintf("%d %s\n", code, strings.ToLower(http.StatusText(code))))
@@ -169,6 +172,12 @@ func init() {
 // writeStatus answers with a short plain-text body naming code, like
 // http.Error, without its per-call allocations.
 func writeStatus(w http.ResponseWriter, code int) {
+	if sw, ok := w.(*scopeWriter); ok {
+		if pg := sw.sc.pages[code]; pg != nil {
+			pg.write(w, code)
+			return
+		}
+	}
 	h := w.Header()
 	body, ok := statusBodies[code]
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -27,12 +28,18 @@ const rootRecheck = time.Second
 // refuse early what no real client sends. Refused, missing and non-regular
 // names are all 404, so probing learns nothing; unreadable ones are 403.
 type static struct {
-	prefix  string
-	dir     string
-	index   string
-	log     *slog.Logger
-	root    atomic.Pointer[staticRoot]
-	checkAt atomic.Int64 // unix nanoseconds of the next identity check
+	prefix   string
+	dir      string
+	index    []string
+	fallback string   // "" for none
+	hidden   []string // path.Match patterns for one segment
+	// comp compresses the route's files (staticenc.go); precompressed
+	// serves "file.zst" and "file.gz" beside them.
+	comp          *compressor
+	precompressed bool
+	log           *slog.Logger
+	root          atomic.Pointer[staticRoot]
+	checkAt       atomic.Int64 // unix nanoseconds of the next identity check
 }
 
 type staticRoot struct {
@@ -43,16 +50,27 @@ type staticRoot struct {
 
 var hdrAllowGetHead = []string{"GET, HEAD"}
 
-func newStatic(prefix string, c hclconfig.Static, log *slog.Logger) (*static, error) {
+func newStatic(prefix string, c hclconfig.Static, sc *scope, log *slog.Logger) (*static, error) {
 	if c.Root == "" {
 		return nil, errors.New("static: root is empty")
 	}
-	s := &static{prefix: prefix, dir: c.Root, index: c.Index, log: log}
-	if s.index == "" {
-		s.index = "index.html"
+	s := &static{prefix: prefix, dir: c.Root, index: c.Index, fallback: c.Fallback, hidden: c.Hidden,
+		precompressed: c.Precompressed, log: log}
+	if sc != nil {
+		s.comp = sc.comp
 	}
-	if strings.ContainsAny(s.index, "/\\\x00") || s.index == "." || s.index == ".." {
-		return nil, fmt.Errorf("static: index %q must be a file name", s.index)
+	if len(s.index) == 0 {
+		s.index = []string{"index.html"}
+	}
+	for _, idx := range s.index {
+		if strings.ContainsAny(idx, "/\\\x00") || idx == "" || idx == "." || idx == ".." {
+			return nil, fmt.Errorf("static: index %q must be a file name", idx)
+		}
+	}
+	for _, p := range s.hidden {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("static: hidden %q: %w", p, err)
+		}
 	}
 	sr, err := openStaticRoot(s.dir)
 	if err != nil {
@@ -124,6 +142,10 @@ func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusBadRequest)
 		return
 	}
+	if s.isHidden(rest) {
+		writeStatus(w, http.StatusNotFound)
+		return
+	}
 	name := strings.Trim(rest, "/")
 	if name == "" {
 		name = "."
@@ -132,45 +154,98 @@ func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	root := s.current().root
 	f, fi, code := s.open(root, name)
-	if code != 0 {
-		writeStatus(w, code)
-		return
-	}
-	if !fi.IsDir() && wantDir {
+	served := name
+	if code == 0 && !fi.IsDir() && wantDir {
 		// "file.txt/" names a directory that is not there.
 		f.Close()
-		writeStatus(w, http.StatusNotFound)
-		return
+		code = http.StatusNotFound
 	}
-	if fi.IsDir() {
+	if code == 0 && fi.IsDir() {
 		f.Close()
-		idx := s.index
-		if name != "." {
-			idx = name + "/" + s.index
-		}
 		// No listings: a directory without its index is as absent as a
 		// missing file, and the slash redirect below waits until the index
 		// is known to exist so it does not reveal bare directories either.
-		f, fi, code = s.open(root, idx)
-		if code == 0 && fi.IsDir() {
-			f.Close()
-			code = http.StatusNotFound
-		}
-		if code != 0 {
-			writeStatus(w, code)
-			return
-		}
-		if !wantDir {
+		f, fi, served, code = s.openIndex(root, name)
+		if code == 0 && !wantDir {
 			f.Close()
 			redirectSlash(w, r)
 			return
 		}
 	}
+	if code == http.StatusNotFound && s.fallback != "" {
+		f, fi, code = s.open(root, s.fallback)
+		served = s.fallback
+		if code == 0 && fi.IsDir() {
+			f.Close()
+			code = http.StatusNotFound
+		}
+	}
+	if code != 0 {
+		writeStatus(w, code)
+		return
+	}
 	defer f.Close()
 
+	if (s.comp != nil || s.precompressed) && s.serveEncoded(w, r, root, served, f, fi) {
+		return
+	}
 	w.Header()["Etag"] = []string{etag(fi)}
 	// f is an *os.File so that net/http can hand the body to sendfile(2).
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// openIndex opens the first of the index files in directory dir that is
+// a file.
+func (s *static) openIndex(root *os.Root, dir string) (*os.File, fs.FileInfo, string, int) {
+	code := http.StatusNotFound
+	for _, idx := range s.index {
+		if dir != "." {
+			idx = dir + "/" + idx
+		}
+		var f *os.File
+		var fi fs.FileInfo
+		f, fi, code = s.open(root, idx)
+		if code == 0 && fi.IsDir() {
+			f.Close()
+			code = http.StatusNotFound
+		}
+		if code != http.StatusNotFound {
+			return f, fi, idx, code
+		}
+	}
+	return nil, nil, "", code
+}
+
+// isHidden reports whether rest, the path under the root, has a segment
+// a hidden pattern matches; "/.well-known/" at the top is never hidden
+// (ACME challenges, security.txt).
+func (s *static) isHidden(rest string) bool {
+	if len(s.hidden) == 0 {
+		return false
+	}
+	first := true
+	for len(rest) > 0 {
+		seg := rest
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			seg, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if seg == "" {
+			continue
+		}
+		if first && seg == ".well-known" {
+			first = false
+			continue
+		}
+		first = false
+		for _, p := range s.hidden {
+			if ok, _ := path.Match(p, seg); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // open opens name under root. It returns a non-zero status when the name

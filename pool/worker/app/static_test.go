@@ -130,7 +130,7 @@ func TestStaticTraversal(t *testing.T) {
 // hold on their own.
 func TestStaticHoldsWithoutRouter(t *testing.T) {
 	root, _ := staticTree(t)
-	s, err := newStatic("/static/", hclconfig.Static{Root: root}, quiet)
+	s, err := newStatic("/static/", hclconfig.Static{Root: root}, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestStaticRootSwap(t *testing.T) {
 	if err := os.Symlink("v1", current); err != nil {
 		t.Fatal(err)
 	}
-	s, err := newStatic("/", hclconfig.Static{Root: current}, quiet)
+	s, err := newStatic("/", hclconfig.Static{Root: current}, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,5 +338,106 @@ func BenchmarkStatic4K(b *testing.B) {
 		if w.code != 200 && w.code != 0 {
 			b.Fatalf("status %d", w.code)
 		}
+	}
+}
+
+// fetchBoth answers GET path on h twice, through a real net/http server
+// and through the fast path, and fails unless both give the same status
+// and body.
+func fetchBoth(t *testing.T, h http.Handler, host, path string) (int, string) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+path, nil)
+	req.Host = host
+	res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+
+	var resp FastResponse
+	resp.Reset()
+	if !h.(FastServer).ServeFast(&FastRequest{Method: "GET", Path: path, Host: host}, &resp) {
+		t.Fatalf("GET %s%s: the fast path declined", host, path)
+	}
+	fbody := resp.Body
+	if resp.FileFD >= 0 {
+		f := os.NewFile(uintptr(resp.FileFD), "")
+		fbody, _ = io.ReadAll(io.LimitReader(f, resp.FileSize))
+		f.Close()
+	}
+	if resp.Status != res.StatusCode || string(fbody) != string(body) {
+		t.Errorf("GET %s%s: net/http %d %q, fast path %d %q", host, path, res.StatusCode, body, resp.Status, fbody)
+	}
+	return res.StatusCode, string(body)
+}
+
+func TestStaticDotfiles(t *testing.T) {
+	root, _ := staticTree(t)
+	for name, body := range map[string]string{
+		".env": "SECRET=1", ".git/config": "[core]", "sub/.htpasswd": "u:p",
+		".well-known/security.txt": "Contact: x", ".well-known/.hidden": "no", "a.bak": "old",
+	} {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755)
+		os.WriteFile(filepath.Join(root, name), []byte(body), 0o644)
+	}
+	route := func(hidden ...string) http.Handler {
+		r := staticRoute(root)
+		r.Static.Hidden = hidden
+		return mustNew(t, r)
+	}
+	def := route(".*") // the config's default
+	for path, want := range map[string]int{
+		"/static/.env": 404, "/static/.git/config": 404, "/static/.git/": 404, "/static/sub/.htpasswd": 404,
+		"/static/.well-known/security.txt": 200, "/static/.well-known/.hidden": 404,
+		"/static/a.txt": 200, "/static/a.bak": 200,
+	} {
+		if code, _ := fetchBoth(t, def, "", path); code != want {
+			t.Errorf("default hidden: GET %s = %d, want %d", path, code, want)
+		}
+	}
+	more := route(".*", "*.bak")
+	if code, _ := fetchBoth(t, more, "", "/static/a.bak"); code != 404 {
+		t.Errorf("hidden *.bak: GET /static/a.bak = %d, want 404", code)
+	}
+	none := route()
+	if code, body := fetchBoth(t, none, "", "/static/.env"); code != 200 || body != "SECRET=1" {
+		t.Errorf("hidden = []: GET /static/.env = %d %q, want the file", code, body)
+	}
+}
+
+func TestStaticFallbackAndIndexList(t *testing.T) {
+	root, _ := staticTree(t)
+	os.WriteFile(filepath.Join(root, "sub", "home.htm"), []byte("home.htm"), 0o644)
+	spa := staticRoute(root)
+	spa.Static.Fallback = "index.html"
+	spa.Static.Index = []string{"home.htm", "index.html"}
+	spa.Static.Hidden = []string{".*"}
+	h := mustNew(t, spa)
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/static/app/route/42", 200, "<h1>home</h1>"}, // missing: the fallback, with 200
+		{"/static/a.txt", 200, "plain a"},              // present files as they are
+		{"/static/sub/", 200, "home.htm"},              // the first index that exists
+		{"/static/", 200, "<h1>home</h1>"},             // the second when the first is missing
+		{"/static/nodir/", 200, "<h1>home</h1>"},       // a directory without an index
+		{"/static/.env", 404, "404 not found\n"},       // hidden stays hidden
+		{"/static/sub", 301, ""},
+	} {
+		code, body := fetchBoth(t, h, "", tc.path)
+		if code != tc.code || body != tc.body {
+			t.Errorf("GET %s = %d %q, want %d %q", tc.path, code, body, tc.code, tc.body)
+		}
+	}
+	// A fallback that is itself missing is a plain 404.
+	gone := staticRoute(root)
+	gone.Static.Fallback = "nothere.html"
+	if code, _ := fetchBoth(t, mustNew(t, gone), "", "/static/x"); code != 404 {
+		t.Errorf("missing fallback: %d, want 404", code)
 	}
 }

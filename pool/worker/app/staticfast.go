@@ -47,6 +47,10 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 		statusFast(resp, http.StatusBadRequest)
 		return true
 	}
+	if s.isHidden(rest) {
+		statusFast(resp, http.StatusNotFound)
+		return true
+	}
 	name := strings.Trim(rest, "/")
 	if name == "" {
 		name = "."
@@ -59,44 +63,34 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 	defer runtime.KeepAlive(sr)
 	dirfd := int(sr.dir.Fd())
 	fd, st, code := s.openFast(dirfd, name)
+	base := name
+	if code == 0 && st.Mode&unix.S_IFMT != unix.S_IFDIR && wantDir {
+		rawsys.Close(fd)
+		code = http.StatusNotFound
+	}
+	if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		rawsys.Close(fd)
+		fd, st, base, code = s.openIndexFast(dirfd, name)
+		if code == 0 && !wantDir {
+			rawsys.Close(fd)
+			redirectSlashFast(req, resp)
+			return true
+		}
+	}
+	if code == http.StatusNotFound && s.fallback != "" {
+		fd, st, code = s.openFast(dirfd, s.fallback)
+		base = s.fallback
+		if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			rawsys.Close(fd)
+			code = http.StatusNotFound
+		}
+	}
 	if code < 0 {
 		return false
 	}
 	if code != 0 {
 		statusFast(resp, code)
 		return true
-	}
-	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	if !isDir && wantDir {
-		rawsys.Close(fd)
-		statusFast(resp, http.StatusNotFound)
-		return true
-	}
-	base := name
-	if isDir {
-		rawsys.Close(fd)
-		idx := s.index
-		if name != "." {
-			idx = name + "/" + s.index
-		}
-		fd, st, code = s.openFast(dirfd, idx)
-		if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			rawsys.Close(fd)
-			code = http.StatusNotFound
-		}
-		if code < 0 {
-			return false
-		}
-		if code != 0 {
-			statusFast(resp, code)
-			return true
-		}
-		if !wantDir {
-			rawsys.Close(fd)
-			redirectSlashFast(req, resp)
-			return true
-		}
-		base = s.index
 	}
 
 	// What http.ServeContent sends for a whole file: the type by extension
@@ -113,13 +107,35 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 		}
 		ctype = http.DetectContentType(resp.sniff[:max(n, 0)])
 	}
+	if s.comp != nil || s.precompressed {
+		return s.encodedFast(req, resp, dirfd, fd, &st, base, ctype)
+	}
+	s.fileHeadFast(resp, &st, ctype, "", -1, false)
+	resp.FileFD, resp.FileSize = fd, st.Size
+	return true
+}
+
+// fileHeadFast builds the head of a whole-file answer: the file st
+// describes as it is, or, with enc, its coding of length size.
+func (s *static) fileHeadFast(resp *FastResponse, st *unix.Stat_t, ctype, enc string, size int64, vary bool) {
 	mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
 	b := appendStatusLine(resp.scratch[:0], http.StatusOK)
-	b = append(b, "Accept-Ranges: bytes\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, st.Size, 10)
+	b = append(b, "Accept-Ranges: bytes\r\n"...)
+	if enc != "" {
+		b = append(b, "Content-Encoding: "...)
+		b = append(b, enc...)
+		b = append(b, "\r\n"...)
+	} else {
+		size = st.Size
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, size, 10)
 	b = append(b, "\r\nContent-Type: "...)
 	b = append(b, ctype...)
 	b = append(b, "\r\nEtag: "...)
+	if enc != "" {
+		b = append(b, "W/"...)
+	}
 	b = appendEtag(b, mtime, st.Size)
 	b = append(b, "\r\n"...)
 	if !mtime.IsZero() && !mtime.Equal(time.Unix(0, 0)) {
@@ -127,10 +143,34 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 		b = mtime.UTC().AppendFormat(b, http.TimeFormat)
 		b = append(b, "\r\n"...)
 	}
+	if vary {
+		b = append(b, "Vary: Accept-Encoding\r\n"...)
+	}
 	resp.scratch = b
 	resp.Status, resp.Head = http.StatusOK, b
-	resp.FileFD, resp.FileSize = fd, st.Size
-	return true
+}
+
+// openIndexFast is openIndex for the fast path; it also returns the
+// index file's path.
+func (s *static) openIndexFast(dirfd int, dir string) (int, unix.Stat_t, string, int) {
+	var st unix.Stat_t
+	code := http.StatusNotFound
+	for _, idx := range s.index {
+		name := idx
+		if dir != "." {
+			name = dir + "/" + idx
+		}
+		var fd int
+		fd, st, code = s.openFast(dirfd, name)
+		if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			rawsys.Close(fd)
+			code = http.StatusNotFound
+		}
+		if code != http.StatusNotFound {
+			return fd, st, name, code
+		}
+	}
+	return -1, st, "", code
 }
 
 // openFast opens name beneath dirfd and stats it: the fd and its stat, or

@@ -79,6 +79,7 @@ func (l *Loop) accept(lfd int) {
 	}
 	c := l.newConn()
 	c.fd, c.since, c.deadline, c.fresh = nfd, l.now, l.now+l.rht, true
+	c.pp = l.cfg.ProxyProtocol
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}

@@ -3,6 +3,8 @@ package evloop
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/app"
@@ -69,8 +71,12 @@ type conn struct {
 	// muted: epoll reports nothing for it (a proxied answer is coming).
 	muted bool
 	px    *exchange // the proxied request in progress (exchange.go)
-	prog  Progress  // what a drain saw of its movement (progress.go)
-	slot  int       // index in Loop.list
+	// pp: the PROXY protocol header is still to come (proxyproto.go);
+	// ppSrc is the client's address it gave.
+	pp    bool
+	ppSrc netip.AddrPort
+	prog  Progress // what a drain saw of its movement (progress.go)
+	slot  int      // index in Loop.list
 }
 
 func (l *Loop) conn(fd int) *conn {
@@ -166,6 +172,12 @@ func (l *Loop) readable(c *conn) {
 		}
 		break
 	}
+	if c.pp {
+		var more bool
+		if data, more = l.proxyHeader(c, data); !more {
+			return
+		}
+	}
 	if c.state == connIdle {
 		// A head is due read_header_timeout after its first byte, or for
 		// a new connection after the accept, as in net/http.
@@ -211,11 +223,14 @@ func (l *Loop) serve(c *conn, data []byte) {
 			break
 		}
 		c.fresh = false
-		if l.resp.Upstream != nil {
+		if l.needRemote {
+			l.who(c, l.resp.Proxy != nil || l.access != nil)
+		}
+		if l.resp.Proxy != nil {
 			c.closeAfter = l.req.Close || !l.keepAlive || l.draining
 			c.out = append(c.out[:0], out...)
 			l.wbuf = out[:0]
-			ex := l.newExchange(c, l.resp.Upstream, data[:n], start)
+			ex := l.newExchange(c, l.resp.Proxy, data[:n], start)
 			data = data[n:]
 			if c.closeAfter {
 				data = nil
@@ -264,6 +279,37 @@ func (l *Loop) serve(c *conn, data []byte) {
 	l.flush(c)
 }
 
+// who finds the client of the request in l.req, and its request ID when
+// id is set: with trusted_proxies, a trusted peer's X-Forwarded-For names
+// the client and its X-Request-ID is kept (see app.Trust); otherwise the
+// peer is the client, and the ID is made here.
+func (l *Loop) who(c *conn, id bool) {
+	r := &l.req
+	peer := clientIP(c.remote)
+	l.client, l.useChain = c.remote, false
+	if t := l.cfg.Trust; t != nil {
+		client, before := t.Client(peer, r.XFF)
+		if client != peer {
+			l.client = net.JoinHostPort(client, "0")
+		}
+		l.useChain = true
+		switch {
+		case before != "" && client != "":
+			l.chain = before + ", " + client
+		default:
+			l.chain = client
+		}
+	}
+	if id {
+		l.reqID = l.reqID[:0]
+		if r.RequestID != "" && l.cfg.Trust.Trusts(peer) && app.ValidRequestID(r.RequestID) {
+			l.reqID = append(l.reqID, r.RequestID...)
+		} else {
+			l.reqID = app.AppendRequestID(l.reqID)
+		}
+	}
+}
+
 // keepRest keeps data, the bytes after the requests answered, in c.in;
 // owned says data lies in c.in already.
 func keepRest(c *conn, data []byte, owned bool) {
@@ -304,7 +350,7 @@ func (l *Loop) logAccess(c *conn, start time.Time) {
 		bytes = l.resp.BodyLen()
 	}
 	l.access.Log(&app.Entry{
-		Remote: c.remote, Method: r.Method, RequestURI: r.Target, Path: r.Path,
+		Remote: l.client, RequestID: h1.Str(l.reqID), Method: r.Method, RequestURI: r.Target, Path: r.Path,
 		RawQuery: r.Query, Proto: r.Proto(), Host: r.Host, Referer: r.Referer,
 		UserAgent: r.UserAgent, Status: l.resp.Status, Bytes: bytes,
 		Start: start, End: l.access.Now(),

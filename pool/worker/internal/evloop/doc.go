@@ -7,9 +7,10 @@
 // finds nothing.
 //
 // It answers GET and HEAD requests for respond, static and redirect
-// routes, and forwards those for proxy routes to IP upstreams over its
-// own pool of keep-alive connections (app.FastServer; exchange.go,
-// upstream.go). The first request it does not answer itself, a body, an
+// routes, and forwards those for proxy routes to plain-HTTP and
+// unix-socket upstreams over its own pool of keep-alive connections
+// (app.FastServer; exchange.go, upstream.go), picked, marked and retried
+// by package upstream as net/http's proxy does. The first request it does not answer itself, a body, an
 // upgrade, a Range, a malformed line, hands the connection to net/http
 // with the bytes read so far (handoff.go): net/http serves it from then
 // on, exactly as it serves a connection it accepted. So the loop need not
@@ -27,6 +28,7 @@
 // max_requests (through Host.Served), the access log, and the drain.
 //
 // Files: loop.go runs the loop and takes commands; accept.go accepts;
+// proxyproto.go takes a PROXY protocol header off a new connection;
 // conn.go is a client connection's life; handoff.go gives one to
 // net/http; upstream.go is the upstream pool; exchange.go one forwarded
 // request; progress.go tells a drain which answers still move.
@@ -46,6 +48,7 @@
 //   - Answers leave in the order their requests came; a request waits
 //     behind a file or a proxied answer, never overtakes it.
 //   - Once an upstream's answer has begun to reach the client, a failure
-//     cuts the connection; before, it answers 502 or 504, and a request
-//     is sent again only when the upstream said nothing at all.
+//     cuts the connection; before, it answers 502, 503 or 504, and a
+//     request is sent again (on a new connection, or to another
+//     upstream) only when the upstream said nothing at all.
 package evloop

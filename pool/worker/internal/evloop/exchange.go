@@ -3,11 +3,13 @@ package evloop
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/app"
 	"github.com/hfork/hfork/pool/worker/internal/h1"
 	"github.com/hfork/hfork/pool/worker/internal/poll"
+	"github.com/hfork/hfork/pool/worker/internal/upstream"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,35 +23,45 @@ import (
 // chunked one passed through chunk by chunk, one delimited by the upstream
 // closing ends the client's connection too.
 //
-// Failures answer as the proxy app does: 502, or 504 for a timeout (dial,
-// the upstream's head, or the request timeout); a request on a pooled
-// connection that the upstream had closed is sent again on a new one, as
-// net/http's transport does for an idempotent request. Once the answer's
-// head has reached the client, a failure can only cut the connection.
+// The upstream is the group's pick (package upstream), the same policy
+// and health the proxy app uses. Failures answer as the proxy app does:
+// 503 when no upstream is healthy, 502, or 504 for a timeout (connect,
+// read, or the request timeout). A request on a pooled connection that
+// the upstream had closed is sent again on a new one, as net/http's
+// transport does for an idempotent request; a refused, reset or timed out
+// connection counts against the upstream's health (max_fails), and the
+// request, which is a GET or HEAD, goes to another upstream while retries
+// allow and it has had no byte of an answer. Once the answer's head has
+// reached the client, a failure can only cut the connection.
 
 // exchange is one forwarded request.
 type exchange struct {
 	c        *conn
-	up       *app.FastUpstream
-	via      *upConn // the upstream connection it goes over
-	req      []byte  // the request as sent, for a retry
-	head     bool    // HEAD: the answer has no body
-	retried  bool
-	gotBytes bool // the upstream said something: never sent again
-	sentHead bool // the answer's head went to the client
+	px       *app.FastProxy
+	up       *upstream.Member   // nil: none was healthy
+	tried    []*upstream.Member // up and those that failed before it
+	client   string             // the client's "ip:port" (see Loop.who)
+	via      *upConn            // the upstream connection it goes over
+	req      []byte             // the request as sent, for a retry
+	hostAt   int                // where up's Host is in req
+	head     bool               // HEAD: the answer has no body
+	retried  bool               // sent again after a pooled connection closed
+	gotBytes bool               // the upstream said something: never sent again
+	sentHead bool               // the answer's head went to the client
 	status   int
 	bytes    int64
 	start    time.Time // for the access log
 	route    int       // the host's route, for its counts
 	deadline int64     // the request timeout; 0 is none
-	headBy   int64     // the upstream's head is due
+	readBy   int64     // the upstream's next bytes are due (read_timeout)
+	rt       int64     // read_timeout
 	entry    app.Entry // the access log's fields, copied
 	logBuf   []byte
 }
 
 // newExchange prepares the forwarding of l.req (head is its raw head) to
-// up, copying all it needs of the request.
-func (l *Loop) newExchange(c *conn, up *app.FastUpstream, head []byte, start time.Time) *exchange {
+// one of px's upstreams, copying all it needs of the request.
+func (l *Loop) newExchange(c *conn, px *app.FastProxy, head []byte, start time.Time) *exchange {
 	r := &l.req
 	var ex *exchange
 	if n := len(l.exFree); n > 0 {
@@ -58,13 +70,20 @@ func (l *Loop) newExchange(c *conn, up *app.FastUpstream, head []byte, start tim
 	} else {
 		ex = &exchange{}
 	}
-	*ex = exchange{c: c, up: up, head: r.Method == "HEAD", start: start, headBy: l.now + int64(upHeadTimeout),
-		route: l.host.Route(r.Path), req: ex.req[:0], logBuf: ex.logBuf[:0]}
+	*ex = exchange{c: c, px: px, head: r.Method == "HEAD", start: start, rt: int64(px.Group.ReadTimeout()),
+		route: l.host.Route(r.Path), req: ex.req[:0], logBuf: ex.logBuf[:0], tried: ex.tried[:0]}
 	if l.cfg.Deadline > 0 {
 		ex.deadline = l.now + int64(l.cfg.Deadline)
-		ex.headBy = min(ex.headBy, ex.deadline)
 	}
-	ex.req = h1.AppendUpstreamRequest(ex.req, r, head, up.Host, c.remote)
+	ex.readBy = ex.due(l.now)
+	ex.client = l.client
+	f := h1.Forward{Remote: c.remote, Chain: l.chain, UseChain: l.useChain, RequestID: h1.Str(l.reqID), Proxy: px}
+	if ex.up = px.Group.Pick(clientIP(ex.client), nil); ex.up != nil {
+		ex.up.Begin()
+		ex.tried = append(ex.tried, ex.up)
+		f.Host = ex.up.Host
+	}
+	ex.req, ex.hostAt = h1.AppendUpstreamRequest(ex.req, r, head, &f)
 	if l.access != nil {
 		// The request's strings live in the read buffer; the log line is
 		// written when the answer ends.
@@ -73,10 +92,11 @@ func (l *Loop) newExchange(c *conn, up *app.FastUpstream, head []byte, start tim
 		b = append(b, r.Host...)
 		b = append(b, r.Referer...)
 		b = append(b, r.UserAgent...)
+		b = append(b, l.reqID...)
 		ex.logBuf = b
 		o := 0
 		cut := func(n int) string { s := h1.Str(b[o : o+n]); o += n; return s }
-		ex.entry = app.Entry{Remote: c.remote, Method: r.Method, Proto: r.Proto()}
+		ex.entry = app.Entry{Remote: ex.client, Method: r.Method, Proto: r.Proto()}
 		ex.entry.RequestURI = cut(len(r.Target))
 		ex.entry.Path, ex.entry.RawQuery = ex.entry.RequestURI, ""
 		if i := bytes.IndexByte([]byte(ex.entry.RequestURI), '?'); i >= 0 {
@@ -85,8 +105,26 @@ func (l *Loop) newExchange(c *conn, up *app.FastUpstream, head []byte, start tim
 		ex.entry.Host = cut(len(r.Host))
 		ex.entry.Referer = cut(len(r.Referer))
 		ex.entry.UserAgent = cut(len(r.UserAgent))
+		ex.entry.RequestID = cut(len(l.reqID))
 	}
 	return ex
+}
+
+// due is when the upstream's next bytes are due, from now.
+func (ex *exchange) due(now int64) int64 {
+	by := now + ex.rt
+	if ex.deadline != 0 {
+		by = min(by, ex.deadline)
+	}
+	return by
+}
+
+// clientIP is the IP of an "ip:port" address, without allocating.
+func clientIP(remote string) string {
+	if i := strings.LastIndexByte(remote, ':'); i > 0 {
+		return strings.TrimSuffix(strings.TrimPrefix(remote[:i], "["), "]")
+	}
+	return ""
 }
 
 // startProxy sends ex. Answers to earlier pipelined requests are in c.out
@@ -96,7 +134,39 @@ func (l *Loop) startProxy(ex *exchange) {
 	c.px = ex
 	c.state = connProxy
 	c.deadline = 0
-	l.send(ex, l.upstreamConn(ex.up))
+	if ex.up == nil {
+		l.log.Warn("upstream failed", "err", upstream.ErrNoUpstream)
+		l.proxyFailed(ex, http.StatusServiceUnavailable)
+		return
+	}
+	l.send(ex, l.upstreamConn(ex.up, ex.px.Group.ConnectTimeout()))
+}
+
+// retry sends ex to another upstream after its own failed before any
+// byte of an answer, when retries allow and one is healthy.
+func (l *Loop) retry(ex *exchange, why string) bool {
+	g := ex.px.Group
+	if len(ex.tried) > g.Retries() {
+		return false
+	}
+	m := g.Pick(clientIP(ex.client), ex.tried)
+	if m == nil {
+		return false
+	}
+	l.log.Info("upstream failed; trying another", "upstream", ex.up.Name, "err", why, "next", m.Name)
+	if m.Host != ex.up.Host {
+		old := len(ex.up.Host)
+		rest := append([]byte(nil), ex.req[ex.hostAt+old:]...)
+		ex.req = append(append(ex.req[:ex.hostAt], m.Host...), rest...)
+	}
+	ex.up.End()
+	ex.up = m
+	m.Begin()
+	ex.tried = append(ex.tried, m)
+	ex.retried, ex.gotBytes = false, false
+	ex.readBy = ex.due(l.now)
+	l.send(ex, l.upstreamConn(m, g.ConnectTimeout()))
+	return true
 }
 
 // readDuringProxy takes what a client sends while its proxied request is
@@ -145,11 +215,12 @@ func (l *Loop) upRead(u *upConn) {
 				l.proxyDone(u, false)
 				return
 			}
-			l.upFailed(u, !ex.gotBytes)
+			l.upFailed(u, !ex.gotBytes, "connection closed before the answer")
 			return
 		}
 		data := l.rbuf[:n]
 		ex.gotBytes = true
+		ex.readBy = ex.due(l.now)
 		if u.state == upHead {
 			u.in = append(u.in, data...)
 			var ok bool
@@ -180,13 +251,13 @@ func (l *Loop) upHead(u *upConn) ([]byte, bool) {
 	for {
 		h, n, err := h1.ParseAnswer(u.in)
 		if err != nil {
-			l.log.Warn("upstream failed", "upstream", ex.up.Host, "err", err)
+			l.log.Warn("upstream failed", "upstream", ex.up.Name, "err", err)
 			l.upFailedCode(u, http.StatusBadGateway)
 			return nil, false
 		}
 		if n == 0 {
 			if len(u.in) > upMaxHead {
-				l.log.Warn("upstream failed", "upstream", ex.up.Host, "err", "answer head too long")
+				l.log.Warn("upstream failed", "upstream", ex.up.Name, "err", "answer head too long")
 				l.upFailedCode(u, http.StatusBadGateway)
 				return nil, false
 			}
@@ -195,7 +266,7 @@ func (l *Loop) upHead(u *upConn) ([]byte, bool) {
 		c := ex.c
 		if h.Code >= 100 && h.Code < 200 {
 			if h.Code == http.StatusSwitchingProtocols {
-				l.log.Warn("upstream failed", "upstream", ex.up.Host, "err", "101 to a request without Upgrade")
+				l.log.Warn("upstream failed", "upstream", ex.up.Name, "err", "101 to a request without Upgrade")
 				l.upFailedCode(u, http.StatusBadGateway)
 				return nil, false
 			}
@@ -220,6 +291,7 @@ func (l *Loop) upHead(u *upConn) ([]byte, bool) {
 		}
 		closeClient := c.closeAfter || l.draining || u.frame == frameClose
 		c.closeAfter = closeClient
+		h.Policy = ex.px.Headers()
 		c.out = h1.AppendAnswerHead(c.out, &h, u.in[:n], l.dateLine(), h1.Framing(1, closeClient, l.draining), false)
 		u.state = upBody
 		body := append(l.wbuf[:0], u.in[n:]...)
@@ -256,7 +328,7 @@ func (l *Loop) upBody(u *upConn, data []byte) bool {
 	case frameChunked:
 		n, payload, end, err := u.chunks.Scan(data)
 		if err != nil {
-			l.log.Warn("upstream failed", "upstream", ex.up.Host, "err", err)
+			l.log.Warn("upstream failed", "upstream", ex.up.Name, "err", err)
 			l.proxyAbort(u)
 			return false
 		}
@@ -311,6 +383,8 @@ func (l *Loop) resumeProxy(c *conn) {
 		} else {
 			l.upEvents(u, poll.In)
 		}
+		ex := c.px
+		ex.readBy = ex.due(l.now) // the wait was the client's
 		l.upRead(u)
 	}
 }
@@ -347,10 +421,12 @@ func (l *Loop) finishExchange(c *conn, ex *exchange) {
 	l.flush(c)
 }
 
-// upFailed handles a connection that broke before the answer's head came.
-// fresh says nothing was read: on a reused connection that is the
-// upstream closing it while idle, and the request goes again on a new one.
-func (l *Loop) upFailed(u *upConn, fresh bool) {
+// upFailed handles a connection that broke before the answer's head
+// came. fresh says nothing was read: on a reused connection that is the
+// upstream closing it while idle, and the request goes again on a new
+// one; otherwise it counts against the upstream, and the request goes to
+// another while it had no byte of an answer.
+func (l *Loop) upFailed(u *upConn, fresh bool, why string) {
 	ex := u.ex
 	if ex == nil {
 		l.dropUp(u)
@@ -358,18 +434,24 @@ func (l *Loop) upFailed(u *upConn, fresh bool) {
 	}
 	if ex.sentHead {
 		// The client has part of an answer: it can only be cut.
-		l.log.Warn("upstream failed mid-answer", "upstream", ex.up.Host)
+		l.log.Warn("upstream failed mid-answer", "upstream", ex.up.Name)
+		ex.px.Group.Failed(ex.up, why)
 		l.proxyAbort(u)
 		return
 	}
 	if fresh && u.reused && !ex.retried {
 		ex.retried = true
 		l.dropUp(u)
-		l.send(ex, l.dial(ex.up))
+		l.send(ex, l.dial(ex.up, ex.px.Group.ConnectTimeout()))
 		return
 	}
-	l.log.Warn("upstream failed", "upstream", ex.up.Host, "err", "connection closed before the answer")
-	l.upFailedCode(u, http.StatusBadGateway)
+	ex.px.Group.Failed(ex.up, why)
+	l.dropUp(u)
+	if !ex.gotBytes && l.retry(ex, why) {
+		return
+	}
+	l.log.Warn("upstream failed", "upstream", ex.up.Name, "err", why)
+	l.proxyFailed(ex, http.StatusBadGateway)
 }
 
 func (l *Loop) upFailedCode(u *upConn, code int) {
@@ -384,7 +466,7 @@ func (l *Loop) proxyFailed(ex *exchange, code int) {
 	c := ex.c
 	var resp app.FastResponse
 	resp.Reset()
-	app.StatusFast(&resp, code)
+	ex.px.StatusFast(&resp, code)
 	c.closeAfter = c.closeAfter || l.draining
 	// A proxied request is HTTP/1.1 (see h1.Request's Forwardable).
 	c.out = h1.AppendHead(c.out, resp.Head, 1)
@@ -411,7 +493,11 @@ func (l *Loop) endExchange(c *conn) {
 	if ex.via != nil {
 		l.dropUp(ex.via)
 	}
-	ex.c, ex.up, ex.via = nil, nil, nil
+	if ex.up != nil {
+		ex.up.End()
+	}
+	clear(ex.tried)
+	ex.c, ex.px, ex.up, ex.via, ex.tried = nil, nil, nil, nil, ex.tried[:0]
 	c.px = nil
 	if len(l.exFree) < loopFree {
 		l.exFree = append(l.exFree, ex)

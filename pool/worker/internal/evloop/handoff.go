@@ -27,6 +27,9 @@ func (l *Loop) handoff(c *conn, data []byte) {
 		return
 	}
 	pc := &prefixConn{Conn: nc, prefix: append([]byte(nil), data...)}
+	if c.ppSrc.IsValid() {
+		pc.remote = net.TCPAddrFromAddrPort(c.ppSrc)
+	}
 	// Adopt registers it before the drain can look; the slot goes with it.
 	l.handoffs.push(l.host.Adopt(pc))
 }
@@ -35,6 +38,14 @@ func (l *Loop) handoff(c *conn, data []byte) {
 type prefixConn struct {
 	net.Conn
 	prefix []byte
+	remote net.Addr // the PROXY header's client; nil: the peer
+}
+
+func (p *prefixConn) RemoteAddr() net.Addr {
+	if p.remote != nil {
+		return p.remote
+	}
+	return p.Conn.RemoteAddr()
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) {

@@ -20,7 +20,7 @@ import (
 
 // fakeFast answers "/" itself, forwards "/up" to its upstream, and leaves
 // everything else to net/http.
-type fakeFast struct{ up *app.FastUpstream }
+type fakeFast struct{ up *app.FastProxy }
 
 func (f fakeFast) ServeFast(req *app.FastRequest, resp *app.FastResponse) bool {
 	switch {
@@ -30,7 +30,7 @@ func (f fakeFast) ServeFast(req *app.FastRequest, resp *app.FastResponse) bool {
 		resp.Body = []byte("hi\n")
 		return true
 	case req.Path == "/up" && f.up != nil:
-		resp.Upstream = f.up
+		resp.Proxy = f.up
 		return true
 	}
 	return false
@@ -38,11 +38,11 @@ func (f fakeFast) ServeFast(req *app.FastRequest, resp *app.FastResponse) bool {
 
 func (f fakeFast) FastRoutes() bool { return true }
 
-func (f fakeFast) FastUpstreams() []*app.FastUpstream {
+func (f fakeFast) FastProxies() []*app.FastProxy {
 	if f.up == nil {
 		return nil
 	}
-	return []*app.FastUpstream{f.up}
+	return []*app.FastProxy{f.up}
 }
 
 // fakeHost is a worker with slots connection slots.

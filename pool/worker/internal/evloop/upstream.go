@@ -4,10 +4,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/hfork/hfork/pool/worker/app"
 	"github.com/hfork/hfork/pool/worker/internal/h1"
 	"github.com/hfork/hfork/pool/worker/internal/poll"
 	"github.com/hfork/hfork/pool/worker/internal/rawsys"
+	"github.com/hfork/hfork/pool/worker/internal/upstream"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,10 +16,9 @@ import (
 // first, and retired when idle for upIdleTimeout or when they say
 // anything while idle.
 
-// Upstream limits, as the proxy app's transport has them.
+// Upstream limits, as the proxy app's transport has them; connect_timeout
+// and read_timeout are the route's.
 const (
-	upDialTimeout = 5 * time.Second
-	upHeadTimeout = 60 * time.Second
 	upIdleTimeout = 90 * time.Second
 	upIdleMax     = 256
 	upMaxHead     = 64 << 10
@@ -84,7 +83,7 @@ func (f frame) String() string {
 // upConn is a connection to an upstream.
 type upConn struct {
 	fd     int
-	id     int // the upstream's FastUpstream.ID
+	id     int // the upstream's Member.ID
 	state  upState
 	reused bool // served an exchange before this one
 	ex     *exchange
@@ -96,6 +95,7 @@ type upConn struct {
 	// detached: out of the epoll set while paused, after a hang-up.
 	detached bool
 	since    int64 // idle since
+	dueBy    int64 // connecting: connect_timeout ends
 	slot     int   // in Loop.ups
 	keep     bool  // the answer allows reuse
 	frame    frame
@@ -103,13 +103,14 @@ type upConn struct {
 	chunks   h1.ChunkScanner
 }
 
-// upstreamConn returns a pooled connection to up, or a new one being
-// dialed; nil when a socket cannot even be made.
-func (l *Loop) upstreamConn(up *app.FastUpstream) *upConn {
-	for up.ID < len(l.upIdle) && len(l.upIdle[up.ID]) > 0 {
-		idle := l.upIdle[up.ID]
+// upstreamConn returns a pooled connection to m, or a new one being
+// dialed; nil when a socket cannot even be made or the connect failed at
+// once.
+func (l *Loop) upstreamConn(m *upstream.Member, connect time.Duration) *upConn {
+	for m.ID < len(l.upIdle) && len(l.upIdle[m.ID]) > 0 {
+		idle := l.upIdle[m.ID]
 		u := idle[len(idle)-1]
-		l.upIdle[up.ID] = idle[:len(idle)-1]
+		l.upIdle[m.ID] = idle[:len(idle)-1]
 		// An idle connection must have nothing to say: a close, or bytes
 		// after its last answer, may be waiting in this very pass, ahead
 		// of the epoll event that would retire it.
@@ -121,36 +122,37 @@ func (l *Loop) upstreamConn(up *app.FastUpstream) *upConn {
 		u.reused = true
 		return u
 	}
-	return l.dial(up)
+	return l.dial(m, connect)
 }
 
-func (l *Loop) dial(up *app.FastUpstream) *upConn {
-	var sa unix.Sockaddr
+// dial connects to m without waiting; a unix socket's connect either
+// succeeds or fails at once (EAGAIN: its backlog is full).
+func (l *Loop) dial(m *upstream.Member, connect time.Duration) *upConn {
 	family := unix.AF_INET
-	if ip4 := up.IP.To4(); ip4 != nil {
-		a := &unix.SockaddrInet4{Port: up.Port}
-		copy(a.Addr[:], ip4)
-		sa = a
-	} else {
-		a := &unix.SockaddrInet6{Port: up.Port}
-		copy(a.Addr[:], up.IP.To16())
-		sa, family = a, unix.AF_INET6
+	switch m.Sockaddr.(type) {
+	case *unix.SockaddrInet6:
+		family = unix.AF_INET6
+	case *unix.SockaddrUnix:
+		family = unix.AF_UNIX
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		l.log.Warn("upstream failed", "upstream", up.Host, "err", err)
+		l.dialErr = err
 		return nil
 	}
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	u := &upConn{fd: fd, id: up.ID, state: upConnecting, events: poll.Out}
-	err = unix.Connect(fd, sa)
+	if family != unix.AF_UNIX {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	u := &upConn{fd: fd, id: m.ID, state: upConnecting, events: poll.Out, dueBy: l.now + int64(connect)}
+	err = unix.Connect(fd, m.Sockaddr)
 	if err != nil && err != unix.EINPROGRESS {
 		rawsys.Close(fd)
-		l.log.Warn("upstream failed", "upstream", up.Host, "err", err)
+		l.dialErr = err
 		return nil
 	}
 	if err := l.poll.Add(fd, poll.Out); err != nil {
 		rawsys.Close(fd)
+		l.dialErr = err
 		return nil
 	}
 	for fd >= len(l.upByFD) {
@@ -162,9 +164,16 @@ func (l *Loop) dial(up *app.FastUpstream) *upConn {
 	return u
 }
 
-// send starts ex on u; a nil u fails it.
+// send starts ex on u; a nil u (the dial failed: l.dialErr) counts
+// against ex's upstream, and ex goes to another or fails.
 func (l *Loop) send(ex *exchange, u *upConn) {
 	if u == nil {
+		why := "connect: " + l.dialErr.Error()
+		ex.px.Group.Failed(ex.up, why)
+		if l.retry(ex, why) {
+			return
+		}
+		l.log.Warn("upstream failed", "upstream", ex.up.Name, "err", why)
 		l.proxyFailed(ex, http.StatusBadGateway)
 		return
 	}
@@ -193,7 +202,10 @@ func (l *Loop) upEvent(u *upConn, events uint32) {
 	case upConnecting:
 		errno, err := unix.GetsockoptInt(u.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 		if err != nil || errno != 0 {
-			l.upFailed(u, false)
+			if err == nil {
+				err = unix.Errno(errno)
+			}
+			l.upFailed(u, false, "connect: "+err.Error())
 			return
 		}
 		u.state = upSending
@@ -224,7 +236,7 @@ func (l *Loop) upWrite(u *upConn) {
 		l.upEvents(u, poll.Out)
 		return
 	case ioClosed:
-		l.upFailed(u, true)
+		l.upFailed(u, true, "connection closed while sending")
 		return
 	}
 	u.state = upHead
@@ -277,24 +289,43 @@ func (l *Loop) dropUp(u *upConn) {
 	u.state = upClosed
 }
 
-// sweepUpstreams applies the upstream timeouts.
+// sweepUpstreams applies the upstream timeouts: connect_timeout (then
+// another upstream may be tried: nothing was sent), read_timeout for the
+// answer's head and between reads of its body (not while the client is
+// the slow one), and the request timeout.
 func (l *Loop) sweepUpstreams() {
 	for i := 0; i < len(l.ups); {
 		u := l.ups[i]
+		ex := u.ex
 		switch {
 		case u.state == upIdle && l.now-u.since >= int64(upIdleTimeout):
 			l.dropUp(u)
 			continue
-		case u.ex != nil && u.state == upConnecting && l.now-u.ex.c.headAt >= int64(upDialTimeout):
-			l.log.Warn("upstream failed", "upstream", u.ex.up.Host, "err", "dial timeout")
+		case ex != nil && u.state == upConnecting && l.now >= u.dueBy:
+			why := "connect timeout"
+			ex.px.Group.Failed(ex.up, why)
+			l.dropUp(u)
+			if !l.retry(ex, why) {
+				l.log.Warn("upstream failed", "upstream", ex.up.Name, "err", why)
+				l.proxyFailed(ex, http.StatusGatewayTimeout)
+			}
+			continue
+		case ex != nil && ex.deadline != 0 && l.now >= ex.deadline && ex.sentHead:
+			l.log.Warn("upstream failed mid-answer", "upstream", ex.up.Name, "err", "request timeout")
+			l.proxyAbort(u)
+			continue
+		case ex != nil && !ex.sentHead && l.now >= ex.readBy:
+			why := "read timeout awaiting the answer"
+			if ex.deadline != 0 && l.now >= ex.deadline {
+				why = "request timeout"
+			}
+			ex.px.Group.Failed(ex.up, why)
+			l.log.Warn("upstream failed", "upstream", ex.up.Name, "err", why)
 			l.upFailedCode(u, http.StatusGatewayTimeout)
 			continue
-		case u.ex != nil && !u.ex.sentHead && l.now >= u.ex.headBy:
-			l.log.Warn("upstream failed", "upstream", u.ex.up.Host, "err", "timeout awaiting the answer")
-			l.upFailedCode(u, http.StatusGatewayTimeout)
-			continue
-		case u.ex != nil && u.ex.deadline != 0 && l.now >= u.ex.deadline:
-			l.log.Warn("upstream failed mid-answer", "upstream", u.ex.up.Host, "err", "request timeout")
+		case ex != nil && ex.sentHead && !u.paused && l.now >= ex.readBy:
+			ex.px.Group.Failed(ex.up, "read timeout")
+			l.log.Warn("upstream failed mid-answer", "upstream", ex.up.Name, "err", "read timeout")
 			l.proxyAbort(u)
 			continue
 		}

@@ -15,7 +15,10 @@ type Answer struct {
 	Chunked bool
 	Keep    bool // the connection may serve another request
 	HasDate bool
-	drop    [][]byte // headers the Connection header names
+	// Policy, set by the caller, is the route's header policy for the
+	// client's copy of a final answer.
+	Policy *app.HeaderPolicy
+	drop   [][]byte // headers the Connection header names
 }
 
 // ParseAnswer parses the answer head at the start of b, with lines ending
@@ -126,6 +129,9 @@ const ErrMalformedAnswer = Error("malformed HTTP answer from the upstream")
 func AppendAnswerHead(b []byte, h *Answer, raw, date []byte, conn Conn, interim bool) []byte {
 	b = app.AppendStatusLine(b, h.Code)
 	lines := raw[bytes.IndexByte(raw, '\n')+1:]
+	// What the route's Vary depends on, as the lines go by.
+	var ctype []byte
+	encoded, ranged, varyAE := false, false, false
 	for {
 		nl := bytes.IndexByte(lines, '\n')
 		ln := lines[:nl]
@@ -138,6 +144,19 @@ func AppendAnswerHead(b []byte, h *Answer, raw, date []byte, conn Conn, interim 
 		}
 		colon := bytes.IndexByte(ln, ':')
 		name, v := ln[:colon], bytes.Trim(ln[colon+1:], " \t")
+		switch {
+		case LowerIs(name, "content-type"):
+			ctype = v
+		case LowerIs(name, "content-encoding"):
+			encoded = encoded || len(v) > 0
+		case LowerIs(name, "content-range"):
+			ranged = ranged || len(v) > 0
+		case LowerIs(name, "vary"):
+			varyAE = varyAE || varies(v)
+		}
+		if !interim && h.Policy.Replaces(name) {
+			continue
+		}
 		if dropAnswer(name, h.drop) || h.Chunked && LowerIs(name, "content-length") {
 			// With chunked framing a Content-Length is void (RFC 9112
 			// 6.3); net/http drops it too.
@@ -151,6 +170,12 @@ func AppendAnswerHead(b []byte, h *Answer, raw, date []byte, conn Conn, interim 
 	if interim {
 		return append(b, "\r\n"...)
 	}
+	length := h.Length
+	if h.Chunked {
+		length = -1
+	}
+	b = h.Policy.AppendVary(b, h.Code, Str(ctype), encoded, ranged, length, varyAE)
+	b = h.Policy.AppendLines(b)
 	if h.HasDate {
 		date = nil
 	}
@@ -190,6 +215,17 @@ func dropAnswer(name []byte, named [][]byte) bool {
 	}
 	for _, d := range named {
 		if bytes.EqualFold(name, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// varies reports whether a Vary value names Accept-Encoding or "*".
+func varies(v []byte) bool {
+	for _, tok := range bytes.Split(v, []byte(",")) {
+		tok = bytes.Trim(tok, " \t")
+		if LowerIs(tok, "accept-encoding") || len(tok) == 1 && tok[0] == '*' {
 			return true
 		}
 	}

@@ -46,9 +46,11 @@ type Request struct {
 	app.FastRequest
 	Target    string // the request-target as sent
 	Minor     int    // HTTP/1.minor: 0 or 1
-	Host      string
+	Host      string // also in FastRequest.Host
 	Referer   string
 	UserAgent string
+	XFF       string // X-Forwarded-For (one line at most: more is net/http's)
+	RequestID string // X-Request-ID
 	// Close: the client asked to close (HTTP/1.1 "Connection: close"),
 	// or speaks HTTP/1.0 without "Connection: keep-alive".
 	Close  bool
@@ -246,6 +248,25 @@ func Parse(b []byte, r *Request) (int, Result) {
 					r.UserAgent = Str(v)
 				}
 			}
+		case 12:
+			if LowerIs(name, "x-request-id") && r.RequestID == "" {
+				r.RequestID = Str(v)
+			}
+		case 15:
+			switch {
+			case LowerIs(name, "x-forwarded-for"):
+				if r.XFF != "" {
+					return 0, NotFast
+				}
+				r.XFF = Str(v)
+			case LowerIs(name, "accept-encoding"):
+				if r.AcceptEncoding != "" {
+					// Two lines are one list to net/http; rare enough
+					// to leave to it.
+					return 0, NotFast
+				}
+				r.AcceptEncoding = Str(v)
+			}
 		case 14:
 			// A body, even an empty one announced twice, is net/http's.
 			if LowerIs(name, "content-length") {
@@ -271,6 +292,7 @@ func Parse(b []byte, r *Request) (int, Result) {
 		r.Close = true
 	}
 	r.Forwardable = forwardable
+	r.FastRequest.Host = r.Host // the routes pick a host by it
 	return end + 4, OK
 }
 

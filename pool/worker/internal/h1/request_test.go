@@ -124,13 +124,14 @@ func TestParseFastRequest(t *testing.T) {
 		in   string
 		want app.FastRequest
 	}{
-		{"GET /p?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", app.FastRequest{Method: "GET", Path: "/p", Query: "q=1", Forwardable: true}},
-		{"HEAD /p HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n", app.FastRequest{Method: "HEAD", Path: "/p", Conditional: true, Forwardable: true}},
-		{"GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: x\r\n\r\n", app.FastRequest{Method: "GET", Path: "/", Conditional: true, Forwardable: true}},
+		{"GET /p?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", app.FastRequest{Host: "h", Method: "GET", Path: "/p", Query: "q=1", Forwardable: true}},
+		{"HEAD /p HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n", app.FastRequest{Host: "h", Method: "HEAD", Path: "/p", Conditional: true, Forwardable: true}},
+		{"GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: x\r\n\r\n", app.FastRequest{Host: "h", Method: "GET", Path: "/", Conditional: true, Forwardable: true}},
 		{"GET / HTTP/1.0\r\n\r\n", app.FastRequest{Method: "GET", Path: "/"}},
-		{"GET / HTTP/1.1\r\nHost: h\r\nTE: trailers\r\n\r\n", app.FastRequest{Method: "GET", Path: "/"}},
-		{"GET / HTTP/1.1\r\nHost: h\r\nConnection: x-hop\r\n\r\n", app.FastRequest{Method: "GET", Path: "/"}},
-		{"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n", app.FastRequest{Method: "GET", Path: "/", Forwardable: true}},
+		{"GET / HTTP/1.1\r\nHost: h\r\nTE: trailers\r\n\r\n", app.FastRequest{Host: "h", Method: "GET", Path: "/"}},
+		{"GET / HTTP/1.1\r\nHost: h\r\nConnection: x-hop\r\n\r\n", app.FastRequest{Host: "h", Method: "GET", Path: "/"}},
+		{"GET / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip, zstd;q=0.5\r\n\r\n", app.FastRequest{Host: "h", Method: "GET", Path: "/", AcceptEncoding: "gzip, zstd;q=0.5", Forwardable: true}},
+		{"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n", app.FastRequest{Host: "h", Method: "GET", Path: "/", Forwardable: true}},
 	} {
 		var r Request
 		if _, res := Parse([]byte(tc.in), &r); res != OK {
