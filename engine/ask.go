@@ -37,6 +37,8 @@ type reloadAsk struct {
 	reply   chan<- ReloadResult
 	legacy  chan<- error   // a reload.Request's own Reply, if it has one
 	receipt chan<- Receipt // nil unless the asker waits for the drain
+	// rollback: apply the previous config (kept in memory), not the file.
+	rollback bool
 	// manual: an operator asked (SIGHUP, hfork -s reload), not only the
 	// file watch; then the reload restarts user code (PlanOptions).
 	manual bool

@@ -20,11 +20,12 @@ var ErrNoControl = errors.New("no control socket")
 func ControlPath(pidfile string) string { return pidfile + ".sock" }
 
 // control is the master's control socket. A client writes one command
-// line ("reload", "reload --wait", "status", "plan PATH", "restart
-// [LISTENER]") and reads JSON lines back (controlReply): `hfork -s reload`
-// waits for the outcome of its own reload, `-s status` and `-s plan` for a
-// copy of the master's view, `-s restart` for the restart it started. Only
-// the master's owner can connect (mode 0600), and the master answers only its own uid and root
+// line ("reload", "reload --wait", "rollback", "rollback --wait",
+// "status", "plan PATH", "restart [LISTENER]") and reads JSON lines back
+// (controlReply): `hfork -s reload` waits for the outcome of its own
+// reload, `-s status` and `-s plan` for a copy of the master's view,
+// `-s restart` for the restart it started. Only the master's owner can
+// connect (mode 0600), and the master answers only its own uid and root
 // (SO_PEERCRED).
 type control struct {
 	ln   *net.UnixListener
@@ -87,8 +88,8 @@ func (c *control) serve(post func(any)) {
 			}
 			cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
 			switch cmd {
-			case "reload":
-				c.reload(enc, post, arg == "--wait")
+			case "reload", "rollback":
+				c.reload(enc, post, arg == "--wait", cmd == "rollback")
 			case "restart":
 				controlRestart(enc, post, arg)
 			case "status":
@@ -110,9 +111,14 @@ func (c *control) serve(post func(any)) {
 
 // reload asks for a reload and answers with its own result; with wait,
 // then with the receipt of the drain it started: a second reply line.
-func (c *control) reload(enc *json.Encoder, post func(any), wait bool) {
+func (c *control) reload(enc *json.Encoder, post func(any), wait, rollback bool) {
 	reply := make(chan ReloadResult, 1)
-	ask := reloadAsk{reason: "hfork -s reload", reply: reply, manual: true}
+	// A rollback applies the previous config as it was: it restarts no
+	// user code that config did not change.
+	ask := reloadAsk{reason: "hfork -s reload", reply: reply, manual: !rollback, rollback: rollback}
+	if rollback {
+		ask.reason = "hfork -s rollback"
+	}
 	var receipt chan Receipt
 	if wait {
 		receipt = make(chan Receipt, 1)
@@ -188,7 +194,17 @@ func nextReply(dec *json.Decoder) (controlReply, error) {
 // ControlReload asks the master listening on path to reload and returns
 // what it answered: the plan this reload applied, or the reason it failed.
 func ControlReload(path string) (string, error) {
-	conn, dec, err := dialControl(path, "reload")
+	return controlApply(path, "reload")
+}
+
+// ControlRollback asks the master on path to apply its previous config
+// again and waits for the outcome, like ControlReload.
+func ControlRollback(path string) (string, error) {
+	return controlApply(path, "rollback")
+}
+
+func controlApply(path, cmd string) (string, error) {
+	conn, dec, err := dialControl(path, cmd)
 	if err != nil {
 		return "", err
 	}

@@ -13,7 +13,12 @@
 //   - A config is applied whole or not at all: a reload whose config is
 //     invalid, whose binds cannot be opened or whose new workers fail to
 //     boot leaves the previous generation serving.
-//   - New workers are ready before old ones drain.
+//   - New workers are ready before old ones drain, and a listener never
+//     has more than max_draining_generations generations draining: a
+//     commit that would exceed it waits until the oldest, hurried, is gone.
+//   - The live config and the one before it are kept with their sources
+//     (rollback.go); a rollback applies the kept one like a reload, and
+//     never reads the file.
 //   - A socket is closed only when no generation uses it.
 //   - The master reaps every child and exits only once every worker has.
 //   - Whoever asks the loop (the control socket, the metrics server, the

@@ -109,6 +109,7 @@ type view struct {
 	reloads     map[string]uint64
 	upgrades    map[string]uint64
 	gone        map[string]goneTotals
+	config      *ConfigStatus
 }
 
 // viewAsk asks the loop for a view.
@@ -118,7 +119,8 @@ func (m *Master) takeView() view {
 	now := time.Now()
 	v := view{pid: os.Getpid(), version: m.opts.Version, started: m.hist.started, now: now,
 		lastReload: m.hist.lastReload, lastUpgrade: m.hist.lastUpgrade,
-		reloads: maps.Clone(m.hist.reloads), upgrades: maps.Clone(m.hist.upgrades), gone: map[string]goneTotals{}}
+		reloads: maps.Clone(m.hist.reloads), upgrades: maps.Clone(m.hist.upgrades), gone: map[string]goneTotals{},
+		config: m.configStatus()}
 	for _, l := range m.cfg.Listeners {
 		if p := m.pools[l.Name]; p != nil {
 			v.current = append(v.current, p.Snapshot(now))

@@ -97,6 +97,10 @@ type Master struct {
 	receipts   []*receiptWait // owed to `hfork -s reload --wait`
 	lastPage   time.Time      // the last status page sample
 	hist       history
+	// live is the config applied now, prev the one before it (what
+	// `-s rollback` applies); rolledBack says live came from a rollback.
+	live, prev *liveConfig
+	rolledBack bool
 }
 
 // New prepares a master: it adopts inherited sockets and opens the others,
@@ -238,6 +242,7 @@ func (m *Master) start() (stop func(), err error) {
 
 	m.log.Info("hfork master starting", "pid", os.Getpid(), "version", m.opts.Version, "config", m.cfg.File,
 		"listeners", len(m.cfg.Listeners), "upgrade", m.parent != nil)
+	m.initLive()
 	for _, l := range m.cfg.Listeners {
 		// A master started by an upgrade must not retry workers that
 		// fail to boot: it fails, and the old master keeps serving.

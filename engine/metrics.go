@@ -114,9 +114,11 @@ var (
 	descBootFail = desc("worker_boot_failures_total", "Workers that failed to boot, by listener and reason.", "listener", "reason")
 	descReloads  = desc("reloads_total", "Reloads by result (ok, unchanged, or the stage that failed: config, bind, boot, shutdown).", "result")
 	descUpgrades = desc("upgrades_total", "Binary upgrades by result.", "result")
-	descDrainC   = desc("drain_connections_total", "Connections held by draining workers when their drain began, by what became of them: handed_over (let finish; the client's next request meets the new workers), idle_closed, or cut at graceful_timeout.",
+	descDrainC   = desc("drain_connections_total", "Connections held by draining workers when their drain began, by what became of them: handed_over (let finish; the client's next request meets the new workers), idle_closed, or cut (not moving at graceful_timeout, stalled later, or open at shutdown_timeout).",
 		"listener", "outcome")
 	descDrainR   = desc("drain_requests_total", "Requests answered by draining workers.", "listener")
+	descDrainE   = desc("drain_closed_early_total", "Connections of draining workers closed early (idle ones at once, the rest after a short grace) because their listener had more draining generations than max_draining_generations; they are counted in drain_connections_total too.", "listener")
+	descDrainX   = desc("drain_outlasted_total", "Transfers still moving at graceful_timeout that draining workers let finish.", "listener")
 	descOpen     = desc("open_connections", "Connections the workers hold, by listener.", "listener")
 	descIdle     = desc("idle_connections", "Idle keep-alive connections the workers hold, by listener.", "listener")
 	descUpgraded = desc("upgraded_connections", "Upgraded connections (WebSockets) the workers hold, by listener.", "listener")
@@ -167,6 +169,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descDrainC, cs.Drain.IdleClosed, name, "idle_closed")
 		counter(descDrainC, cs.Drain.Cut, name, "cut")
 		counter(descDrainR, cs.Drain.Finished, name)
+		counter(descDrainE, cs.Drain.Bounded, name)
+		counter(descDrainX, cs.Drain.Outlasted, name)
 
 		var open, idle, upgraded, draining int
 		states := map[string]int{"starting": 0, "ready": 0, "draining": 0}

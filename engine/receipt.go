@@ -24,7 +24,7 @@ type ListenerReceipt struct {
 	TookMS int64 `json:"took_ms"`
 }
 
-// Cut counts the connections cut at graceful_timeout.
+// Cut counts the connections a drain cut.
 func (r Receipt) Cut() uint64 {
 	var n uint64
 	for _, l := range r.Listeners {
@@ -41,8 +41,8 @@ func WriteReceipt(out io.Writer, r Receipt) {
 	}
 	fmt.Fprintln(out, "drained:")
 	for _, l := range r.Listeners {
-		fmt.Fprintf(out, "  listener %q gen %d in %dms: %d connections handed over, %d requests finished while draining, %d idle connections closed, %d connections cut at graceful_timeout\n",
-			l.Listener, l.Gen, l.TookMS, l.HandedOver, l.Finished, l.IdleClosed, l.Cut)
+		fmt.Fprintf(out, "  listener %q gen %d in %dms: %d connections handed over, %d requests finished while draining, %d idle connections closed, %d connections cut (%d at shutdown_timeout), %d transfers let finish past graceful_timeout, %d closed early over max_draining_generations\n",
+			l.Listener, l.Gen, l.TookMS, l.HandedOver, l.Finished, l.IdleClosed, l.Cut, l.CutAtShutdown, l.Outlasted, l.Bounded)
 	}
 }
 
@@ -116,7 +116,16 @@ func answerReceipts(asks []reloadAsk) {
 // to plan as soon as it is known, then waits until the generations the
 // reload retired are gone and returns their receipt.
 func ControlReloadWait(path string, plan func(string)) (Receipt, error) {
-	conn, dec, err := dialControl(path, "reload --wait")
+	return controlApplyWait(path, "reload --wait", plan)
+}
+
+// ControlRollbackWait is ControlReloadWait for a rollback.
+func ControlRollbackWait(path string, plan func(string)) (Receipt, error) {
+	return controlApplyWait(path, "rollback --wait", plan)
+}
+
+func controlApplyWait(path, cmd string, plan func(string)) (Receipt, error) {
+	conn, dec, err := dialControl(path, cmd)
 	if err != nil {
 		return Receipt{}, err
 	}

@@ -17,6 +17,7 @@ type reloadOp struct {
 	plan    Changes
 	staged  map[string]*pool.Pool
 	asks    []reloadAsk
+	live    *liveConfig // what becomes live at commit
 	started time.Time
 	step    int // TTIN minus TTOU received while staged, for Scale at commit
 }
@@ -42,8 +43,10 @@ func (m *Master) beginReload(asks []reloadAsk) {
 		m.noteReload(start, res, asks)
 		answer(asks, res)
 		m.systemd.send("READY=1")
+		m.nextReload()
 	}
-	m.log.Info("reloading", "reason", asks[0].reason, "requests", len(asks))
+	rollback := asks[0].rollback
+	m.log.Info("reloading", "reason", asks[0].reason, "requests", len(asks), "rollback", rollback)
 	// Certificate files are not part of the config: a reload is also how an
 	// operator says renewed ones are in place, whatever the plan.
 	for _, p := range m.allPools() {
@@ -51,30 +54,50 @@ func (m *Master) beginReload(asks []reloadAsk) {
 	}
 	m.systemd.send("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicUsec(), 10))
 
-	src, err := os.ReadFile(m.opts.ConfigPath)
-	if err != nil {
-		m.log.Error("reload failed; keeping the running config", "err", err)
-		end(failed(errStage("config", err)))
-		return
-	}
-	cfg, files, diags := hclconfig.Parse(m.opts.ConfigPath, src)
-	if diags.HasErrors() {
-		for _, d := range diags {
-			at := ""
-			if d.Subject != nil {
-				at = fmt.Sprintf("%s:%d,%d", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
-			}
-			m.log.Error("config error", "at", at, "summary", d.Summary, "detail", d.Detail)
+	var cfg hclconfig.Config
+	var next *liveConfig
+	if rollback {
+		if m.prev == nil {
+			m.log.Error("rollback failed; keeping the running config", "err", errNoPrevious)
+			end(failed(errStage("rollback", errNoPrevious)))
+			return
 		}
-		m.log.Error("reload failed; keeping the running config", "errors", len(diags.Errs()))
-		end(failed(errText("config", diagnosticsText(files, diags))))
-		return
+		cfg, next = m.prev.cfg, newLive(m.prev.cfg, m.prev.src, m.prev.file, time.Now())
+	} else {
+		src, err := os.ReadFile(m.opts.ConfigPath)
+		if err != nil {
+			m.log.Error("reload failed; keeping the running config", "err", err)
+			end(failed(errStage("config", err)))
+			return
+		}
+		parsed, files, diags := hclconfig.Parse(m.opts.ConfigPath, src)
+		if diags.HasErrors() {
+			for _, d := range diags {
+				at := ""
+				if d.Subject != nil {
+					at = fmt.Sprintf("%s:%d,%d", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+				}
+				m.log.Error("config error", "at", at, "summary", d.Summary, "detail", d.Detail)
+			}
+			m.log.Error("reload failed; keeping the running config", "errors", len(diags.Errs()))
+			end(failed(errText("config", diagnosticsText(files, diags))))
+			return
+		}
+		cfg, next = parsed, newLive(parsed, src, m.opts.ConfigPath, time.Now())
 	}
 	plan := Plan(m.cfg, cfg, PlanOptions{RestartCode: anyManual(asks)})
 	if plan.Empty() && !m.paused {
 		m.log.Info("reload: nothing changed")
-		end(ReloadResult{})
+		switch {
+		case rollback:
+			m.setLive(next, true)
+		case next.hash != m.live.hash:
+			// Only comments or layout changed: the file's text is live.
+			m.live, m.rolledBack = next, false
+			m.logLive(false)
+		}
 		answerReceipts(asks)
+		end(ReloadResult{})
 		return
 	}
 	logPlan(m.log, plan)
@@ -83,7 +106,7 @@ func (m *Master) beginReload(asks []reloadAsk) {
 		end(failed(errStage("bind", err)))
 		return
 	}
-	op := &reloadOp{cfg: cfg, plan: plan, staged: map[string]*pool.Pool{}, asks: asks, started: start}
+	op := &reloadOp{cfg: cfg, plan: plan, staged: map[string]*pool.Pool{}, asks: asks, started: start, live: next}
 	m.op = op
 	for _, ch := range plan.Listeners {
 		switch ch.Action {
@@ -114,6 +137,9 @@ func (m *Master) checkReload() {
 		if !p.Ready() {
 			return
 		}
+	}
+	if !m.roomToDrain(op) {
+		return
 	}
 	m.commitReload()
 }
@@ -167,6 +193,7 @@ func (m *Master) commitReload() {
 		}
 	}
 	m.paused = false
+	m.logDraining(retired)
 	if op.plan.Log {
 		if err := m.logging.Apply(op.cfg.Log); err != nil {
 			m.log.Error("apply log settings", "err", err)
@@ -201,6 +228,7 @@ func (m *Master) commitReload() {
 		}
 	}
 	m.cfg = op.cfg
+	m.setLive(op.live, op.asks[0].rollback)
 	m.sockets.Sweep()
 	m.log.Info("reload complete", "ms", time.Since(op.started).Milliseconds())
 	res := ReloadResult{Plan: op.plan.String()}
@@ -217,8 +245,14 @@ func (m *Master) nextReload() {
 	if len(m.pending) == 0 || m.stopping != running {
 		return
 	}
-	reqs := m.pending
-	m.pending = nil
+	// Reloads coalesce, and rollbacks; a rollback and a reload do not:
+	// each applies a different config.
+	n := 1
+	for n < len(m.pending) && m.pending[n].rollback == m.pending[0].rollback {
+		n++
+	}
+	reqs := m.pending[:n:n]
+	m.pending = m.pending[n:]
 	m.beginReload(reqs)
 }
 

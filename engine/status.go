@@ -29,6 +29,9 @@ type Status struct {
 	Draining    []GenerationStatus `json:"draining"`
 	LastReload  *Event             `json:"last_reload"`
 	LastUpgrade *Event             `json:"last_upgrade"`
+	// Config names the live config: file, hash of its source, when it was
+	// applied, and the previous one (what -s rollback applies).
+	Config *ConfigStatus `json:"config,omitempty"`
 }
 
 // ListenerStatus is one listener and its serving generation.
@@ -68,7 +71,8 @@ type WorkerStatus struct {
 // the master's loop.
 func (v view) status() Status {
 	s := Status{Version: StatusVersion, Pid: v.pid, HforkVer: v.version, Started: v.started, Now: v.now,
-		Listeners: []ListenerStatus{}, Draining: []GenerationStatus{}, LastReload: v.lastReload, LastUpgrade: v.lastUpgrade}
+		Listeners: []ListenerStatus{}, Draining: []GenerationStatus{}, LastReload: v.lastReload, LastUpgrade: v.lastUpgrade,
+		Config: v.config}
 	for _, p := range v.current {
 		ls := ListenerStatus{Name: p.Listener, Class: p.Class, Binds: p.Binds, Gen: p.Gen, Target: p.Target,
 			Workers: workers(p, v.now), LastExit: p.LastExit}
@@ -168,6 +172,17 @@ func rss(pid int) int64 {
 // WriteStatus prints s for a terminal.
 func WriteStatus(out io.Writer, s Status) {
 	fmt.Fprintf(out, "hfork %s, master pid %d, up %s\n", s.HforkVer, s.Pid, s.Now.Sub(s.Started).Round(time.Second))
+	if c := s.Config; c != nil {
+		how := "loaded"
+		if c.Rollback {
+			how = "rolled back to"
+		}
+		fmt.Fprintf(out, "config %s %s, %s %s ago", c.File, c.Hash, how, s.Now.Sub(c.LoadedAt).Round(time.Second))
+		if c.Previous != nil {
+			fmt.Fprintf(out, "; previous %s (hfork -s rollback)", c.Previous.Hash)
+		}
+		fmt.Fprintln(out)
+	}
 	for _, l := range s.Listeners {
 		fmt.Fprintf(out, "\nlistener %q  class %s  gen %d  bind %s\n", l.Name, l.Class, l.Gen, strings.Join(l.Binds, ", "))
 		fmt.Fprintf(out, "  workers %d/%d  requests %d  restarts %d  boot failures %d\n",

@@ -59,6 +59,9 @@ var appNever = map[string]string{
 	"https_port":     "the app answers every request; let it redirect, or put a built-in listener in front",
 	"read_timeout":   "the Python classes bound the request head (read_header_timeout), not the whole read",
 	"write_timeout":  "the Python classes do not bound writes",
+	// The runner closes what is left of a drain at graceful_timeout and
+	// the master cannot see its transfers, as for exec.
+	"shutdown_timeout": "the Python classes close what a drain left at graceful_timeout; shutdown_timeout bounds the built-in classes' drains",
 }
 
 // appOptional are the settings appHonours may list, with how to zero them
@@ -112,6 +115,7 @@ func (d *decoder) pyApp(attrs hcl.Attributes, b *hcl.Block, l *Listener, classSe
 		}
 	}
 	l.EventLoop, l.ReadTimeout, l.WriteTimeout = false, 0, 0
+	l.ShutdownTimeout = l.GracefulTimeout
 	if !contains(honours, "threads") {
 		l.Threads = 0
 	}

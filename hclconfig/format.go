@@ -34,6 +34,7 @@ func Format(c Config) []byte {
 	rb := b.block("reload")
 	rb.attr("watch", strconv.FormatBool(c.Reload.Watch))
 	rb.attr("debounce", durationHCL(c.Reload.Debounce))
+	rb.attr("max_draining_generations", intHCL(c.Reload.MaxDrainingGenerations))
 	if c.Metrics.Bind != "" {
 		b.blank()
 		b.block("metrics").attr("bind", quoteHCL(c.Metrics.Bind))
@@ -62,6 +63,9 @@ func formatListener(b *body, l Listener, c Config) {
 	}
 	b.attr("timeout", durationHCL(l.Timeout))
 	b.attr("graceful_timeout", durationHCL(l.GracefulTimeout))
+	if l.Class != ClassExec {
+		b.attr("shutdown_timeout", durationHCL(l.ShutdownTimeout))
+	}
 	b.attr("boot_timeout", durationHCL(l.BootTimeout))
 	if l.Class != ClassExec {
 		b.attr("keepalive", durationHCL(l.Keepalive))

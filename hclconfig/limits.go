@@ -24,6 +24,14 @@ const (
 	// nothing of its answer for a minute is gone or hostile, and one that
 	// reads at any steady rate is never cut off.
 	defaultWriteTimeout = 60 * time.Second
+	// defaultShutdownTimeout bounds how long a drain lets a transfer that
+	// is still moving run past graceful_timeout: a large download at a
+	// modest rate finishes, a worker does not linger for hours.
+	defaultShutdownTimeout = 5 * time.Minute
+	// defaultMaxDrainingGenerations lets a reload drain while two
+	// earlier ones still do; a storm of reloads beyond that closes the
+	// oldest instead of piling up workers.
+	defaultMaxDrainingGenerations = 3
 	// defaultHTTPSPort is where redirect_https sends clients.
 	defaultHTTPSPort = 443
 	// maxHeaderLimit is the largest max_header_bytes: far beyond any real

@@ -16,6 +16,7 @@ var listenerSchema = &hcl.BodySchema{
 		{Name: "worker_connections"},
 		{Name: "timeout"},
 		{Name: "graceful_timeout"},
+		{Name: "shutdown_timeout"},
 		{Name: "boot_timeout"},
 		{Name: "keepalive"},
 		{Name: "max_requests"},
@@ -83,6 +84,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		WorkerConnections: 1000,
 		Timeout:           30 * time.Second,
 		GracefulTimeout:   30 * time.Second,
+		ShutdownTimeout:   defaultShutdownTimeout,
 		BootTimeout:       30 * time.Second,
 		Keepalive:         5 * time.Second,
 		MaxHeaderBytes:    defaultMaxHeaderBytes,
@@ -148,6 +150,13 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 	}
 	d.duration(attrs, "timeout", &l.Timeout)
 	d.duration(attrs, "graceful_timeout", &l.GracefulTimeout)
+	if a, set := attrs["shutdown_timeout"]; set {
+		if d.duration(attrs, "shutdown_timeout", &l.ShutdownTimeout) && l.ShutdownTimeout < l.GracefulTimeout {
+			d.errorf(a.Expr.Range(), "Invalid shutdown_timeout", "shutdown_timeout is %s, shorter than graceful_timeout (%s); it bounds the transfers a drain lets run past graceful_timeout, so it must be at least as long.", l.ShutdownTimeout, l.GracefulTimeout)
+		}
+	} else {
+		l.ShutdownTimeout = max(l.ShutdownTimeout, l.GracefulTimeout)
+	}
 	if d.duration(attrs, "boot_timeout", &l.BootTimeout) && l.BootTimeout == 0 {
 		d.errorf(attrs["boot_timeout"].Expr.Range(), "Invalid boot_timeout", "boot_timeout must be more than zero: a replacement is only trusted once its workers are ready within it.")
 	}
@@ -264,6 +273,9 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 		execCannot(d, attrs, "max_requests_jitter", &l.MaxRequestsJitter, 0)
 		execCannot(d, attrs, "max_connections_per_ip", &l.MaxConnsPerIP, 0)
 		execCannot(d, attrs, "underscores_in_headers", &l.UnderscoresInHeaders, false)
+		// The master stops an exec worker at graceful_timeout: it cannot
+		// see the program's transfers.
+		noEffect(d, attrs, "shutdown_timeout", l.Class, &l.ShutdownTimeout, l.GracefulTimeout)
 	case ClassSync:
 		// a sync worker closes each connection after its response
 		noEffect(d, attrs, "keepalive", l.Class, &l.Keepalive, 0)

@@ -32,7 +32,7 @@ var metricsSchema = &hcl.BodySchema{
 }
 
 var reloadSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "watch"}, {Name: "debounce"}},
+	Attributes: []hcl.AttributeSchema{{Name: "watch"}, {Name: "debounce"}, {Name: "max_draining_generations"}},
 }
 
 // decoder collects every diagnostic of one parse, so an operator fixes a
@@ -77,7 +77,7 @@ func Parse(filename string, src []byte) (Config, map[string]*hcl.File, hcl.Diagn
 func (d *decoder) file(body hcl.Body) Config {
 	c := Config{
 		Log:    Log{Level: "info", Format: "auto"},
-		Reload: Reload{Watch: true, Debounce: 250 * time.Millisecond},
+		Reload: Reload{Watch: true, Debounce: 250 * time.Millisecond, MaxDrainingGenerations: defaultMaxDrainingGenerations},
 	}
 	content, diags := body.Content(fileSchema)
 	d.diags = append(d.diags, diags...)
@@ -154,6 +154,9 @@ func (d *decoder) reload(body hcl.Body, r Reload) Reload {
 	content, _ := d.content(body, reloadSchema)
 	d.boolean(content.Attributes, "watch", &r.Watch)
 	d.duration(content.Attributes, "debounce", &r.Debounce)
+	if d.integer(content.Attributes, "max_draining_generations", &r.MaxDrainingGenerations) && r.MaxDrainingGenerations < 1 {
+		d.errorf(content.Attributes["max_draining_generations"].Expr.Range(), "Invalid max_draining_generations", "max_draining_generations is %d; a reload that replaces a listener's workers drains the old ones, so it must be at least 1.", r.MaxDrainingGenerations)
+	}
 	return r
 }
 

@@ -59,6 +59,7 @@ func TestParseDefaults(t *testing.T) {
 		WorkerConnections: 1000,
 		Timeout:           30e9,
 		GracefulTimeout:   30e9,
+		ShutdownTimeout:   300e9,
 		BootTimeout:       30e9,
 		Keepalive:         5e9,
 		EventLoop:         true,
@@ -74,7 +75,7 @@ func TestParseDefaults(t *testing.T) {
 	if c.Log != (Log{Level: "info", Format: "auto"}) {
 		t.Errorf("log = %#v", c.Log)
 	}
-	if c.Reload != (Reload{Watch: true, Debounce: 250e6}) {
+	if c.Reload != (Reload{Watch: true, Debounce: 250e6, MaxDrainingGenerations: 3}) {
 		t.Errorf("reload = %#v", c.Reload)
 	}
 	if c.Pidfile != "" || c.Listeners[0].AccessLog != (AccessLog{}) {

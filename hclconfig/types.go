@@ -58,6 +58,9 @@ type Log struct {
 type Reload struct {
 	Watch    bool          `json:"watch"`
 	Debounce time.Duration `json:"debounce"`
+	// MaxDrainingGenerations bounds a listener's generations draining at
+	// once: a reload that would drain one more first closes the oldest.
+	MaxDrainingGenerations int `json:"max_draining_generations"`
 }
 
 // Listener is one listener block: its sockets and its pool of workers.
@@ -72,6 +75,10 @@ type Listener struct {
 	WorkerConnections int           `json:"worker_connections"`
 	Timeout           time.Duration `json:"timeout"`
 	GracefulTimeout   time.Duration `json:"graceful_timeout"`
+	// ShutdownTimeout bounds a drain for a transfer still moving at
+	// graceful_timeout (a built-in worker lets it run until then); an exec
+	// listener's is its GracefulTimeout.
+	ShutdownTimeout   time.Duration `json:"shutdown_timeout"`
 	BootTimeout       time.Duration `json:"boot_timeout"`
 	Keepalive         time.Duration `json:"keepalive"`
 	MaxRequests       int           `json:"max_requests"`

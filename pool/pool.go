@@ -65,6 +65,8 @@ type Pool struct {
 	lastFailure  string
 	fallback     *fallback // running while the listener is failing
 	stats        poolStats
+	// hurried: Hurry ended its drain early (max_draining_generations).
+	hurried bool
 }
 
 // New returns a pool with no workers; Start spawns them.
@@ -224,10 +226,27 @@ func (p *Pool) drain(w *Worker, reason string, now time.Time) {
 		return
 	}
 	w.State = Draining
-	w.deadline = now.Add(p.cfg.Listener.GracefulTimeout)
+	w.deadline = now.Add(p.stopDeadline())
 	p.log.Info("worker draining", "pid", w.Pid, "state", Draining.String(), "reason", reason)
 	p.signal(w, p.stopSignal())
 }
+
+// stopDeadline is how long a draining worker may run before it is
+// killed. A built-in worker lets transfers still moving at
+// graceful_timeout run until shutdown_timeout, then closes them itself;
+// drainReportGrace more lets it report that before the kill. An exec or
+// app worker gets graceful_timeout: hfork cannot see its transfers.
+func (p *Pool) stopDeadline() time.Duration {
+	l := p.cfg.Listener
+	if l.Class == hclconfig.ClassExec || l.App != "" {
+		return l.GracefulTimeout
+	}
+	return max(l.ShutdownTimeout, l.GracefulTimeout) + drainReportGrace
+}
+
+// drainReportGrace is how long past its own deadline a built-in worker
+// has to report its drain and exit.
+const drainReportGrace = time.Second
 
 func (p *Pool) stopSignal() syscall.Signal {
 	if p.cfg.Listener.Class == hclconfig.ClassExec {
@@ -280,7 +299,7 @@ func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
 	if n.Flag(wire.KeyStopping) && w.State == Ready {
 		// The worker is leaving on its own; do not count it.
 		w.State = Draining
-		w.deadline = now.Add(p.cfg.Listener.GracefulTimeout)
+		w.deadline = now.Add(p.stopDeadline())
 		p.log.Info("worker draining", "pid", w.Pid, "state", Draining.String(), "reason", "worker said STOPPING=1")
 		p.fill(now)
 	}

@@ -21,9 +21,19 @@ type DrainCounts struct {
 	Finished uint64 `json:"requests_finished"`
 	// IdleClosed: idle keep-alive connections the drain closed.
 	IdleClosed uint64 `json:"idle_closed"`
-	// Cut: connections still open at graceful_timeout, closed with
-	// whatever they carried.
+	// Cut: connections closed with whatever they carried: at
+	// graceful_timeout those not moving, later those that stalled, at
+	// shutdown_timeout what was left.
 	Cut uint64 `json:"cut"`
+	// Outlasted: transfers still moving at graceful_timeout that the
+	// drain let finish (among HandedOver).
+	Outlasted uint64 `json:"outlasted_graceful"`
+	// CutAtShutdown: of Cut, those still open at shutdown_timeout.
+	CutAtShutdown uint64 `json:"cut_at_shutdown"`
+	// Bounded: connections closed early, idle ones at once and the rest
+	// after a short grace, because their generation was over
+	// max_draining_generations (among IdleClosed and Cut).
+	Bounded uint64 `json:"closed_over_max_draining"`
 }
 
 // Add adds o to d.
@@ -32,6 +42,9 @@ func (d *DrainCounts) Add(o DrainCounts) {
 	d.Finished += o.Finished
 	d.IdleClosed += o.IdleClosed
 	d.Cut += o.Cut
+	d.Outlasted += o.Outlasted
+	d.CutAtShutdown += o.CutAtShutdown
+	d.Bounded += o.Bounded
 }
 
 // Counters are a listener's cumulative counters as its workers reported
@@ -130,8 +143,12 @@ func (s *workerStats) parse(f map[string]string) {
 		}
 	}
 	if v, ok := f[wire.KeyDrained]; ok {
-		if n, ok := parseUints(v); ok && len(n) == 4 {
+		// A worker of an older binary (before an upgrade) sends four.
+		if n, ok := parseUints(v); ok && (len(n) == 4 || len(n) == 7) {
 			s.drained = DrainCounts{HandedOver: n[0], Finished: n[1], IdleClosed: n[2], Cut: n[3]}
+			if len(n) == 7 {
+				s.drained.Outlasted, s.drained.CutAtShutdown, s.drained.Bounded = n[4], n[5], n[6]
+			}
 			s.reported = true
 		}
 	}
@@ -252,6 +269,9 @@ func (p *Pool) exited(w *Worker, ev ExitEvent, now time.Time, prev State) {
 		// Killed before it could report its drain: whatever it still
 		// held was cut.
 		c.Drain.Cut += uint64(max(w.stats.open, 1))
+		if p.hurried {
+			c.Drain.Bounded += uint64(max(w.stats.open, 1))
+		}
 	}
 	p.stats.gone.Add(c)
 	p.stats.lastExit = &Exit{Pid: w.Pid, At: now, Status: DescribeStatus(ev.Status), Reason: w.killedFor}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hfork/hfork/engine"
 	"github.com/hfork/hfork/hclconfig"
@@ -51,8 +52,8 @@ func (p *Program) controlFailed(err error) {
 }
 
 // exitCut is the exit status of `hfork -s reload --wait` when the drain
-// cut a connection at graceful_timeout: the reload happened, but something
-// in flight was lost.
+// cut a connection (idle or stalled at graceful_timeout, or still open at
+// shutdown_timeout): the reload happened, but something in flight was lost.
 const exitCut = 3
 
 // reloadReceipt reloads, prints the plan at once, then waits for the old
@@ -69,8 +70,40 @@ func (p *Program) reloadReceipt(cfg hclconfig.Config) int {
 	}
 	engine.WriteReceipt(p.stdout, r)
 	if r.Cut() > 0 {
-		fmt.Fprintf(p.stderr, "hfork: %d connections were cut at graceful_timeout\n", r.Cut())
+		fmt.Fprintf(p.stderr, "hfork: %d connections were cut by the drain (stalled at graceful_timeout, or open at shutdown_timeout)\n", r.Cut())
 		return exitCut
+	}
+	return 0
+}
+
+// rollback asks the running master to apply its previous config again,
+// and answers as -s reload does (with --wait, the receipt too).
+func (p *Program) rollback(cfg hclconfig.Config) int {
+	path, ok := p.controlPath(cfg)
+	if !ok {
+		return 1
+	}
+	named := func(plan string) string { return strings.Replace(plan, "reload complete", "rollback complete", 1) }
+	if p.wait {
+		r, err := engine.ControlRollbackWait(path, func(plan string) { fmt.Fprintln(p.stdout, named(plan)) })
+		if err != nil {
+			p.controlFailed(err)
+			return 1
+		}
+		engine.WriteReceipt(p.stdout, r)
+		if r.Cut() > 0 {
+			fmt.Fprintf(p.stderr, "hfork: %d connections were cut by the drain (stalled at graceful_timeout, or open at shutdown_timeout)\n", r.Cut())
+			return exitCut
+		}
+		return 0
+	}
+	out, err := engine.ControlRollback(path)
+	if out != "" {
+		fmt.Fprintln(p.stdout, named(out))
+	}
+	if err != nil {
+		p.controlFailed(err)
+		return 1
 	}
 	return 0
 }

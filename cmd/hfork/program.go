@@ -37,15 +37,17 @@ func NewProgram(stdout, stderr io.Writer) *Program {
 	return &Program{stdout: stdout, stderr: stderr}
 }
 
-const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload [--wait] | -s status [--json] | -s plan | -s restart [LISTENER] | -v]
+const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload|rollback [--wait] | -s status [--json] | -s plan | -s restart [LISTENER] | -v]
 
   -f FILE    configuration file (default server.hcl)
   -t         test the configuration and exit
   -T         test the configuration, then print it with every default filled in
   -s SIGNAL  send a signal to the running master found through the pidfile:
              reload | reopen | quit | stop | upgrade
-  -s status  print the running master's listeners, workers, draining
-             generations and last reload and upgrade
+  -s rollback  apply the config that was live before the last reload
+             again (kept by the master; the file is not read), like reload
+  -s status  print the running master's live config, listeners, workers,
+             draining generations and last reload and upgrade
   -s plan    ask the running master what a reload to FILE would do, and
              which open connections it would drain; applies nothing
   -s restart [LISTENER]
@@ -53,7 +55,7 @@ const usage = `usage: hfork [-f FILE] [-t | -T | -s SIGNAL | -s reload [--wait] 
              listener) one at a time, each new one ready before the old one
              drains
   --json     with -s status: the same as JSON (schema in the README)
-  --wait     with -s reload: once the old workers are gone, print what their
+  --wait     with -s reload or rollback: once the old workers are gone, print what their
              drain did per listener; exit 3 if a connection was cut
   -v         print the version and exit
 
@@ -182,16 +184,17 @@ var signals = map[string]syscall.Signal{
 // inspections are the -s commands that ask the master over its control
 // socket and send no signal.
 var inspections = map[string]func(*Program, hclconfig.Config) int{
-	"status":  (*Program).status,
-	"plan":    (*Program).plan,
-	"restart": (*Program).restart,
+	"status":   (*Program).status,
+	"plan":     (*Program).plan,
+	"rollback": (*Program).rollback,
+	"restart":  (*Program).restart,
 }
 
 func (p *Program) sendSignal(cfg hclconfig.Config) int {
 	_, inspect := inspections[p.signal]
 	sig, ok := signals[p.signal]
 	if !ok && !inspect {
-		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, reopen, quit, stop, upgrade, status, plan or restart)\n", p.signal)
+		fmt.Fprintf(p.stderr, "hfork: unknown signal %q (want reload, rollback, reopen, quit, stop, upgrade, status, plan or restart)\n", p.signal)
 		return 2
 	}
 	if cfg.Pidfile == "" {

@@ -143,7 +143,7 @@ func TestReloadWaitReceiptCut(t *testing.T) {
 	if !regexp.MustCompile(`listener "files" gen \d+ in \d+ms: 0 connections handed over, 0 requests finished while draining, 0 idle connections closed, 1 connections cut`).MatchString(out) {
 		t.Errorf("receipt:\n%s", out)
 	}
-	if !strings.Contains(errOut, "cut at graceful_timeout") {
+	if !strings.Contains(errOut, "stalled at graceful_timeout") {
 		t.Errorf("stderr: %s", errOut)
 	}
 }

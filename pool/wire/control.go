@@ -49,6 +49,10 @@ type Command struct {
 	// Status is the master's view for a status route (see app.PublishStatus),
 	// sent once a second to workers of listeners that have one.
 	Status json.RawMessage `json:"status,omitempty"`
+	// HurryMS, sent to a draining worker whose generation is over
+	// max_draining_generations, ends its drain early: idle connections
+	// close at once, everything else after HurryMS milliseconds.
+	HurryMS int64 `json:"hurry_ms,omitempty"`
 }
 
 // ReadSpec reads the first line of the control pipe.

@@ -46,7 +46,9 @@ const (
 	// requests in flight, "upgraded AGE_MS METHOD PATH" for upgraded ones.
 	KeyNamed = "X_HFORK_NAMED"
 	// KeyDrained is sent once, when a drain ends:
-	// "handed_over,requests_finished,idle_closed,cut".
+	// "handed_over,requests_finished,idle_closed,cut,outlasted,cut_at_shutdown,bounded"
+	// (outlasted: let run past graceful_timeout while moving, and done;
+	// bounded: closed early, over max_draining_generations).
 	KeyDrained = "X_HFORK_DRAINED"
 )
 

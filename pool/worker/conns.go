@@ -19,6 +19,7 @@ import (
 
 	"github.com/hfork/hfork/pool/internal/proxyproto"
 	"github.com/hfork/hfork/pool/worker/app"
+	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
 
 // gatedListener is one of the worker's listening sockets. It takes a slot
@@ -137,6 +138,10 @@ type trackedConn struct {
 	w         *worker
 	closeOnce sync.Once
 	req       reqState
+	// io counts the bytes read and written on it; prog is what a drain
+	// saw of its movement (moving.go), the drain's goroutine's alone.
+	io   atomic.Int64
+	prog evloop.Progress
 
 	tls     bool        // served through a *tls.Conn
 	handled atomic.Bool // a request reached ServeHTTP since the connection became idle
@@ -204,6 +209,7 @@ func (c *trackedConn) readConn(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		n, err := c.Conn.Read(p)
+		c.io.Add(int64(n))
 		c.mu.Lock()
 		if c.evicted.Load() {
 			c.mu.Unlock()
@@ -244,7 +250,9 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 		}
 		c.mu.Unlock()
 	}
-	return c.timedWrite(p)
+	n, err := c.timedWrite(p)
+	c.io.Add(int64(n))
+	return n, err
 }
 
 // ReadFrom keeps sendfile(2) for static files: net/http hands a response
@@ -253,7 +261,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // would be copied through user space 32 KiB at a time.
 func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return c.timedReadFrom(rf, r)
+		return c.readFromChunked(rf, r)
 	}
 	return io.Copy(writerOnly{c}, r)
 }

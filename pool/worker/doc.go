@@ -61,7 +61,8 @@
 //   - A worker never shuts a listening socket down; it closes only its own
 //     fd, so its siblings and the kernel's accept queue carry on.
 //   - A drain never closes a connection that has a request in flight, nor
-//     one on which a request has begun to arrive, before graceful_timeout.
+//     one on which a request has begun to arrive, before graceful_timeout;
+//     nor one still moving bytes (evloop.Moved) before shutdown_timeout.
 //   - net/http sees no byte of a plain-HTTP request head before the
 //     framer checked all of it.
 //   - Every connection, the loop's or net/http's, holds one slot of

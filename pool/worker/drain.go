@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/pool/wire"
+	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
 
 // drainPoll is how often a drain looks for idle connections to close. It
@@ -34,14 +35,20 @@ const drainPoll = 20 * time.Millisecond
 //     either (a shorter grace would only end drains sooner);
 //  5. waits until every connection is closed, hijacked (upgraded) ones
 //     included, bounded by graceful_timeout from the start of the drain;
-//  6. then closes whatever is left, in flight or not, and returns.
+//  6. then closes what is idle or stalled, and lets the connections still
+//     moving bytes (a download, an upload, a proxied stream) run while
+//     they move, each closed once it moves nothing for
+//     evloop.StallWindow;
+//  7. at shutdown_timeout from the start of the drain closes whatever is
+//     left, and returns.
 //
-// drain never closes a connection with a request in flight before the
-// deadline, and never calls http.Server.Shutdown, which closes idle
-// connections at once. It does not wait beyond the deadline for anything:
-// not for slow requests, not for upgraded streams, not for handlers that
-// keep running after their connection is gone. It returns early, having
-// closed everything, when stop is closed.
+// drain never closes a connection with a request in flight before
+// graceful_timeout, nor one still moving before shutdown_timeout, and
+// never calls http.Server.Shutdown, which closes idle connections at
+// once. It does not wait beyond those for anything: not for slow
+// requests, not for upgraded streams, not for handlers that keep running
+// after their connection is gone. It returns early, having closed
+// everything, when stop is closed.
 func (w *worker) drain(stop <-chan struct{}) {
 	start := time.Now()
 	open0, served0 := w.open.Load()+w.loopOpen(), w.track.served.Load()
@@ -51,7 +58,7 @@ func (w *worker) drain(stop <-chan struct{}) {
 	// can be full while the master is busy).
 	w.closeListeners()
 	if w.loop != nil {
-		// The loop stops accepting and applies steps 2 and 4 to its own
+		// The loop stops accepting and applies steps 2, 4 and 6 to its own
 		// connections; it ends once it holds none.
 		w.loop.Drain()
 	}
@@ -62,22 +69,47 @@ func (w *worker) drain(stop <-chan struct{}) {
 	// returns; once the accept loops are done, the set only shrinks.
 	w.serving.Wait()
 
-	deadline := time.NewTimer(w.cfg.GracefulTimeout)
-	defer deadline.Stop()
+	graceful := time.NewTimer(w.cfg.GracefulTimeout)
+	defer graceful.Stop()
+	hard := time.NewTimer(max(w.cfg.ShutdownTimeout, w.cfg.GracefulTimeout))
+	defer hard.Stop()
 	tick := time.NewTicker(drainPoll)
 	defer tick.Stop()
-	lastReport := start
+	lastReport, lastSample := start, time.Time{}
+	var d drainCount
+	pastGrace := false
+	grace := w.grace
+	// hurried: the master said this generation is over
+	// max_draining_generations; idle0 is the idle closes before that.
+	hurried, idle0 := false, uint64(0)
 	for {
 		cs := w.snapshotConns()
 		if len(cs) == 0 && w.loopDone() {
+			d.addLoop(w.loop)
+			if hurried {
+				d.bounded += int(w.drainIdleClosed.Load() - idle0)
+			}
 			w.log.Info("worker drained", "took", time.Since(start).Round(time.Millisecond).String(),
-				"requests", w.track.served.Load())
-			w.reportDrain(open0, served0, 0)
+				"requests", w.track.served.Load(), "cut", d.cut, "moving_past_graceful", d.spared)
+			w.reportDrain(open0, served0, d)
 			return
 		}
 		now := time.Now()
 		for _, c := range cs {
-			c.kick(now, start, w.grace)
+			c.kick(now, start, grace)
+		}
+		if now.Sub(lastSample) >= evloop.StallSample {
+			lastSample = now
+			for _, c := range cs {
+				if c.busy() {
+					c.sample(now)
+				}
+			}
+			if pastGrace {
+				cut, _ := w.cutStalled(cs, now)
+				d.cut += cut
+				d.late += cut
+			}
 		}
 		if now.Sub(lastReport) >= time.Second {
 			lastReport = now
@@ -88,32 +120,107 @@ func (w *worker) drain(stop <-chan struct{}) {
 		case <-w.connGone:
 		case <-stop:
 			return
-		case <-deadline.C:
-			inflight := w.track.snapshot(time.Now()).Inflight
+		case <-graceful.C:
+			pastGrace = true
+			inflight := w.track.snapshot(time.Now()).Inflight + int(w.loopBusy())
+			now := time.Now()
+			for _, c := range cs {
+				if c.busy() {
+					c.sample(now)
+				}
+			}
+			cut, spared := w.cutStalled(cs, now)
+			d.cut += cut
+			d.spared += spared
+			if w.loop != nil {
+				w.loop.PastGrace()
+			}
+			w.log.Info("worker drain reached graceful_timeout; closing what is idle or stalled, letting what moves finish",
+				"graceful_timeout", w.cfg.GracefulTimeout.String(), "cut", cut, "moving", spared,
+				"loop_conns", w.loopOpen(), "inflight", inflight)
+		case h := <-w.hurry:
+			if hurried {
+				continue
+			}
+			hurried, idle0, grace = true, w.drainIdleClosed.Load(), 0
+			if w.loop != nil {
+				w.loop.Hurry()
+			}
+			hard.Reset(h)
+			w.log.Info("worker drain hurried: its generation is over max_draining_generations; closing idle connections now, the rest after the grace",
+				"grace", h.String(), "conns", len(cs), "loop_conns", w.loopOpen())
+		case <-hard.C:
+			inflight := w.track.snapshot(time.Now()).Inflight + int(w.loopBusy())
 			w.drainCut.Store(true)
 			loopConns := w.stopLoop()
 			closed, hijacked := w.closeConns()
-			closed += loopConns
-			w.log.Warn("worker drain reached graceful_timeout; closing what is left",
-				"graceful_timeout", w.cfg.GracefulTimeout.String(), "conns", closed,
+			d.addLoop(w.loop)
+			if hurried {
+				d.bounded = int(w.drainIdleClosed.Load()-idle0) + closed + loopConns
+				d.cut += closed + loopConns
+				w.log.Warn("worker drain cut what was left: its generation is over max_draining_generations",
+					"conns", closed+loopConns, "hijacked", hijacked, "inflight", inflight, "closed_early", d.bounded)
+				w.reportDrain(open0, served0, d)
+				return
+			}
+			d.capped = closed + loopConns
+			d.cut += d.capped
+			w.log.Warn("worker drain reached shutdown_timeout; closing what is left",
+				"shutdown_timeout", max(w.cfg.ShutdownTimeout, w.cfg.GracefulTimeout).String(), "conns", d.capped,
 				"hijacked", hijacked, "inflight", inflight)
-			w.reportDrain(open0, served0, closed)
+			w.reportDrain(open0, served0, d)
 			return
 		}
 	}
 }
 
+// drainCount is what a drain cut and spared past graceful_timeout.
+type drainCount struct {
+	cut    int // closed with something unfinished (capped included)
+	spared int // still moving at graceful_timeout, let run
+	late   int // spared at graceful_timeout, cut when they stalled later
+	capped int // still open at shutdown_timeout
+	// bounded: closed early, idle or not, because the generation was
+	// over max_draining_generations.
+	bounded int
+	loop    bool
+}
+
+// addLoop adds the event loop's counts, once, after it ended.
+func (d *drainCount) addLoop(l *evloop.Loop) {
+	if l == nil || d.loop {
+		return
+	}
+	d.loop = true
+	d.cut += int(l.Cut())
+	d.spared += int(l.Moving())
+	d.late += int(l.LateCut())
+}
+
+func (w *worker) loopBusy() int64 {
+	if w.loop == nil {
+		return 0
+	}
+	return w.loop.Busy()
+}
+
 // reportDrain tells the master what the drain did with the connections
 // open when it began (open0): those it closed idle, those cut at the
 // deadline, and the rest, which it let finish; and how many requests it
-// answered meanwhile. A connection accepted during the drain (one already
+// answered meanwhile; then how many it let run past graceful_timeout
+// that finished, how many of the cut were cut at shutdown_timeout, and
+// how many it closed early because its generation was over
+// max_draining_generations. A connection accepted during the drain (one already
 // on its way when the listeners closed) counts as let finish.
-func (w *worker) reportDrain(open0 int64, served0 uint64, cut int) {
+func (w *worker) reportDrain(open0 int64, served0 uint64, d drainCount) {
 	idle := w.drainIdleClosed.Load()
-	handed := max(uint64(max(open0, 0)), idle+uint64(cut)) - idle - uint64(cut)
+	cut := uint64(d.cut)
+	handed := max(uint64(max(open0, 0)), idle+cut) - idle - cut
+	outlasted := max(d.spared-d.late-d.capped, 0)
 	fields := wire.KeyDrained + "=" + strconv.FormatUint(handed, 10) + "," +
 		strconv.FormatUint(w.track.served.Load()-served0, 10) + "," +
-		strconv.FormatUint(idle, 10) + "," + strconv.Itoa(cut)
+		strconv.FormatUint(idle, 10) + "," + strconv.FormatUint(cut, 10) + "," +
+		strconv.Itoa(outlasted) + "," + strconv.Itoa(d.capped) + "," + strconv.Itoa(d.bounded)
 	if err := w.notify(fields); err != nil {
 		w.log.Warn("worker cannot report its drain", "err", err)
 	}

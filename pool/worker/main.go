@@ -125,10 +125,17 @@ func Main() int {
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
+	hurry := make(chan time.Duration, 1)
 	go wire.ReadCommands(control, func(c wire.Command, err error) {
 		if err != nil {
 			log.Warn("worker ignored a control command", "err", err)
 			return
+		}
+		if c.HurryMS > 0 {
+			select {
+			case hurry <- time.Duration(c.HurryMS) * time.Millisecond:
+			default: // one is pending already
+			}
 		}
 		if c.Certificates != nil && certs != nil {
 			certs.Update(c.Certificates)
@@ -159,6 +166,7 @@ func Main() int {
 		Signals:   sigs,
 		Reopen:    access.Reopen,
 		AccessLog: access,
+		Hurry:     hurry,
 
 		Certificates: certs,
 	}

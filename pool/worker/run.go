@@ -58,6 +58,9 @@ type options struct {
 	// the loop writes to; Handler must already log to it.
 	Fast      app.FastServer
 	AccessLog *app.AccessLog
+	// Hurry ends a drain early (wire.Command.HurryMS): idle connections
+	// close at once, the rest after the duration received. nil: never.
+	Hurry <-chan time.Duration
 }
 
 // workerState is where a worker is in its life.
@@ -98,6 +101,7 @@ type worker struct {
 	reopen   func() error
 	grace    time.Duration
 	beat     time.Duration
+	hurry    <-chan time.Duration
 
 	srv       *http.Server
 	lns       []*gatedListener
@@ -181,6 +185,7 @@ func newWorker(opts options) (*worker, error) {
 		reopen:    opts.Reopen,
 		grace:     opts.IdleGrace,
 		beat:      opts.Heartbeat,
+		hurry:     opts.Hurry,
 		serveErr:  make(chan error, len(opts.Listeners)),
 		connSem:   semaphore(limits.conns),
 		siblings:  opts.Listener.Workers > 1,

@@ -77,7 +77,8 @@ type conn struct {
 	// ppSrc is the client's address it gave.
 	pp    bool
 	ppSrc netip.AddrPort
-	slot  int // index in Loop.list
+	prog  Progress // what a drain saw of its movement (progress.go)
+	slot  int      // index in Loop.list
 	// queued: in the reusable queue (reuse.go), between rqPrev and rqNext.
 	queued         bool
 	rqPrev, rqNext *conn

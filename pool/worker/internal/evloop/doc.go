@@ -34,7 +34,7 @@
 // conn.go is a client connection's life; reuse.go the reusable queue a
 // full worker evicts from; handoff.go gives one to
 // net/http; upstream.go is the upstream pool; exchange.go one forwarded
-// request.
+// request; progress.go tells a drain which answers still move.
 //
 // The worker meets the loop through Config, read once by New, and Host:
 // the loop takes a connection slot from the host before each accept and

@@ -136,6 +136,8 @@ type Loop struct {
 	paused        bool  // at worker_connections: not accepting until a slot frees
 	draining      bool
 	drainStart    int64
+	pastGrace     bool  // the drain passed graceful_timeout (progress.go)
+	lastSample    int64 // the drain's last progress reading
 	nextSweep     int64
 	lastBusy      int64 // when epoll_wait last returned events
 
@@ -143,6 +145,10 @@ type Loop struct {
 	cmds     []loopCmd
 	ended    bool          // Run returned (under mu)
 	open     atomic.Int64  // connections the loop holds
+	cut      atomic.Int64  // closed past graceful_timeout with something unfinished
+	moving   atomic.Int64  // answers still moving at graceful_timeout
+	lateCut  atomic.Int64  // of those, closed when they stalled
+	busyN    atomic.Int64  // connections answering at the drain's last look
 	done     chan struct{} // closed when Run returns
 	handoffs *handoffQueue
 
@@ -168,8 +174,10 @@ type Loop struct {
 type loopCmd int
 
 const (
-	cmdDrain loopCmd = iota + 1 // stop accepting, close idle connections after the grace, exit when empty
-	cmdStop                     // close everything and exit
+	cmdDrain     loopCmd = iota + 1 // stop accepting, close idle connections after the grace, exit when empty
+	cmdPastGrace                    // graceful_timeout passed: close all but the answers still moving
+	cmdHurry                        // over max_draining_generations: close idle connections at once
+	cmdStop                         // close everything and exit
 )
 
 // dupListeners dups the listening fds of lns for the loop's own use.
@@ -362,6 +370,7 @@ func (l *Loop) Run() error {
 			l.nextSweep = l.now + int64(loopTick)
 			l.sweep()
 			l.sweepUpstreams()
+			l.sampleDrain()
 		}
 		if l.draining && len(l.list) == 0 {
 			return nil
@@ -388,6 +397,10 @@ func (l *Loop) commands() bool {
 				}
 				l.lfds = nil
 			}
+		case cmdPastGrace:
+			l.pastGraceNow()
+		case cmdHurry:
+			l.cfg.Grace = 0
 		case cmdStop:
 			l.closeEverything()
 			return true
