@@ -320,15 +320,11 @@ hfork_hosts() {
 	echo "}"
 }
 
-# An ECDSA P-256 certificate both TLS servers serve.
-if want tls || want tls_handshake || want h2; then
-	"$OPENSSL" req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
-		-addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-		-keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1
-else
-	: >"$tmp/cert.pem"
-	: >"$tmp/key.pem"
-fi
+# An ECDSA P-256 certificate both TLS servers serve. Made for every run:
+# both configs have their TLS listener whatever CASES holds.
+"$OPENSSL" req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+	-keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1
 
 # nginx_conf PREFIX BODY: the nginx under test. BODY is the respond text
 # without its newline; the reload test changes it.
