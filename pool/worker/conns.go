@@ -70,6 +70,9 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 	}
 	sem := l.w.connSem
 	for {
+		if l.w.limits.oneAtATime && !l.w.waitFree(l.done) {
+			return nil, net.ErrClosed
+		}
 		if sem != nil {
 			if err := l.acquire(sem); err != nil {
 				return nil, err
@@ -153,6 +156,13 @@ type trackedConn struct {
 	// refused is the status of the head it refused.
 	fr      *framer
 	refused atomic.Int32
+
+	// queued: in the worker's reuse queue (evict.go), since queuedAt,
+	// between rqPrev and rqNext; gone: forgotten, never queued again.
+	// Under the queue's lock.
+	queued, gone   bool
+	queuedAt       time.Time
+	rqPrev, rqNext *trackedConn
 
 	mu       sync.Mutex
 	state    http.ConnState
@@ -329,6 +339,13 @@ func (c *trackedConn) setState(s http.ConnState, now time.Time) (prev http.ConnS
 		c.handled.Store(false)
 	}
 	c.mu.Unlock()
+	switch s {
+	case http.StateIdle:
+		c.w.reuse.push(c, now)
+	case http.StateNew:
+	default:
+		c.w.reuse.remove(c)
+	}
 	return prev
 }
 
@@ -429,6 +446,9 @@ func (w *worker) adopt(nc net.Conn, ip netip.Addr) *trackedConn {
 		w.open.Add(1)
 	}
 	w.connsMu.Unlock()
+	if !closed {
+		w.reuse.push(c, c.since)
+	}
 	if closed {
 		// A fast stop already closed everything; this one follows.
 		c.closeOnce.Do(func() {
@@ -449,6 +469,7 @@ func (w *worker) forget(c *trackedConn) {
 	if !ok {
 		return
 	}
+	w.reuse.forget(c)
 	w.open.Add(-1)
 	w.release()
 	w.perIP.leave(c.ip)

@@ -144,6 +144,9 @@ func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	default:
 		rs = new(reqState)
 	}
+	if w.limits.bodyBuffer > 0 {
+		w.bufferBody(r) // before the slot (classes.go)
+	}
 	if w.threads != nil {
 		w.threads <- struct{}{}
 	}
