@@ -31,6 +31,11 @@ type gatedListener struct {
 	w    *worker
 	done chan struct{}
 	once sync.Once
+	// A TLS listener's handshakes (tlsframe.go).
+	tlsInit, tlsLoop sync.Once
+	handshaken       chan acceptResult
+	hs               sync.WaitGroup // the accept loop and each handshake
+	hsIdle           chan struct{}  // closed once closed and all are over
 }
 
 // Accept balancing: all workers of a listener wait on one socket, and the
@@ -50,6 +55,18 @@ const (
 )
 
 func (l *gatedListener) Accept() (net.Conn, error) {
+	if l.w.tls != nil {
+		return l.acceptTLS()
+	}
+	tc, err := l.accept()
+	if err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// accept takes the next connection under the worker's limits.
+func (l *gatedListener) accept() (*trackedConn, error) {
 	// Not when full: then the wait is acquire's, and a pause would cap
 	// how fast a flood's connections make room (evict.go).
 	if n := l.w.open.Load(); n > 0 && l.w.siblings && !l.w.full() {
@@ -109,14 +126,11 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 		// gave it to this process, so it is served (or drained), never
 		// dropped.
 		tc := l.w.adopt(c, ip)
-		if l.w.tls == nil {
-			tc.fr = l.w.newFramer(&tc.refused)
-		}
 		if l.w.tls != nil {
-			// net/http runs the handshake itself, under read_header_timeout,
-			// when it sees a *tls.Conn.
+			// The framer reads above the handshake (tlsframe.go).
 			tc.tls = true
-			return tls.Server(tc, l.w.tls), nil
+		} else {
+			tc.fr = l.w.newFramer(&tc.refused)
 		}
 		return tc, nil
 	}
@@ -129,6 +143,13 @@ func (l *gatedListener) Close() error {
 	l.once.Do(func() {
 		close(l.done)
 		err = l.Listener.Close()
+		if l.w.tls != nil {
+			l.tlsInit.Do(l.initTLS)
+			go func() {
+				l.hs.Wait()
+				close(l.hsIdle)
+			}()
+		}
 	})
 	return err
 }
@@ -146,12 +167,15 @@ type trackedConn struct {
 	io   atomic.Int64
 	prog evloop.Progress
 
-	tls     bool        // served through a *tls.Conn
-	handled atomic.Bool // a request reached ServeHTTP since the connection became idle
-	ip      netip.Addr  // counted for max_connections_per_ip
-	evicted atomic.Bool // closed to make room: every read ends
-	raw     atomic.Bool // hijacked: the app owns its deadlines
-	acked   uint64      // bytes_acked at the last write_timeout (sendtimeout.go)
+	tls bool // served through a *tls.Conn
+	// tlsState is an HTTP/1 TLS connection's, for its requests' r.TLS:
+	// net/http serves it as plain HTTP through a framedTLS.
+	tlsState *tls.ConnectionState
+	handled  atomic.Bool // a request reached ServeHTTP since the connection became idle
+	ip       netip.Addr  // counted for max_connections_per_ip
+	evicted  atomic.Bool // closed to make room: every read ends
+	raw      atomic.Bool // hijacked: the app owns its deadlines
+	acked    uint64      // bytes_acked at the last write_timeout (sendtimeout.go)
 	// fr checks the request heads of a plain-HTTP connection (framing.go);
 	// refused is the status of the head it refused.
 	fr      *framer
@@ -493,6 +517,9 @@ func (w *worker) release() {
 
 // tracked finds the worker's connection under a TLS one.
 func tracked(nc net.Conn) (*trackedConn, bool) {
+	if f, ok := nc.(*framedTLS); ok {
+		return f.tc, true
+	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}

@@ -28,9 +28,9 @@ import (
 // answers with the refusal's status and a close (see rejectHead), so the
 // answer still comes after the answers to the requests before it.
 //
-// A TLS connection's bytes are decrypted above the trackedConn, where no
-// framer sits: over TLS only HTTP/2 (which has its own framing) and what
-// net/http checks itself apply.
+// A TLS connection's bytes are decrypted above the trackedConn, so an
+// HTTP/1 TLS connection gets its framer above its *tls.Conn
+// (tlsframe.go); HTTP/2 has its own framing.
 
 // framerState is where a framer is in the request stream.
 type framerState int

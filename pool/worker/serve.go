@@ -123,6 +123,7 @@ func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	var rs *reqState
 	c, ok := r.Context().Value(connKey{}).(*trackedConn)
 	if ok {
+		withTLS(r, c) // an HTTP/1 TLS request, served as plain (tlsframe.go)
 		if status := c.refused.Load(); status != 0 {
 			// The framer's stand-in for a head it refused (framing.go).
 			c.handled.Store(true) // logged here, not by logRefused

@@ -77,6 +77,7 @@ func TestSlowClientsDoNotBlockSync(t *testing.T) {
 		for _, n := range []int{10, 100} {
 			t.Run(fmt.Sprintf("%s/%d", tc.name, n), func(t *testing.T) {
 				l := testListener(hclconfig.ClassSync)
+				l.WorkerConnections = 2 * n // a body being read is not evicted
 				l.ReadHeaderTimeout = 5 * time.Minute
 				l.Timeout = 5 * time.Minute
 				tw := startWorker(t, l, http.HandlerFunc(ok200), nil, nil)

@@ -1,0 +1,111 @@
+package worker
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/hclconfig/testcert"
+	"github.com/hfork/hfork/pool/internal/certset"
+	"github.com/hfork/hfork/pool/wire"
+)
+
+// tlsSite starts loopSite's routes as a TLS listener of class on
+// net/http.
+func tlsSite(t *testing.T, class string) *testWorker {
+	t.Helper()
+	l := loopSite(t)
+	l.Class, l.EventLoop = class, false
+	cert, key := testcert.Write(t, t.TempDir(), "site", testcert.Options{Names: []string{"localhost"}})
+	l.TLS = hclconfig.TLS{Certificates: []hclconfig.Certificate{{Cert: cert, Key: key}}, MinVersion: hclconfig.TLS12}
+	certs, err := certset.New([]wire.CertPEM{pemPair(t, cert, key)}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startSite(t, l, nil, func(o *options) { o.Certificates = certs })
+}
+
+// replayTLS is replay over TLS, as an HTTP/1.1 client (ALPN http/1.1).
+func replayTLS(t *testing.T, addr, in string) []answer {
+	t.Helper()
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return replayOn(t, c, in, nil)
+}
+
+// TestFramingTableTLS sends every row of framingTable over TLS to every
+// class on net/http, which before saw the heads unchecked (net/http
+// reads them above the connection the framer wraps): CL with TE, folded
+// and duplicate framing headers and underscores all passed.
+func TestFramingTableTLS(t *testing.T) {
+	var fails atomic.Int32
+	sites := 0
+	for _, s := range framingSites {
+		if s.loop {
+			continue
+		}
+		sites++
+		t.Run(s.name, func(t *testing.T) {
+			tw := tlsSite(t, s.class)
+			for _, tc := range framingTable {
+				in := tc.in
+				if !tc.alone {
+					in += closer
+				}
+				want := tc.want
+				if s.class == hclconfig.ClassSync {
+					want = want[:1]
+				}
+				var got []string
+				for _, a := range replayTLS(t, tw.addr, in) {
+					got = append(got, a.Status[:min(3, len(a.Status))])
+					if tc.lacks != "" && strings.Contains(a.Body, tc.lacks) {
+						t.Errorf("%s: an answer holds %q:\n%s", tc.name, tc.lacks, a.Body)
+					}
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					fails.Add(1)
+					t.Errorf("%s: %q\n answers %q\n want    %q", tc.name, tc.in, got, want)
+				}
+			}
+		})
+	}
+	t.Logf("%d rows on %d TLS sites, %d answers differ from the table", len(framingTable), sites, fails.Load())
+}
+
+// TestTLSFramedKeepsTLSState: a request net/http serves as plain HTTP
+// through the framer still carries its TLS state, which a proxy route
+// tells its upstream as X-Forwarded-Proto.
+func TestTLSFramedKeepsTLSState(t *testing.T) {
+	tw := tlsSite(t, hclconfig.ClassAsync)
+	as := replayTLS(t, tw.addr, "GET /proxy/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if len(as) != 1 || !strings.Contains(as[0].Body, `X-Forwarded-Proto=["https"]`) {
+		t.Fatalf("a proxied request over TLS: %v, want X-Forwarded-Proto https upstream", as)
+	}
+}
+
+// TestTLSSlowHandshakeDoesNotBlockAccept: clients that open a TLS
+// connection and send nothing hold a goroutine each, not the accept: a
+// whole request is answered behind them.
+func TestTLSSlowHandshakeDoesNotBlockAccept(t *testing.T) {
+	tw := tlsSite(t, hclconfig.ClassThread)
+	for range 5 {
+		c, err := net.Dial("tcp", tw.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	as := replayTLS(t, tw.addr, "GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if len(as) != 1 || as[0].Status != "200 OK" {
+		t.Fatalf("a request behind silent TLS clients: %v", as)
+	}
+}
