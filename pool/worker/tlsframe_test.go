@@ -1,9 +1,12 @@
 package worker
 
 import (
+	"bufio"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,10 +20,13 @@ import (
 
 // tlsSite starts loopSite's routes as a TLS listener of class on
 // net/http.
-func tlsSite(t *testing.T, class string) *testWorker {
+func tlsSite(t *testing.T, class string, edit ...func(*hclconfig.Listener)) *testWorker {
 	t.Helper()
 	l := loopSite(t)
 	l.Class, l.EventLoop = class, false
+	for _, e := range edit {
+		e(&l)
+	}
 	cert, key := testcert.Write(t, t.TempDir(), "site", testcert.Options{Names: []string{"localhost"}})
 	l.TLS = hclconfig.TLS{Certificates: []hclconfig.Certificate{{Cert: cert, Key: key}}, MinVersion: hclconfig.TLS12}
 	certs, err := certset.New([]wire.CertPEM{pemPair(t, cert, key)}, testLogger(t))
@@ -107,5 +113,38 @@ func TestTLSSlowHandshakeDoesNotBlockAccept(t *testing.T) {
 	as := replayTLS(t, tw.addr, "GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	if len(as) != 1 || as[0].Status != "200 OK" {
 		t.Fatalf("a request behind silent TLS clients: %v", as)
+	}
+}
+
+// TestFramingHeadLimitTLS: over TLS too, a head 100 bytes over
+// max_header_bytes is a 431 and a clean close (close_notify, then EOF),
+// where net/http alone served it (it allows 4 KiB over).
+func TestFramingHeadLimitTLS(t *testing.T) {
+	for _, s := range framingSites {
+		if s.loop {
+			continue
+		}
+		t.Run(s.name, func(t *testing.T) {
+			tw := tlsSite(t, s.class, func(l *hclconfig.Listener) { l.MaxHeaderBytes = 16 << 10 })
+			// 100 bytes over: net/http alone allows 4 KiB more.
+			over := "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 16<<10) + "\r\n\r\n"
+			d := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}
+			c, err := d.Dial("tcp", tw.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(waitLimit))
+			go io.WriteString(c, over+closer) // the server stops reading at the limit
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != 431 {
+				t.Fatalf("a head over max_header_bytes over TLS: %v %v, want 431", resp, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Fatalf("after the 431: %v, want a clean EOF", err)
+			}
+		})
 	}
 }
