@@ -31,11 +31,10 @@ type gatedListener struct {
 	w    *worker
 	done chan struct{}
 	once sync.Once
-	// A TLS listener's handshakes (tlsframe.go).
-	tlsInit, tlsLoop sync.Once
-	handshaken       chan acceptResult
-	hs               sync.WaitGroup // the accept loop and each handshake
-	hsIdle           chan struct{}  // closed once closed and all are over
+	// A TLS listener's accept loop and its handshakes' results
+	// (tlsframe.go).
+	tlsLoop    sync.Once
+	handshaken chan acceptResult
 }
 
 // Accept balancing: all workers of a listener wait on one socket, and the
@@ -143,13 +142,6 @@ func (l *gatedListener) Close() error {
 	l.once.Do(func() {
 		close(l.done)
 		err = l.Listener.Close()
-		if l.w.tls != nil {
-			l.tlsInit.Do(l.initTLS)
-			go func() {
-				l.hs.Wait()
-				close(l.hsIdle)
-			}()
-		}
 	})
 	return err
 }

@@ -25,33 +25,23 @@ type acceptResult struct {
 	err error
 }
 
-// initTLS makes the channels of a TLS listener's handshakes.
-func (l *gatedListener) initTLS() {
-	l.handshaken = make(chan acceptResult)
-	l.hsIdle = make(chan struct{})
-}
-
 // acceptTLS returns the next connection whose handshake is over, or the
-// accept's error. Once the listener is closed it still returns the
-// connections whose handshakes were under way, as a plain accept returns
-// one that raced the close: the kernel gave them to this process.
+// accept's error.
 func (l *gatedListener) acceptTLS() (net.Conn, error) {
-	l.tlsInit.Do(l.initTLS)
 	l.tlsLoop.Do(func() {
-		l.hs.Add(1)
+		l.handshaken = make(chan acceptResult)
 		go l.acceptLoop()
 	})
 	select {
 	case r := <-l.handshaken:
 		return r.c, r.err
-	case <-l.hsIdle:
+	case <-l.done:
 		return nil, net.ErrClosed
 	}
 }
 
 // acceptLoop accepts for acceptTLS and starts each handshake.
 func (l *gatedListener) acceptLoop() {
-	defer l.hs.Done()
 	for {
 		tc, err := l.accept()
 		if err != nil {
@@ -68,7 +58,6 @@ func (l *gatedListener) acceptLoop() {
 			}
 			continue
 		}
-		l.hs.Add(1)
 		go l.handshake(tc)
 	}
 }
@@ -84,9 +73,12 @@ func (w *worker) handshakeTimeout() time.Duration {
 }
 
 // handshake runs tc's TLS handshake and hands the connection on; a
-// failed one is closed, and logged at debug as net/http logs its own.
+// failed one is closed, and logged at debug as net/http logs its own. A
+// handshake that ends after the listener closed (a drain) is still
+// served, as a plain accept serves one that raced the close (the kernel
+// gave it to this process), without holding the drain up: the drain
+// counts it among the worker's connections from its accept.
 func (l *gatedListener) handshake(tc *trackedConn) {
-	defer l.hs.Done()
 	conn := tls.Server(tc, l.w.tls)
 	if d := l.w.handshakeTimeout(); d > 0 {
 		tc.SetReadDeadline(time.Now().Add(d))
@@ -107,8 +99,30 @@ func (l *gatedListener) handshake(tc *trackedConn) {
 		tc.tlsState = &state
 		out = &framedTLS{Conn: conn, tc: tc, fr: l.w.newFramer(&tc.refused)}
 	}
-	l.handshaken <- acceptResult{c: out}
+	select {
+	case l.handshaken <- acceptResult{c: out}:
+	case <-l.done:
+		go l.w.srv.Serve(&oneConn{c: out, addr: l.Addr()})
+	}
 }
+
+// oneConn is a listener of one connection, for net/http to serve a
+// connection after its listener closed.
+type oneConn struct {
+	c    net.Conn
+	addr net.Addr
+}
+
+func (o *oneConn) Accept() (net.Conn, error) {
+	if c := o.c; c != nil {
+		o.c = nil
+		return c, nil
+	}
+	return nil, net.ErrClosed
+}
+
+func (o *oneConn) Close() error   { return nil }
+func (o *oneConn) Addr() net.Addr { return o.addr }
 
 // framedTLS is an HTTP/1 TLS connection whose request heads a framer
 // checks before net/http reads them. It is not a *tls.Conn, so net/http

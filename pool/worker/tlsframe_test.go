@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,5 +147,27 @@ func TestFramingHeadLimitTLS(t *testing.T) {
 				t.Fatalf("after the 431: %v, want a clean EOF", err)
 			}
 		})
+	}
+}
+
+// TestTLSDrainClosesHandshakes: a drain does not wait on a connection
+// still in its TLS handshake (its client silent, read_header_timeout far
+// off): it closes it with the other new connections, and the worker
+// leaves.
+func TestTLSDrainClosesHandshakes(t *testing.T) {
+	tw := tlsSite(t, hclconfig.ClassAsync, func(l *hclconfig.Listener) { l.ReadHeaderTimeout = 10 * time.Minute })
+	c, err := net.Dial("tcp", tw.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tw.sink.waitFor(t, "the silent connection open", func(m map[string]string) bool { return openConns(m) >= 1 })
+	tw.sigs <- syscall.SIGTERM
+	if err := tw.wait(t); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(waitLimit))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the silent connection got bytes, want a close")
 	}
 }
