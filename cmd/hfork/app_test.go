@@ -82,10 +82,11 @@ func TestAppClassesServe(t *testing.T) {
 	} {
 		t.Run(tt.class+"/"+tt.app, func(t *testing.T) {
 			needPython(t, tt.modules...)
-			port := mustFreePort(t)
+			port, mport := mustFreePort(t), mustFreePort(t)
 			logFile := filepath.Join(t.TempDir(), "access.log")
-			m := startMaster(t, "", appConfigN(port, 1, tt.class, tt.app, appsDir(t),
-				fmt.Sprintf("boot_timeout = \"90s\"\n access_log {\n file = %q\n format = \"json\"\n }", logFile)))
+			m := startMaster(t, "", fmt.Sprintf("metrics {\n  bind = \"127.0.0.1:%d\"\n}\n", mport)+
+				appConfigN(port, 1, tt.class, tt.app, appsDir(t),
+					fmt.Sprintf("boot_timeout = \"90s\"\n access_log {\n file = %q\n format = \"json\"\n }", logFile)))
 			// The boot is the framework's import: seconds for eventlet,
 			// more on a loaded machine.
 			m.waitLog(`"msg":"worker ready"`, 1, 90*time.Second)
@@ -101,6 +102,17 @@ func TestAppClassesServe(t *testing.T) {
 					t.Fatalf("access log lacks the request: %q", b)
 				}
 				time.Sleep(50 * time.Millisecond)
+			}
+			// The runner's counters reach the master's metrics with the
+			// next heartbeat, the app counted as the route "/".
+			murl := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+			ms := waitMetric(t, murl, `hfork_http_requests_total{listener="py",route="/",status_class="2xx"}`,
+				func(v float64) bool { return v >= 1 })
+			if c := ms[`hfork_http_request_duration_seconds_count{listener="py"}`]; c < 1 {
+				t.Errorf("duration count %v, want at least 1", c)
+			}
+			if b := ms[`hfork_http_response_body_bytes_total{listener="py"}`]; b < float64(len(tt.want)) {
+				t.Errorf("body bytes %v, want at least %d", b, len(tt.want))
 			}
 		})
 	}

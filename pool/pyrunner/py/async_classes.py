@@ -79,6 +79,8 @@ def serve_tornado(w, app, lsocks):
 
     def log_request(handler):
         w.stats.served += 1
+        w.stats.observe(handler.get_status(), int(handler._headers.get("Content-Length", 0) or 0),
+                        handler.request.request_time())
         if w.access.enabled:
             r = handler.request
             end = time.time()
@@ -163,6 +165,7 @@ def serve_aiohttp(w, app, lsocks):
 
         def log(self, request, response, took):
             w.stats.served += 1
+            w.stats.observe(response.status, response.body_length, took)
             if w.access.enabled:
                 peer = request.remote or ""
                 end = time.time()
@@ -211,6 +214,7 @@ def serve_asgi(w, app, lsocks):
             await app(scope, receive, send_counted)
         finally:
             w.stats.served += 1
+            w.stats.observe(st[0] or 500, st[1], time.time() - start)  # none started: uvicorn answers 500
             if w.access.enabled:
                 client = scope.get("client") or ("", 0)
                 target = scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "")
