@@ -168,14 +168,20 @@ func (w *worker) waitFree(done <-chan struct{}) bool {
 // holds only its own goroutine for them; the rest of a larger body is
 // read as the handler asks, and a read's error (the end of the body
 // included) is the one the handler meets. "Expect: 100-continue" bodies
-// are not read: the client waits for the handler's go-ahead.
+// are not read: the client waits for the handler's go-ahead; nor is one
+// whose length is over max_body_bytes, which the 413 refuses unread.
 func (w *worker) bufferBody(r *http.Request) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.Header.Get("Expect") != "" {
+	maxBody := w.cfg.MaxBodyBytes
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.Header.Get("Expect") != "" ||
+		maxBody > 0 && r.ContentLength > maxBody {
 		return
 	}
 	n := w.limits.bodyBuffer
 	if r.ContentLength > 0 {
 		n = min(n, r.ContentLength)
+	}
+	if maxBody > 0 {
+		n = min(n, maxBody+1) // one past tells the limit it was passed
 	}
 	buf := make([]byte, n)
 	k := 0

@@ -138,3 +138,21 @@ func TestSyncBufferedBody(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncBodyOverLimitUnread: a sync request whose Content-Length is
+// over max_body_bytes gets its 413 without the body being read ahead of
+// the slot (the client here never sends it), and a chunked body past the
+// limit is refused too.
+func TestSyncBodyOverLimitUnread(t *testing.T) {
+	l := testListener(hclconfig.ClassSync)
+	l.MaxBodyBytes = 1000
+	tw := startWorker(t, l, handler(l, http.HandlerFunc(ok200)), nil, nil)
+	if got := rawExchange(t, tw.addr, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 413") {
+		t.Errorf("Content-Length 5000, no body sent: %q, want 413", got)
+	}
+	chunk := strings.Repeat("x", 600)
+	chunked := "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n" + chunk + "\r\n258\r\n" + chunk + "\r\n0\r\n\r\n"
+	if got := rawExchange(t, tw.addr, chunked); !strings.HasPrefix(got, "HTTP/1.1 413") {
+		t.Errorf("1200 chunked bytes: %q, want 413", got)
+	}
+}
