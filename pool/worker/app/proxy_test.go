@@ -234,7 +234,7 @@ func TestProxyUpgrade(t *testing.T) {
 }
 
 func TestProxyClientGone(t *testing.T) {
-	p, err := newProxy(hclconfig.Proxy{Upstream: []string{"http://127.0.0.1:1"}}, quiet)
+	p, err := newProxy(hclconfig.Proxy{Upstream: []string{"http://127.0.0.1:1"}}, 0, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestProxyClientGone(t *testing.T) {
 }
 
 func BenchmarkProxyRewrite(b *testing.B) {
-	p, err := newProxy(hclconfig.Proxy{Upstream: []string{"http://10.0.0.1:9000", "http://10.0.0.2:9000"}}, quiet)
+	p, err := newProxy(hclconfig.Proxy{Upstream: []string{"http://10.0.0.1:9000", "http://10.0.0.2:9000"}}, 0, quiet)
 	if err != nil {
 		b.Fatal(err)
 	}
