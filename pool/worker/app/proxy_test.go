@@ -22,7 +22,8 @@ import (
 )
 
 func proxyRoute(prefix string, upstreams ...string) hclconfig.Route {
-	return hclconfig.Route{Prefix: prefix, App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: upstreams}}
+	// As hclconfig fills it in: request buffering on.
+	return hclconfig.Route{Prefix: prefix, App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: upstreams, RequestBuffering: true}}
 }
 
 func TestProxyRoundRobin(t *testing.T) {

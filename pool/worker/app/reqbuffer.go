@@ -70,7 +70,8 @@ func (bs *bodyBuffers) read(w http.ResponseWriter, r *http.Request, start time.T
 		b.getBody = b.newReader
 	}
 	b.refs.Store(1)
-	src := &deadlineReader{r: r.Body, rc: http.NewResponseController(w), d: bs.timeout}
+	src := &b.src
+	*src = deadlineReader{r: r.Body, rc: *http.NewResponseController(w), d: bs.timeout}
 	if bs.readTimeout > 0 {
 		src.limit = start.Add(bs.readTimeout)
 	}
@@ -79,6 +80,7 @@ func (bs *bodyBuffers) read(w http.ResponseWriter, r *http.Request, start time.T
 	// back to what net/http had set, so that its wait for the client's
 	// next bytes cannot cancel a slow answer.
 	src.rc.SetReadDeadline(src.limit)
+	*src = deadlineReader{}
 	if err != nil {
 		b.release()
 		return nil, err
@@ -96,6 +98,7 @@ type bufferedBody struct {
 	head     bodyReader // the request's Body
 	first    bodyReader // GetBody's first reader, kept for reuse
 	firstOut bool       // first is handed out
+	src      deadlineReader
 	getBody  func() (io.ReadCloser, error)
 }
 
@@ -294,7 +297,7 @@ func (r *bodyReader) Close() error {
 // something, and never more than limit (read_timeout) when it is set.
 type deadlineReader struct {
 	r     io.Reader
-	rc    *http.ResponseController
+	rc    http.ResponseController
 	d     time.Duration
 	limit time.Time
 }

@@ -1,16 +1,20 @@
 package app
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,3 +108,162 @@ func TestBufferChunkedGoesWithLength(t *testing.T) {
 		t.Errorf("%s holds %d files", dir, len(ents))
 	}
 }
+
+// TestBufferReadTimeoutBounds: the listener's read_timeout bounds a
+// buffered body as a whole, even when each read brings something well
+// within body_timeout; the answer is 408 and no upstream saw the request.
+func TestBufferReadTimeoutBounds(t *testing.T) {
+	var seen atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { seen.Add(1) }))
+	defer up.Close()
+	rt := bufferedRoute(up.URL, 0, "")
+	rt.Proxy.BodyTimeout = time.Minute
+	h, err := New(hclconfig.Listener{Name: "web", Routes: []hclconfig.Route{rt}, ReadTimeout: 300 * time.Millisecond}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(h)
+	defer front.Close()
+	c, err := net.Dial("tcp", front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+	// A byte every 20ms: 20s for the whole body, far past read_timeout.
+	answered := make(chan *http.Response, 1)
+	go func() {
+		resp, _ := http.ReadResponse(bufio.NewReader(c), nil)
+		answered <- resp
+	}()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var resp *http.Response
+	for resp == nil {
+		select {
+		case resp = <-answered:
+		case <-tick.C:
+			c.Write([]byte("x"))
+		}
+	}
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("status %d, want 408", resp.StatusCode)
+	}
+	if n := seen.Load(); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
+
+// TestBufferHeldUntilClosed: a body's buffer is not reused while a reader
+// the transport was given is open, even after the exchange ended, and a
+// reader reads the body whatever order the holds are dropped in.
+func TestBufferHeldUntilClosed(t *testing.T) {
+	bs := newBodyBuffers(hclconfig.Proxy{BodyBufferSize: 64}, 0)
+	body := "a small body that fits in memory"
+	r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+	r.ContentLength = -1
+	b, err := bs.read(httptest.NewRecorder(), r, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.attach(r)
+	if r.ContentLength != int64(len(body)) || r.GetBody == nil {
+		t.Fatalf("attached: length %d, GetBody %v", r.ContentLength, r.GetBody != nil)
+	}
+	first, _ := r.GetBody()
+	second, _ := r.GetBody()
+	r.Body.Close() // ReverseProxy's Close reaches nothing
+	b.release()    // the handler is done
+	if n := b.refs.Load(); n != 2 {
+		t.Fatalf("%d holds after the handler, want the 2 readers'", n)
+	}
+	for i, rd := range []io.ReadCloser{first, second} {
+		got, _ := io.ReadAll(rd)
+		if string(got) != body {
+			t.Errorf("reader %d: %q", i, got)
+		}
+		rd.Close()
+		rd.Close() // the transport and ReverseProxy may both close
+	}
+	if n := b.refs.Load(); n != 0 {
+		t.Errorf("%d holds after every reader closed", n)
+	}
+}
+
+// TestBufferLimits: a read past max_body_bytes (as the worker's guard
+// fails it) is a 413, a broken body a 400, and nothing is kept.
+func TestBufferLimits(t *testing.T) {
+	bs := newBodyBuffers(hclconfig.Proxy{BodyBufferSize: 16, BodyTempDir: t.TempDir()}, 0)
+	for _, tc := range []struct {
+		body io.Reader
+		code int
+	}{
+		{io.MultiReader(strings.NewReader(strings.Repeat("x", 40)), errReader{&http.MaxBytesError{Limit: 40}}), 413},
+		{io.MultiReader(strings.NewReader("partial"), errReader{io.ErrUnexpectedEOF}), 400},
+	} {
+		r := httptest.NewRequest("POST", "/", tc.body)
+		r.ContentLength = -1
+		_, err := bs.read(httptest.NewRecorder(), r, time.Now())
+		var be *bodyError
+		if !errors.As(err, &be) || be.code != tc.code {
+			t.Errorf("err %v, want status %d", err, tc.code)
+		}
+	}
+	if open := openIn(bs.dir); len(open) != 0 {
+		t.Errorf("still open: %v", open)
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// BenchmarkProxySmallPost is a 200-byte POST through the proxy to a
+// loopback upstream, buffered and streamed: the handler's cost, client
+// side excluded.
+func BenchmarkProxySmallPost(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write([]byte("ok"))
+	}))
+	defer up.Close()
+	body := strings.Repeat("k=v&", 50)
+	for _, buffered := range []bool{true, false} {
+		name := "streamed"
+		if buffered {
+			name = "buffered"
+		}
+		b.Run(name, func(b *testing.B) {
+			rt := proxyRoute("/", up.URL)
+			rt.Proxy.RequestBuffering = buffered
+			h := mustNew(b, rt)
+			rd := strings.NewReader(body)
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				rd.Reset(body)
+				r := httptest.NewRequest("POST", "/form", nil)
+				r.Body, r.ContentLength = io.NopCloser(rd), int64(len(body))
+				clear(w.h)
+				h.ServeHTTP(w, r)
+				if w.code != 200 {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+		})
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps only the status, with
+// read deadlines as net/http's own writer has them.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) SetReadDeadline(time.Time) error { return nil }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) WriteHeader(code int)        { d.code = code }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
