@@ -267,3 +267,36 @@ func (d *discardWriter) SetReadDeadline(time.Time) error { return nil }
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) WriteHeader(code int)        { d.code = code }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestProxyExpectNotForwarded: with buffering on or off, the client's
+// Expect: 100-continue is answered by hfork's own server (on the first
+// read of the body) and the upstream never sees it.
+func TestProxyExpectNotForwarded(t *testing.T) {
+	seen := make(chan *http.Request, 1)
+	up := hashUpstream(t, seen)
+	for _, buffered := range []bool{true, false} {
+		rt := proxyRoute("/", up.URL)
+		rt.Proxy.RequestBuffering = buffered
+		front := httptest.NewServer(mustNew(t, rt))
+		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusContinue {
+			t.Fatalf("buffered %v: %v %v before the body, want 100", buffered, resp, err)
+		}
+		io.WriteString(c, "body")
+		if resp, err = http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("buffered %v: %v %v", buffered, resp, err)
+		}
+		if r := <-seen; r.Header.Get("Expect") != "" {
+			t.Errorf("buffered %v: upstream saw Expect %q", buffered, r.Header.Get("Expect"))
+		}
+		c.Close()
+		front.Close()
+	}
+}
