@@ -195,10 +195,26 @@ func TestRequestBuffering(t *testing.T) {
 	})
 	t.Run("body too slow", func(t *testing.T) {
 		before := up.seen.Load()
-		// 10 of 100 bytes, then nothing: body_timeout (2s) ends it.
-		resp, _ := rawExchange(t, addr, "POST /up/slow HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n", make([]byte, 10))
+		// 10 of 100 bytes, then nothing: body_timeout (2s) ends it, and
+		// the connection closes after the answer.
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(15 * time.Second))
+		io.WriteString(c, "POST /up/slow HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
 		if resp.StatusCode != http.StatusRequestTimeout {
 			t.Errorf("status %d, want 408", resp.StatusCode)
+		}
+		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("after the 408: read %d, %v; want the connection closed", n, err)
 		}
 		if n := up.seen.Load() - before; n != 0 {
 			t.Errorf("the upstream saw %d requests, want 0", n)

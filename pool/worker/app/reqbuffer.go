@@ -76,17 +76,25 @@ func (bs *bodyBuffers) read(w http.ResponseWriter, r *http.Request, start time.T
 		src.limit = start.Add(bs.readTimeout)
 	}
 	err := b.fill(src, r.ContentLength)
+	if err != nil {
+		// Nothing more of this body is read: after the answer net/http
+		// would wait for up to 256 KiB more of it, with no deadline left,
+		// to keep a connection that closes anyway.
+		src.rc.SetReadDeadline(aLongTimeAgo)
+		*src = deadlineReader{}
+		b.release()
+		return nil, err
+	}
 	// The rest of the exchange is the upstream's: the read deadline goes
 	// back to what net/http had set, so that its wait for the client's
 	// next bytes cannot cancel a slow answer.
 	src.rc.SetReadDeadline(src.limit)
 	*src = deadlineReader{}
-	if err != nil {
-		b.release()
-		return nil, err
-	}
 	return b, nil
 }
+
+// aLongTimeAgo is a read deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // bufferedBody is one request's body, in mem or in file.
 type bufferedBody struct {
