@@ -258,21 +258,38 @@ func TestRequestBuffering(t *testing.T) {
 // upstream, which serves one request at a time, saw only the fast one
 // meanwhile; then the uploads finish and arrive whole.
 func testSlowUploads(t *testing.T, addr string, up *syncUpstream) {
-	const slow = 20
 	before := up.seen.Load()
+	slowUploads(t, addr, "/up/", func() {
+		if seen := up.seen.Load() - before; seen != 1 {
+			t.Errorf("while the fast client was served the upstream saw %d requests, want 1", seen)
+		}
+	})
+	if n := up.seen.Load() - before; n != slowClients+1 {
+		t.Errorf("upstream saw %d requests, want %d", n, slowClients+1)
+	}
+}
+
+const slowClients = 20
+
+// slowUploads runs slowClients uploads to prefix+"slow" and, once hfork
+// reads each one's body, a fast request to prefix+"fast", which must be
+// answered while they all still send; served runs right after that
+// answer. Then the uploads end, and each must be answered with its body's
+// sum.
+func slowUploads(t *testing.T, addr, prefix string, served func()) {
 	fastDone := make(chan struct{})
-	started := make(chan struct{}, slow)
-	results := make(chan string, slow)
+	started := make(chan struct{}, slowClients)
+	results := make(chan string, slowClients)
 	var wg sync.WaitGroup
-	for i := range slow {
+	for i := range slowClients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results <- slowUpload(addr, i, started, fastDone)
+			results <- slowUpload(addr, prefix+"slow", i, started, fastDone)
 		}()
 	}
 	// Each upload got its 100 Continue: hfork is reading its body.
-	for range slow {
+	for range slowClients {
 		select {
 		case <-started:
 		case r := <-results:
@@ -281,31 +298,28 @@ func testSlowUploads(t *testing.T, addr string, up *syncUpstream) {
 			t.Fatalf("an upload ended before it started: %s", r)
 		}
 	}
-	resp, got := rawExchange(t, addr, "POST /up/fast HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n", []byte("fast"))
-	inFlight := len(results) // uploads already over (each waits for fastDone to finish)
-	seen := up.seen.Load() - before
+	resp, got := rawExchange(t, addr, "POST "+prefix+"fast HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n", []byte("fast"))
+	over := len(results) // uploads already over (each waits for fastDone to finish)
+	served()
 	close(fastDone)
 	wg.Wait()
 	if resp.StatusCode != 200 || got != sum([]byte("fast")) {
 		t.Errorf("fast client: status %d body %q", resp.StatusCode, got)
 	}
-	if inFlight != 0 || seen != 1 {
-		t.Errorf("while the fast client was served: %d uploads over, upstream saw %d requests; want 0 and 1", inFlight, seen)
+	if over != 0 {
+		t.Errorf("%d uploads were over before the fast client was answered, want 0", over)
 	}
-	for range slow {
+	for range slowClients {
 		if r := <-results; r != "ok" {
 			t.Error(r)
 		}
-	}
-	if n := up.seen.Load() - before; n != slow+1 {
-		t.Errorf("upstream saw %d requests, want %d", n, slow+1)
 	}
 }
 
 // slowUpload sends a body of a few bytes every 100ms after hfork's 100
 // Continue (then it signals started) until fastDone, at most 15s, then the
 // rest, and checks the answer: "ok" or what was wrong.
-func slowUpload(addr string, i int, started chan<- struct{}, fastDone <-chan struct{}) string {
+func slowUpload(addr, path string, i int, started chan<- struct{}, fastDone <-chan struct{}) string {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return err.Error()
@@ -314,7 +328,7 @@ func slowUpload(addr string, i int, started chan<- struct{}, fastDone <-chan str
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	piece := []byte(fmt.Sprintf("%02d:abcd|", i))
 	var body []byte
-	head := "POST /up/slow HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n"
+	head := "POST " + path + " HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n"
 	if _, err := io.WriteString(c, head); err != nil {
 		return err.Error()
 	}
@@ -444,4 +458,53 @@ func filesIn(pid int, dir string) []string {
 		}
 	}
 	return out
+}
+
+// sumApp answers a request with its body's length and SHA-256, as
+// syncUpstream does.
+const sumApp = `
+import hashlib
+
+def app(environ, start_response):
+    n = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(n)
+    out = ("%d %s" % (len(body), hashlib.sha256(body).hexdigest())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(out)))])
+    return [out]
+`
+
+// TestRequestBufferingSyncApp is the issue's case with a Python app of
+// the sync class, one worker, behind the proxy, as gunicorn's sync
+// workers sit behind nginx: 20 slow uploads do not keep a fast request
+// from being served.
+func TestRequestBufferingSyncApp(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "sumapp.py"), []byte(sumApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := mustFreePort(t)
+	m := startMasterIn(t, dir, "", fmt.Sprintf(`
+pidfile = "hfork.pid"
+log { format = "json" }
+reload { watch = false }
+listener "web" {
+  bind    = "127.0.0.1:%d"
+  workers = 1
+  route "/" {
+    proxy { upstream = "unix:py.sock" }
+  }
+}
+listener "py" {
+  bind         = "unix:py.sock"
+  app          = "sumapp:app"
+  class        = "sync"
+  python       = %q
+  dir          = %q
+  workers      = 1
+  boot_timeout = "90s"
+}
+`, port, debianPython, dir))
+	m.waitLog(`"msg":"hfork ready"`, 1, 90*time.Second)
+	slowUploads(t, fmt.Sprintf("127.0.0.1:%d", port), "/", func() {})
 }
