@@ -2,6 +2,7 @@ package worker
 
 import (
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,43 @@ func waiting(ln net.Listener) int {
 		}
 	})
 	return n
+}
+
+// reusable reports whether c waits for a request, silent, idle or with
+// part of a head, and since when: a full worker may close it for a new
+// client (evict.go). HTTP/2 connections close themselves with a GOAWAY.
+func (c *trackedConn) reusable() (time.Time, bool) {
+	if (c.state != http.StateIdle && c.state != http.StateNew) || c.h2 || c.evicted.Load() {
+		return time.Time{}, false
+	}
+	return c.since, true
+}
+
+// evict wakes c's read for good, so net/http closes it. A connection
+// that began to wait less than evictMinQuiet ago is spared (its request
+// may be a round trip away), and so is an idle one whose next request
+// has begun to arrive, or a head whose last bytes came evictHeadQuiet
+// ago: net/http may not have parsed a complete one yet. It reports
+// whether it evicted.
+func (c *trackedConn) evict(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.reusable(); !ok {
+		return false
+	}
+	if now.Sub(c.since) < evictMinQuiet {
+		return false
+	}
+	if c.gotData {
+		if now.Sub(c.lastData) < evictHeadQuiet {
+			return false
+		}
+	} else if pending(c.Conn) {
+		return false
+	}
+	c.evicted.Store(true)
+	c.Conn.SetReadDeadline(aLongTimeAgo)
+	return true
 }
 
 // reuseQueue holds the connections net/http serves that wait for a
