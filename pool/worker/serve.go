@@ -124,7 +124,7 @@ func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	c, ok := r.Context().Value(connKey{}).(*trackedConn)
 	if ok {
 		withTLS(r, c) // an HTTP/1 TLS request, served as plain (tlsframe.go)
-		if status := c.refused.Load(); status != 0 {
+		if status := c.refused.Load(); status != 0 && r.Host == rejectHost {
 			// The framer's stand-in for a head it refused (framing.go).
 			c.handled.Store(true) // logged here, not by logRefused
 			refuseHead(rw, int(status))
