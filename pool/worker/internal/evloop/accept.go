@@ -176,7 +176,9 @@ func (l *Loop) acceptOne(lfd int, first bool) (more, full bool) {
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}
-	if err := l.poll.Add(nfd, poll.In); err != nil {
+	if l.cfg.TLS != nil {
+		// Into the epoll set once the handshake is done (tls.go).
+	} else if err := l.poll.Add(nfd, poll.In); err != nil {
 		unix.Close(nfd)
 		l.host.Release()
 		if ip.IsValid() {
@@ -194,6 +196,9 @@ func (l *Loop) acceptOne(lfd int, first bool) (more, full bool) {
 	l.list = append(l.list, c)
 	l.queueReusable(c)
 	l.open.Add(1)
+	if l.cfg.TLS != nil {
+		l.startHandshake(c)
+	}
 	return true, full
 }
 
