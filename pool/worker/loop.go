@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/hfork/hfork/pool/internal/certset"
 	"github.com/hfork/hfork/pool/worker/app"
 	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
@@ -45,7 +46,7 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 		KeepAlive:         w.limits.keepAlive,
 		Evict:             w.limits.evict,
 		PerIP:             w.perIP.max > 0,
-		TLS:               loopTLS(w.tls),
+		TLS:               loopTLS(w.tls, w.ticketSeed),
 		Siblings:          w.siblings,
 	}, loopHost{w})
 }
@@ -54,12 +55,15 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 // answers go out in full 16 KiB records, as nginx's ssl_buffer_size
 // has them, not in the small first records of dynamic sizing, which cost
 // a record's overhead and a seal per 1.4 KB at the start of every answer.
-func loopTLS(c *tls.Config) *tls.Config {
+// The copy turns its own ticket keys over.
+func loopTLS(c *tls.Config, seed []byte) *tls.Config {
 	if c == nil {
 		return nil
 	}
 	c = c.Clone()
 	c.DynamicRecordSizingDisabled = true
+	c.GetConfigForClient = nil
+	certset.InstallTickets(c, seed)
 	return c
 }
 

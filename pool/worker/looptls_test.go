@@ -258,3 +258,33 @@ func TestLoopTLSResumes(t *testing.T) {
 		}
 	}
 }
+
+func TestLoopTLSResumesOnSibling(t *testing.T) {
+	// Two workers with the master's seed open each other's tickets; one
+	// with another seed (another master) does not.
+	seed := certset.NewTicketSeed()
+	a, _ := tlsSite(t, func(o *options) { o.TicketSeed = seed })
+	b, _ := tlsSite(t, func(o *options) { o.TicketSeed = seed })
+	other, _ := tlsSite(t, func(o *options) { o.TicketSeed = certset.NewTicketSeed() })
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		for _, to := range []struct {
+			addr   string
+			resume bool
+		}{{b.addr, true}, {other.addr, false}} {
+			cache := tls.NewLRUClientSessionCache(4)
+			cfg := func() *tls.Config { return &tls.Config{ClientSessionCache: cache, MaxVersion: v} }
+			c, br := dialTLS(t, a.addr, cfg())
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			readAnswer(t, br, "GET")
+			c.Close()
+			c, br = dialTLS(t, to.addr, cfg())
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, body := readAnswer(t, br, "GET"); resp.StatusCode != 200 || body != "hello\n" {
+				t.Fatalf("on the sibling: %d %q", resp.StatusCode, body)
+			}
+			if got := c.ConnectionState().DidResume; got != to.resume {
+				t.Errorf("TLS %x, ticket of one worker at another (same seed %v): resumed %v", v, to.resume, got)
+			}
+		}
+	}
+}
