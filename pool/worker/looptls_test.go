@@ -22,9 +22,14 @@ import (
 
 // tlsSite is loopSite over TLS, served from the event loop; its log is in
 // siteLogs under the address.
-func tlsSite(t *testing.T, edit func(*options)) (*testWorker, hclconfig.Listener) {
+func tlsSite(t testing.TB, edit func(*options)) (*testWorker, hclconfig.Listener) {
 	t.Helper()
-	l := loopSite(t)
+	return tlsSiteOf(t, loopSite(t), edit)
+}
+
+// tlsSiteOf serves l over TLS.
+func tlsSiteOf(t testing.TB, l hclconfig.Listener, edit func(*options)) (*testWorker, hclconfig.Listener) {
+	t.Helper()
 	dir := t.TempDir()
 	cert, key := testcert.Write(t, dir, "c", testcert.Options{Names: []string{"localhost"}})
 	l.TLS = hclconfig.TLS{Certificates: []hclconfig.Certificate{{Cert: cert, Key: key}}, MinVersion: hclconfig.TLS12}
