@@ -144,7 +144,10 @@ func sockConn(fd int) (net.Conn, error) {
 func (l *Loop) startHandshake(c *conn) {
 	nc, err := sockConn(c.fd)
 	if err != nil {
-		l.log.Warn("tls handshake cannot start", "err", err)
+		// Out of fds, most likely: accept warns of that once a second.
+		if l.log.Enabled(context.Background(), slog.LevelDebug) {
+			l.log.Debug("tls handshake cannot start", "err", err)
+		}
 		l.close(c)
 		return
 	}
