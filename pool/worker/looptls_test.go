@@ -195,15 +195,19 @@ func TestLoopTLSHandshakeTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	tw := startSite(t, l, nil, func(o *options) { o.Certificates = certs })
-	raw, err := net.DialTimeout("tcp", tw.addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	raw.Write([]byte{22, 3, 1}) // the start of a ClientHello, and nothing more
-	raw.SetReadDeadline(time.Now().Add(waitLimit))
-	if _, err := io.ReadAll(raw); err != nil && !isReset(err) {
-		t.Fatalf("a stalled handshake: %v, want the server to close it", err)
+	// The start of a ClientHello and nothing more (the handshake's
+	// goroutine times out), and nothing at all (the loop does).
+	for _, hello := range [][]byte{{22, 3, 1}, nil} {
+		raw, err := net.DialTimeout("tcp", tw.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		raw.Write(hello)
+		raw.SetReadDeadline(time.Now().Add(waitLimit))
+		if _, err := io.ReadAll(raw); err != nil && !isReset(err) {
+			t.Fatalf("a stalled handshake (% x): %v, want the server to close it", hello, err)
+		}
 	}
 }
 
@@ -291,5 +295,28 @@ func TestLoopTLSResumesOnSibling(t *testing.T) {
 				t.Errorf("TLS %x, ticket of one worker at another (same seed %v): resumed %v", v, to.resume, got)
 			}
 		}
+	}
+}
+
+func TestLoopTLSWriteTimeout(t *testing.T) {
+	// A TLS client that stops reading is cut off after write_timeout, for
+	// a file sealed in chunks and for a proxied answer alike.
+	for _, path := range []string{"/static/big.bin", "/proxy/big"} {
+		t.Run(path, func(t *testing.T) {
+			l := loopSite(t)
+			l.WriteTimeout = 300 * time.Millisecond
+			tw, _ := tlsSiteOf(t, l, nil)
+			raw := dialSlowReader(t, tw.addr)
+			c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+			c.SetDeadline(time.Now().Add(waitLimit))
+			const n = 20
+			io.WriteString(c, strings.Repeat("GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n", n))
+			waitUntil(t, "the cut at write_timeout", func() bool {
+				return strings.Contains(siteLog(tw.addr), `"event loop closes a connection at its deadline" state=writing`)
+			})
+			if got, _ := io.Copy(io.Discard, c); got >= n<<20 {
+				t.Fatalf("all %d bytes arrived; the connection should have been cut", got)
+			}
+		})
 	}
 }

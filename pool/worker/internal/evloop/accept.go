@@ -176,9 +176,13 @@ func (l *Loop) acceptOne(lfd int, first bool) (more, full bool) {
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}
+	events := uint32(poll.In)
 	if l.cfg.TLS != nil {
-		// Into the epoll set once the handshake is done (tls.go).
-	} else if err := l.poll.Add(nfd, poll.In); err != nil {
+		// The first bytes start the handshake, which then has the socket
+		// to itself (tls.go).
+		events |= unix.EPOLLONESHOT
+	}
+	if err := l.poll.Add(nfd, events); err != nil {
 		unix.Close(nfd)
 		l.host.Release()
 		if ip.IsValid() {
@@ -196,9 +200,6 @@ func (l *Loop) acceptOne(lfd int, first bool) (more, full bool) {
 	l.list = append(l.list, c)
 	l.queueReusable(c)
 	l.open.Add(1)
-	if l.cfg.TLS != nil {
-		l.startHandshake(c)
-	}
 	return true, full
 }
 

@@ -164,8 +164,11 @@ func (l *Loop) readable(c *conn) {
 		l.discard(c)
 		return
 	}
-	if c.tls != nil {
-		if c.state != connHandshake {
+	if l.cfg.TLS != nil {
+		switch {
+		case c.tls == nil:
+			l.startHandshake(c)
+		case c.state != connHandshake:
 			l.readableTLS(c)
 		}
 		return

@@ -56,8 +56,9 @@
 //   - Every connection the loop holds holds one of the host's slots; a
 //     handed-over connection takes its slot with it.
 //   - While a TLS handshake runs, its goroutine alone touches the
-//     tls.Conn, and the connection is outside the epoll set, the
-//     reusable queue and the sweep's deadlines; the handshake's own
+//     tls.Conn, and the connection is disabled in the epoll set (it was
+//     added one-shot) and outside the reusable queue and the sweep's
+//     deadlines; the handshake's own
 //     deadline (read_header_timeout) ends it, and the loop takes the
 //     outcome from a queue under mu.
 //   - A connection is in the reusable queue exactly while it waits for a

@@ -138,9 +138,12 @@ func sockConn(fd int) (net.Conn, error) {
 	return nc, err
 }
 
-// startHandshake begins a new connection's TLS handshake on a goroutine,
-// due read_header_timeout after the accept as in net/http. Until it ends
-// the loop neither reads nor times out nor evicts the connection.
+// startHandshake begins a new connection's TLS handshake on a goroutine
+// once its first bytes came (a client that connects and says nothing
+// costs no goroutine; the loop times it out like a silent plain one), due
+// read_header_timeout after the accept as in net/http. The socket is in
+// the epoll set one-shot, so the loop hears nothing more of it until the
+// handshake ends; nor does it time out or evict the connection meanwhile.
 func (l *Loop) startHandshake(c *conn) {
 	nc, err := sockConn(c.fd)
 	if err != nil {
@@ -197,7 +200,7 @@ func (l *Loop) handshaken(done []hsResult) {
 		t.io.sock.Close()
 		t.io.sock = nil
 		c.state, c.since, c.deadline = connIdle, l.now, l.now+l.rht
-		if err := l.poll.Add(c.fd, poll.In); err != nil {
+		if err := l.poll.Mod(c.fd, poll.In); err != nil {
 			l.close(c)
 			continue
 		}
