@@ -14,27 +14,20 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
-	"github.com/hfork/hfork/hclconfig/testcert"
-	"github.com/hfork/hfork/pool/internal/certset"
-	"github.com/hfork/hfork/pool/wire"
 )
 
-// tlsSite starts loopSite's routes as a TLS listener of class on
-// net/http.
-func tlsSite(t *testing.T, class string, edit ...func(*hclconfig.Listener)) *testWorker {
+// classTLSSite serves loopSite's routes over TLS under class, from the
+// event loop when loop (the loop runs the handshake), else from
+// net/http (the worker runs it, tlsframe.go).
+func classTLSSite(t *testing.T, class string, loop bool, edit ...func(*hclconfig.Listener)) *testWorker {
 	t.Helper()
 	l := loopSite(t)
-	l.Class, l.EventLoop = class, false
+	l.Class, l.EventLoop = class, loop
 	for _, e := range edit {
 		e(&l)
 	}
-	cert, key := testcert.Write(t, t.TempDir(), "site", testcert.Options{Names: []string{"localhost"}})
-	l.TLS = hclconfig.TLS{Certificates: []hclconfig.Certificate{{Cert: cert, Key: key}}, MinVersion: hclconfig.TLS12}
-	certs, err := certset.New([]wire.CertPEM{pemPair(t, cert, key)}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startSite(t, l, nil, func(o *options) { o.Certificates = certs })
+	tw, _ := tlsSiteOf(t, l, nil)
+	return tw
 }
 
 // replayTLS is replay over TLS, as an HTTP/1.1 client (ALPN http/1.1).
@@ -49,19 +42,14 @@ func replayTLS(t *testing.T, addr, in string) []answer {
 }
 
 // TestFramingTableTLS sends every row of framingTable over TLS to every
-// class on net/http, which before saw the heads unchecked (net/http
-// reads them above the connection the framer wraps): CL with TE, folded
-// and duplicate framing headers and underscores all passed.
+// class and to the event loop. net/http saw the heads unchecked before
+// (it reads them above the connection the framer wraps): CL with TE,
+// folded and duplicate framing headers and underscores all passed.
 func TestFramingTableTLS(t *testing.T) {
 	var fails atomic.Int32
-	sites := 0
 	for _, s := range framingSites {
-		if s.loop {
-			continue
-		}
-		sites++
 		t.Run(s.name, func(t *testing.T) {
-			tw := tlsSite(t, s.class)
+			tw := classTLSSite(t, s.class, s.loop)
 			for _, tc := range framingTable {
 				in := tc.in
 				if !tc.alone {
@@ -85,14 +73,14 @@ func TestFramingTableTLS(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d rows on %d TLS sites, %d answers differ from the table", len(framingTable), sites, fails.Load())
+	t.Logf("%d rows on %d TLS sites, %d answers differ from the table", len(framingTable), len(framingSites), fails.Load())
 }
 
 // TestTLSFramedKeepsTLSState: a request net/http serves as plain HTTP
 // through the framer still carries its TLS state, which a proxy route
 // tells its upstream as X-Forwarded-Proto.
 func TestTLSFramedKeepsTLSState(t *testing.T) {
-	tw := tlsSite(t, hclconfig.ClassAsync)
+	tw := classTLSSite(t, hclconfig.ClassAsync, false)
 	as := replayTLS(t, tw.addr, "GET /proxy/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	if len(as) != 1 || !strings.Contains(as[0].Body, `X-Forwarded-Proto=["https"]`) {
 		t.Fatalf("a proxied request over TLS: %v, want X-Forwarded-Proto https upstream", as)
@@ -103,7 +91,7 @@ func TestTLSFramedKeepsTLSState(t *testing.T) {
 // connection and send nothing hold a goroutine each, not the accept: a
 // whole request is answered behind them.
 func TestTLSSlowHandshakeDoesNotBlockAccept(t *testing.T) {
-	tw := tlsSite(t, hclconfig.ClassThread)
+	tw := classTLSSite(t, hclconfig.ClassThread, false)
 	for range 5 {
 		c, err := net.Dial("tcp", tw.addr)
 		if err != nil {
@@ -122,11 +110,8 @@ func TestTLSSlowHandshakeDoesNotBlockAccept(t *testing.T) {
 // where net/http alone served it (it allows 4 KiB over).
 func TestFramingHeadLimitTLS(t *testing.T) {
 	for _, s := range framingSites {
-		if s.loop {
-			continue
-		}
 		t.Run(s.name, func(t *testing.T) {
-			tw := tlsSite(t, s.class, func(l *hclconfig.Listener) { l.MaxHeaderBytes = 16 << 10 })
+			tw := classTLSSite(t, s.class, s.loop, func(l *hclconfig.Listener) { l.MaxHeaderBytes = 16 << 10 })
 			// 100 bytes over: net/http alone allows 4 KiB more.
 			over := "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 16<<10) + "\r\n\r\n"
 			d := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}
@@ -155,7 +140,7 @@ func TestFramingHeadLimitTLS(t *testing.T) {
 // off): it closes it with the other new connections, and the worker
 // leaves.
 func TestTLSDrainClosesHandshakes(t *testing.T) {
-	tw := tlsSite(t, hclconfig.ClassAsync, func(l *hclconfig.Listener) { l.ReadHeaderTimeout = 10 * time.Minute })
+	tw := classTLSSite(t, hclconfig.ClassAsync, false, func(l *hclconfig.Listener) { l.ReadHeaderTimeout = 10 * time.Minute })
 	c, err := net.Dial("tcp", tw.addr)
 	if err != nil {
 		t.Fatal(err)
