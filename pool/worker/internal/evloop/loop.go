@@ -143,6 +143,8 @@ type Loop struct {
 
 	mu       sync.Mutex
 	cmds     []loopCmd
+	swaps    []swapReq     // tables Swap queued (swap.go)
+	tab      *Table        // the table fast and access come from
 	ended    bool          // Run returned (under mu)
 	open     atomic.Int64  // connections the loop holds
 	cut      atomic.Int64  // closed past graceful_timeout with something unfinished
@@ -216,6 +218,7 @@ func New(cfg Config, host Host) (*Loop, error) {
 		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.resp.Reset()
+	l.tab = &Table{Fast: cfg.Fast, Access: cfg.Access, Deadline: cfg.Deadline}
 	l.needRemote = cfg.Access != nil || len(cfg.Fast.FastProxies()) > 0
 	l.rht, l.idle, l.wto = int64(cfg.ReadHeaderTimeout), int64(cfg.Idle), int64(cfg.WriteTimeout)
 	l.maxHead = MaxHead
@@ -381,6 +384,7 @@ func (l *Loop) Run() error {
 // commands runs the queued commands; it reports whether the loop ends.
 func (l *Loop) commands() bool {
 	l.poll.Woken()
+	l.applySwaps()
 	l.mu.Lock()
 	cmds := l.cmds
 	l.cmds = nil
