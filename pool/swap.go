@@ -57,23 +57,25 @@ type SwapResult struct {
 // from the pool's config.
 func (p *Pool) Swap(l hclconfig.Listener) {
 	now := p.cfg.OS.Now()
-	op := p.startSwap(p.cfg.Listener, l, now, false)
+	op := p.startSwap(p.cfg.Listener, l, now, nil)
 	p.swap = op
 	p.log.Info("swapping routes in place", "swap", op.id, "workers", len(op.waiting))
 	p.checkSwap(now)
 }
 
-// startSwap sends l to every worker that is starting or ready and does not
-// run it already, and makes l the pool's Spec.
-func (p *Pool) startSwap(from, to hclconfig.Listener, now time.Time, rollback bool) *swapOp {
-	op := &swapOp{id: swapIDs.Add(1), old: from, new: to, sent: now, waiting: map[*Worker]bool{}, rollback: rollback}
+// startSwap sends to to every worker that is starting or ready, and makes
+// it the pool's Spec. A rollback (undo: the swap it undoes) skips the
+// workers that run to already and will not switch away from it: those
+// that did not confirm the swap undone and no longer wait to.
+func (p *Pool) startSwap(from, to hclconfig.Listener, now time.Time, undo *swapOp) *swapOp {
+	op := &swapOp{id: swapIDs.Add(1), old: from, new: to, sent: now, waiting: map[*Worker]bool{}, rollback: undo != nil}
 	p.cfg.Listener = to
 	fp := to.Fingerprint()
 	for _, w := range p.workers {
 		if w.exit != nil || w.control == nil || (w.State != Starting && w.State != Ready) {
 			continue
 		}
-		if rollback && w.spec.Fingerprint() == fp {
+		if undo != nil && w.spec.Fingerprint() == fp && !undo.waiting[w] {
 			continue
 		}
 		op.waiting[w] = true
@@ -106,7 +108,7 @@ func (p *Pool) EndSwap(keep bool) {
 		return
 	}
 	now := p.cfg.OS.Now()
-	back := p.startSwap(op.new, op.old, now, true)
+	back := p.startSwap(op.new, op.old, now, op)
 	p.log.Warn("swap rolled back; sending the old routes back", "swap", op.id, "rollback", back.id, "workers", len(back.waiting))
 	if len(back.waiting) > 0 {
 		p.unswap = back

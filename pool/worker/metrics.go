@@ -51,6 +51,9 @@ func newReqMetrics(l hclconfig.Listener) *reqMetrics {
 // already known, a new one for a new prefix. On first use the slots are
 // the config order and no route is the last, as the wire says.
 func (m *reqMetrics) setRoutes(l hclconfig.Listener) {
+	if m == nil {
+		return // a worker built without metrics (tests)
+	}
 	prev := m.routes.Load()
 	rs := &routeSlots{byPrefix: map[string]int{}}
 	if prev != nil {

@@ -159,13 +159,14 @@ func (w *worker) swap(c wire.Command) {
 	start := time.Now()
 	err := w.install(*c.Swap)
 	took := time.Since(start)
+	// The answer first: the master's reload waits on it, not on the log.
+	if nerr := w.notify(wire.SwapNotice(c.SwapID, err)); nerr != nil {
+		w.log.Error("worker cannot answer a swap", "swap", c.SwapID, "err", nerr)
+	}
 	if err != nil {
 		w.log.Warn("worker refused a swap; its routes stay", "swap", c.SwapID, "err", err)
 	} else {
 		w.log.Info("worker swapped its routes", "swap", c.SwapID, "us", took.Microseconds())
-	}
-	if nerr := w.notify(wire.SwapNotice(c.SwapID, err)); nerr != nil {
-		w.log.Error("worker cannot answer a swap", "swap", c.SwapID, "err", nerr)
 	}
 }
 
