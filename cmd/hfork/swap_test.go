@@ -365,9 +365,6 @@ func TestSwapLatency(t *testing.T) {
 				t.Fatalf("workers %v after %d swaps, want %v", now, reloads, pids)
 			}
 			slices.Sort(took)
-			if os.Getenv("SWAPDEBUG") != "" {
-				t.Log(m.log.String())
-			}
 			t.Logf("%d swap reloads on 2 idle %s workers: median %v, p90 %v, max %v", len(took), class,
 				took[len(took)/2], took[len(took)*9/10], took[len(took)-1])
 		})

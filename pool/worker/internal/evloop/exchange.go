@@ -368,6 +368,7 @@ func (l *Loop) upBody(u *upConn, data []byte) bool {
 func (l *Loop) flushProxy(c *conn) {
 	n, st := write(c.fd, c.out, unix.MSG_NOSIGNAL)
 	c.out = c.out[:copy(c.out, c.out[n:])]
+	c.wrote += int64(n)
 	switch st {
 	case ioAgain:
 		l.waitWritable(c, n > 0)
