@@ -13,10 +13,25 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+)
+
+// replaceLine is a config line a swap cannot apply, different for each
+// distinct body: tests that drive replaces put it beside their body, since
+// a change of routes alone is swapped into the running workers.
+func replaceLine(body string) string {
+	n, _ := replaceBodies.LoadOrStore(body, replaceN.Add(1))
+	return fmt.Sprintf(`boot_timeout = "%ds"`, 30+n.(int64))
+}
+
+var (
+	replaceBodies sync.Map
+	replaceN      atomic.Int64
 )
 
 // swapConfig is listener "web" of class, two workers: a proxied upgrade
@@ -191,8 +206,12 @@ func TestSwapKeepsLongConnections(t *testing.T) {
 		t.Run(class, func(t *testing.T) {
 			port := mustFreePort(t)
 			addr := "127.0.0.1:" + strconv.Itoa(port)
-			m := startMaster(t, "", swapConfig(port, class, root, upstream, 0, ""))
+			// A sync or thread worker whose oldest request outlives timeout
+			// is killed: the download must fit in it.
+			extra := fmt.Sprintf("timeout = \"%ds\"", 30+2*size/rate)
+			m := startMaster(t, "", swapConfig(port, class, root, upstream, 0, extra))
 			waitBody(t, "http://"+addr+"/v/", "v0")
+			m.waitLog(`"msg":"worker ready"`, 2, 10*time.Second)
 			pids := m.waitWorkers("web", 2)
 			dl := startDownload(t, addr, "/files/big.bin", rate, 256<<10, nil)
 			<-dl.read
@@ -202,7 +221,7 @@ func TestSwapKeepsLongConnections(t *testing.T) {
 			l.waitWarm(t)
 			var took []time.Duration
 			for i := 1; i <= reloads; i++ {
-				m.writeConfig(swapConfig(port, class, root, upstream, i, ""))
+				m.writeConfig(swapConfig(port, class, root, upstream, i, extra))
 				took = append(took, swapReload(t, m))
 				// The reload answered once both workers switched: every
 				// request from now on meets the new routes.
@@ -220,7 +239,21 @@ func TestSwapKeepsLongConnections(t *testing.T) {
 			}
 			l.waitServed(t, 100)
 			l.requireNoFailures(t, "during swap reloads")
-			if n := <-dl.got; n != size || dl.err != nil {
+			// The stream pings while the download runs on, as a WebSocket
+			// client does: an idle one would meet the proxy's read_timeout.
+			ping := time.NewTicker(5 * time.Second)
+			defer ping.Stop()
+			var n int64
+		wait:
+			for {
+				select {
+				case n = <-dl.got:
+					break wait
+				case <-ping.C:
+					ws.echo(t, "ping")
+				}
+			}
+			if n != size || dl.err != nil {
 				t.Errorf("download got %d of %d bytes, err %v", n, size, dl.err)
 			}
 			ws.echo(t, "after")
@@ -278,6 +311,7 @@ func TestSwapRefusedRollsBackEverywhere(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	m := startMaster(t, "", swapConfig(port, "async", root, upstream, 0, ""))
 	waitBody(t, "http://"+addr+"/v/", "v0")
+	m.waitLog(`"msg":"worker ready"`, 2, 10*time.Second)
 	pids := m.waitWorkers("web", 2)
 	starved := pids[0]
 
@@ -354,6 +388,7 @@ func TestSwapLatency(t *testing.T) {
 			addr := "127.0.0.1:" + strconv.Itoa(port)
 			m := startMaster(t, "", swapConfig(port, class, root, upstream, 0, ""))
 			waitBody(t, "http://"+addr+"/v/", "v0")
+			m.waitLog(`"msg":"worker ready"`, 2, 10*time.Second)
 			pids := m.waitWorkers("web", 2)
 			var took []time.Duration
 			for i := 1; i <= reloads; i++ {
