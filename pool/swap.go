@@ -178,7 +178,13 @@ func (p *Pool) forgetGone(op *swapOp) {
 	}
 }
 
+// routePrefixes are the routes a worker of l counts its answers under,
+// in config order.
 func routePrefixes(l hclconfig.Listener) []string {
+	if l.App != "" {
+		// hfork's Python runner counts the app as one route.
+		return []string{"/"}
+	}
 	out := make([]string, len(l.Routes))
 	for i, r := range l.Routes {
 		out[i] = r.Prefix
