@@ -24,7 +24,7 @@ import (
 //   - net/http reads the table once per request (ServeHTTP), so a request
 //     in flight, an upgraded stream included, ends under the table it
 //     began with;
-//   - the event loop installs it between two passes, and a proxied request
+//   - the event loop reads it once per request too, and a proxied request
 //     there keeps its table until it ends (evloop.Table).
 //
 // A table counts the requests using it; the one replaced is closed (its

@@ -226,6 +226,7 @@ func (l *Loop) serve(c *conn, data []byte) {
 		}
 		c.headAt = l.now
 		l.unqueueReusable(c)
+		l.syncTable()
 		l.resp.Reset()
 		var start time.Time
 		if l.access != nil {

@@ -143,8 +143,6 @@ type Loop struct {
 
 	mu       sync.Mutex
 	cmds     []loopCmd
-	swaps    []swapReq     // tables Swap queued (swap.go)
-	tab      *Table        // the table fast and access come from
 	ended    bool          // Run returned (under mu)
 	open     atomic.Int64  // connections the loop holds
 	cut      atomic.Int64  // closed past graceful_timeout with something unfinished
@@ -153,6 +151,11 @@ type Loop struct {
 	busyN    atomic.Int64  // connections answering at the drain's last look
 	done     chan struct{} // closed when Run returns
 	handoffs *handoffQueue
+
+	// The routes' table (swap.go): tab is the loop's own, next what Swap
+	// stored.
+	tab  *Table
+	next atomic.Pointer[Table]
 
 	// The proxy's side (see upstream.go and exchange.go).
 	ups        []*upConn
@@ -219,6 +222,7 @@ func New(cfg Config, host Host) (*Loop, error) {
 	}
 	l.resp.Reset()
 	l.tab = &Table{Fast: cfg.Fast, Access: cfg.Access, Deadline: cfg.Deadline}
+	l.next.Store(l.tab)
 	l.needRemote = cfg.Access != nil || len(cfg.Fast.FastProxies()) > 0
 	l.rht, l.idle, l.wto = int64(cfg.ReadHeaderTimeout), int64(cfg.Idle), int64(cfg.WriteTimeout)
 	l.maxHead = MaxHead
@@ -384,7 +388,7 @@ func (l *Loop) Run() error {
 // commands runs the queued commands; it reports whether the loop ends.
 func (l *Loop) commands() bool {
 	l.poll.Woken()
-	l.applySwaps()
+	l.syncTable()
 	l.mu.Lock()
 	cmds := l.cmds
 	l.cmds = nil

@@ -9,10 +9,10 @@ import (
 )
 
 // Table is what the loop answers requests with: the routes' fast path and
-// the access log. Swap replaces it between requests: the loop reads it
-// only on its own goroutine and changes it only between two passes, so a
-// request answered in one pass sees one table, and a proxied request that
-// spans passes keeps the table it began with (its exchange holds it).
+// the access log. Swap replaces it between requests: the loop reads it once
+// per request, on its own goroutine (syncTable), so a request sees one
+// table, and a proxied request that spans passes keeps the table it began
+// with (its exchange holds it).
 type Table struct {
 	Fast   app.FastServer
 	Access *app.AccessLog // nil: no access log
@@ -27,55 +27,39 @@ type Table struct {
 	retired   bool // replaced: release once exchanges is 0
 }
 
-// swapReq is a Swap waiting for the loop.
-type swapReq struct {
-	t    *Table
-	done chan struct{}
+// Swap makes t the loop's table from its next request on: the loop reads
+// the table once per request (syncTable), so nothing waits for the loop,
+// and a request it parses after Swap returned is answered from t. The
+// loop is woken too, so that an idle one lets go of the old table.
+func (l *Loop) Swap(t *Table) {
+	l.next.Store(t)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.ended {
+		l.poll.Wake()
+	}
 }
 
-// Swap makes t the loop's table from its next request on. It returns once
-// the loop switched, or once it has ended (then t is not used).
-func (l *Loop) Swap(t *Table) {
-	req := swapReq{t: t, done: make(chan struct{})}
-	l.mu.Lock()
-	if l.ended {
-		l.mu.Unlock()
+// syncTable installs the table Swap stored, if it is new; it runs on the
+// loop's goroutine before each request and on each wake.
+func (l *Loop) syncTable() {
+	t := l.next.Load()
+	if t == l.tab {
 		return
 	}
-	l.swaps = append(l.swaps, req)
-	l.poll.Wake()
-	l.mu.Unlock()
-	select {
-	case <-req.done:
-	case <-l.done:
-	}
-}
-
-// applySwaps installs the tables Swap queued, in order; it runs on the
-// loop's goroutine, between passes.
-func (l *Loop) applySwaps() {
-	l.mu.Lock()
-	reqs := l.swaps
-	l.swaps = nil
-	l.mu.Unlock()
-	for _, req := range reqs {
-		old := l.tab
-		l.tab, l.fast, l.access = req.t, req.t.Fast, req.t.Access
-		l.cfg.Deadline = req.t.Deadline
-		if !l.needRemote && (l.access != nil || len(l.fast.FastProxies()) > 0) {
-			// Connections accepted without it need their client's address
-			// for the log and X-Forwarded-For from now on.
-			l.needRemote = true
-			for _, c := range l.list {
-				l.fillRemote(c)
-			}
+	old := l.tab
+	l.tab, l.fast, l.access = t, t.Fast, t.Access
+	l.cfg.Deadline = t.Deadline
+	if !l.needRemote && (l.access != nil || len(l.fast.FastProxies()) > 0) {
+		// Connections accepted without it need their client's address
+		// for the log and X-Forwarded-For from now on.
+		l.needRemote = true
+		for _, c := range l.list {
+			l.fillRemote(c)
 		}
-		if old != nil {
-			old.retired = true
-			l.tableDone(old)
-		}
-		close(req.done)
 	}
+	old.retired = true
+	l.tableDone(old)
 }
 
 // fillRemote sets the client address of a connection accepted while no
