@@ -169,6 +169,7 @@ func Main() int {
 		Hurry:     hurry,
 
 		Certificates: certs,
+		TicketSeed:   spec.TicketSeed,
 	}
 	err = run(ctx, opts)
 	switch {
