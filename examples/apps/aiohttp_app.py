@@ -77,10 +77,16 @@ async def main():
 
     sdnotify.notify("STOPPING=1")
     draining = True
+    # Stop accepting (the siblings take new clients), let the connections
+    # accepted just before reach aiohttp (asyncio would leave one whose turn
+    # came after Server.close() open and unserved), then close.
     for site in sites:
-        site._server.close()  # stop accepting; the siblings take new clients
+        for s in site._server.sockets:
+            loop.remove_reader(s.fileno())
     for _ in range(10):
-        await asyncio.sleep(0)  # connections accepted just before reach aiohttp
+        await asyncio.sleep(0)
+    for site in sites:
+        site._server.close()
     conns = runner.server._connections
     end = loop.time() + 1.0
     while conns and loop.time() < end:

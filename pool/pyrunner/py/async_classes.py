@@ -64,15 +64,46 @@ def run_asyncio(w, start, drain):
     w.finish()
 
 
-async def settle_accepted():
-    """Lets connections accepted before the listening sockets closed reach
-    their protocol: asyncio registers one a few loop turns after accept(),
-    and a drain that counted connections before that would end with a
-    request unread on it (a reset for the client)."""
+async def stop_accepting(servers):
+    """Closes asyncio servers without losing a connection they accepted:
+    asyncio hands one to its protocol a few loop turns after accept(), and
+    one whose turn comes after Server.close() is never served (the server
+    refuses to attach it) yet stays open until the process exits, where its
+    unread request becomes a reset. So the accepting stops first, the
+    accepted connections reach their protocols, and only then the servers
+    close."""
     import asyncio
 
+    loop = asyncio.get_running_loop()
+    for srv in servers:
+        for s in srv.sockets or ():
+            loop.remove_reader(s.fileno())
     for _ in range(10):
         await asyncio.sleep(0)
+    for srv in servers:
+        srv.close()
+
+
+def pending_bytes(transport):
+    """Whether a request's bytes wait unread on transport's socket: an idle
+    connection closed then would reset under them, so a drain spares it."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return sock_pending(getattr(sock, "_sock", sock))  # asyncio's wrapper hides recv
+
+
+def sock_pending(sock):
+    if sock is None:
+        return False
+    try:
+        return len(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)) > 0
+    except OSError:  # nothing there (EAGAIN) or a dead socket
+        return False
+
+
+def drain_left(w):
+    """Whether the drain may wait on: a tenth of graceful_timeout is kept for
+    the framework's own cleanup (its on_shutdown and on_cleanup hooks)."""
+    return time.monotonic() - w.drain_started < w.graceful * 0.9
 
 
 def serve_tornado(w, app, lsocks):
@@ -151,7 +182,7 @@ def serve_tornado(w, app, lsocks):
             # one in a request finishes it first.
             if time.monotonic() - w.drain_started >= grace:
                 for conn in list(server._connections):
-                    if not getattr(conn, "hfork_busy", False):
+                    if not getattr(conn, "hfork_busy", False) and not sock_pending(conn.stream.socket):
                         conn.stream.close()
             await asyncio.sleep(0.02)
 
@@ -216,16 +247,14 @@ def serve_aiohttp(w, app, lsocks):
         # with "Connection: close", leave idle connections the keep-alive
         # grace, close those still idle, then let cleanup finish the rest
         # (on_shutdown, on_cleanup).
-        for site in sites:
-            if site._server is not None:
-                site._server.close()
-        await settle_accepted()
+        await stop_accepting([site._server for site in sites if site._server is not None])
         conns = runner.server._connections if runner.server is not None else {}
-        while conns and time.monotonic() - w.drain_started < w.keepalive:
+        while conns and drain_left(w):
+            if time.monotonic() - w.drain_started >= w.keepalive:
+                for h in list(conns):
+                    if h._waiter is not None and not h._messages and not pending_bytes(h.transport):
+                        h.force_close()
             await asyncio.sleep(0.02)
-        for h in list(conns):
-            if h._waiter is not None and not h._messages:
-                h.force_close()
         await runner.cleanup()
 
     run_asyncio(w, start, drain)
@@ -296,10 +325,14 @@ def serve_asgi(w, app, lsocks):
         # close" (send_counted), leave idle connections the keep-alive
         # grace, then let uvicorn's shutdown close what is idle and wait for
         # the rest.
-        for srv in server.servers:
-            srv.close()
-        await settle_accepted()
-        while server.server_state.connections and time.monotonic() - w.drain_started < w.keepalive:
+        await stop_accepting(server.servers)
+        conns = server.server_state.connections
+        while conns and drain_left(w):
+            if time.monotonic() - w.drain_started >= w.keepalive:
+                for c in list(conns):
+                    idle = c.cycle is None or c.cycle.response_complete
+                    if idle and not pending_bytes(c.transport):
+                        c.shutdown()
             await asyncio.sleep(0.02)
         server.should_exit = True
         await state["loop"]
