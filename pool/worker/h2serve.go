@@ -179,6 +179,7 @@ func (c *h2Conn) serve() {
 		}
 		done := rerr != nil || c.m.Done() || c.werr != nil
 		if done {
+			c.finalFlushLocked()
 			c.closeLocked()
 		}
 		c.mu.Unlock()
@@ -193,8 +194,11 @@ func (c *h2Conn) serve() {
 func (c *h2Conn) setReadDeadline() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return // its deadline is the wake-up closeLocked set
+	if c.closed || c.m.Done() {
+		// Nothing more to read: wake at once (release and goAway set the
+		// same deadline, under the same lock, so neither undoes the other).
+		c.tc.SetReadDeadline(aLongTimeAgo)
+		return
 	}
 	active, reading := c.m.Active(), c.fast.bodies
 	var d time.Duration
@@ -212,9 +216,16 @@ func (c *h2Conn) setReadDeadline() {
 }
 
 // flushLocked writes the output unless someone else is writing it; it
-// drops the lock while the write is under way.
+// drops the lock while the write is under way. Between writes it refills
+// the output from the fast answers waiting for room.
 func (c *h2Conn) flushLocked() {
-	for c.m.Pending() > 0 && !c.writing && c.werr == nil {
+	for !c.writing && c.werr == nil {
+		if len(c.waiting) > 0 && c.m.Pending() < maxPending {
+			c.pump()
+		}
+		if c.m.Pending() == 0 {
+			return
+		}
 		c.writing = true
 		out := c.m.TakeOutput(c.spare)
 		c.mu.Unlock()
@@ -230,6 +241,15 @@ func (c *h2Conn) flushLocked() {
 		}
 		c.cond.Broadcast()
 	}
+}
+
+// finalFlushLocked writes what is left once the reader is done: after
+// the write under way, if any, so nothing is lost to the close.
+func (c *h2Conn) finalFlushLocked() {
+	for c.writing {
+		c.cond.Wait()
+	}
+	c.flushLocked()
 }
 
 // closeLocked ends what waits on the connection: handlers see their
@@ -256,7 +276,7 @@ func (c *h2Conn) goAway() {
 	c.m.GoAway(h2.ErrNo)
 	c.flushLocked()
 	if c.m.Done() {
-		c.closeLocked()
+		c.tc.SetReadDeadline(aLongTimeAgo) // the reader closes
 	}
 }
 
@@ -264,8 +284,8 @@ func (c *h2Conn) goAway() {
 func (c *h2Conn) release(st *h2Stream) {
 	c.m.Release(st.s)
 	if c.m.Done() && !c.closed {
-		c.flushLocked()
-		c.closeLocked()
+		// The reader writes what is left and closes.
+		c.tc.SetReadDeadline(aLongTimeAgo)
 	}
 }
 

@@ -444,3 +444,65 @@ func TestH2Clients(t *testing.T) {
 		}
 	})
 }
+
+// TestH2LargeWindowNoUpdates: with windows larger than the file, the
+// whole file comes without a WINDOW_UPDATE, though the server puts only
+// a chunk of it in the output at a time.
+func TestH2LargeWindowNoUpdates(t *testing.T) {
+	tw, _ := startH2Site(t, h2Site(t, ""), "hfork")
+	r := dialH2(t, tw.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	r.fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	r.get(1, "/static/big.txt")
+	got := 0
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", got, err)
+		}
+		if d, ok := f.(*http2.DataFrame); ok {
+			got += len(d.Data())
+			if d.StreamEnded() {
+				break
+			}
+		}
+	}
+	if got != 300<<10 {
+		t.Fatalf("%d bytes, want %d", got, 300<<10)
+	}
+}
+
+// TestH2IdleGoAway: an idle connection gets GOAWAY after keepalive, then
+// closes.
+func TestH2IdleGoAway(t *testing.T) {
+	l := h2Site(t, "")
+	l.Keepalive = 300 * time.Millisecond
+	tw, _ := startH2Site(t, l, "hfork")
+	r := dialH2(t, tw.addr)
+	r.get(1, "/")
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY: %v", err)
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			if g.ErrCode != http2.ErrCodeNo || g.LastStreamID != 1 {
+				t.Fatalf("GOAWAY %v last %d", g.ErrCode, g.LastStreamID)
+			}
+			break
+		}
+	}
+	if _, err := r.fr.ReadFrame(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after GOAWAY: %v, want the connection closed", err)
+	}
+}
+
+// TestH2NetHTTPFallback: the thread class keeps net/http's HTTP/2.
+func TestH2NetHTTPFallback(t *testing.T) {
+	up := echoUpstream(t)
+	l := h2Site(t, up.URL)
+	l.Class, l.EventLoop = hclconfig.ClassThread, false
+	tw, _ := startH2Site(t, l, "net/http")
+	if a := h2Do(t, h2Client(), "POST", "https://"+tw.addr+"/up/x", []byte("via net/http")); a.body != "via net/http" {
+		t.Fatalf("answer %+v", a)
+	}
+}
