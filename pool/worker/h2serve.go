@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -189,7 +190,8 @@ func (c *h2Conn) serve() {
 	}
 }
 
-// setReadDeadline gives an idle connection keepalive, a stream reading a
+// setReadDeadline gives a head split over CONTINUATION frames
+// read_header_timeout, an idle connection keepalive, a stream reading a
 // body read_timeout, and one that waits on its handlers no limit.
 func (c *h2Conn) setReadDeadline() {
 	c.mu.Lock()
@@ -203,6 +205,8 @@ func (c *h2Conn) setReadDeadline() {
 	active, reading := c.m.Active(), c.fast.bodies
 	var d time.Duration
 	switch w := c.srv.w; {
+	case c.m.ReadingHead():
+		d = cmp.Or(w.cfg.ReadHeaderTimeout, fallbackReadHeaderTimeout)
 	case active == 0:
 		d = w.limits.idle
 	case reading > 0:

@@ -506,3 +506,87 @@ func TestH2NetHTTPFallback(t *testing.T) {
 		t.Fatalf("answer %+v", a)
 	}
 }
+
+// TestH2HeadTimeout: a head left open (HEADERS without END_HEADERS) is
+// cut at read_header_timeout, though keepalive is longer.
+func TestH2HeadTimeout(t *testing.T) {
+	l := h2Site(t, "")
+	l.ReadHeaderTimeout, l.Keepalive = 200*time.Millisecond, time.Minute
+	tw, _ := startH2Site(t, l, "hfork")
+	r := dialH2(t, tw.addr)
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0x82}}) // :method GET, no END_HEADERS
+	for {
+		if _, err := r.fr.ReadFrame(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("want the server to close, got %v", err)
+			}
+			return
+		}
+	}
+}
+
+// startH2Handler runs a worker whose fast path is h2Site's routes and
+// whose handler (for what the fast path leaves, like a POST) is h.
+func startH2Handler(t *testing.T, h http.Handler) *testWorker {
+	t.Helper()
+	l := h2Site(t, "")
+	site, err := app.New(l, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := []wire.CertPEM{pemPair(t, l.TLS.Certificates[0].Cert, l.TLS.Certificates[0].Key)}
+	certs, err := certset.New(pairs, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startWorker(t, l, h, nil, func(o *options) {
+		o.Fast = site.(app.FastServer)
+		o.Certificates = certs
+	})
+}
+
+// TestH2HandlerFlushAndPanic: a handler's Flush sends what it wrote at
+// once; a handler that panics resets its stream, and the connection
+// serves on.
+func TestH2HandlerFlushAndPanic(t *testing.T) {
+	more := make(chan struct{})
+	tw := startH2Handler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/stream":
+			io.WriteString(w, "first ")
+			w.(http.Flusher).Flush()
+			<-more
+			io.WriteString(w, "second")
+		case "/panic":
+			panic("handler broke")
+		default:
+			w.WriteHeader(http.StatusTeapot)
+			io.WriteString(w, r.Proto+" "+r.Host)
+		}
+	}))
+	c := h2Client()
+	resp, err := c.Post("https://"+tw.addr+"/stream", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first " {
+		t.Fatalf("before the handler went on: %q, %v", buf, err)
+	}
+	close(more)
+	rest, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(rest) != "second" {
+		t.Fatalf("rest %q", rest)
+	}
+	if resp, err := c.Post("https://"+tw.addr+"/panic", "text/plain", nil); err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Fatal("a panicking handler's stream ended cleanly")
+		}
+	}
+	if a := h2Do(t, c, "POST", "https://"+tw.addr+"/other", []byte("x")); a.status != http.StatusTeapot || a.body != "HTTP/2.0 "+tw.addr {
+		t.Fatalf("after the panic: %+v", a)
+	}
+}

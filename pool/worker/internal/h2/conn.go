@@ -193,6 +193,10 @@ func (c *Conn) Done() bool {
 	return c.err != nil || (c.goneAway || c.peerGoAway) && len(c.streams) == 0
 }
 
+// ReadingHead reports whether a header block is open: the client owes
+// its CONTINUATION frames.
+func (c *Conn) ReadingHead() bool { return c.block.stream != 0 }
+
 // GoneAway reports whether either side sent GOAWAY.
 func (c *Conn) GoneAway() bool { return c.goneAway || c.peerGoAway }
 
