@@ -141,6 +141,7 @@ type h2Conn struct {
 	closed  bool
 	waiting []*h2Stream // fast answers waiting for a window
 	handled bool
+	idle    bool // what the worker's tracking was last told
 
 	fast fastState // the reader's, for the fast path
 }
@@ -174,6 +175,7 @@ func (c *h2Conn) serve() {
 				c.m.GoAway(h2.ErrNo)
 			}
 		}
+		c.noteState()
 		c.flushLocked()
 		for c.writing && c.m.Pending() > maxPending && c.werr == nil {
 			c.cond.Wait()
@@ -284,9 +286,24 @@ func (c *h2Conn) goAway() {
 	}
 }
 
+// noteState tells the worker's tracking (heartbeat counts, the drain)
+// when the connection turns idle or active, as net/http's HTTP/2 server
+// does.
+func (c *h2Conn) noteState() {
+	if idle := c.m.Active() == 0; idle != c.idle {
+		c.idle = idle
+		s := http.StateActive
+		if idle {
+			s = http.StateIdle
+		}
+		c.srv.w.connState(c.tc, s)
+	}
+}
+
 // release is the end of a stream's work, from the reader or a handler.
 func (c *h2Conn) release(st *h2Stream) {
 	c.m.Release(st.s)
+	c.noteState()
 	if c.m.Done() && !c.closed {
 		// The reader writes what is left and closes.
 		c.tc.SetReadDeadline(aLongTimeAgo)

@@ -292,3 +292,14 @@ func TestH2HeadTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestH2IdleInHeartbeat: an HTTP/2 connection with no stream open counts
+// as idle in the heartbeat, as net/http's server reports it.
+func TestH2IdleInHeartbeat(t *testing.T) {
+	tw, _ := startH2Site(t, h2Site(t, ""), "hfork")
+	c := h2Client()
+	h2Do(t, c, "GET", "https://"+tw.addr+"/", nil)
+	tw.sink.waitFor(t, "one open, idle connection", func(m map[string]string) bool {
+		return m[wire.KeyConns] == "1,1,0"
+	})
+}
