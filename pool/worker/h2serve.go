@@ -142,9 +142,16 @@ type h2Conn struct {
 	waiting []*h2Stream // fast answers waiting for a window
 	handled bool
 	idle    bool // what the worker's tracking was last told
+	// lingerTo is when a connection done after its GOAWAY closes, unless
+	// the client closes first.
+	lingerTo time.Time
 
 	fast fastState // the reader's, for the fast path
 }
+
+// goAwayLinger is how long a connection reads on after a graceful
+// GOAWAY with no stream left, as net/http's HTTP/2 server does.
+const goAwayLinger = time.Second
 
 // maxPending is how much output may wait while a write is under way
 // before producers wait for it.
@@ -168,11 +175,18 @@ func (c *h2Conn) serve() {
 				c.srv.w.log.Debug("http2 connection error", "remote", c.remote, "err", err.Error())
 			}
 		}
-		if rerr != nil && c.m.Err() == nil && !c.m.Done() {
-			var ne net.Error
-			if errors.As(rerr, &ne) && ne.Timeout() && c.m.Active() == 0 {
-				// Idle past keepalive: say so before closing.
+		var ne net.Error
+		if errors.As(rerr, &ne) && ne.Timeout() && c.m.Err() == nil && c.werr == nil && !c.closed {
+			switch {
+			case c.m.Done():
+				// A wake-up for the end, or the linger running out.
+				if c.lingerTo.IsZero() || time.Now().Before(c.lingerTo) {
+					rerr = nil
+				}
+			case c.m.Active() == 0 && !c.m.ReadingHead():
+				// Idle past keepalive: GOAWAY, then the linger.
 				c.m.GoAway(h2.ErrNo)
+				rerr = nil
 			}
 		}
 		c.noteState()
@@ -180,7 +194,8 @@ func (c *h2Conn) serve() {
 		for c.writing && c.m.Pending() > maxPending && c.werr == nil {
 			c.cond.Wait()
 		}
-		done := rerr != nil || c.m.Done() || c.werr != nil
+		// A graceful end reads on until the linger ends (setReadDeadline).
+		done := rerr != nil || c.m.Err() != nil || c.werr != nil
 		if done {
 			c.finalFlushLocked()
 			c.closeLocked()
@@ -198,10 +213,21 @@ func (c *h2Conn) serve() {
 func (c *h2Conn) setReadDeadline() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.m.Done() {
-		// Nothing more to read: wake at once (release and goAway set the
-		// same deadline, under the same lock, so neither undoes the other).
+	if c.closed || c.m.Err() != nil {
+		// Nothing more to read: wake at once.
 		c.tc.SetReadDeadline(aLongTimeAgo)
+		return
+	}
+	if c.m.Done() {
+		// GOAWAY is out and no stream is left. A request the client sent
+		// before it read the GOAWAY is on its way: it is read and dropped
+		// (the client retries it elsewhere) for goAwayLinger, because a
+		// close with unread bytes resets the connection, and the client
+		// would lose the GOAWAY with it.
+		if c.lingerTo.IsZero() {
+			c.lingerTo = time.Now().Add(goAwayLinger)
+		}
+		c.tc.SetReadDeadline(c.lingerTo)
 		return
 	}
 	active, reading := c.m.Active(), c.fast.bodies
@@ -282,7 +308,7 @@ func (c *h2Conn) goAway() {
 	c.m.GoAway(h2.ErrNo)
 	c.flushLocked()
 	if c.m.Done() {
-		c.tc.SetReadDeadline(aLongTimeAgo) // the reader closes
+		c.tc.SetReadDeadline(aLongTimeAgo) // the reader lingers, then closes
 	}
 }
 
@@ -305,7 +331,7 @@ func (c *h2Conn) release(st *h2Stream) {
 	c.m.Release(st.s)
 	c.noteState()
 	if c.m.Done() && !c.closed {
-		// The reader writes what is left and closes.
+		// Wake the reader: it writes what is left and lingers.
 		c.tc.SetReadDeadline(aLongTimeAgo)
 	}
 }

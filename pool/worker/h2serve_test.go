@@ -279,7 +279,8 @@ func TestH2NetHTTPFallback(t *testing.T) {
 // cut at read_header_timeout, though keepalive is longer.
 func TestH2HeadTimeout(t *testing.T) {
 	l := h2Site(t, "")
-	l.ReadHeaderTimeout, l.Keepalive = 200*time.Millisecond, time.Minute
+	// Also the handshake's deadline: room for a slow one under -race.
+	l.ReadHeaderTimeout, l.Keepalive = 2*time.Second, time.Minute
 	tw, _ := startH2Site(t, l, "hfork")
 	r := dialH2(t, tw.addr)
 	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0x82}}) // :method GET, no END_HEADERS
