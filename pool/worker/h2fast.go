@@ -48,8 +48,10 @@ type h2Stream struct {
 	fd       int
 	off, end int64
 	// A handler's (h2handler.go).
-	hw *h2Writer
-	rb *h2Body
+	hw       *h2Writer
+	rb       *h2Body
+	finished bool // the handler returned
+	dropped  int  // body bytes dropped since
 }
 
 // request starts the answer to a request head.

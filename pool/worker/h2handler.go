@@ -31,6 +31,10 @@ var (
 // than this and returns gets a content-length.
 const h2BufSize = 16 << 10
 
+// maxDiscard is how much of a request body is read and dropped after its
+// answer is whole, before RST_STREAM NO_ERROR tells the client to stop.
+const maxDiscard = 64 << 10
+
 // startHandler runs the handler for r on s.
 func (c *h2Conn) startHandler(s *h2.Stream, r *h2.Request, end bool) {
 	req, err := c.newRequest(r, end)
@@ -108,17 +112,26 @@ func (st *h2Stream) run(req *http.Request) {
 
 // data is body bytes for a handler.
 func (st *h2Stream) data(p []byte, end bool) {
-	rb := st.rb
+	c, rb := st.c, st.rb
 	if rb == nil || rb.closed {
-		st.c.m.Consume(st.s, len(p))
+		c.m.Consume(st.s, len(p))
+		if st.finished {
+			// The answer is out; a little more of the body is read and
+			// dropped, so the client's END_STREAM (and any error in the
+			// body) still comes, but not a whole upload.
+			st.dropped += len(p)
+			if st.dropped > maxDiscard {
+				c.m.Reset(st.s, h2.ErrNo)
+			}
+		}
 	} else {
 		rb.buf = append(rb.buf, p...)
 	}
-	if end && rb != nil && !rb.eof {
+	if rb != nil && !rb.eof && (end || st.s.Over()) {
 		rb.eof = true
-		st.c.fast.bodies--
+		c.fast.bodies--
 	}
-	st.c.cond.Broadcast()
+	c.cond.Broadcast()
 }
 
 // reset is the stream ending early: the handler's context ends, its
@@ -281,18 +294,17 @@ func (hw *h2Writer) finish() {
 		c.m.Reset(st.s, h2.ErrInternal)
 	}
 	hw.cancel()
-	if rb := st.rb; rb != nil && !rb.eof {
-		// The answer is whole without the rest of the body (RFC 9113
-		// section 8.1): NO_ERROR tells the client to stop sending it.
-		c.m.Reset(st.s, h2.ErrNo)
-		rb.eof, rb.closed = true, true
-		c.fast.bodies--
-	}
-	if rb := st.rb; rb != nil {
+	st.finished = true
+	rb := st.rb
+	if rb != nil {
 		c.m.Consume(st.s, len(rb.buf))
-		rb.buf = nil
+		rb.buf, rb.closed = nil, true
 	}
 	c.release(st)
+	if rb != nil && !rb.eof && st.s.Over() {
+		rb.eof = true
+		c.fast.bodies--
+	}
 	c.flushLocked()
 	c.mu.Unlock()
 }

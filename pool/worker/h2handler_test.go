@@ -150,3 +150,58 @@ func TestH2HandlerFlushAndPanic(t *testing.T) {
 		t.Fatalf("after the panic: %+v", a)
 	}
 }
+
+// TestH2BodyAfterAnswer: a handler that answers without reading the body
+// leaves the stream open for the rest of it, so errors in it are still
+// seen; past maxDiscard the server resets the stream with NO_ERROR.
+func TestH2BodyAfterAnswer(t *testing.T) {
+	tw, _ := startH2Site(t, h2Site(t, ""), "hfork")
+	post := func(r *rawH2, stream uint32, kv ...string) {
+		r.hbuf.Reset()
+		fs := append([]string{":method", "POST", ":scheme", "https", ":authority", "localhost", ":path", "/"}, kv...)
+		for i := 0; i < len(fs); i += 2 {
+			r.enc.WriteField(hpack.HeaderField{Name: fs[i], Value: fs[i+1]})
+		}
+		r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: r.hbuf.Bytes(), EndHeaders: true})
+	}
+	// answered reads until stream's answer has ended; rst until the
+	// stream is reset, and returns the code.
+	answered := func(r *rawH2, stream uint32) {
+		for {
+			f, err := r.fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, ok := f.(*http2.DataFrame); ok && d.StreamID == stream && d.StreamEnded() {
+				return
+			}
+		}
+	}
+	rst := func(r *rawH2, stream uint32) http2.ErrCode {
+		for {
+			f, err := r.fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f, ok := f.(*http2.RSTStreamFrame); ok && f.StreamID == stream {
+				return f.ErrCode
+			}
+		}
+	}
+	r := dialH2(t, tw.addr)
+	post(r, 1, "content-length", "1")
+	answered(r, 1)
+	r.fr.WriteData(1, true, []byte("four"))
+	if code := rst(r, 1); code != http2.ErrCodeProtocol {
+		t.Fatalf("a body longer than its content-length: RST_STREAM %v", code)
+	}
+	post(r, 3)
+	answered(r, 3)
+	chunk := make([]byte, 16<<10)
+	for range (maxDiscard / len(chunk)) + 2 {
+		r.fr.WriteData(3, false, chunk)
+	}
+	if code := rst(r, 3); code != http2.ErrCodeNo {
+		t.Fatalf("an endless body after the answer: RST_STREAM %v", code)
+	}
+}

@@ -79,6 +79,9 @@ type Stream struct {
 // ended, or either side reset it.
 func (s *Stream) Closed() bool { return s.state == stateClosed || s.state == stateHalfClosedLocal }
 
+// Over reports whether s is closed both ways.
+func (s *Stream) Over() bool { return s.state == stateClosed }
+
 // EventKind says what an Event is.
 type EventKind uint8
 

@@ -150,16 +150,21 @@ func (c *Conn) Reset(s *Stream, code ErrCode) {
 }
 
 // Release says the driver is done with s: its handler returned. A
-// stream counts against max concurrent streams until then.
+// stream counts against max concurrent streams until then, and after, as
+// long as its request body still arrives.
 func (c *Conn) Release(s *Stream) {
 	if s.released {
 		return
 	}
 	s.released = true
-	if s.state != stateClosed {
+	switch s.state {
+	case stateOpen, stateHalfClosedRemote:
 		// A handler that returned without ending its response.
 		c.Reset(s, ErrInternal)
-		return
+	case stateHalfClosedLocal:
+		// The response is whole and the body still arrives: the stream
+		// ends when it does (or the driver resets it).
+	default:
+		c.drop(s)
 	}
-	c.drop(s)
 }

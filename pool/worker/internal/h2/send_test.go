@@ -125,3 +125,25 @@ func TestLargeResponseHeadUsesContinuation(t *testing.T) {
 		t.Fatalf("read %T with %d fields", f, len(mh.Fields))
 	}
 }
+
+func TestReleaseAfterAnswerWaitsForTheBody(t *testing.T) {
+	p := newPeer(t, Config{})
+	p.start()
+	p.headers(1, false, getRoot...)
+	s := p.one(EvRequest).Stream
+	p.c.WriteHeaders(s, 204, nil, true)
+	p.c.Release(s)
+	if gs := p.out(); len(gs) != 1 || gs[0].typ != http2.FrameHeaders {
+		t.Fatalf("release after the answer wrote %+v, want only the answer", gs)
+	}
+	if p.c.Active() != 1 {
+		t.Fatal("the stream left before its body ended")
+	}
+	p.fr.WriteData(1, true, []byte("rest"))
+	if ev := p.one(EvData); !ev.End {
+		t.Fatalf("event %+v", ev)
+	}
+	if p.c.Active() != 0 {
+		t.Fatal("the stream stays after its body ended")
+	}
+}
