@@ -160,7 +160,8 @@ const maxPending = 256 << 10
 // serve reads and feeds until the connection is over.
 func (c *h2Conn) serve() {
 	defer c.cancel()
-	buf := make([]byte, 32<<10)
+	// tls.Conn.Read returns at most one record, 16 KiB of plaintext.
+	buf := make([]byte, 16<<10)
 	c.mu.Lock()
 	c.flushLocked()
 	c.mu.Unlock()
