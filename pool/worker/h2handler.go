@@ -297,10 +297,15 @@ func (hw *h2Writer) finish() {
 	st.finished = true
 	rb := st.rb
 	if rb != nil {
+		// What came and was not read counts against maxDiscard too.
 		c.m.Consume(st.s, len(rb.buf))
+		st.dropped += len(rb.buf)
 		rb.buf, rb.closed = nil, true
 	}
 	c.release(st)
+	if rb != nil && !rb.eof && st.dropped > maxDiscard {
+		c.m.Reset(st.s, h2.ErrNo)
+	}
 	if rb != nil && !rb.eof && st.s.Over() {
 		rb.eof = true
 		c.fast.bodies--
