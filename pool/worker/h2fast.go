@@ -100,8 +100,14 @@ func (c *h2Conn) serveFast(s *h2.Stream, r *h2.Request) bool {
 		}
 	}
 	began := time.Now()
+	w := c.srv.w
+	// Read once per request, as ServeHTTP does: a swap (swap.go) changes
+	// the routes between requests.
+	t := w.tab.Load()
+	t.refs.Add(1)
+	defer t.release()
 	f.resp.Reset()
-	if !c.srv.fast.ServeFast(fr, &f.resp) {
+	if t.fast == nil || !t.fast.ServeFast(fr, &f.resp) {
 		return false
 	}
 	resp := &f.resp
@@ -136,8 +142,7 @@ func (c *h2Conn) serveFast(s *h2.Stream, r *h2.Request) bool {
 	if head {
 		bytes = 0
 	}
-	w := c.srv.w
-	if a := c.srv.access; a != nil {
+	if a := t.access; a != nil {
 		c.logFast(a, r, fr, resp.Status, bytes, began, referer, ua, xff, rid)
 	}
 	w.servedRoute(w.metrics.route(path), resp.Status, bytes, began.UnixNano())

@@ -31,11 +31,9 @@ import (
 
 // h2Server is what the worker's HTTP/2 connections share.
 type h2Server struct {
-	w      *worker
-	fast   app.FastServer
-	access *app.AccessLog
-	trust  *app.Trust
-	cfg    h2.Config
+	w     *worker
+	trust *app.Trust
+	cfg   h2.Config
 
 	mu    sync.Mutex
 	conns map[*h2Conn]struct{}
@@ -49,8 +47,7 @@ func newH2Server(w *worker, opts options) *h2Server {
 	if !w.h2() || l.Class != hclconfig.ClassAsync || !l.EventLoop || opts.Fast == nil || !opts.Fast.FastRoutes() {
 		return nil
 	}
-	s := &h2Server{w: w, fast: opts.Fast, access: opts.AccessLog, trust: app.NewTrust(l.TrustedProxies),
-		conns: make(map[*h2Conn]struct{})}
+	s := &h2Server{w: w, trust: app.NewTrust(l.TrustedProxies), conns: make(map[*h2Conn]struct{})}
 	if n := l.MaxHeaderBytes; n > 0 {
 		s.cfg.MaxHeaderListSize = uint32(n)
 	}
