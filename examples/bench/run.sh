@@ -8,7 +8,7 @@
 #   CASES=python examples/bench/run.sh            # Python apps vs gunicorn (python.sh)
 #
 # Knobs: DURATION (5s), ROUNDS (2), CASES (respond hosts static4k static100k
-# gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2
+# gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 h2static4k
 # idle reload), CONNECTIONS (50; a list runs every case at each), THREADS (1),
 # WARMUP (1s), RELOADS (10), RELOAD_DURATION (12s), H2_STREAMS (10),
 # IDLE_PER_WORKER (10000), HFORK_BIN (a built hfork to use instead of
@@ -24,7 +24,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-2}
-CASES=${CASES:-respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 idle reload}
+CASES=${CASES:-respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 h2static4k idle reload}
 CONNECTIONS=${CONNECTIONS:-50}
 CONNECTIONS=${CONNECTIONS//,/ }
 H2_STREAMS=${H2_STREAMS:-10}
@@ -34,7 +34,7 @@ WARMUP=${WARMUP:-1s}
 RELOADS=${RELOADS:-10}
 RELOAD_DURATION=${RELOAD_DURATION:-12s}
 
-ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 idle reload python"
+ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 h2static4k idle reload python"
 CASES=${CASES//,/ }
 for c in $CASES; do
 	case " $ALL_CASES " in
@@ -85,8 +85,8 @@ missing=()
 [ -n "$NGINX" ] && [ -x "$NGINX" ] || missing+=("nginx: apt-get install nginx   (nginx-light is enough)")
 H2LOAD=${H2LOAD:-$(command -v h2load || true)}
 OPENSSL=${OPENSSL:-$(command -v openssl || true)}
-if want h2; then [ -n "$H2LOAD" ] && [ -x "$H2LOAD" ] || missing+=("h2load (the h2 case): apt-get install nghttp2-client"); fi
-if want tls || want tls_handshake || want h2; then
+if want h2 || want h2static4k; then [ -n "$H2LOAD" ] && [ -x "$H2LOAD" ] || missing+=("h2load (the h2 case): apt-get install nghttp2-client"); fi
+if want tls || want tls_handshake || want h2 || want h2static4k; then
 	[ -n "$OPENSSL" ] && [ -x "$OPENSSL" ] || missing+=("openssl (a certificate for the TLS cases): apt-get install openssl")
 fi
 if want idle; then command -v python3 >/dev/null || missing+=("python3 (the idle case's client)"); fi
@@ -419,13 +419,13 @@ fi
 echo "upstream nginx pid $up_pid on 127.0.0.1:$UP_PORT"
 echo "nginx pid $ngx_pid on 127.0.0.1:$NGX_PORT (access log on :$NGX_LOG_PORT)"
 echo "hfork pid $hf_pid on 127.0.0.1:$HF_PORT (access log on :$HF_LOG_PORT)"
-echo "TLS (tls, tls_handshake, h2): nginx on :$NGX_TLS_PORT, hfork on :$HF_TLS_PORT"
+echo "TLS (tls, tls_handshake, h2, h2static4k): nginx on :$NGX_TLS_PORT, hfork on :$HF_TLS_PORT"
 
 # The cases: name, path, listener port per server, what a response must be.
 case_path() {
 	case $1 in
 	respond | accesslog | tls | tls_handshake | h2) echo / ;;
-	static4k) echo /static/4k.txt ;;
+	static4k | h2static4k) echo /static/4k.txt ;;
 	static100k) echo /static/100k.txt ;;
 	gzip100k) echo /gz/100k.txt ;;
 	hosts) echo "$hosts_path" ;;
@@ -447,9 +447,9 @@ case_port() { # CASE SERVER
 	accesslog/nginx) echo "$NGX_LOG_PORT" ;;
 	accesslog/hfork) echo "$HF_LOG_PORT" ;;
 	accesslog/base) echo "$BASE_LOG_PORT" ;;
-	tls*/nginx | h2/nginx) echo "$NGX_TLS_PORT" ;;
-	tls*/hfork | h2/hfork) echo "$HF_TLS_PORT" ;;
-	tls*/base | h2/base) echo "$BASE_TLS_PORT" ;;
+	tls*/nginx | h2*/nginx) echo "$NGX_TLS_PORT" ;;
+	tls*/hfork | h2*/hfork) echo "$HF_TLS_PORT" ;;
+	tls*/base | h2*/base) echo "$BASE_TLS_PORT" ;;
 	hosts/nginx) echo "$NGX_HOSTS_PORT" ;;
 	hosts/base) echo "$BASE_HOSTS_PORT" ;;
 	hosts/hfork) echo "$HF_HOSTS_PORT" ;;
@@ -460,7 +460,7 @@ case_port() { # CASE SERVER
 }
 case_bytes() {
 	case $1 in
-	static4k) echo 4096 ;;
+	static4k | h2static4k) echo 4096 ;;
 	static100k) echo 102400 ;;
 	*) echo 14 ;;
 	esac
@@ -473,7 +473,7 @@ for c in $CASES; do
 		port=$(case_port "$c" "$s")
 		path=$(case_path "$c")
 		case $c in
-		tls* | h2)
+		tls* | h2*)
 			tls_get "$port" "$path"
 			st=$(awk 'NR == 1 { print $2 }' "$tmp/response")
 			n=$(sed '1,/^\r$/d' "$tmp/response" | wc -c)
@@ -541,7 +541,7 @@ workers_of() { # SERVER CASE
 		case $2 in
 		accesslog) pat="hfork: worker logged" ;;
 		hosts) pat="hfork: worker hosts" ;;
-		tls* | h2) pat="hfork: worker tls" ;;
+		tls* | h2*) pat="hfork: worker tls" ;;
 		esac
 	fi
 	for k in $(children_of "$master"); do
@@ -589,7 +589,7 @@ load() {
 	port=$(case_port "$c" "$s")
 	path=$(case_path "$c")
 	case $c in
-	h2)
+	h2 | h2static4k)
 		# h2load wants a whole number of seconds, and waits for every
 		# client it could not connect: timeout bounds it.
 		local secs=$(($(to_ms "$d" | cut -d. -f1) / 1000))
@@ -612,7 +612,7 @@ load() {
 }
 requests_of() { # CASE OUT: how many requests the run completed
 	case $1 in
-	h2) awk '/^requests:/ { print $8 }' "$2" ;;
+	h2 | h2static4k) awk '/^requests:/ { print $8 }' "$2" ;;
 	*) awk '/requests in/ { print $1 }' "$2" ;;
 	esac
 }
@@ -649,7 +649,7 @@ for conn in $CONNECTIONS; do
 				}
 				t1=$(now_ns)
 				after=$(for k in $wk; do ticks_of "$k"; done)
-				if [ "$c" = h2 ]; then
+				if [ "$c" = h2 ] || [ "$c" = h2static4k ]; then
 					read -r rps p50 p99 xfer non2xx sc sr sw st < <(parse_h2load "$out")
 				else
 					read -r rps p50 p99 xfer non2xx sc sr sw st < <(parse_wrk "$out")
@@ -710,7 +710,7 @@ if [ -s "$results" ]; then
 	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  p99 ratio: hfork p99 / nginx p99 (below 1: hfork's tail is shorter)."
 	echo "cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more).  errors: wrk's socket errors (timeouts: no answer in 2 s) and non-2xx."
 	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
-	echo "h2 rows (h2load -m$H2_STREAMS): h2load gives no percentiles, so p50 is its mean request time and p99 its max."
+	echo "h2 and h2static4k rows (h2load -m$H2_STREAMS): h2load gives no percentiles, so p50 is its mean request time and p99 its max."
 	# least_conn against round robin over the same two upstreams, per server
 	# and concurrency.
 	for conn in $CONNECTIONS; do

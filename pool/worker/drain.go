@@ -57,6 +57,9 @@ func (w *worker) drain(stop <-chan struct{}) {
 	// Stop accepting before anything that could wait (the notify socket
 	// can be full while the master is busy).
 	w.closeListeners()
+	// HTTP/2 connections of hfork's server get GOAWAY now; their open
+	// streams finish.
+	w.h2s.drain()
 	if w.loop != nil {
 		// The loop stops accepting and applies steps 2, 4 and 6 to its own
 		// connections; it ends once it holds none.

@@ -153,6 +153,8 @@ type worker struct {
 	// loop serves the listeners when the worker has an event loop; then
 	// net/http serves only what the loop hands over.
 	loop *evloop.Loop
+	// h2s is hfork's HTTP/2 server, nil where net/http's serves h2.
+	h2s *h2Server
 
 	connsMu     sync.Mutex
 	conns       map[*trackedConn]struct{}
@@ -256,6 +258,7 @@ func newWorker(opts options) (*worker, error) {
 		opts.Fast = t.fast
 	}
 	w.useTable(t)
+	w.h2s = newH2Server(w, opts)
 	w.srv = w.newServer()
 	if useLoop(opts) {
 		if w.loop, err = newLoop(w, t.fast, t.access); err != nil {
@@ -329,7 +332,7 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 		beats.Wait()
 		w.setState(stateExited)
 	}()
-	w.log.Debug("worker serving", "sockets", len(w.lns), "event_loop", w.loop != nil,
+	w.log.Debug("worker serving", "sockets", len(w.lns), "event_loop", w.loop != nil, "http2", w.h2Server(),
 		"max_requests", w.maxRequests, "heartbeat", w.beat.String())
 
 	var drained, stopDrain chan struct{}

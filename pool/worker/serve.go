@@ -34,9 +34,10 @@ const (
 // (sendtimeout.go).
 //
 // It speaks HTTP/1.1, and HTTP/2 on a TLS listener of a class that keeps
-// connections alive. The drain relies on "Connection: close", which the
-// HTTP/2 server turns into a GOAWAY; an idle HTTP/2 connection closes
-// itself with a GOAWAY after keepalive.
+// connections alive: hfork's own HTTP/2 server where newH2Server says so
+// (its drain sends GOAWAY at once), net/http's otherwise, where the drain
+// relies on "Connection: close", which that server turns into a GOAWAY.
+// An idle HTTP/2 connection closes itself with a GOAWAY after keepalive.
 func (w *worker) newServer() *http.Server {
 	l := w.cfg
 	srv := &http.Server{
@@ -55,6 +56,10 @@ func (w *worker) newServer() *http.Server {
 	p.SetHTTP1(true)
 	p.SetHTTP2(w.h2())
 	srv.Protocols = &p
+	if w.h2s != nil {
+		// ALPN stays net/http's; its h2 connections come here.
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": w.h2s.serveH2}
+	}
 	// Set before serving, never during a drain: with keep-alives off, every
 	// response says "Connection: close" and each connection carries one
 	// request.
