@@ -153,7 +153,14 @@ func (m *master) workerPids(listener string) []int {
 // waitWorkers waits until the listener has n live workers.
 func (m *master) waitWorkers(listener string, n int) []int {
 	m.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	return m.waitWorkersWithin(listener, n, 10*time.Second)
+}
+
+// waitWorkersWithin is waitWorkers with its own deadline, for a drain that
+// may take a program's own time (an exec worker's).
+func (m *master) waitWorkersWithin(listener string, n int, d time.Duration) []int {
+	m.t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		pids := m.workerPids(listener)
 		if len(pids) == n {
