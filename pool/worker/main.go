@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hfork/hfork/internal/heapprof"
 	"github.com/hfork/hfork/internal/logswitch"
 	"github.com/hfork/hfork/pool/internal/certset"
 	"github.com/hfork/hfork/pool/wire"
@@ -33,6 +34,7 @@ const masterGoneExit = 2 * time.Second
 // Commands from the control pipe, the sockets from LISTEN_FDS, the notify
 // socket from NOTIFY_SOCKET, the signals. run does the serving.
 func Main() int {
+	heapDir := heapprof.Start(os.Getenv)
 	// Signals first, before the access log is opened: the master forwards
 	// USR1 to starting workers too, and one that arrived before Notify
 	// would be lost (Go drops an unwatched SIGUSR1), leaving the worker
@@ -164,7 +166,7 @@ func Main() int {
 		Logger:    log,
 		Notifier:  notifier,
 		Signals:   sigs,
-		Reopen:    access.Reopen,
+		Reopen:    heapOnReopen(access.Reopen, heapDir, l.Name, log),
 		AccessLog: access,
 		Hurry:     hurry,
 
@@ -174,6 +176,7 @@ func Main() int {
 		opts.Fast = fs
 	}
 	err = run(ctx, opts)
+	writeHeap(heapDir, l.Name, log)
 	if cerr := access.Close(); cerr != nil {
 		log.Error("access log close failed", "err", cerr)
 	}
