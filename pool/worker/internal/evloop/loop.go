@@ -118,6 +118,7 @@ type Loop struct {
 	byFD           []*conn    // index by fd
 	rbuf           []byte     // shared read buffer
 	wbuf           []byte     // answers being built
+	outs           outPool    // connections' own answer buffers (outbuf.go)
 	req            h1.Request // the request being answered
 	resp           app.FastResponse
 	now            int64
