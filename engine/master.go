@@ -616,5 +616,5 @@ func (m *Master) writeHeapProfile() {
 		m.log.Warn("heap profile not written", "err", err)
 		return
 	}
-	m.log.Info("heap profile written", "path", path)
+	m.log.Info("heap profile written", append([]any{"path", path}, heapprof.Memory()...)...)
 }

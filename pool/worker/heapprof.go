@@ -30,5 +30,5 @@ func writeHeap(dir, name string, log *slog.Logger) {
 		log.Warn("heap profile not written", "err", err)
 		return
 	}
-	log.Info("heap profile written", "path", path)
+	log.Info("heap profile written", append([]any{"path", path}, heapprof.Memory()...)...)
 }
