@@ -14,6 +14,7 @@ import (
 
 	"github.com/hfork/hfork/internal/heapprof"
 	"github.com/hfork/hfork/internal/logswitch"
+	"github.com/hfork/hfork/internal/memtrim"
 	"github.com/hfork/hfork/pool/internal/certset"
 	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
@@ -175,6 +176,9 @@ func Main() int {
 	if fs, ok := h.(app.FastServer); ok {
 		opts.Fast = fs
 	}
+	go memtrim.Run(ctx, memtrim.Defaults, func(r memtrim.Result) {
+		log.Debug("memory returned to the OS", "before_kib", r.Before>>10, "after_kib", r.After>>10, "took_us", r.Took.Microseconds())
+	})
 	err = run(ctx, opts)
 	writeHeap(heapDir, l.Name, log)
 	if cerr := access.Close(); cerr != nil {
