@@ -391,7 +391,9 @@ pids+=("$ngx_pid")
 heap_env=()
 if [ -n "${HEAP_PROFILE:-}" ]; then
 	mkdir -p "$tmp/heap"
-	heap_env=(HFORK_HEAP_PROFILE="$tmp/heap")
+	# memprofilerate from the start, so that what package initialisation
+	# allocated is in the profile too.
+	heap_env=(HFORK_HEAP_PROFILE="$tmp/heap" GODEBUG=memprofilerate=16384)
 fi
 env "${heap_env[@]}" "$tmp/bin/hfork" -f "$tmp/hfork/hfork.hcl" >"$tmp/hfork/logs/stdout.log" 2>&1 &
 hf_pid=$!

@@ -20,12 +20,17 @@ const sampleRate = 16 << 10
 
 var seq atomic.Int64
 
+// defaultRate is the runtime's own sampling interval.
+const defaultRate = 512 << 10
+
 // Start reads Env with getenv and returns the directory profiles go to,
 // or "" when they are off. When on, it raises the sampling rate, which
-// counts only allocations made after it: call it first thing.
+// counts only allocations made after it: call it first thing. A rate set
+// with GODEBUG=memprofilerate=N (which also sees the allocations of
+// package initialisation) is kept.
 func Start(getenv func(string) string) string {
 	dir := getenv(Env)
-	if dir != "" {
+	if dir != "" && runtime.MemProfileRate == defaultRate {
 		runtime.MemProfileRate = sampleRate
 	}
 	return dir
