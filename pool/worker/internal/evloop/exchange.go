@@ -412,7 +412,7 @@ func (l *Loop) proxyDone(u *upConn, keep bool) {
 	ex := u.ex
 	c := ex.c
 	u.ex = nil
-	if keep && len(l.upIdleOf(u.id)) < upIdleMax {
+	if keep && len(l.upIdleOf(u.id)) < l.upBurst {
 		u.state, u.since, u.reused = upIdle, l.now, true
 		u.in = u.in[:0] // both buffers stay for the next exchange
 		l.upIdle[u.id] = append(l.upIdle[u.id], u)

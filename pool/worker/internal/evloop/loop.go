@@ -170,6 +170,11 @@ type Loop struct {
 	chain    string
 	useChain bool
 	reqID    []byte
+
+	// upKeep, upExtra and upBurst are upIdleMax, upIdleExtra (in nanos)
+	// and upIdleBurst, which tests lower.
+	upKeep, upBurst int
+	upExtra         int64
 }
 
 type loopCmd int
@@ -212,6 +217,7 @@ func New(cfg Config, host Host) (*Loop, error) {
 		keepAlive: cfg.KeepAlive,
 		done:      make(chan struct{}),
 		handoffs:  newHandoffQueue(),
+		upKeep:    upIdleMax, upBurst: upIdleBurst, upExtra: int64(upIdleExtra),
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
