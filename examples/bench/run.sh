@@ -14,7 +14,8 @@
 # IDLE_PER_WORKER (10000), HFORK_BIN (a built hfork to use instead of
 # building ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs
 # and wrk output),
-# HEAP_PROFILE=1 (hfork's master and workers write heap profiles at each
+# EVENT_LOOP=false (hfork's plain listener is served by net/http, not
+# the event loop), HEAP_PROFILE=1 (hfork's master and workers write heap profiles at each
 # memory report, and the top entries are printed), METRICS=1 (the hfork config gets a metrics block, and the run ends with a
 # scrape, to measure what serving metrics costs), HFORK_BASE_BIN (another
 # built hfork, run as the server "base" with the config without METRICS,
@@ -34,6 +35,8 @@ THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-1s}
 RELOADS=${RELOADS:-10}
 RELOAD_DURATION=${RELOAD_DURATION:-12s}
+EVENT_LOOP=${EVENT_LOOP:-true}
+case $EVENT_LOOP in true | false) ;; *) echo "run.sh: EVENT_LOOP must be true or false, got '$EVENT_LOOP'" >&2; exit 2 ;; esac
 
 ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 idle reload python"
 CASES=${CASES//,/ }
@@ -350,7 +353,7 @@ hfork_conf() {
 		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
 		-e "s|@DOCROOT@|$tmp/docroot|g" \
 		-e "s|@TLS_PORT@|$HF_TLS_PORT|g" -e "s|@CERT@|$tmp/cert.pem|g" -e "s|@KEY@|$tmp/key.pem|g" \
-		-e "s|@WORKER_CONNECTIONS@|$WORKER_CONNECTIONS|g" \
+		-e "s|@WORKER_CONNECTIONS@|$WORKER_CONNECTIONS|g" -e "s|@EVENT_LOOP@|$EVENT_LOOP|g" \
 		"$here/hfork.hcl.in"
 	echo
 	hfork_hosts
