@@ -29,6 +29,11 @@ const tickEvery = 100 * time.Millisecond
 // ErrShuttingDown answers requests that arrive while the master stops.
 var ErrShuttingDown = errors.New("master is shutting down")
 
+// ErrHandedOver answers reloads that waited for an upgrade which then
+// succeeded: the new master serves the config it read at its start, and a
+// reload meant for later edits must go to it.
+var ErrHandedOver = errors.New("an upgrade handed over to a new master")
+
 type stopMode int
 
 const (
@@ -90,16 +95,18 @@ type Master struct {
 	// handedOver: an upgrade succeeded; the sockets (and unix socket
 	// files) now belong to the new master.
 	handedOver bool
-	exitCode   int
-	paused     bool // WINCH: workers stopped, sockets kept
-	ready      bool // every pool was ready once
-	started    bool // becameReady ran: every pool was ready or failing once
-	pidfile    string
-	control    *control
-	metrics    *metricsServer
-	receipts   []*receiptWait // owed to `hfork -s reload --wait`
-	lastPage   time.Time      // the last status page sample
-	hist       history
+	// successor is the new master's pid once an upgrade handed over.
+	successor int
+	exitCode  int
+	paused    bool // WINCH: workers stopped, sockets kept
+	ready     bool // every pool was ready once
+	started   bool // becameReady ran: every pool was ready or failing once
+	pidfile   string
+	control   *control
+	metrics   *metricsServer
+	receipts  []*receiptWait // owed to `hfork -s reload --wait`
+	lastPage  time.Time      // the last status page sample
+	hist      history
 	// live is the config applied now, prev the one before it (what
 	// `-s rollback` applies); rolledBack says live came from a rollback.
 	live, prev *liveConfig
@@ -563,7 +570,12 @@ func (m *Master) shutdown(mode stopMode) {
 	if m.op != nil {
 		m.failReload(ErrShuttingDown)
 	}
-	answer(m.pending, failed(ErrShuttingDown))
+	why := ErrShuttingDown
+	if m.successor != 0 {
+		why = fmt.Errorf("%w (pid %d), which read the config file when it started; ask it again (hfork -s reload) for edits made since: %w",
+			ErrHandedOver, m.successor, ErrShuttingDown)
+	}
+	answer(m.pending, failed(why))
 	m.pending = nil
 	m.abortUpgrade("master is shutting down")
 	for _, p := range m.allPools() {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"slices"
@@ -186,5 +187,31 @@ func TestUpgradeStartsANewMaster(t *testing.T) {
 	}
 	if !strings.Contains(tm.logs.String(), "upgrade failed: new master exited; keeping this master") {
 		t.Errorf("no failure line:\n%s", tm.logs)
+	}
+}
+
+// A reload asked while an upgrade is in flight waits for it; when the new
+// master takes over, the reload is answered with ErrHandedOver naming the
+// new master, not a bare "shutting down".
+func TestReloadDuringUpgradeNamesTheNewMaster(t *testing.T) {
+	tm := startedReady(t, listenerHCL("web", 2, ""))
+	tm.m.opts.Argv = []string{os.Args[0]}
+	tm.m.onSignal(syscall.SIGUSR2)
+	if tm.m.upg == nil {
+		t.Fatalf("no upgrade in flight:\n%s", tm.logs)
+	}
+	newPid := tm.m.upg.pid
+	tm.write(listenerHCL("web", 2, `timeout = "31s"`))
+	r := tm.reload()
+	if len(tm.m.pending) != 1 {
+		t.Fatalf("%d reloads pending during the upgrade, want 1", len(tm.m.pending))
+	}
+	tm.m.onEvent(upgradeReady{pid: newPid})
+	err, ok := tm.answer(r)
+	if !ok || !errors.Is(err, ErrHandedOver) || !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("reload answered %v (%v), want ErrHandedOver", err, ok)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("pid %d", newPid)) {
+		t.Errorf("answer %q does not name the new master %d", err, newPid)
 	}
 }

@@ -144,6 +144,7 @@ func (m *Master) checkUpgrade() {
 		m.os.Release(u.pid)
 		m.noteUpgrade(u.started, nil)
 		m.handedOver = true
+		m.successor = u.pid
 		m.shutdown(graceful)
 		return
 	}

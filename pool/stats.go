@@ -306,6 +306,10 @@ func restartReason(killedFor string) string {
 }
 
 func (p *Pool) routes() []string {
+	if p.cfg.Listener.App != "" {
+		// hfork's Python runner counts the app as one route.
+		return []string{"/"}
+	}
 	rs := p.cfg.Listener.Routes
 	out := make([]string, len(rs))
 	for i, r := range rs {

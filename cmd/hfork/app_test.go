@@ -82,10 +82,11 @@ func TestAppClassesServe(t *testing.T) {
 	} {
 		t.Run(tt.class+"/"+tt.app, func(t *testing.T) {
 			needPython(t, tt.modules...)
-			port := mustFreePort(t)
+			port, mport := mustFreePort(t), mustFreePort(t)
 			logFile := filepath.Join(t.TempDir(), "access.log")
-			m := startMaster(t, "", appConfigN(port, 1, tt.class, tt.app, appsDir(t),
-				fmt.Sprintf("boot_timeout = \"90s\"\n access_log {\n file = %q\n format = \"json\"\n }", logFile)))
+			m := startMaster(t, "", fmt.Sprintf("metrics {\n  bind = \"127.0.0.1:%d\"\n}\n", mport)+
+				appConfigN(port, 1, tt.class, tt.app, appsDir(t),
+					fmt.Sprintf("boot_timeout = \"90s\"\n access_log {\n file = %q\n format = \"json\"\n }", logFile)))
 			// The boot is the framework's import: seconds for eventlet,
 			// more on a loaded machine.
 			m.waitLog(`"msg":"worker ready"`, 1, 90*time.Second)
@@ -102,6 +103,17 @@ func TestAppClassesServe(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
+			// The runner's counters reach the master's metrics with the
+			// next heartbeat, the app counted as the route "/".
+			murl := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+			ms := waitMetric(t, murl, `hfork_http_requests_total{listener="py",route="/",status_class="2xx"}`,
+				func(v float64) bool { return v >= 1 })
+			if c := ms[`hfork_http_request_duration_seconds_count{listener="py"}`]; c < 1 {
+				t.Errorf("duration count %v, want at least 1", c)
+			}
+			if b := ms[`hfork_http_response_body_bytes_total{listener="py"}`]; b < float64(len(tt.want)) {
+				t.Errorf("body bytes %v, want at least %d", b, len(tt.want))
+			}
 		})
 	}
 }
@@ -117,17 +129,67 @@ def app(environ, start_response):
     return [body]
 `
 
+// hupApps are, per class, an app whose answer is VERSION, in the
+// framework the class runs (tornado also runs WSGI apps, but its own kind
+// is what its users deploy).
+var hupApps = map[string]struct {
+	src, app string
+	modules  []string
+}{
+	"tornado": {`
+import tornado.web
+VERSION = %q
+
+class Version(tornado.web.RequestHandler):
+    def get(self):
+        self.write(VERSION)
+
+def make_app():
+    return tornado.web.Application([(r"/", Version)])
+`, "hupapp:make_app()", []string{"tornado"}},
+	"aiohttp": {`
+from aiohttp import web
+VERSION = %q
+
+async def version(request):
+    return web.Response(text=VERSION)
+
+app = web.Application()
+app.router.add_get("/", version)
+`, "hupapp:app", []string{"aiohttp"}},
+	"asgi": {`
+VERSION = %q
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            m = await receive()
+            if m["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif m["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = VERSION.encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+`, "hupapp:app", []string{"uvicorn"}},
+}
+
 // TestAppHUPServesNewCode: under keep-alive load, each HUP after the app's
-// code changed serves the new code, and no request fails.
+// code changed serves the new code, and no request fails, in every class.
 func TestAppHUPServesNewCode(t *testing.T) {
 	skipShort(t)
-	for _, class := range []string{"thread", "gevent", "eventlet"} {
+	for _, class := range []string{"thread", "gevent", "eventlet", "tornado", "aiohttp", "asgi"} {
 		t.Run(class, func(t *testing.T) {
-			if class == "thread" {
-				needPython(t)
-			} else {
-				needPython(t, class)
+			src, spec, modules := hupApp, "hupapp:app", []string{class}
+			if a, ok := hupApps[class]; ok {
+				src, spec, modules = a.src, a.app, a.modules
 			}
+			if class == "thread" {
+				modules = nil
+			}
+			needPython(t, modules...)
 			dir := t.TempDir()
 			write := func(v string) {
 				// Every version has the same size, and two may be written
@@ -135,7 +197,7 @@ func TestAppHUPServesNewCode(t *testing.T) {
 				// for the previous one as fresh (it compares size and mtime
 				// in seconds).
 				os.RemoveAll(filepath.Join(dir, "__pycache__"))
-				if err := os.WriteFile(filepath.Join(dir, "hupapp.py"), []byte(fmt.Sprintf(hupApp, v)), 0o644); err != nil {
+				if err := os.WriteFile(filepath.Join(dir, "hupapp.py"), []byte(fmt.Sprintf(src, v)), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -143,7 +205,7 @@ func TestAppHUPServesNewCode(t *testing.T) {
 			port := mustFreePort(t)
 			// A worker's boot is its framework's import: eventlet's took
 			// over 20s with the whole suite running.
-			m := startMaster(t, "", appConfig(port, class, "hupapp:app", dir, `keepalive = "2s"
+			m := startMaster(t, "", appConfig(port, class, spec, dir, `keepalive = "2s"
   boot_timeout = "90s"`))
 			url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 			// Every first-generation worker has imported v0 before v1 is
@@ -152,8 +214,10 @@ func TestAppHUPServesNewCode(t *testing.T) {
 			waitBody(t, url, "v0")
 			l := loadOn(t, port)
 			hups := 3
-			if class == "eventlet" {
-				hups = 1 // its import takes seconds; its drain is gevent's code
+			if class != "thread" && class != "gevent" {
+				// Each boot is a framework's import (eventlet's takes
+				// seconds); two HUPs show the new code twice.
+				hups = 2
 			}
 			for i := 1; i <= hups; i++ {
 				write(fmt.Sprintf("v%d", i))

@@ -8,9 +8,11 @@ arbiter).
     }
 
 web.SockSite serves each socket hfork passes in. On SIGTERM it says
-STOPPING=1 and runs the AppRunner's cleanup: stop accepting, close idle
-keep-alive connections, wait (DRAIN_SECONDS at most) for in-flight
-requests, exit.
+STOPPING=1, stops accepting, answers with "Connection: close", leaves idle
+keep-alive connections a second (a client may be sending on one), then
+runs the AppRunner's cleanup: close idle connections, wait (DRAIN_SECONDS
+at most) for in-flight requests, exit. aiohttp's cleanup alone closes idle
+connections at once, under requests clients are sending.
 """
 
 import asyncio
@@ -38,13 +40,24 @@ async def sleep(request):
 
 
 async def main():
+    draining = False
+
+    async def close_when_draining(request, response):
+        if draining:  # aiohttp sets its Connection header before this hook
+            response.force_close()
+            response.headers["Connection"] = "close"
+
     app = web.Application()
     app.router.add_get("/", hello)
     app.router.add_get("/sleep", sleep)
+    app.on_response_prepare.append(close_when_draining)
     runner = web.AppRunner(app, access_log=None)  # no access log: like gunicorn's default
     await runner.setup()
+    sites = []
     for sock in sdnotify.listen_sockets():
-        await web.SockSite(runner, sock, shutdown_timeout=sdnotify.DRAIN_SECONDS).start()
+        site = web.SockSite(runner, sock, shutdown_timeout=sdnotify.DRAIN_SECONDS)
+        await site.start()
+        sites.append(site)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -63,6 +76,15 @@ async def main():
     await stop.wait()
 
     sdnotify.notify("STOPPING=1")
+    draining = True
+    for site in sites:
+        site._server.close()  # stop accepting; the siblings take new clients
+    for _ in range(10):
+        await asyncio.sleep(0)  # connections accepted just before reach aiohttp
+    conns = runner.server._connections
+    end = loop.time() + 1.0
+    while conns and loop.time() < end:
+        await asyncio.sleep(0.02)
     await runner.cleanup()
     if ping_every:
         pinger.cancel()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -235,7 +236,28 @@ func TestKeepAliveAndCounters(t *testing.T) {
 			t.Fatalf("request %d: body %q close %v te %v", i, b, resp.Close, resp.TransferEncoding)
 		}
 	}
-	r.waitNotify(t, wire.KeyRequests, "3")
+	beat := r.waitNotify(t, wire.KeyRequests, "3")
+	// The metrics counters: three 2xx answers of two bytes each, on the
+	// app's one route, each in some duration bucket.
+	if got := beat[wire.KeyCodes]; got != "0,3,0,0,0,0,0,0,0,0" {
+		t.Errorf("%s = %q, want three 2xx on the app's route", wire.KeyCodes, got)
+	}
+	if got := beat[wire.KeyBytes]; got != "6" {
+		t.Errorf("%s = %q, want 6", wire.KeyBytes, got)
+	}
+	var inBuckets uint64
+	dur := strings.Split(beat[wire.KeyDuration], ",")
+	if len(dur) != len(wire.DurationBuckets)+2 {
+		t.Fatalf("%s = %q: want %d buckets, one over, and the sum", wire.KeyDuration, beat[wire.KeyDuration], len(wire.DurationBuckets))
+	}
+	for _, v := range dur[:len(dur)-1] {
+		var n uint64
+		fmt.Sscan(v, &n)
+		inBuckets += n
+	}
+	if inBuckets != 3 {
+		t.Errorf("%s = %q: %d requests in the buckets, want 3", wire.KeyDuration, beat[wire.KeyDuration], inBuckets)
+	}
 	// A drain answers the next request on the connection with
 	// "Connection: close".
 	r.cmd.Process.Signal(syscall.SIGTERM)
@@ -365,5 +387,34 @@ def application(environ, start_response):
 	r.done <- err
 	if strings.Contains(r.stderr.String(), "worker stays dumpable") {
 		t.Errorf("runner warned:\n%s", r.stderr.String())
+	}
+}
+
+// TestDurationBuckets: the runner's histogram bounds are the master's, so
+// its counts land in the right buckets.
+func TestDurationBuckets(t *testing.T) {
+	src, err := files.ReadFile("py/core.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, d := range wire.DurationBuckets {
+		want = append(want, strconv.FormatFloat(d.Seconds(), 'f', -1, 64))
+	}
+	_, rest, ok := strings.Cut(string(src), "DURATION_BUCKETS = (")
+	line, _, _ := strings.Cut(rest, ")")
+	if !ok {
+		t.Fatal("core.py has no DURATION_BUCKETS")
+	}
+	var got []string
+	for f := range strings.SplitSeq(line, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			t.Fatalf("DURATION_BUCKETS entry %q: %v", f, err)
+		}
+		got = append(got, strconv.FormatFloat(v, 'f', -1, 64))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("core.py DURATION_BUCKETS = %v, wire.DurationBuckets = %v", got, want)
 	}
 }

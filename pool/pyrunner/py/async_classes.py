@@ -64,6 +64,17 @@ def run_asyncio(w, start, drain):
     w.finish()
 
 
+async def settle_accepted():
+    """Lets connections accepted before the listening sockets closed reach
+    their protocol: asyncio registers one a few loop turns after accept(),
+    and a drain that counted connections before that would end with a
+    request unread on it (a reset for the client)."""
+    import asyncio
+
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
 def serve_tornado(w, app, lsocks):
     import asyncio
     import tornado.httpserver
@@ -79,6 +90,8 @@ def serve_tornado(w, app, lsocks):
 
     def log_request(handler):
         w.stats.served += 1
+        w.stats.observe(handler.get_status(), int(handler._headers.get("Content-Length", 0) or 0),
+                        handler.request.request_time())
         if w.access.enabled:
             r = handler.request
             end = time.time()
@@ -163,6 +176,7 @@ def serve_aiohttp(w, app, lsocks):
 
         def log(self, request, response, took):
             w.stats.served += 1
+            w.stats.observe(response.status, response.body_length, took)
             if w.access.enabled:
                 peer = request.remote or ""
                 end = time.time()
@@ -170,18 +184,48 @@ def serve_aiohttp(w, app, lsocks):
                              response.body_length, request.headers.get("Referer", ""),
                              request.headers.get("User-Agent", ""), request.host or "", end - took, end)
 
+    async def close_when_draining(request, response):
+        # A response during the drain says "Connection: close", so the
+        # client sends its next request to a new worker, not into a close.
+        # aiohttp computes its Connection header before this hook runs,
+        # so the header is set here too.
+        if w.draining:
+            response.force_close()
+            response.headers["Connection"] = "close"
+
+    try:
+        app.on_response_prepare.append(close_when_draining)
+    except RuntimeError:  # a frozen app: aiohttp's own drain only
+        pass
     runner = web.AppRunner(app, handle_signals=False, access_log_class=AccessLogger,
                            keepalive_timeout=w.keepalive)
+    sites = []
 
     async def start():
         await runner.setup()
         for s in lsocks:
-            await web.SockSite(runner, s, shutdown_timeout=w.graceful).start()
+            site = web.SockSite(runner, s, shutdown_timeout=w.graceful)
+            await site.start()
+            sites.append(site)
 
     async def drain():
-        # AppRunner.cleanup is aiohttp's graceful stop: sites close, each
-        # connection finishes its request with "Connection: close", idle
-        # ones close, then on_shutdown and on_cleanup run.
+        import asyncio
+        # aiohttp's own stop (AppRunner.cleanup) closes idle keep-alive
+        # connections at once, and a request the client sent on one just
+        # then is lost. As the built-in workers do: stop accepting, answer
+        # with "Connection: close", leave idle connections the keep-alive
+        # grace, close those still idle, then let cleanup finish the rest
+        # (on_shutdown, on_cleanup).
+        for site in sites:
+            if site._server is not None:
+                site._server.close()
+        await settle_accepted()
+        conns = runner.server._connections if runner.server is not None else {}
+        while conns and time.monotonic() - w.drain_started < w.keepalive:
+            await asyncio.sleep(0.02)
+        for h in list(conns):
+            if h._waiter is not None and not h._messages:
+                h.force_close()
         await runner.cleanup()
 
     run_asyncio(w, start, drain)
@@ -203,6 +247,10 @@ def serve_asgi(w, app, lsocks):
         async def send_counted(msg):
             if msg["type"] == "http.response.start":
                 st[0] = msg["status"]
+                if w.draining:
+                    # The client sends its next request to a new worker,
+                    # not into this connection's close.
+                    msg = dict(msg, headers=list(msg.get("headers") or []) + [(b"connection", b"close")])
             elif msg["type"] == "http.response.body":
                 st[1] += len(msg.get("body", b""))
             await send(msg)
@@ -211,6 +259,7 @@ def serve_asgi(w, app, lsocks):
             await app(scope, receive, send_counted)
         finally:
             w.stats.served += 1
+            w.stats.observe(st[0] or 500, st[1], time.time() - start)  # none started: uvicorn answers 500
             if w.access.enabled:
                 client = scope.get("client") or ("", 0)
                 target = scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "")
@@ -240,6 +289,18 @@ def serve_asgi(w, app, lsocks):
         state["loop"] = asyncio.get_running_loop().create_task(server.main_loop())
 
     async def drain():
+        import asyncio
+        # uvicorn's shutdown closes idle keep-alive connections at once, and
+        # a request the client sent on one just then is lost. As the
+        # built-in workers do: stop accepting, answer with "Connection:
+        # close" (send_counted), leave idle connections the keep-alive
+        # grace, then let uvicorn's shutdown close what is idle and wait for
+        # the rest.
+        for srv in server.servers:
+            srv.close()
+        await settle_accepted()
+        while server.server_state.connections and time.monotonic() - w.drain_started < w.keepalive:
+            await asyncio.sleep(0.02)
         server.should_exit = True
         await state["loop"]
         await server.shutdown(sockets=lsocks)

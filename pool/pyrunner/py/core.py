@@ -194,11 +194,22 @@ def heartbeat_interval(timeout):
     return max(d, 0.1)
 
 
+# The request duration histogram's upper bounds in seconds: the master's
+# wire.DurationBuckets (a test compares the two).
+DURATION_BUCKETS = (0.001, 0.005, 0.010, 0.025, 0.050, 0.100, 0.250, 0.500, 1.0, 2.5, 5.0, 10.0)
+
+
 class Stats:
-    """Requests served and in flight, for the heartbeat and max_requests."""
+    """Requests served and in flight, for the heartbeat and max_requests,
+    and the metrics counters the master sums: answers by status class,
+    durations and body bytes, cumulative since the worker started."""
 
     def __init__(self, max_requests, jitter):
         self.served = 0
+        self.codes = [0] * 5
+        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self.dur_us = 0
+        self.bytes = 0
         self.inflight = {}
         self.lock = threading.Lock()
         self.limit = 0
@@ -213,6 +224,28 @@ class Stats:
         self.inflight.pop(key, None)
         with self.lock:  # threads of the thread class count here at once
             self.served += 1
+
+    def observe(self, status, nbytes, seconds):
+        """Counts one answered request for the metrics."""
+        b = 0
+        while b < len(DURATION_BUCKETS) and seconds > DURATION_BUCKETS[b]:
+            b += 1
+        with self.lock:
+            self.codes[min(max(int(status) // 100, 1), 5) - 1] += 1
+            self.buckets[b] += 1
+            if seconds > 0:
+                self.dur_us += int(seconds * 1e6)
+            if nbytes and nbytes > 0:
+                self.bytes += int(nbytes)
+
+    def metric_lines(self):
+        """The counters as heartbeat lines: an app listener is one route
+        ("/"), then five zeros for requests no route matched."""
+        with self.lock:
+            codes, buckets, dur_us, nbytes = list(self.codes), list(self.buckets), self.dur_us, self.bytes
+        return ["X_HFORK_CODES=" + ",".join(str(n) for n in codes + [0] * 5),
+                "X_HFORK_DURATION=" + ",".join(str(n) for n in buckets + [dur_us]),
+                "X_HFORK_BYTES=%d" % nbytes]
 
     def snapshot(self):
         now = time.monotonic()
@@ -261,6 +294,7 @@ class Worker:
         n, oldest, what = self.stats.snapshot()
         lines = ["WATCHDOG=1", "X_HFORK_REQUESTS=%d" % self.stats.served, "X_HFORK_INFLIGHT=%d" % n,
                  "X_HFORK_OLDEST_MS=%d" % int(oldest * 1000), "X_HFORK_OLDEST_REQ=" + what]
+        lines += self.stats.metric_lines()
         if self.stats.limit and self.stats.served >= self.stats.limit and not self.stats.recycle_sent and not self.draining:
             self.stats.recycle_sent = True
             lines.append("X_HFORK_RECYCLE=1")

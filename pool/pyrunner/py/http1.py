@@ -272,10 +272,12 @@ class WSGIServer:
             state["keep"] = False
         finally:
             w.stats.end(key)
+        end = time.time()
+        w.stats.observe(code, state["bytes"], end - start)
         if w.access.enabled:
             w.access.log(c.remote, env["REQUEST_METHOD"], env["RAW_URI"], proto, code, state["bytes"],
                          env.get("HTTP_REFERER", ""), env.get("HTTP_USER_AGENT", ""), env.get("HTTP_HOST", ""),
-                         start, time.time())
+                         start, end)
         c.requests += 1
         # What the response promised, even if a drain began since: closing a
         # connection whose response said keep-alive loses the request the
