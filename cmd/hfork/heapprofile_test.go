@@ -17,7 +17,8 @@ func TestHeapProfileOnUSR1(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("HFORK_HEAP_PROFILE", dir)
 	m, _ := serveWeb(t, "")
-	m.waitWorkers("web", 2)
+	// Both workers ready: one still starting may not reopen yet.
+	m.waitLog("hfork ready", 1, 10*time.Second)
 	m.signal(syscall.SIGUSR1)
 	m.waitLog("heap profile written", 3, 10*time.Second)
 
