@@ -32,6 +32,9 @@ listener "web" {
       upstream = "unix:app.sock"
       retries  = 1
       read_timeout = "30s"
+      # On by default, as nginx's proxy_request_buffering: a slow upload is
+      # read whole by hfork before a Python worker is asked to serve it.
+      request_buffering = true
     }
   }
 }

@@ -55,8 +55,10 @@ func CheckAccess(c Config, files map[string]*hcl.File) hcl.Diagnostics {
 			a.openForAppend(a.loc.attr("file", lb, block{"access_log"}), "access log", f, worker)
 		}
 		a.staticRoots(l.Routes, worker, lb)
+		a.bodyTempDirs(l.Routes, worker, lb)
 		for _, h := range l.Hosts {
 			a.staticRoots(h.Routes, worker, lb, block{"host", h.Label})
+			a.bodyTempDirs(h.Routes, worker, lb, block{"host", h.Label})
 		}
 		if l.Class == ClassExec && len(l.Command) > 0 {
 			if l.Dir != "" {
@@ -137,6 +139,25 @@ func (a *accessCheck) staticRoots(routes []Route, who identity, at ...block) {
 		if r.App == AppStatic {
 			path := append(append([]block{}, at...), block{"route", r.Prefix}, block{AppStatic})
 			a.readableDir(a.loc.attr("root", path...), "static root", r.Static.Root, who)
+		}
+	}
+}
+
+// bodyTempDirs checks that the workers may create the temporary files of
+// buffered request bodies in each proxy's body_temp_dir. A missing
+// directory is Parse's diagnostic already.
+func (a *accessCheck) bodyTempDirs(routes []Route, who identity, at ...block) {
+	for _, r := range routes {
+		dir := r.Proxy.BodyTempDir
+		if r.App != AppProxy || !r.Proxy.RequestBuffering || dir == "" {
+			continue
+		}
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		path := append(append([]block{}, at...), block{"route", r.Prefix}, block{AppProxy})
+		if err := who.access(dir, permW|permX); err != nil {
+			a.errorf(a.loc.attr("body_temp_dir", path...), "Body temp directory not writable", "%s cannot create the temporary files of request bodies in %s: %v.", who, dir, err)
 		}
 	}
 }

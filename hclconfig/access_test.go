@@ -129,6 +129,22 @@ listener "pylost" {
   app    = "myapp:app"
   python = "hfork-no-such-python"
 }
+listener "upload" {
+  bind = "127.0.0.1:8087"
+  route "/" {
+    proxy {
+      upstream      = "http://127.0.0.1:9000"
+      body_temp_dir = "logs"
+    }
+  }
+  route "/stream/" {
+    proxy {
+      upstream          = "http://127.0.0.1:9000"
+      request_buffering = false
+      body_temp_dir     = "logs"
+    }
+  }
+}
 `, who))
 	want := []string{
 		"1: Missing pidfile directory",
@@ -141,6 +157,7 @@ listener "pylost" {
 		"31: Static root not readable",
 		"38: Program not executable",
 		"43: Program not found",
+		"50: Body temp directory not writable",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("diagnostics:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -192,6 +209,15 @@ listener "pysh" {
   bind   = "127.0.0.1:8084"
   app    = "myapp:app"
   python = "sh"
+}
+listener "upload" {
+  bind = "127.0.0.1:8085"
+  route "/" {
+    proxy {
+      upstream      = "http://127.0.0.1:9000"
+      body_temp_dir = "access"
+    }
+  }
 }
 `, who))
 	if len(got) > 0 {

@@ -279,9 +279,20 @@ type Proxy struct {
 	ConnectTimeout time.Duration `json:"connect_timeout"`
 	ReadTimeout    time.Duration `json:"read_timeout"`
 	// ResolveInterval is how often a hostname upstream is resolved again.
-	ResolveInterval time.Duration  `json:"resolve_interval"`
-	HealthCheck     HealthCheck    `json:"health_check,omitzero"`
-	RequestHeaders  RequestHeaders `json:"request_headers,omitzero"`
+	ResolveInterval time.Duration `json:"resolve_interval"`
+	// RequestBuffering reads a request's body whole (BodyBufferSize bytes
+	// in memory, the rest in an unlinked file in BodyTempDir, "" for the
+	// system's temporary directory) before an upstream is contacted, with
+	// at most BodyTimeout between two reads (nginx's
+	// proxy_request_buffering, client_body_buffer_size,
+	// client_body_temp_path and client_body_timeout). Off, the body
+	// streams to the upstream as it arrives.
+	RequestBuffering bool           `json:"request_buffering"`
+	BodyBufferSize   int64          `json:"body_buffer_size"`
+	BodyTempDir      string         `json:"body_temp_dir,omitempty"`
+	BodyTimeout      time.Duration  `json:"body_timeout"`
+	HealthCheck      HealthCheck    `json:"health_check,omitzero"`
+	RequestHeaders   RequestHeaders `json:"request_headers,omitzero"`
 }
 
 // HealthCheck probes each upstream with a GET of Path every Interval; an

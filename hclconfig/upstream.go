@@ -34,6 +34,11 @@ const (
 	defaultResolveInterval = 30 * time.Second
 	defaultCheckInterval   = 5 * time.Second
 	defaultCheckTimeout    = 2 * time.Second
+	// nginx's client_body_buffer_size is 16k on 64-bit machines, and its
+	// client_body_timeout 60s.
+	defaultBodyBufferSize = 16 << 10
+	maxBodyBufferSize     = 64 << 20
+	defaultBodyTimeout    = 60 * time.Second
 )
 
 var proxySchema = &hcl.BodySchema{
@@ -46,6 +51,10 @@ var proxySchema = &hcl.BodySchema{
 		{Name: "connect_timeout"},
 		{Name: "read_timeout"},
 		{Name: "resolve_interval"},
+		{Name: "request_buffering"},
+		{Name: "body_buffer_size"},
+		{Name: "body_temp_dir"},
+		{Name: "body_timeout"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "health_check"}, {Type: "request_headers"}},
 }
@@ -68,6 +77,10 @@ func (d *decoder) proxy(b *hcl.Block) Proxy {
 		ConnectTimeout:  defaultConnectTimeout,
 		ReadTimeout:     defaultProxyRead,
 		ResolveInterval: defaultResolveInterval,
+
+		RequestBuffering: true,
+		BodyBufferSize:   defaultBodyBufferSize,
+		BodyTimeout:      defaultBodyTimeout,
 	}
 	content, _ := d.content(b.Body, proxySchema)
 	attrs := content.Attributes
@@ -102,6 +115,7 @@ func (d *decoder) proxy(b *hcl.Block) Proxy {
 	d.positive(attrs, "connect_timeout", &p.ConnectTimeout)
 	d.positive(attrs, "read_timeout", &p.ReadTimeout)
 	d.positive(attrs, "resolve_interval", &p.ResolveInterval)
+	d.requestBuffering(attrs, &p)
 	var checkAt, headersAt *hcl.Range
 	for _, blk := range content.Blocks {
 		switch blk.Type {
@@ -122,6 +136,25 @@ func (d *decoder) proxy(b *hcl.Block) Proxy {
 		}
 	}
 	return p
+}
+
+// requestBuffering decodes the settings of request buffering. The
+// temporary directory must exist when the config is tested, not when the
+// first large upload fails.
+func (d *decoder) requestBuffering(attrs hcl.Attributes, p *Proxy) {
+	d.boolean(attrs, "request_buffering", &p.RequestBuffering)
+	if d.size(attrs, "body_buffer_size", maxBodyBufferSize, &p.BodyBufferSize) && p.BodyBufferSize == 0 {
+		d.errorf(attrs["body_buffer_size"].Expr.Range(), "Invalid body_buffer_size", "body_buffer_size must be more than zero, like \"16KiB\".")
+	}
+	if d.str(attrs, "body_temp_dir", &p.BodyTempDir) {
+		if p.BodyTempDir == "" {
+			d.errorf(attrs["body_temp_dir"].Expr.Range(), "Invalid body_temp_dir", "body_temp_dir is empty; leave it out for the system's temporary directory, or name a directory.")
+		} else {
+			p.BodyTempDir = d.path(p.BodyTempDir)
+			d.checkDir(attrs["body_temp_dir"].Expr.Range(), "body_temp_dir", p.BodyTempDir)
+		}
+	}
+	d.positive(attrs, "body_timeout", &p.BodyTimeout)
 }
 
 // positive sets a duration that must be more than zero.
@@ -193,6 +226,12 @@ func formatProxy(b *body, p Proxy) {
 	b.attr("connect_timeout", durationHCL(p.ConnectTimeout))
 	b.attr("read_timeout", durationHCL(p.ReadTimeout))
 	b.attr("resolve_interval", durationHCL(p.ResolveInterval))
+	b.attr("request_buffering", boolHCL(p.RequestBuffering))
+	b.attr("body_buffer_size", sizeHCL(p.BodyBufferSize))
+	if p.BodyTempDir != "" {
+		b.attr("body_temp_dir", quoteHCL(p.BodyTempDir))
+	}
+	b.attr("body_timeout", durationHCL(p.BodyTimeout))
 	if h := p.HealthCheck; h.Interval > 0 {
 		hb := b.block("health_check")
 		hb.attr("path", quoteHCL(h.Path))

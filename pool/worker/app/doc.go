@@ -35,6 +35,13 @@
 //     the client gets 502 (504 on a timeout) with one log line. An upstream
 //     answering 101 calls Upgraded, so the worker stops counting the tunnel
 //     as an in-flight request.
+//   - A proxy with request_buffering contacts no upstream before the whole
+//     body is in hand (reqbuffer.go): a body it cannot read is answered
+//     413, 408, 400 or 500 by hfork alone. Expect is never passed on. A
+//     body's memory goes back to its pool only once every reader the
+//     transport was given is closed, so no upstream is ever sent another
+//     request's bytes; a body's temporary file has no name from the moment
+//     it is made.
 //   - The access log issues no syscall per request. Lines reach the file
 //     within a second, whole (one write never splits a line, so workers
 //     can share an O_APPEND file), and after Reopen returns none goes to

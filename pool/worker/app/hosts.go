@@ -44,7 +44,7 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 	s := &site{exact: map[string]*router{}}
 	read := pageFiles{}
 	for _, h := range l.Hosts {
-		rt, err := newRouter(read, h.Routes, []level{{l.Headers, l.ErrorPages, l.Compress}, {h.Headers, h.ErrorPages, h.Compress}}, false, log.With("host", h.Label))
+		rt, err := newRouter(read, h.Routes, []level{{l.Headers, l.ErrorPages, l.Compress}, {h.Headers, h.ErrorPages, h.Compress}}, false, l.ReadTimeout, log.With("host", h.Label))
 		if err != nil {
 			return nil, fmt.Errorf("host %q: %w", h.Label, err)
 		}
@@ -58,7 +58,7 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 		}
 	}
 	slices.SortStableFunc(s.wild, func(a, b wildHost) int { return len(b.suffix) - len(a.suffix) })
-	def, err := newRouter(read, l.Routes, []level{{l.Headers, l.ErrorPages, l.Compress}}, l.RedirectHTTPS, log)
+	def, err := newRouter(read, l.Routes, []level{{l.Headers, l.ErrorPages, l.Compress}}, l.RedirectHTTPS, l.ReadTimeout, log)
 	if err != nil {
 		return nil, err
 	}

@@ -64,15 +64,21 @@ type proxy struct {
 	base    map[string]*url.URL // an upstream's URL by its Host, for its path
 	fast    *FastProxy          // nil: the event loop leaves its requests to net/http (see buildFast)
 	fds     FDAlarm             // out of file descriptors: 503 (fdlimit.go)
+	buf     *bodyBuffers        // nil: request_buffering is off, bodies stream
 }
 
-func newProxy(c hclconfig.Proxy, log *slog.Logger) (*proxy, error) {
+// newProxy builds the proxy of c; readTimeout is the listener's
+// read_timeout, which bounds the buffering of a body too.
+func newProxy(c hclconfig.Proxy, readTimeout time.Duration, log *slog.Logger) (*proxy, error) {
 	g, err := upstream.New(c, log)
 	if err != nil {
 		return nil, err
 	}
 	p := &proxy{group: g, log: log, headers: c.RequestHeaders, trs: map[*upstream.Member]*http.Transport{},
 		base: map[string]*url.URL{}}
+	if c.RequestBuffering {
+		p.buf = newBodyBuffers(c, readTimeout)
+	}
 	for _, s := range c.Upstream {
 		if strings.HasPrefix(s, "unix:") {
 			continue
@@ -99,7 +105,17 @@ func newProxy(c hclconfig.Proxy, log *slog.Logger) (*proxy, error) {
 func (p *proxy) Close() { p.group.Close() }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if idempotent(r.Method) && r.ContentLength > 0 && r.ContentLength <= maxRetryBody && r.GetBody == nil {
+	if p.buf != nil && r.ContentLength != 0 && r.Header["Upgrade"] == nil {
+		// Read whole before an upstream is contacted (reqbuffer.go). An
+		// Upgrade's body, if it has one, is the tunnel's to stream.
+		b, err := p.buf.read(w, r, time.Now())
+		if err != nil {
+			p.refuseBody(w, r, err)
+			return
+		}
+		defer b.release()
+		b.attach(r)
+	} else if idempotent(r.Method) && r.ContentLength > 0 && r.ContentLength <= maxRetryBody && r.GetBody == nil {
 		// A body kept whole may go to another upstream after a failure.
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -113,6 +129,27 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, ip))
 	}
 	p.rp.ServeHTTP(w, r)
+}
+
+// refuseBody answers a body that could not be buffered; no upstream saw
+// the request. What is left of the body is never read, so the connection
+// closes after the answer.
+func (p *proxy) refuseBody(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusBadRequest
+	var be *bodyError
+	if errors.As(err, &be) {
+		code = be.code
+	}
+	switch code {
+	case http.StatusServiceUnavailable:
+		p.fds.Note(p.log, "request body file", err)
+	case http.StatusInternalServerError:
+		p.log.Error("request body not buffered", "err", err)
+	default:
+		p.log.Debug("request body not buffered", "status", code, "remote", r.RemoteAddr, "err", err)
+	}
+	w.Header().Set("Connection", "close")
+	writeStatus(w, code)
 }
 
 // rewrite sets the forwarding headers and request_headers; RoundTrip
@@ -142,6 +179,10 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		out["X-Forwarded-Proto"] = hdrProtoHTTP
 	}
+	// hfork answers Expect itself, with 100 Continue once the body is read
+	// (net/http's server does, on the first read): an upstream asked again
+	// could make the transport wait a second for a 100 it never sends.
+	delete(out, "Expect")
 	applyRequestHeaders(out, p.headers)
 }
 
@@ -175,6 +216,16 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		tried = append(tried, m)
 		out := req
+		if len(tried) == 1 && req.GetBody != nil {
+			// A kept body is sent from a reader of the transport's own,
+			// which it closes when it is done: the request's Body is
+			// ReverseProxy's, and closing it reaches nothing.
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			req.Body = body
+		}
 		if len(tried) > 1 {
 			out = req.Clone(req.Context())
 			if req.GetBody != nil {

@@ -22,7 +22,8 @@ import (
 )
 
 func proxyRoute(prefix string, upstreams ...string) hclconfig.Route {
-	return hclconfig.Route{Prefix: prefix, App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: upstreams}}
+	// As hclconfig fills it in: request buffering on.
+	return hclconfig.Route{Prefix: prefix, App: hclconfig.AppProxy, Proxy: hclconfig.Proxy{Upstream: upstreams, RequestBuffering: true}}
 }
 
 func TestProxyRoundRobin(t *testing.T) {
@@ -234,7 +235,7 @@ func TestProxyUpgrade(t *testing.T) {
 }
 
 func TestProxyClientGone(t *testing.T) {
-	p, err := newProxy(hclconfig.Proxy{Upstream: []string{"http://127.0.0.1:1"}}, quiet)
+	p, err := newProxy(hclconfig.Proxy{Upstream: []string{"http://127.0.0.1:1"}}, 0, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestProxyClientGone(t *testing.T) {
 }
 
 func BenchmarkProxyRewrite(b *testing.B) {
-	p, err := newProxy(hclconfig.Proxy{Upstream: []string{"http://10.0.0.1:9000", "http://10.0.0.2:9000"}}, quiet)
+	p, err := newProxy(hclconfig.Proxy{Upstream: []string{"http://10.0.0.1:9000", "http://10.0.0.2:9000"}}, 0, quiet)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hfork/hfork/hclconfig"
 )
@@ -32,8 +33,9 @@ type router struct {
 
 // newRouter builds the router over one set of routes: a host's, or the
 // listener's own.
-// outer are the levels above the routes: the listener's, and the host's.
-func newRouter(read pageFiles, routes []hclconfig.Route, outer []level, redirectHTTPS bool, log *slog.Logger) (*router, error) {
+// outer are the levels above the routes: the listener's, and the host's;
+// readTimeout is the listener's read_timeout.
+func newRouter(read pageFiles, routes []hclconfig.Route, outer []level, redirectHTTPS bool, readTimeout time.Duration, log *slog.Logger) (*router, error) {
 	rt := &router{routes: make([]route, 0, len(routes)), redirectHTTPS: redirectHTTPS}
 	var err error
 	if rt.scope, err = newScope(read, outer); err != nil {
@@ -50,7 +52,7 @@ func newRouter(read pageFiles, routes []hclconfig.Route, outer []level, redirect
 		if sc != nil && rc.App == hclconfig.AppProxy {
 			sc.stream = sc.comp != nil
 		}
-		h, err := newApp(rc, sc, log.With("route", rc.Prefix))
+		h, err := newApp(rc, sc, readTimeout, log.With("route", rc.Prefix))
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
 		}
@@ -69,14 +71,15 @@ func newRouter(read pageFiles, routes []hclconfig.Route, outer []level, redirect
 	return rt, nil
 }
 
-func newApp(rc hclconfig.Route, sc *scope, log *slog.Logger) (http.Handler, error) {
+// newApp builds rc's app; readTimeout is the listener's read_timeout.
+func newApp(rc hclconfig.Route, sc *scope, readTimeout time.Duration, log *slog.Logger) (http.Handler, error) {
 	switch rc.App {
 	case hclconfig.AppRespond:
 		return newRespond(rc.Respond, sc), nil
 	case hclconfig.AppStatic:
 		return newStatic(rc.Prefix, rc.Static, sc, log)
 	case hclconfig.AppProxy:
-		p, err := newProxy(rc.Proxy, log)
+		p, err := newProxy(rc.Proxy, readTimeout, log)
 		if err != nil {
 			return nil, err
 		}
