@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/internal/heapprof"
-	"github.com/hfork/hfork/internal/memtrim"
 	"github.com/hfork/hfork/listeners"
 	"github.com/hfork/hfork/pool"
 	"github.com/hfork/hfork/pool/wire"
@@ -205,11 +203,6 @@ func (m *Master) Run() int {
 		m.cannotStart(err)
 		return 1
 	}
-	trimCtx, endTrim := context.WithCancel(context.Background())
-	defer endTrim()
-	go memtrim.Run(trimCtx, memtrim.Defaults, func(r memtrim.Result) {
-		m.log.Debug("memory returned to the OS", "before_kib", r.Before>>10, "after_kib", r.After>>10, "took_us", r.Took.Microseconds())
-	})
 	return m.loop()
 }
 
