@@ -83,8 +83,9 @@ type Listener struct {
 	Keepalive         time.Duration `json:"keepalive"`
 	MaxRequests       int           `json:"max_requests"`
 	MaxRequestsJitter int           `json:"max_requests_jitter"`
-	// EventLoop: an async listener on plain HTTP answers GET and HEAD
-	// for respond, static and redirect routes from an epoll loop.
+	// EventLoop: an async listener (plain HTTP, or HTTP/1.1 over TLS)
+	// answers GET and HEAD for respond, static, redirect and proxy routes
+	// from an epoll loop.
 	EventLoop bool `json:"event_loop,omitempty"`
 
 	// Limits on what one client may send and how slowly (built-in classes).

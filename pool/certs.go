@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -57,6 +58,11 @@ type fileSig struct {
 }
 
 type pairSig struct{ cert, key fileSig }
+
+// ticketSeed is the seed of every TLS worker's session ticket keys: one
+// per master, so that siblings and the generations a reload starts open
+// each other's tickets.
+var ticketSeed = sync.OnceValue(certset.NewTicketSeed)
 
 // ReadCertificates reads every pair of l's tls block; nil without one. It
 // fails when a pair cannot be loaded, since a listener must not start

@@ -149,6 +149,7 @@ func (p *Pool) spawn(now time.Time) (*Worker, error) {
 		spec := wire.Spec{Listener: l, Gen: p.cfg.Gen, LogLevel: p.cfg.LogLevel, LogFormat: p.cfg.LogFormat}
 		if p.cfg.Certs != nil {
 			spec.Certificates = p.cfg.Certs.PEM()
+			spec.TicketSeed = ticketSeed()
 		}
 		p.send(w, spec)
 	}

@@ -271,3 +271,42 @@ func TestTLSCheckCertificates(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSResumesOnEveryWorker: the master gives both workers the same
+// session ticket keys, so a client that reconnects resumes whichever
+// worker the kernel hands it to (with keys of their own, about half of
+// these reconnections would do a full handshake).
+func TestTLSResumesOnEveryWorker(t *testing.T) {
+	httpsPort, httpPort := mustFreePort(t), mustFreePort(t)
+	dir := t.TempDir()
+	testcert.Write(t, dir, "site", testcert.Options{Names: []string{"site.test", "127.0.0.1"}})
+	testcert.Write(t, dir, "api", testcert.Options{Names: []string{"api.test"}})
+	startMaster(t, "", tlsServerConfig(httpsPort, httpPort, dir)).waitLog(`"msg":"hfork ready"`, 1, 15*time.Second)
+	addr := fmt.Sprintf("127.0.0.1:%d", httpsPort)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		cache := tls.NewLRUClientSessionCache(4)
+		resumed := 0
+		const conns = 20
+		for i := range conns + 1 {
+			c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "site.test",
+				NextProtos: []string{"http/1.1"}, ClientSessionCache: cache, MaxVersion: v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			// The answer is read whole, so a TLS 1.3 ticket sent after the
+			// handshake reaches the cache.
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+			if b, err := io.ReadAll(c); err != nil || !bytes.HasSuffix(b, []byte("secure\n")) {
+				t.Fatalf("TLS %x, connection %d: %q, %v", v, i, b, err)
+			}
+			if i > 0 && c.ConnectionState().DidResume {
+				resumed++
+			}
+			c.Close()
+		}
+		if resumed != conns {
+			t.Errorf("TLS %x: %d of %d reconnections resumed", v, resumed, conns)
+		}
+	}
+}

@@ -26,6 +26,10 @@ type Spec struct {
 	// Listener.TLS.Certificates, read by the master: a worker never
 	// reads a key file.
 	Certificates []CertPEM `json:"certificates,omitempty"`
+	// TicketSeed is the seed of a TLS listener's session ticket keys
+	// (certset.TicketKeys), the same for every worker the master runs, so
+	// a client resumes on whichever sibling it reaches.
+	TicketSeed []byte `json:"ticket_seed,omitempty"`
 }
 
 // CertPEM is one certificate chain (leaf first) and its private key, PEM

@@ -474,6 +474,9 @@ func (w *worker) release() {
 func tracked(nc net.Conn) (*trackedConn, bool) {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
+		if u, ok := nc.(interface{ Underlying() net.Conn }); ok {
+			nc = u.Underlying() // the event loop's handshake ran on it
+		}
 	}
 	c, ok := nc.(*trackedConn)
 	return c, ok

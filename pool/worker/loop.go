@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"time"
 
+	"github.com/hfork/hfork/pool/internal/certset"
 	"github.com/hfork/hfork/pool/worker/app"
 	"github.com/hfork/hfork/pool/worker/internal/evloop"
 )
@@ -44,8 +46,25 @@ func newLoop(w *worker, fast app.FastServer, access *app.AccessLog) (*evloop.Loo
 		KeepAlive:         w.limits.keepAlive,
 		Evict:             w.limits.evict,
 		PerIP:             w.perIP.max > 0,
+		TLS:               loopTLS(w.tls, w.ticketSeed),
 		Siblings:          w.siblings,
 	}, loopHost{w})
+}
+
+// loopTLS is the loop's copy of a TLS listener's config (nil: plain):
+// answers go out in full 16 KiB records, as nginx's ssl_buffer_size
+// has them, not in the small first records of dynamic sizing, which cost
+// a record's overhead and a seal per 1.4 KB at the start of every answer.
+// The copy turns its own ticket keys over.
+func loopTLS(c *tls.Config, seed []byte) *tls.Config {
+	if c == nil {
+		return nil
+	}
+	c = c.Clone()
+	c.DynamicRecordSizingDisabled = true
+	c.GetConfigForClient = nil
+	certset.InstallTickets(c, seed)
+	return c
 }
 
 // loopHost is the worker as its event loop sees it.
@@ -72,6 +91,14 @@ func (h loopHost) DrainIdleClosed()         { h.w.drainIdleClosed.Add(1) }
 func (h loopHost) Evicted(now time.Time)    { h.w.noteEviction(now) }
 func (h loopHost) Admit(ip netip.Addr) bool { return h.w.perIP.admit(ip) }
 func (h loopHost) Leave(ip netip.Addr)      { h.w.perIP.leave(ip) }
+
+// AdoptTLS takes an HTTP/2 connection the loop handed over after its
+// handshake: tracked under its tls.Conn, as the listener's own are.
+func (h loopHost) AdoptTLS(c net.Conn, ip netip.Addr) net.Conn {
+	tc := h.w.adopt(c, ip)
+	tc.tls = true
+	return tc
+}
 
 // Adopt takes the loop's count of the client's address with the
 // connection, as it takes its slot: the address the loop counted (the

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"strings"
@@ -13,16 +14,23 @@ import (
 // connection through a worker's event loop, or through net/http alone:
 // per request, the loop's whole path with its syscalls, and the
 // client's.
-func benchLoop(b *testing.B, eventLoop bool, path string) {
+func benchLoop(b *testing.B, eventLoop bool, path string) { benchSite(b, eventLoop, false, path) }
+
+// benchSite is benchLoop, over TLS (HTTP/1.1) when overTLS is set.
+func benchSite(b *testing.B, eventLoop, overTLS bool, path string) {
 	l := loopSite(b)
 	l.EventLoop = eventLoop
 	l.Keepalive = time.Minute
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
+	var tw *testWorker
+	var c net.Conn
+	var err error
+	if overTLS {
+		tw, _ = tlsSiteOf(b, l, nil)
+		c, err = tls.Dial("tcp", tw.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	} else {
+		tw = startSite(b, l, nil, nil)
+		c, err = net.Dial("tcp", tw.addr)
 	}
-	tw := startSite(b, l, ln, nil)
-	c, err := net.Dial("tcp", tw.addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,3 +79,8 @@ func BenchmarkLoopStatic(b *testing.B)     { benchLoop(b, true, "/static/a.txt")
 func BenchmarkNetHTTPStatic(b *testing.B)  { benchLoop(b, false, "/static/a.txt") }
 func BenchmarkLoopProxy(b *testing.B)      { benchLoop(b, true, "/proxy/a") }
 func BenchmarkNetHTTPProxy(b *testing.B)   { benchLoop(b, false, "/proxy/a") }
+
+func BenchmarkLoopTLSRespond(b *testing.B)    { benchSite(b, true, true, "/") }
+func BenchmarkNetHTTPTLSRespond(b *testing.B) { benchSite(b, false, true, "/") }
+func BenchmarkLoopTLSStatic(b *testing.B)     { benchSite(b, true, true, "/static/text.txt") }
+func BenchmarkNetHTTPTLSStatic(b *testing.B)  { benchSite(b, false, true, "/static/text.txt") }

@@ -172,6 +172,7 @@ func Main() int {
 		Hurry:     hurry,
 
 		Certificates: certs,
+		TicketSeed:   spec.TicketSeed,
 	}
 	if fs, ok := h.(app.FastServer); ok {
 		opts.Fast = fs

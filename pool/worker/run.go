@@ -53,6 +53,9 @@ type options struct {
 	// Certificates serve a TLS listener (the master updates them).
 	// Required when Listener.TLS is set.
 	Certificates *certset.Set
+	// TicketSeed makes the session ticket keys (certset.InstallTickets);
+	// nil: crypto/tls's own, per process.
+	TicketSeed []byte
 	// Fast is the routes' fast path: with it, an async worker on plain
 	// HTTP serves from an event loop (see loop.go). AccessLog is the log
 	// the loop writes to; Handler must already log to it.
@@ -117,6 +120,7 @@ type worker struct {
 	threads  chan struct{} // handler calls at once; nil is no cap
 
 	tls         *tls.Config   // nil for plain HTTP
+	ticketSeed  []byte        // the session ticket keys' seed; nil: crypto/tls's own
 	evicted     atomic.Uint64 // idle connections closed to make room
 	evictLogged atomic.Int64  // unix nanos of the last eviction warning
 	perIP       perIP         // max_connections_per_ip
@@ -219,7 +223,9 @@ func newWorker(opts options) (*worker, error) {
 		if opts.Certificates == nil {
 			return nil, errors.New("tls listener without certificates")
 		}
+		w.ticketSeed = opts.TicketSeed
 		w.tls = w.tlsConfig(opts.Certificates)
+		certset.InstallTickets(w.tls, w.ticketSeed)
 	}
 	w.srv = w.newServer()
 	if useLoop(opts) {
@@ -231,10 +237,12 @@ func newWorker(opts options) (*worker, error) {
 }
 
 // useLoop reports whether a worker serves from the event loop: the async
-// class on plain HTTP, with event_loop on and a route the loop answers.
+// class, with event_loop on and a route the loop answers. A TLS listener
+// with proxy_protocol stays net/http's: its header comes before the
+// handshake, which the loop runs on a goroutine from the first byte.
 func useLoop(opts options) bool {
 	l := opts.Listener
-	return opts.Fast != nil && l.Class == hclconfig.ClassAsync && !l.TLS.Enabled() &&
+	return opts.Fast != nil && l.Class == hclconfig.ClassAsync && !(l.TLS.Enabled() && l.ProxyProtocol) &&
 		l.EventLoop && opts.Fast.FastRoutes()
 }
 

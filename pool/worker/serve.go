@@ -132,6 +132,17 @@ func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if ok && r.TLS == nil {
+		// A TLS connection the event loop served first reaches net/http
+		// under a wrapper; the handshake's state is the loop's to give.
+		if s, isTLS := c.Conn.(interface {
+			TLSConnectionState() (tls.ConnectionState, bool)
+		}); isTLS {
+			if cs, done := s.TLSConnectionState(); done {
+				r.TLS = &cs
+			}
+		}
+	}
 	switch {
 	case ok && r.ProtoMajor == 1:
 		rs = &c.req

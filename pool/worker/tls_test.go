@@ -267,7 +267,7 @@ func (l *logBuffer) logger() *slog.Logger {
 }
 
 // pemPair reads a pair's files as the master would.
-func pemPair(t *testing.T, cert, key string) wire.CertPEM {
+func pemPair(t testing.TB, cert, key string) wire.CertPEM {
 	t.Helper()
 	c, err := os.ReadFile(cert)
 	if err != nil {

@@ -226,9 +226,8 @@ def serve_green(w, app, lsocks, kind):
     grace = w.keepalive
     may_keep = w.keepalive > 0
 
-    def handle(sock, addr, server):
-        c = Conn(sock, addr, server)
-        open_conns.add(c)
+    def handle(c):
+        sock = c.sock
         try:
             while True:
                 sock.settimeout(w.keepalive if c.requests else w.header_timeout)
@@ -254,7 +253,12 @@ def serve_green(w, app, lsocks, kind):
                 w.log.warn("accept failed", err=str(e))
                 sleep(0.01)
                 continue
-            pool.spawn(handle, sock, addr, server)
+            # Counted before its greenlet runs: a drain that found no
+            # connection in between would exit with this one's request
+            # unread (a reset for the client).
+            c = Conn(sock, addr, server)
+            open_conns.add(c)
+            pool.spawn(handle, c)
 
     def beats():
         iv = heartbeat_interval(w.timeout)

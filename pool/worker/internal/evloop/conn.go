@@ -22,11 +22,12 @@ import (
 type connState int
 
 const (
-	connIdle    connState = iota // waiting for a request (or accepted, silent)
-	connReading                  // part of a head arrived
-	connWriting                  // an answer is waiting for the socket
-	connLinger                   // answered and shut down; reading until the client closes
-	connProxy                    // waiting for an upstream's answer
+	connIdle      connState = iota // waiting for a request (or accepted, silent)
+	connReading                    // part of a head arrived
+	connWriting                    // an answer is waiting for the socket
+	connLinger                     // answered and shut down; reading until the client closes
+	connProxy                      // waiting for an upstream's answer
+	connHandshake                  // a TLS handshake runs on its own goroutine (tls.go)
 )
 
 func (s connState) String() string {
@@ -41,6 +42,8 @@ func (s connState) String() string {
 		return "linger"
 	case connProxy:
 		return "proxy"
+	case connHandshake:
+		return "handshake"
 	}
 	return "connState(?)"
 }
@@ -83,6 +86,9 @@ type conn struct {
 	queued         bool
 	rqPrev, rqNext *conn
 	ip             netip.Addr // the client's, counted for max_connections_per_ip
+	// tls: the connection's record layer on a TLS listener (tls.go); out
+	// and in are plaintext then.
+	tls *tlsConn
 }
 
 func (l *Loop) conn(fd int) *conn {
@@ -114,6 +120,10 @@ func (l *Loop) forgetConn(c *conn) {
 
 // close closes c and gives its slot back.
 func (l *Loop) close(c *conn) {
+	if c.tls != nil {
+		l.closeNotify(c)
+		c.endTLS()
+	}
 	l.forgetConn(c)
 	rawsys.Close(c.fd)
 	l.host.Release()
@@ -153,6 +163,15 @@ func (l *Loop) recycle(c *conn) {
 func (l *Loop) readable(c *conn) {
 	if c.state == connLinger {
 		l.discard(c)
+		return
+	}
+	if l.cfg.TLS != nil {
+		switch {
+		case c.tls == nil:
+			l.startHandshake(c)
+		case c.state != connHandshake:
+			l.readableTLS(c)
+		}
 		return
 	}
 	var data []byte
@@ -371,6 +390,10 @@ func (l *Loop) logAccess(c *conn, start time.Time) {
 // flush writes what c has to send; what the socket does not take waits
 // for EPOLLOUT. Once all is out, c closes or waits for its next request.
 func (l *Loop) flush(c *conn) {
+	if c.tls != nil {
+		l.flushTLS(c)
+		return
+	}
 	// No MSG_MORE before a file: corking the head until sendfile's pages
 	// join it cost half again as much CPU per 100 KiB file.
 	n, st := write(c.fd, c.out, 0)
@@ -400,6 +423,12 @@ func (l *Loop) flush(c *conn) {
 		}
 		progressed = true
 	}
+	l.flushed(c)
+}
+
+// flushed goes on once all of c's answer is written: c closes, waits for
+// its next request, or serves the ones that waited.
+func (l *Loop) flushed(c *conn) {
 	if c.file >= 0 {
 		rawsys.Close(c.file)
 		c.file = -1
@@ -472,6 +501,7 @@ func (l *Loop) waitWritable(c *conn, progressed bool) {
 // the client before the answer does. So the write side is shut down and
 // the loop reads until the client closes, or lingerTime passes.
 func (l *Loop) linger(c *conn) {
+	l.closeNotify(c)
 	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
 		l.close(c)
 		return

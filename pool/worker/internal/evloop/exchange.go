@@ -78,7 +78,7 @@ func (l *Loop) newExchange(c *conn, px *app.FastProxy, head []byte, start time.T
 	}
 	ex.readBy = ex.due(l.now)
 	ex.client = l.client
-	f := h1.Forward{Remote: c.remote, Chain: l.chain, UseChain: l.useChain, RequestID: h1.Str(l.reqID), Proxy: px}
+	f := h1.Forward{Remote: c.remote, Chain: l.chain, UseChain: l.useChain, RequestID: h1.Str(l.reqID), Proxy: px, HTTPS: c.tls != nil}
 	if ex.up = px.Group.Pick(clientIP(ex.client), nil); ex.up != nil {
 		ex.up.Begin()
 		ex.tried = append(ex.tried, ex.up)
@@ -180,6 +180,10 @@ func (l *Loop) readDuringProxy(c *conn) {
 		l.close(c)
 		return
 	}
+	if c.tls != nil {
+		l.readDuringProxyTLS(c)
+		return
+	}
 	if cap(c.in)-len(c.in) < 2048 {
 		c.in = append(c.in, make([]byte, 4096)...)[:len(c.in)]
 	}
@@ -235,7 +239,7 @@ func (l *Loop) upRead(u *upConn) {
 		if u.ex == nil || c.px != ex {
 			return // done, or failed
 		}
-		if len(c.out) > 0 {
+		if len(c.out) > 0 || c.unsentTLS() {
 			// The client has not taken the last of it: wait for it.
 			u.paused = true
 			l.upEvents(u, 0)
@@ -368,6 +372,10 @@ func (l *Loop) upBody(u *upConn, data []byte) bool {
 // flushProxy writes what the client has to take; when it cannot take it
 // all, the upstream waits (see upRead).
 func (l *Loop) flushProxy(c *conn) {
+	if c.tls != nil {
+		l.flushProxyTLS(c)
+		return
+	}
 	n, st := write(c.fd, c.out, unix.MSG_NOSIGNAL)
 	c.out = c.out[:copy(c.out, c.out[n:])]
 	switch st {

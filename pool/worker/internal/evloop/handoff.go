@@ -3,6 +3,7 @@ package evloop
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,10 @@ func (l *Loop) handoff(c *conn, data []byte) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
 		line, _, _ := bytes.Cut(data, []byte("\n"))
 		l.log.Debug("event loop hands a connection to net/http", "request", string(line[:min(len(line), 80)]))
+	}
+	if c.tls != nil {
+		l.handoffTLS(c, data)
+		return
 	}
 	l.forgetConn(c)
 	f := os.NewFile(uintptr(c.fd), "")
@@ -40,6 +45,7 @@ type prefixConn struct {
 	net.Conn
 	prefix []byte
 	remote net.Addr // the PROXY header's client; nil: the peer
+	raw    net.Conn // the socket under Conn when Conn is a tls.Conn
 }
 
 func (p *prefixConn) RemoteAddr() net.Addr {
@@ -77,7 +83,19 @@ func (p *prefixConn) CloseWrite() error {
 
 // SyscallConn lets the drain peek at the socket.
 func (p *prefixConn) SyscallConn() (syscall.RawConn, error) {
+	if p.raw != nil {
+		return p.raw.(syscall.Conn).SyscallConn()
+	}
 	return p.Conn.(syscall.Conn).SyscallConn()
+}
+
+// TLSConnectionState is the handshake's outcome of a TLS connection the
+// loop served before net/http, which sees no *tls.Conn to take it from.
+func (p *prefixConn) TLSConnectionState() (tls.ConnectionState, bool) {
+	if tc, ok := p.Conn.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
 }
 
 // handoffQueue carries handed-over connections to net/http's Serve.

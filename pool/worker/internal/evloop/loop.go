@@ -1,6 +1,7 @@
 package evloop
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -59,6 +60,11 @@ type Host interface {
 	// Served counts one request answered: its route, status, body bytes,
 	// and when its head was read (the loop's clock, Unix nanoseconds).
 	Served(route, status int, bytes int64, began int64)
+	// AdoptTLS takes a TLS connection for net/http's HTTP/2 right after
+	// its handshake, as Adopt does; c is the socket under the tls.Conn
+	// (reached through its NetConn's Underlying), and the returned conn
+	// is what the tls.Conn goes on over.
+	AdoptTLS(c net.Conn, ip netip.Addr) net.Conn
 	// Adopt takes a connection handed over to net/http, with its slot
 	// and the address Admit counted it under (invalid: none), and returns
 	// the conn net/http is to serve.
@@ -95,6 +101,9 @@ type Config struct {
 	KeepAlive         bool          // connections stay open between requests
 	Evict             bool          // at worker_connections, close the oldest reusable connections
 	PerIP             bool          // max_connections_per_ip is set: ask Host.Admit
+	// TLS, when set, makes every connection a TLS one with this config:
+	// the loop serves HTTP/1.1 over it and hands "h2" ones to net/http.
+	TLS *tls.Config
 	// Siblings says other workers accept on the same sockets; then the
 	// loop hands the next connection to them after each batch (see
 	// accept).
@@ -117,6 +126,9 @@ type Loop struct {
 	free           []*conn    // closed ones, for reuse (see newConn)
 	byFD           []*conn    // index by fd
 	rbuf           []byte     // shared read buffer
+	tbuf           []byte     // plaintext opened from TLS records (tls.go)
+	fbuf           []byte     // a file's chunk to seal (tls.go)
+	handshakes     []hsResult // ended handshakes, under mu (tls.go)
 	wbuf           []byte     // answers being built
 	outs           outPool    // connections' own answer buffers (outbuf.go)
 	req            h1.Request // the request being answered
@@ -306,6 +318,10 @@ func (l *Loop) Run() error {
 		l.mu.Lock()
 		l.ended = true
 		l.poll.Close()
+		for _, r := range l.handshakes {
+			r.t.io.sock.Close()
+		}
+		l.handshakes = nil
 		l.mu.Unlock()
 	}()
 	events := make([]poll.Event, loopEvents)
@@ -391,7 +407,10 @@ func (l *Loop) commands() bool {
 	l.mu.Lock()
 	cmds := l.cmds
 	l.cmds = nil
+	hs := l.handshakes
+	l.handshakes = nil
 	l.mu.Unlock()
+	l.handshaken(hs)
 	for _, cmd := range cmds {
 		switch cmd {
 		case cmdDrain:

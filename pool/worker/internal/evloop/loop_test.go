@@ -77,9 +77,10 @@ func (h *fakeHost) Served(route, status int, bytes int64, began int64) {
 	h.status.Store(int64(status))
 	h.served.Add(1)
 }
-func (h *fakeHost) DrainIdleClosed()                        { h.drained.Add(1) }
-func (h *fakeHost) Adopt(c net.Conn, _ netip.Addr) net.Conn { h.adopted <- c; return c }
-func (h *fakeHost) Evicted(time.Time)                       { h.evicted.Add(1) }
+func (h *fakeHost) DrainIdleClosed()                           { h.drained.Add(1) }
+func (h *fakeHost) Adopt(c net.Conn, _ netip.Addr) net.Conn    { h.adopted <- c; return c }
+func (h *fakeHost) AdoptTLS(c net.Conn, _ netip.Addr) net.Conn { return c }
+func (h *fakeHost) Evicted(time.Time)                          { h.evicted.Add(1) }
 
 // Admit and Leave keep at most perIP connections per address.
 func (h *fakeHost) Admit(ip netip.Addr) bool {

@@ -86,9 +86,10 @@ func (l *Loop) releaseOut(c *conn) {
 
 // writeOut writes out, answers built in the loop's buffer, and then what
 // follows them (a file); only what the socket does not take is copied
-// into a buffer of c's own.
+// into a buffer of c's own. A TLS connection's answers are sealed from
+// c.out (flushTLS), never written as they are.
 func (l *Loop) writeOut(c *conn, out []byte) {
-	if len(c.out) == 0 {
+	if len(c.out) == 0 && c.tls == nil {
 		n, st := write(c.fd, out, 0)
 		switch st {
 		case ioClosed:

@@ -48,6 +48,7 @@ type Forward struct {
 	UseChain  bool
 	RequestID string         // X-Request-ID, in place of the client's
 	Proxy     *app.FastProxy // its request_headers; may be nil
+	HTTPS     bool           // the client came over TLS: X-Forwarded-Proto is https
 }
 
 // AppendUpstreamRequest appends the request an upstream gets for r, whose
@@ -121,7 +122,11 @@ func AppendUpstreamRequest(b []byte, r *Request, head []byte, f *Forward) ([]byt
 		b = append(b, "\r\n"...)
 	}
 	if !droppedS("x-forwarded-proto", drop) {
-		b = append(b, "X-Forwarded-Proto: http\r\n"...)
+		if f.HTTPS {
+			b = append(b, "X-Forwarded-Proto: https\r\n"...)
+		} else {
+			b = append(b, "X-Forwarded-Proto: http\r\n"...)
+		}
 	}
 	if f.RequestID != "" && !droppedS("x-request-id", drop) {
 		b = append(b, "X-Request-Id: "...)
