@@ -28,4 +28,7 @@
 //   - Metrics are served by the master, never by a worker, and their
 //     counters never go backwards: the totals of retired generations are
 //     kept.
+//   - A reload with swaps (swap.go) commits only once every worker of each
+//     swapped listener confirmed; otherwise every swap of it is rolled
+//     back with the rest of the reload.
 package engine

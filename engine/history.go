@@ -3,6 +3,7 @@ package engine
 import (
 	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/hfork/hfork/pool"
@@ -19,6 +20,9 @@ type Event struct {
 	// Result is "ok", "unchanged" or "failed".
 	Result string `json:"result"`
 	Error  string `json:"error,omitempty"`
+	// Swaps are the listeners a reload swapped in place, with the time
+	// each took.
+	Swaps []SwapTook `json:"swaps,omitempty"`
 }
 
 // history is what the master remembers for status and metrics beyond what
@@ -33,6 +37,7 @@ type history struct {
 	upgrades    map[string]uint64 // by result: ok, failed
 	gone        map[string]*goneTotals
 	rates       rates
+	swaps       map[string]*swapStats // by listener (swap.go)
 }
 
 // goneTotals are the counters of a listener's retired generations.
@@ -109,6 +114,7 @@ type view struct {
 	reloads     map[string]uint64
 	upgrades    map[string]uint64
 	gone        map[string]goneTotals
+	swaps       map[string]swapStats
 	config      *ConfigStatus
 }
 
@@ -133,6 +139,12 @@ func (m *Master) takeView() view {
 		for _, p := range m.op.staged {
 			v.staged = append(v.staged, p.Snapshot(now))
 		}
+	}
+	v.swaps = map[string]swapStats{}
+	for name, s := range m.hist.swaps {
+		c := *s
+		c.buckets = slices.Clone(s.buckets)
+		v.swaps[name] = c
 	}
 	for name, g := range m.hist.gone {
 		var c pool.Counters

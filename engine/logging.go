@@ -171,7 +171,7 @@ func logPlan(log *slog.Logger, c Changes) {
 		switch ch.Action {
 		case Scale:
 			attrs = append(attrs, "workers_from", ch.Old.Workers, "workers_to", ch.New.Workers)
-		case Replace, Rebind:
+		case Replace, Rebind, Swap:
 			attrs = append(attrs, "changed", ch.Fields)
 		}
 		log.Info("reload plan", attrs...)

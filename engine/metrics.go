@@ -112,7 +112,7 @@ var (
 	descBytes    = desc("http_response_body_bytes_total", "Response body bytes sent, by listener.", "listener")
 	descRestarts = desc("worker_restarts_total", "Serving workers replaced, by listener and reason.", "listener", "reason")
 	descBootFail = desc("worker_boot_failures_total", "Workers that failed to boot, by listener and reason.", "listener", "reason")
-	descReloads  = desc("reloads_total", "Reloads by result (ok, unchanged, or the stage that failed: config, bind, boot, shutdown).", "result")
+	descReloads  = desc("reloads_total", "Reloads by result (ok, unchanged, or the stage that failed: config, bind, boot, swap, shutdown).", "result")
 	descUpgrades = desc("upgrades_total", "Binary upgrades by result.", "result")
 	descDrainC   = desc("drain_connections_total", "Connections held by draining workers when their drain began, by what became of them: handed_over (let finish; the client's next request meets the new workers), idle_closed, or cut (not moving at graceful_timeout, stalled later, or open at shutdown_timeout).",
 		"listener", "outcome")
@@ -123,6 +123,8 @@ var (
 	descIdle     = desc("idle_connections", "Idle keep-alive connections the workers hold, by listener.", "listener")
 	descUpgraded = desc("upgraded_connections", "Upgraded connections (WebSockets) the workers hold, by listener.", "listener")
 	descWorkers  = desc("workers", "Worker processes by listener and state.", "listener", "state")
+	descSwaps    = desc("swaps_total", "Reloads applied inside the running workers (plan action swap), by listener and result: ok, or failed (refused, unanswered, or rolled back with the rest of the reload).", "listener", "result")
+	descSwapDur  = desc("swap_duration_seconds", "Time from the master's swap request to the last worker's confirmation, by listener.", "listener")
 	descDraining = desc("draining_generations", "Generations of workers still draining, by listener.", "listener")
 )
 
@@ -198,7 +200,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descDraining, draining, name)
 	}
-	for _, r := range []string{"ok", "unchanged", "config", "bind", "boot", "shutdown"} {
+	for _, name := range sortedKeys(v.swaps) {
+		s := v.swaps[name]
+		counter(descSwaps, s.ok, name, "ok")
+		counter(descSwaps, s.failed, name, "failed")
+		ch <- swapHistogram(s, name)
+	}
+	for _, r := range []string{"ok", "unchanged", "config", "bind", "boot", "swap", "shutdown"} {
 		counter(descReloads, v.reloads[r], r)
 	}
 	for _, r := range []string{"ok", "failed"} {
@@ -222,6 +230,17 @@ func histogram(cs pool.Counters, listener string) prometheus.Metric {
 		count += cs.Buckets[n]
 	}
 	return prometheus.MustNewConstHistogram(descDuration, count, cs.DurationSum.Seconds(), buckets, listener)
+}
+
+// swapHistogram is a listener's swap latency histogram.
+func swapHistogram(s swapStats, listener string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(swapBuckets))
+	var cum uint64
+	for i, b := range swapBuckets {
+		cum += s.buckets[i]
+		buckets[b.Seconds()] = cum
+	}
+	return prometheus.MustNewConstHistogram(descSwapDur, s.ok, s.sum.Seconds(), buckets, listener)
 }
 
 // listeners names every listener the view knows, gone ones included: their

@@ -49,7 +49,7 @@ func TestReceiptSettles(t *testing.T) {
 	m := &Master{}
 	a, b := &pool.Pool{}, &pool.Pool{}
 	ch := make(chan Receipt, 1)
-	m.awaitReceipt([]reloadAsk{{receipt: ch}, {}}, []*pool.Pool{a, b})
+	m.awaitReceipt([]reloadAsk{{receipt: ch}, {}}, []*pool.Pool{a, b}, nil)
 	m.settleReceipts(a, pool.Snapshot{Listener: "web", Gen: 1, Counters: pool.Counters{Drain: pool.DrainCounts{HandedOver: 3}}})
 	select {
 	case r := <-ch:
@@ -61,7 +61,7 @@ func TestReceiptSettles(t *testing.T) {
 	if len(r.Listeners) != 2 || r.Listeners[0].HandedOver != 3 || r.Cut() != 1 || len(m.receipts) != 0 {
 		t.Errorf("receipt %+v, pending %d", r, len(m.receipts))
 	}
-	m.awaitReceipt([]reloadAsk{{receipt: ch}}, nil)
+	m.awaitReceipt([]reloadAsk{{receipt: ch}}, nil, nil)
 	if r := <-ch; len(r.Listeners) != 0 {
 		t.Errorf("a reload that retired nothing: %+v", r)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/pool/wire"
 )
 
 // Action is what a reload does to one listener.
@@ -28,10 +29,16 @@ const (
 	// Rebind: the binds changed; open the new sockets first, replace, then
 	// close the sockets nobody uses.
 	Rebind
+	// Swap: only what a running built-in worker can take in place changed
+	// (routes, hosts, headers, error pages, compression, the access log,
+	// max_body_bytes, redirect_https; see wire.SwapMask): the workers build
+	// the new routes and switch between requests, no process is replaced.
+	// A change of workers alongside is applied as Scale once they have.
+	Swap
 )
 
 func (a Action) String() string {
-	return [...]string{"keep", "start", "stop", "scale", "replace", "rebind"}[a]
+	return [...]string{"keep", "start", "stop", "scale", "replace", "rebind", "swap"}[a]
 }
 
 // Change is the plan for one listener.
@@ -95,6 +102,8 @@ func Plan(old, new hclconfig.Config, opts PlanOptions) Changes {
 			ch.Action = Keep
 		case same:
 			ch.Action = Scale
+		case canSwap(ol, nl):
+			ch.Action = Swap
 		case !sameBinds(ol.Bind, nl.Bind):
 			ch.Action = Rebind
 		default:
@@ -108,6 +117,21 @@ func Plan(old, new hclconfig.Config, opts PlanOptions) Changes {
 		}
 	}
 	return c
+}
+
+// canSwap reports whether a reload from ol to nl can be applied inside
+// ol's running workers: built-in routes only (not exec, not a Python app),
+// and nothing else differs than what a swap applies.
+func canSwap(ol, nl hclconfig.Listener) bool {
+	if RunsCode(ol) || RunsCode(nl) {
+		return false
+	}
+	switch ol.Class {
+	case hclconfig.ClassSync, hclconfig.ClassThread, hclconfig.ClassAsync:
+	default:
+		return false
+	}
+	return wire.SwapMask(ol).Fingerprint() == wire.SwapMask(nl).Fingerprint()
 }
 
 func sameBinds(a, b []string) bool {
@@ -165,6 +189,8 @@ func (c Changes) String() string {
 		switch ch.Action {
 		case Scale:
 			fmt.Fprintf(&b, ": workers %d -> %d", ch.Old.Workers, ch.New.Workers)
+		case Swap:
+			fmt.Fprintf(&b, ": %s changed; in place", strings.Join(ch.Fields, ", "))
 		case Replace, Rebind:
 			if slices.Contains(ch.Fields, restartField) {
 				fields := slices.DeleteFunc(slices.Clone(ch.Fields), func(s string) bool { return s == restartField })

@@ -13,6 +13,9 @@ import (
 // connections they held.
 type Receipt struct {
 	Listeners []ListenerReceipt `json:"listeners"`
+	// Swaps are the listeners the reload swapped in place: no generation
+	// of theirs was retired.
+	Swaps []SwapTook `json:"swaps,omitempty"`
 }
 
 // ListenerReceipt is one retired generation's drain.
@@ -35,6 +38,9 @@ func (r Receipt) Cut() uint64 {
 
 // WriteReceipt prints r for a terminal.
 func WriteReceipt(out io.Writer, r Receipt) {
+	for _, s := range r.Swaps {
+		fmt.Fprintln(out, "swapped in place:"+s.String()[len("  swapped "):])
+	}
 	if len(r.Listeners) == 0 {
 		fmt.Fprintln(out, "drained: no generation was retired")
 		return
@@ -57,8 +63,8 @@ type receiptWait struct {
 
 // awaitReceipt registers the askers of a committed reload that wait for
 // its drain; retired are the generations it drains.
-func (m *Master) awaitReceipt(asks []reloadAsk, retired []*pool.Pool) {
-	w := &receiptWait{since: time.Now(), pending: map[*pool.Pool]bool{}}
+func (m *Master) awaitReceipt(asks []reloadAsk, retired []*pool.Pool, swaps []SwapTook) {
+	w := &receiptWait{since: time.Now(), pending: map[*pool.Pool]bool{}, receipt: Receipt{Swaps: swaps}}
 	for _, a := range asks {
 		if a.receipt != nil {
 			w.to = append(w.to, a.receipt)

@@ -13,13 +13,15 @@ import (
 // reloadOp is the reload in flight: the new config, its plan, and the
 // staged pools that must become ready before anything old is touched.
 type reloadOp struct {
-	cfg     hclconfig.Config
-	plan    Changes
-	staged  map[string]*pool.Pool
-	asks    []reloadAsk
-	live    *liveConfig // what becomes live at commit
-	started time.Time
-	step    int // TTIN minus TTOU received while staged, for Scale at commit
+	cfg    hclconfig.Config
+	plan   Changes
+	staged map[string]*pool.Pool
+	// swapping are the live pools swapping in place (swap.go).
+	swapping []*pool.Pool
+	asks     []reloadAsk
+	live     *liveConfig // what becomes live at commit
+	started  time.Time
+	step     int // TTIN minus TTOU received while staged, for Scale at commit
 }
 
 func (m *Master) onReload(req reloadAsk) {
@@ -120,6 +122,7 @@ func (m *Master) beginReload(asks []reloadAsk) {
 			p.Start()
 		}
 	}
+	m.startSwaps(op)
 	m.checkReload()
 }
 
@@ -133,10 +136,18 @@ func (m *Master) checkReload() {
 			return
 		}
 	}
+	done, err := swapsDone(op)
+	if err != nil {
+		m.failReload(errStage("swap", err))
+		return
+	}
 	for _, p := range op.staged {
 		if !p.Ready() {
 			return
 		}
+	}
+	if !done {
+		return
 	}
 	if !m.roomToDrain(op) {
 		return
@@ -149,6 +160,7 @@ func (m *Master) checkReload() {
 func (m *Master) failReload(err error) {
 	op := m.op
 	m.op = nil
+	m.endSwaps(op, false)
 	for _, p := range op.staged {
 		p.Drain("reload failed")
 		m.retiring = append(m.retiring, p)
@@ -165,6 +177,7 @@ func (m *Master) commitReload() {
 	op := m.op
 	m.op = nil
 	var retired []*pool.Pool // the generations this reload drains
+	swaps := m.endSwaps(op, true)
 	for _, ch := range op.plan.Listeners {
 		old := m.pools[ch.Listener]
 		switch ch.Action {
@@ -186,6 +199,10 @@ func (m *Master) commitReload() {
 		case Scale:
 			n := max(1, ch.New.Workers+op.step)
 			old.Scale(n, "reload: workers "+strconv.Itoa(ch.Old.Workers)+" -> "+strconv.Itoa(n))
+		case Swap:
+			if n := max(1, ch.New.Workers+op.step); m.paused || n != ch.Old.Workers {
+				old.Scale(n, "reload: workers "+strconv.Itoa(ch.Old.Workers)+" -> "+strconv.Itoa(n))
+			}
 		case Keep:
 			if m.paused {
 				old.Scale(ch.New.Workers, "reload after WINCH")
@@ -231,10 +248,11 @@ func (m *Master) commitReload() {
 	m.setLive(op.live, op.asks[0].rollback)
 	m.sockets.Sweep()
 	m.log.Info("reload complete", "ms", time.Since(op.started).Milliseconds())
-	res := ReloadResult{Plan: op.plan.String()}
+	res := ReloadResult{Plan: op.plan.String() + swapLines(swaps)}
 	m.noteReload(op.started, res, op.asks)
+	m.hist.lastReload.Swaps = swaps
 	answer(op.asks, res)
-	m.awaitReceipt(op.asks, retired)
+	m.awaitReceipt(op.asks, retired, swaps)
 	m.systemd.send("READY=1\nSTATUS=serving")
 	m.nextReload()
 }

@@ -47,4 +47,8 @@
 //   - Every worker starts from the spawner's thread with no_new_privs and
 //     (under a root master) an empty capability bounding set, and with an
 //     environment built by workerEnv, never the master's whole one.
+//   - A swap (swap.go) ends kept or rolled back: until the engine ends it,
+//     the pool's Spec is the new config, so a worker started meanwhile
+//     boots with it; a rollback sends the old config to every worker that
+//     may run the new one, and a worker that refuses to go back is replaced.
 package pool

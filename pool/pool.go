@@ -67,6 +67,8 @@ type Pool struct {
 	stats        poolStats
 	// hurried: Hurry ended its drain early (max_draining_generations).
 	hurried bool
+	// swap is the swap in flight (swap.go), unswap the rollback of one.
+	swap, unswap *swapOp
 }
 
 // New returns a pool with no workers; Start spawns them.
@@ -288,6 +290,9 @@ func (p *Pool) HandleNotify(ev NotifyEvent, now time.Time) bool {
 		w.load = l
 	}
 	w.stats.parse(n)
+	if r, ok := n.Swap(); ok {
+		p.swapAnswer(w, r, now)
+	}
 	if s, ok := n.Status(); ok && p.cfg.Listener.Class == hclconfig.ClassExec {
 		p.log.Info("worker status", "pid", w.Pid, "status", s)
 	}
@@ -331,6 +336,7 @@ func (p *Pool) Tick(now time.Time) {
 		}
 	}
 	p.fill(now)
+	p.checkSwap(now)
 	p.checkFailing(now)
 	if p.cfg.Certs != nil && p.cfg.Certs.poll(now) {
 		p.pushCertificates()

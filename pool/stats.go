@@ -264,7 +264,7 @@ func (s *poolStats) bootFailure(reason string) {
 
 // exited folds a reaped worker's last report into the pool's totals.
 func (p *Pool) exited(w *Worker, ev ExitEvent, now time.Time, prev State) {
-	c := w.stats.counters(p.routes())
+	c := w.stats.counters(w.routes)
 	if prev == Draining && strings.HasPrefix(w.killedFor, "stop deadline") && !w.stats.reported {
 		// Killed before it could report its drain: whatever it still
 		// held was cut.
@@ -305,19 +305,6 @@ func restartReason(killedFor string) string {
 	return "exited"
 }
 
-func (p *Pool) routes() []string {
-	if p.cfg.Listener.App != "" {
-		// hfork's Python runner counts the app as one route.
-		return []string{"/"}
-	}
-	rs := p.cfg.Listener.Routes
-	out := make([]string, len(rs))
-	for i, r := range rs {
-		out[i] = r.Prefix
-	}
-	return out
-}
-
 // Snapshot copies what status and metrics show of the pool.
 func (p *Pool) Snapshot(now time.Time) Snapshot {
 	l := p.cfg.Listener
@@ -331,9 +318,8 @@ func (p *Pool) Snapshot(now time.Time) Snapshot {
 		s.LastExit = &e
 	}
 	s.Counters.Add(p.stats.gone)
-	routes := p.routes()
 	for _, w := range p.workers {
-		s.Counters.Add(w.stats.counters(routes))
+		s.Counters.Add(w.stats.counters(w.routes))
 		s.Workers = append(s.Workers, WorkerInfo{
 			Pid: w.Pid, Gen: w.Gen, State: w.State.String(), Started: w.Started, Requests: int64(w.load.Requests),
 			Inflight: w.load.Inflight, Oldest: w.load.Oldest, OldestReq: w.load.OldestReq,

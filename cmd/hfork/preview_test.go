@@ -24,7 +24,7 @@ func TestPlanPreview(t *testing.T) {
 	// files is a thread listener: net/http serves its downloads, and the
 	// worker names the requests in flight.
 	cfg := func(body string) string {
-		return webConfig(port, body, "") + fmt.Sprintf("\nlistener \"files\" {\n  bind = \"127.0.0.1:%d\"\n  class = \"thread\"\n  workers = 1\n  route \"/\" {\n    static { root = %q }\n  }\n  route \"/x/\" {\n    respond { body = %q }\n  }\n}\n", fport, root, body)
+		return webConfig(port, body, "") + fmt.Sprintf("\nlistener \"files\" {\n  bind = \"127.0.0.1:%d\"\n  class = \"thread\"\n  workers = 1\n  %s\n  route \"/\" {\n    static { root = %q }\n  }\n  route \"/x/\" {\n    respond { body = %q }\n  }\n}\n", fport, replaceLine(body), root, body)
 	}
 	m := startMaster(t, "", cfg("ok"))
 	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "ok")
@@ -68,7 +68,7 @@ func TestPlanPreview(t *testing.T) {
 		t.Fatalf("exit %d: %s%s", code, out, errOut)
 	}
 	for _, want := range []string{
-		"plan:\n  replace  listener \"web\": routes changed\n  replace  listener \"files\": routes changed",
+		"plan:\n  replace  listener \"web\": boot_timeout, routes changed\n  replace  listener \"files\": boot_timeout, routes changed",
 		fmt.Sprintf("replace listener \"web\" would drain gen %d (graceful_timeout 10000ms): 1 open connections, 1 idle", gen),
 		"1 requests in flight, the oldest GET /big.bin for ",
 	} {

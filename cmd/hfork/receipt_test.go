@@ -95,7 +95,7 @@ func TestReloadWaitReceiptCut(t *testing.T) {
 	port, fport := mustFreePort(t), mustFreePort(t)
 	cfg := func(body string) string {
 		return strings.Replace(webConfig(port, body, `graceful_timeout = "1s"`), `graceful_timeout = "10s"`, "", 1) +
-			fmt.Sprintf("\nlistener \"files\" {\n  bind = \"127.0.0.1:%d\"\n  workers = 1\n  graceful_timeout = \"1s\"\n  route \"/\" {\n    static { root = %q }\n  }\n  route \"/x/\" {\n    respond { body = %q }\n  }\n}\n", fport, root, body)
+			fmt.Sprintf("\nlistener \"files\" {\n  bind = \"127.0.0.1:%d\"\n  workers = 1\n  graceful_timeout = \"1s\"\n  %s\n  route \"/\" {\n    static { root = %q }\n  }\n  route \"/x/\" {\n    respond { body = %q }\n  }\n}\n", fport, replaceLine(body), root, body)
 	}
 	m := startMaster(t, "", cfg("ok"))
 	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "ok")

@@ -115,7 +115,7 @@ func TestStatusPage(t *testing.T) {
 
 	dom := string(chromium(t, "--dump-dom", "--virtual-time-budget=3000", url))
 	for _, want := range []string{`data-name="web"`, `data-name="api"`, `class="worker"`, "class async", "hfork status",
-		"master pid " + strconv.Itoa(m.pid()), `replace  listener "api": routes changed`} {
+		"master pid " + strconv.Itoa(m.pid()), `swap     listener "api": routes changed; in place`} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered page lacks %q:\n%s", want, dom)
 		}

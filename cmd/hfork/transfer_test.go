@@ -39,6 +39,7 @@ listener "files" {
   workers          = 1
   graceful_timeout = "1s"
   shutdown_timeout = %q
+  %s
   route "/" {
     static { root = %q }
   }
@@ -46,7 +47,7 @@ listener "files" {
     respond { body = %q }
   }
 }
-`, port, class, shutdown, root, body)
+`, port, class, shutdown, replaceLine(body), root, body)
 }
 
 // download asks for path on addr and reads the body at about rate bytes

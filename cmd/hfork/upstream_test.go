@@ -500,11 +500,12 @@ listener "api" {
   workers   = 2
   keepalive = "1s"
   graceful_timeout = "10s"
+  %s
   route "/" {
     respond { body = %q }
   }
 }
-`, port, body)
+`, port, replaceLine(body), body)
 	}
 	m := startMaster(t, "", conf("v0"))
 	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "v0")

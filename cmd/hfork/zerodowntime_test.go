@@ -19,6 +19,10 @@ import (
 
 const clients = 50
 
+// webConfig is listener "web" answering body. The body also sets a field
+// a swap cannot apply (replaceLine), so that a reload from one body to
+// another replaces the workers, which is what the tests using it drive;
+// swap_test.go drives swaps.
 func webConfig(port int, body string, extra string) string {
 	return fmt.Sprintf(`
 pidfile = "hfork.pid"
@@ -33,11 +37,12 @@ listener "web" {
   workers = 2
   graceful_timeout = "10s"
   %s
+  %s
   route "/" {
     respond { body = %q }
   }
 }
-`, port, extra, body)
+`, port, replaceLine(body), extra, body)
 }
 
 func skipShort(t *testing.T) {
@@ -148,6 +153,7 @@ func TestReloadBadConfigAndBootFailureKeepOld(t *testing.T) {
 	// New workers that cannot boot: a static root is fine at parse time but
 	// the worker's access log cannot be opened.
 	m.writeConfig(webConfig(port, "bad", `access_log { file = "missing-dir/access.log" }`))
+	// (A replace: webConfig's body is in a field a swap cannot apply.)
 	if _, err := engine.ControlReload(engine.ControlPath(pidfile)); err == nil || !strings.Contains(err.Error(), "boot") {
 		t.Errorf("boot failure: err = %v, want a boot failure", err)
 	}

@@ -57,6 +57,12 @@ type Command struct {
 	// max_draining_generations, ends its drain early: idle connections
 	// close at once, everything else after HurryMS milliseconds.
 	HurryMS int64 `json:"hurry_ms,omitempty"`
+	// Swap, when set, is a listener config for a built-in worker to apply
+	// in place (routes, hosts, headers, access log, ...): it builds the new
+	// table, switches to it between requests and answers with KeySwap
+	// carrying SwapID.
+	Swap   *hclconfig.Listener `json:"swap,omitempty"`
+	SwapID uint64              `json:"swap_id,omitempty"`
 }
 
 // ReadSpec reads the first line of the control pipe.

@@ -16,6 +16,7 @@
 //     built-in worker sends, and the one client, whose every write has a
 //     deadline.
 //   - The signal names a config may use (signals.go).
+//   - What a swap in place may change (swap.go, SwapMask).
 //
 // Invariants:
 //   - The package imports nothing of hfork but hclconfig's values (a Spec

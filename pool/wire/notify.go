@@ -50,7 +50,49 @@ const (
 	// (outlasted: let run past graceful_timeout while moving, and done;
 	// bounded: closed early, over max_draining_generations).
 	KeyDrained = "X_HFORK_DRAINED"
+	// KeySwap answers a Command's Swap: "ID" once the worker switched to
+	// the new table, "ID,REASON" when it refused (the table did not build).
+	KeySwap = "X_HFORK_SWAP"
 )
+
+// SwapReply is a worker's answer to a swap.
+type SwapReply struct {
+	ID uint64
+	// Refused is why the worker kept its table; "" when it switched.
+	Refused string
+}
+
+// SwapNotice is the datagram that answers swap id: refused is nil when
+// the worker switched.
+func SwapNotice(id uint64, refused error) string {
+	s := KeySwap + "=" + strconv.FormatUint(id, 10)
+	if refused != nil {
+		// One line: the datagram's fields are lines.
+		s += "," + strings.ReplaceAll(refused.Error(), "\n", " ")
+	}
+	return s
+}
+
+// Swap is the datagram's swap answer, if it carries one.
+func (n Notice) Swap() (SwapReply, bool) {
+	v, ok := n[KeySwap]
+	if !ok {
+		return SwapReply{}, false
+	}
+	idText, why, refused := strings.Cut(v, ",")
+	id, err := strconv.ParseUint(idText, 10, 64)
+	if err != nil {
+		return SwapReply{}, false
+	}
+	r := SwapReply{ID: id}
+	if refused {
+		r.Refused = why
+		if why == "" {
+			r.Refused = "refused"
+		}
+	}
+	return r, true
+}
 
 // DurationBuckets are the upper bounds of the request duration histogram,
 // shared by workers and the master's metrics.

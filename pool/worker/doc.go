@@ -68,4 +68,8 @@
 //   - Every connection, the loop's or net/http's, holds one slot of
 //     worker_connections; a connection the loop hands over takes its slot
 //     with it.
+//   - A request is answered by one table of routes from its start to its
+//     end, an upgraded stream's too; a swap (swap.go) changes the table
+//     only between requests, and a table is closed only once no request
+//     uses it.
 package worker

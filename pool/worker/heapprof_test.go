@@ -1,33 +1,41 @@
 package worker
 
 import (
-	"errors"
+	"context"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
-func TestHeapOnReopen(t *testing.T) {
+func TestHeapOnUSR1(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	reopened := 0
-	reopen := func() error { reopened++; return errors.New("reopen failed") }
+	// A channel of the test's own, so that a USR1 never meets a process
+	// without a handler for it.
+	guard := make(chan os.Signal, 4)
+	signal.Notify(guard, syscall.SIGUSR1)
+	defer signal.Stop(guard)
 
-	off := heapOnReopen(reopen, "", "web", log)
-	if err := off(); err == nil || reopened != 1 {
-		t.Fatalf("off: err %v, reopened %d; want reopen's error, once", err, reopened)
-	}
-
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	heapOnUSR1(ctx, "", "web", log) // off: nothing to start
 	dir := t.TempDir()
-	on := heapOnReopen(reopen, dir, "web", log)
-	if err := on(); err == nil || reopened != 2 {
-		t.Fatalf("on: err %v, reopened %d; want reopen's error, twice in all", err, reopened)
+	heapOnUSR1(ctx, dir, "web", log)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "heap-web-*.pprof"))
-	if len(files) != 1 {
-		t.Fatalf("profiles %v, want one after one reopen", files)
-	}
-	if st, err := os.Stat(files[0]); err != nil || st.Size() == 0 {
-		t.Fatalf("profile %s: %v, size %v", files[0], err, st)
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		files, _ := filepath.Glob(filepath.Join(dir, "heap-web-*.pprof"))
+		if len(files) == 1 {
+			if st, err := os.Stat(files[0]); err == nil && st.Size() > 0 {
+				break
+			}
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("profiles %v after a USR1, want one", files)
+		}
 	}
 }

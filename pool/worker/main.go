@@ -109,15 +109,10 @@ func Main() int {
 		notifier = ns
 	}
 
-	h, err := app.New(l, log)
+	tab, err := buildTable(l, log, nil)
 	if err != nil {
 		return fail(err)
 	}
-	access, err := app.OpenAccessLog(l.AccessLog)
-	if err != nil {
-		return fail(err)
-	}
-	access.SetLogger(log)
 	var certs *certset.Set
 	if l.TLS.Enabled() {
 		if certs, err = certset.New(spec.Certificates, log); err != nil {
@@ -129,6 +124,7 @@ func Main() int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	hurry := make(chan time.Duration, 1)
+	swaps := make(chan wire.Command, 4)
 	go wire.ReadCommands(control, func(c wire.Command, err error) {
 		if err != nil {
 			log.Warn("worker ignored a control command", "err", err)
@@ -139,6 +135,11 @@ func Main() int {
 			case hurry <- time.Duration(c.HurryMS) * time.Millisecond:
 			default: // one is pending already
 			}
+		}
+		if c.Swap != nil {
+			// Applied by the serving goroutine, in order; later commands
+			// wait behind a full queue rather than overtake a swap.
+			swaps <- c
 		}
 		if c.Certificates != nil && certs != nil {
 			certs.Update(c.Certificates)
@@ -163,28 +164,22 @@ func Main() int {
 	opts := options{
 		Listener:  l,
 		Listeners: lns,
-		Handler:   app.ClientHandler(l, access.Wrap(handler(l, h))),
+		Table:     tab,
+		Swaps:     swaps,
 		Logger:    log,
 		Notifier:  notifier,
 		Signals:   sigs,
-		Reopen:    heapOnReopen(access.Reopen, heapDir, l.Name, log),
-		AccessLog: access,
 		Hurry:     hurry,
 
 		Certificates: certs,
 		TicketSeed:   spec.TicketSeed,
 	}
-	if fs, ok := h.(app.FastServer); ok {
-		opts.Fast = fs
-	}
+	heapOnUSR1(ctx, heapDir, l.Name, log)
 	go memtrim.Run(ctx, memtrim.Defaults, func(r memtrim.Result) {
 		log.Debug("memory returned to the OS", "before_kib", r.Before>>10, "after_kib", r.After>>10, "took_us", r.Took.Microseconds())
 	})
 	err = run(ctx, opts)
 	writeHeap(heapDir, l.Name, log)
-	if cerr := access.Close(); cerr != nil {
-		log.Error("access log close failed", "err", cerr)
-	}
 	switch {
 	case err == nil:
 		return 0

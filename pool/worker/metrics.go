@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,44 +18,90 @@ import (
 // prefix scan over the routes and four atomic adds; the heartbeat sends
 // the totals (wire.KeyCodes, wire.KeyDuration, wire.KeyBytes) and the master
 // keeps the sums, so nothing here is ever reset.
+//
+// A swap (swap.go) changes the routes under requests in flight, so a
+// request is counted under a slot, not a position: slots are only ever
+// added, a route keeps its slot (its counts) across swaps for as long as
+// its prefix stays, and a request that began under the old routes still
+// counts where it began.
 type reqMetrics struct {
+	routes  atomic.Pointer[routeSlots]
+	buckets []atomic.Uint64 // per wire.DurationBuckets, then one for longer
+	durUS   atomic.Uint64
+	bytes   atomic.Uint64
+}
+
+// routeSlots is one set of routes' view of the counters.
+type routeSlots struct {
 	prefixes []string // longest first, as the router matches them
-	index    []int    // prefixes[i] is route index[i] in config order
-	nroutes  int
-	codes    []atomic.Uint64 // five per route in config order, then five for no route
-	buckets  []atomic.Uint64 // per wire.DurationBuckets, then one for longer
-	durUS    atomic.Uint64
-	bytes    atomic.Uint64
+	slot     []int    // prefixes[i] counts in slot[i]
+	order    []int    // the slots of the routes in config order, then no route's
+	noRoute  int
+	codes    []*[5]atomic.Uint64 // by slot: 1xx..5xx; shared by every later set
+	byPrefix map[string]int
 }
 
 func newReqMetrics(l hclconfig.Listener) *reqMetrics {
-	m := &reqMetrics{nroutes: len(l.Routes)}
+	m := &reqMetrics{buckets: make([]atomic.Uint64, len(wire.DurationBuckets)+1)}
+	m.setRoutes(l)
+	return m
+}
+
+// setRoutes makes l's routes the ones counted: the same slot for a prefix
+// already known, a new one for a new prefix. On first use the slots are
+// the config order and no route is the last, as the wire says.
+func (m *reqMetrics) setRoutes(l hclconfig.Listener) {
+	if m == nil {
+		return // a worker built without metrics (tests)
+	}
+	prev := m.routes.Load()
+	rs := &routeSlots{byPrefix: map[string]int{}}
+	if prev != nil {
+		rs.codes = slices.Clone(prev.codes)
+		maps.Copy(rs.byPrefix, prev.byPrefix)
+		rs.noRoute = prev.noRoute
+	}
+	slotOf := func(prefix string) int {
+		if s, ok := rs.byPrefix[prefix]; ok {
+			return s
+		}
+		rs.codes = append(rs.codes, new([5]atomic.Uint64))
+		rs.byPrefix[prefix] = len(rs.codes) - 1
+		return len(rs.codes) - 1
+	}
+	for _, r := range l.Routes {
+		rs.order = append(rs.order, slotOf(r.Prefix))
+	}
+	if prev == nil {
+		rs.codes = append(rs.codes, new([5]atomic.Uint64))
+		rs.noRoute = len(rs.codes) - 1
+	}
+	rs.order = append(rs.order, rs.noRoute)
 	order := make([]int, len(l.Routes))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return len(l.Routes[b].Prefix) - len(l.Routes[a].Prefix) })
 	for _, i := range order {
-		m.prefixes = append(m.prefixes, l.Routes[i].Prefix)
-		m.index = append(m.index, i)
+		rs.prefixes = append(rs.prefixes, l.Routes[i].Prefix)
+		rs.slot = append(rs.slot, rs.order[i])
 	}
-	m.codes = make([]atomic.Uint64, (len(l.Routes)+1)*5)
-	m.buckets = make([]atomic.Uint64, len(wire.DurationBuckets)+1)
-	return m
+	m.routes.Store(rs)
 }
 
-// route is the config index of the route the router picks for path, or
-// the number of routes when none matches.
+// route is the slot of the route the router picks for path, or no
+// route's slot when none matches.
 func (m *reqMetrics) route(path string) int {
 	if m == nil {
 		return 0
 	}
-	for i, p := range m.prefixes {
+	rs := m.routes.Load()
+	for i, p := range rs.prefixes {
 		if strings.HasPrefix(path, p) {
-			return m.index[i]
+			return rs.slot[i]
 		}
 	}
-	return m.nroutes
+	return rs.noRoute
 }
 
 // observe counts one answered request.
@@ -63,7 +110,7 @@ func (m *reqMetrics) observe(route, status int, d time.Duration, bytes int64) {
 		return // a worker built without metrics (tests)
 	}
 	class := min(max(status/100, 1), 5) - 1
-	m.codes[route*5+class].Add(1)
+	m.routes.Load().codes[route][class].Add(1)
 	b := 0
 	for b < len(wire.DurationBuckets) && d > wire.DurationBuckets[b] {
 		b++
@@ -83,11 +130,14 @@ func (m *reqMetrics) appendFields(b *strings.Builder) {
 		return
 	}
 	b.WriteString("\n" + wire.KeyCodes + "=")
-	for i := range m.codes {
-		if i > 0 {
-			b.WriteByte(',')
+	rs := m.routes.Load()
+	for i, slot := range rs.order {
+		for j := range rs.codes[slot] {
+			if i > 0 || j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatUint(rs.codes[slot][j].Load(), 10))
 		}
-		b.WriteString(strconv.FormatUint(m.codes[i].Load(), 10))
 	}
 	b.WriteString("\n" + wire.KeyDuration + "=")
 	for i := range m.buckets {

@@ -34,7 +34,11 @@ func heartbeat(l load) string {
 // connections.
 func (w *worker) heartbeat(now time.Time) string {
 	var b strings.Builder
-	b.WriteString(heartbeat(w.track.snapshot(now)))
+	l := w.track.snapshot(now)
+	// The event loop's answers still being written (a file, a proxied
+	// answer) are in flight too, though no request of net/http's is.
+	l.Inflight += int(w.loopBusy())
+	b.WriteString(heartbeat(l))
 	w.metrics.appendFields(&b)
 	open, idle, upgraded := w.connCounts()
 	b.WriteString("\n" + wire.KeyConns + "=" + strconv.Itoa(open) + "," + strconv.Itoa(idle) + "," + strconv.Itoa(upgraded))

@@ -61,6 +61,12 @@ type options struct {
 	// the loop writes to; Handler must already log to it.
 	Fast      app.FastServer
 	AccessLog *app.AccessLog
+	// Table, when set, is what the worker answers with, built by
+	// buildTable (Main): then Handler, Fast and AccessLog are ignored, the
+	// worker takes swaps from Swaps, reopens and closes the access logs
+	// of its tables itself, and Reopen is ignored.
+	Table *table
+	Swaps <-chan wire.Command
 	// Hurry ends a drain early (wire.Command.HurryMS): idle connections
 	// close at once, the rest after the duration received. nil: never.
 	Hurry <-chan time.Duration
@@ -99,12 +105,18 @@ type worker struct {
 	cfg      hclconfig.Listener
 	limits   classLimits
 	log      *slog.Logger
-	handler  http.Handler
 	notifier wire.Notifier
 	reopen   func() error
 	grace    time.Duration
 	beat     time.Duration
 	hurry    <-chan time.Duration
+	swaps    <-chan wire.Command
+
+	// tab is what requests are answered with (swap.go); tabs every table
+	// still in use; swapMu orders swaps.
+	tab    atomic.Pointer[table]
+	tabs   tables
+	swapMu sync.Mutex
 
 	srv       *http.Server
 	lns       []*gatedListener
@@ -166,7 +178,14 @@ func run(ctx context.Context, opts options) error {
 	if err != nil {
 		return err
 	}
-	return w.run(ctx, opts.Signals)
+	err = w.run(ctx, opts.Signals)
+	if opts.Table != nil {
+		// Lines of requests that finish later are dropped: the drain is over.
+		if cerr := w.tabs.closeAccess(); cerr != nil {
+			w.log.Error("access log close failed", "err", cerr)
+		}
+	}
+	return err
 }
 
 func newWorker(opts options) (*worker, error) {
@@ -177,19 +196,19 @@ func newWorker(opts options) (*worker, error) {
 	if len(opts.Listeners) == 0 {
 		return nil, errors.New("no listening sockets")
 	}
-	if opts.Handler == nil {
+	if opts.Handler == nil && opts.Table == nil {
 		return nil, errors.New("no handler")
 	}
 	w := &worker{
 		cfg:       opts.Listener,
 		limits:    limits,
 		log:       opts.Logger,
-		handler:   opts.Handler,
 		notifier:  opts.Notifier,
 		reopen:    opts.Reopen,
 		grace:     opts.IdleGrace,
 		beat:      opts.Heartbeat,
 		hurry:     opts.Hurry,
+		swaps:     opts.Swaps,
 		serveErr:  make(chan error, len(opts.Listeners)),
 		connSem:   semaphore(limits.conns),
 		siblings:  opts.Listener.Workers > 1,
@@ -227,11 +246,22 @@ func newWorker(opts options) (*worker, error) {
 		w.tls = w.tlsConfig(opts.Certificates)
 		certset.InstallTickets(w.tls, w.ticketSeed)
 	}
+	t := opts.Table
+	if t == nil {
+		t = &table{cfg: opts.Listener, handler: opts.Handler, fast: opts.Fast, access: opts.AccessLog, deadline: limits.deadline}
+		t.refs.Store(1)
+	} else {
+		w.reopen = w.tabs.reopen
+		opts.Fast = t.fast
+	}
+	w.useTable(t)
 	w.srv = w.newServer()
 	if useLoop(opts) {
-		if w.loop, err = newLoop(w, opts.Fast, opts.AccessLog); err != nil {
+		if w.loop, err = newLoop(w, t.fast, t.access); err != nil {
 			return nil, fmt.Errorf("event loop: %w", err)
 		}
+		t.refs.Add(1)
+		w.loop.SetRelease(t.release)
 	}
 	return w, nil
 }
@@ -320,6 +350,8 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 			return fmt.Errorf("serve: %w", err)
 		case <-drained:
 			return nil
+		case c := <-w.swaps:
+			w.swap(c)
 		case sig := <-signals:
 			switch sig {
 			case syscall.SIGTERM:

@@ -163,11 +163,16 @@ func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	rs.route, rs.status, rs.bytes = w.metrics.route(r.URL.Path), 0, 0
 	w.track.begin(&rs.slot, r.Method, r.URL.Path, time.Now())
 	defer w.finish(rs, false)
-	if w.limits.deadline > 0 {
-		rs.dl = newRequestDeadline(r.Context(), w.limits.deadline)
+	// Read once: a swap (swap.go) leaves this request, and a stream it
+	// upgrades to, on the table it began with.
+	t := w.tab.Load()
+	t.refs.Add(1)
+	defer t.release()
+	if t.deadline > 0 {
+		rs.dl = newRequestDeadline(r.Context(), t.deadline)
 		r = r.WithContext(rs.dl)
 	}
-	w.handler.ServeHTTP(rs, r)
+	t.handler.ServeHTTP(rs, r)
 	// A handler that wrote nothing gets its response from net/http after
 	// this returns, from the header map as the handler left it.
 	rs.commit()

@@ -22,13 +22,16 @@ func serveWorker(t testing.TB, class string, h http.Handler) *worker {
 		t.Fatal(err)
 	}
 	limits.deadline = 0
-	return &worker{
+	w := &worker{
 		cfg:       testListener(class),
 		limits:    limits,
-		handler:   h,
 		threads:   semaphore(limits.threads),
 		recycleCh: make(chan struct{}),
 	}
+	tab := &table{handler: h}
+	tab.refs.Store(1)
+	w.useTable(tab)
+	return w
 }
 
 func TestResponsesDuringDrainSayClose(t *testing.T) {

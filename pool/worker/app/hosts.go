@@ -46,6 +46,7 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 	for _, h := range l.Hosts {
 		rt, err := newRouter(read, h.Routes, []level{{l.Headers, l.ErrorPages, l.Compress}, {h.Headers, h.ErrorPages, h.Compress}}, false, l.ReadTimeout, log.With("host", h.Label))
 		if err != nil {
+			Close(s)
 			return nil, fmt.Errorf("host %q: %w", h.Label, err)
 		}
 		s.all = append(s.all, rt)
@@ -60,6 +61,7 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 	slices.SortStableFunc(s.wild, func(a, b wildHost) int { return len(b.suffix) - len(a.suffix) })
 	def, err := newRouter(read, l.Routes, []level{{l.Headers, l.ErrorPages, l.Compress}}, l.RedirectHTTPS, l.ReadTimeout, log)
 	if err != nil {
+		Close(s)
 		return nil, err
 	}
 	s.def = def

@@ -43,10 +43,12 @@ func newRouter(read pageFiles, routes []hclconfig.Route, outer []level, redirect
 	}
 	for _, rc := range routes {
 		if !strings.HasPrefix(rc.Prefix, "/") {
+			rt.close()
 			return nil, fmt.Errorf("route %q: prefix must start with /", rc.Prefix)
 		}
 		sc, err := newScope(read, append(slices.Clip(outer), level{rc.Headers, rc.ErrorPages, rc.Compress}))
 		if err != nil {
+			rt.close()
 			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
 		}
 		if sc != nil && rc.App == hclconfig.AppProxy {
@@ -54,6 +56,7 @@ func newRouter(read pageFiles, routes []hclconfig.Route, outer []level, redirect
 		}
 		h, err := newApp(rc, sc, readTimeout, log.With("route", rc.Prefix))
 		if err != nil {
+			rt.close() // the proxies built so far probe their upstreams
 			return nil, fmt.Errorf("route %q: %w", rc.Prefix, err)
 		}
 		rt.routes = append(rt.routes, route{prefix: rc.Prefix, h: h, scope: sc})

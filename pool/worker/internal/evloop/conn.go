@@ -58,6 +58,9 @@ type conn struct {
 	file   int    // a file being sent after out, or -1
 	fileAt int64
 	fileTo int64
+	// wrote counts the bytes written to the connection (not those of
+	// files): a drain's only sign of movement on a unix socket.
+	wrote int64
 	// closeAfter: close once out and file are written.
 	closeAfter bool
 	// since is when the connection became idle (or was accepted); the
@@ -243,6 +246,7 @@ func (l *Loop) serve(c *conn, data []byte) {
 		}
 		c.headAt = l.now
 		l.unqueueReusable(c)
+		l.syncTable()
 		l.resp.Reset()
 		var start time.Time
 		if l.access != nil {
@@ -398,6 +402,7 @@ func (l *Loop) flush(c *conn) {
 	// join it cost half again as much CPU per 100 KiB file.
 	n, st := write(c.fd, c.out, 0)
 	c.out = c.out[:copy(c.out, c.out[n:])]
+	c.wrote += int64(n)
 	progressed := n > 0
 	switch st {
 	case ioAgain:

@@ -58,6 +58,7 @@ type exchange struct {
 	rt       int64     // read_timeout
 	entry    app.Entry // the access log's fields, copied
 	logBuf   []byte
+	tab      *Table // the table the request began under (swap.go)
 }
 
 // newExchange prepares the forwarding of l.req (head is its raw head) to
@@ -77,6 +78,7 @@ func (l *Loop) newExchange(c *conn, px *app.FastProxy, head []byte, start time.T
 		ex.deadline = l.now + int64(l.cfg.Deadline)
 	}
 	ex.readBy = ex.due(l.now)
+	ex.tab = l.holdTable()
 	ex.client = l.client
 	f := h1.Forward{Remote: c.remote, Chain: l.chain, UseChain: l.useChain, RequestID: h1.Str(l.reqID), Proxy: px, HTTPS: c.tls != nil}
 	if ex.up = px.Group.Pick(clientIP(ex.client), nil); ex.up != nil {
@@ -378,6 +380,7 @@ func (l *Loop) flushProxy(c *conn) {
 	}
 	n, st := write(c.fd, c.out, unix.MSG_NOSIGNAL)
 	c.out = c.out[:copy(c.out, c.out[n:])]
+	c.wrote += int64(n)
 	switch st {
 	case ioOK:
 		l.releaseOut(c)
@@ -434,10 +437,10 @@ func (l *Loop) proxyDone(u *upConn, keep bool) {
 // finishExchange logs and counts the request, then lets the client's
 // connection go on.
 func (l *Loop) finishExchange(c *conn, ex *exchange) {
-	if l.access != nil {
+	if a := ex.tab.Access; a != nil {
 		e := ex.entry
-		e.Status, e.Bytes, e.Start, e.End = ex.status, ex.bytes, ex.start, l.access.Now()
-		l.access.Log(&e)
+		e.Status, e.Bytes, e.Start, e.End = ex.status, ex.bytes, ex.start, a.Now()
+		a.Log(&e)
 	}
 	ex.via = nil // pooled or closed already
 	began := c.headAt
@@ -522,7 +525,8 @@ func (l *Loop) endExchange(c *conn) {
 		ex.up.End()
 	}
 	clear(ex.tried)
-	ex.c, ex.px, ex.up, ex.via, ex.tried = nil, nil, nil, nil, ex.tried[:0]
+	l.dropTable(ex.tab)
+	ex.c, ex.px, ex.up, ex.via, ex.tried, ex.tab = nil, nil, nil, nil, ex.tried[:0], nil
 	c.px = nil
 	if len(l.exFree) < loopFree {
 		l.exFree = append(l.exFree, ex)

@@ -165,6 +165,11 @@ type Loop struct {
 	done     chan struct{} // closed when Run returns
 	handoffs *handoffQueue
 
+	// The routes' table (swap.go): tab is the loop's own, next what Swap
+	// stored.
+	tab  *Table
+	next atomic.Pointer[Table]
+
 	// The proxy's side (see upstream.go and exchange.go).
 	ups        []*upConn
 	upByFD     []*upConn
@@ -235,6 +240,8 @@ func New(cfg Config, host Host) (*Loop, error) {
 		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.resp.Reset()
+	l.tab = &Table{Fast: cfg.Fast, Access: cfg.Access, Deadline: cfg.Deadline}
+	l.next.Store(l.tab)
 	l.needRemote = cfg.Access != nil || len(cfg.Fast.FastProxies()) > 0
 	l.rht, l.idle, l.wto = int64(cfg.ReadHeaderTimeout), int64(cfg.Idle), int64(cfg.WriteTimeout)
 	l.maxHead = MaxHead
@@ -404,6 +411,7 @@ func (l *Loop) Run() error {
 // commands runs the queued commands; it reports whether the loop ends.
 func (l *Loop) commands() bool {
 	l.poll.Woken()
+	l.syncTable()
 	l.mu.Lock()
 	cmds := l.cmds
 	l.cmds = nil

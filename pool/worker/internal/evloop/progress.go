@@ -32,6 +32,10 @@ func Moved(fd int) int64 {
 	return int64(ti.Bytes_acked + ti.Bytes_received)
 }
 
+// moved is c's movement counter: the kernel's for TCP, plus what the loop
+// wrote to it itself (all there is for a unix socket), files included.
+func (c *conn) moved() int64 { return Moved(c.fd) + c.fileAt + c.wrote }
+
 // Progress is a connection's movement as a drain samples it.
 type Progress struct {
 	moved   int64
@@ -82,22 +86,34 @@ func (l *Loop) LateCut() int64 { return l.lateCut.Load() }
 // passed.
 func (l *Loop) Moving() int64 { return l.moving.Load() }
 
-// Busy is how many connections were answering at the drain's last look.
+// Busy is how many connections were answering at the loop's last look,
+// every StallSample: the answers in flight a heartbeat reports, and what
+// a drain waits for.
 func (l *Loop) Busy() int64 { return l.busyN.Load() }
 
-// sampleDrain reads the progress of every busy connection, every
-// StallSample while draining; past graceful_timeout it closes what is not
-// moving.
+// sampleDrain counts the busy connections every StallSample; while
+// draining it reads their progress too, and past graceful_timeout it
+// closes what is not moving.
 func (l *Loop) sampleDrain() {
-	if !l.draining || l.now-l.lastSample < int64(StallSample) {
+	if l.now-l.lastSample < int64(StallSample) {
 		return
 	}
 	l.lastSample = l.now
+	if !l.draining {
+		busy := int64(0)
+		for _, c := range l.list {
+			if c.busy() {
+				busy++
+			}
+		}
+		l.busyN.Store(busy)
+		return
+	}
 	busy := int64(0)
 	for _, c := range l.list {
 		if c.busy() {
 			busy++
-			c.prog.Observe(Moved(c.fd)+c.fileAt, l.now)
+			c.prog.Observe(c.moved(), l.now)
 		}
 	}
 	l.busyN.Store(busy)
@@ -139,7 +155,7 @@ func (l *Loop) pastGraceNow() {
 	l.pastGrace = true
 	for _, c := range l.list {
 		if c.busy() {
-			c.prog.Observe(Moved(c.fd)+c.fileAt, l.now)
+			c.prog.Observe(c.moved(), l.now)
 		}
 	}
 	l.moving.Store(l.cutStalled())
