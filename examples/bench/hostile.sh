@@ -7,14 +7,19 @@
 #   examples/bench/hostile.sh
 #   HFORK_BEFORE=/path/to/older/hfork examples/bench/hostile.sh   # a third column
 #
-# Knobs: FLOODS ("3000 19000"), FLOOD_FOR (20s), SLOW_N (20), SLOW_AT (12s:
+# Knobs: CLASSES ("async noloop sync thread": noloop is async with
+# event_loop = false), FLOODS ("3000 19000"), MODES ("silent
+# slowloris"), FLOOD_FOR (20s), SLOW_N (20), SLOW_AT (12s:
 # past two SEND_TIMEOUTs, hfork's bound for a reader that stopped),
 # SEND_TIMEOUT (5s: write_timeout and nginx's send_timeout, shorter than
 # their 60s defaults so the slow readers are counted in seconds), HFORK_BIN
-# (a built hfork instead of building ./cmd/hfork), KEEP_TMP=1.
+# (a built hfork instead of building ./cmd/hfork), FRAMING=0 (no framing
+# rows; SLOW_N=0 skips the slow readers), KEEP_TMP=1.
 set -euo pipefail
 
+CLASSES=${CLASSES:-async noloop sync thread}
 FLOODS=${FLOODS:-3000 19000}
+MODES=${MODES:-silent slowloris}
 FLOOD_FOR=${FLOOD_FOR:-20s}
 SLOW_N=${SLOW_N:-20}
 SLOW_AT=${SLOW_AT:-12s}
@@ -43,9 +48,12 @@ head -c $((64 << 20)) /dev/zero >"$tmp/www/static/big.bin"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_hfork() { # name binary port [write_timeout line]
+start_hfork() { # name binary port class [write_timeout line]
 	local dir=$tmp/$1
 	mkdir -p "$dir/logs"
+	local class="class = \"$4\""
+	[ "$4" = noloop ] && class='class = "async"
+  event_loop = false'
 	cat >"$dir/server.hcl" <<HCL
 pidfile = "hfork.pid"
 log {
@@ -55,10 +63,10 @@ log {
 reload { watch = false }
 listener "hostile" {
   bind               = "127.0.0.1:$3"
-  class              = "async"
+  $class
   workers            = 2
   worker_connections = 1000
-  ${4:-}
+  ${5:-}
   route "/" {
     respond {
       body = "hello\n"
@@ -117,15 +125,18 @@ wait_port() {
 }
 
 declare -A port
-port[hfork]=$(free_port)
-start_hfork hfork "$HFORK_BIN" "${port[hfork]}" "write_timeout = \"$SEND_TIMEOUT\""
-servers=(hfork)
-if [ -n "${HFORK_BEFORE:-}" ]; then
-	port[before]=$(free_port)
-	# the older hfork with its own defaults (write_timeout was off)
-	start_hfork before "$HFORK_BEFORE" "${port[before]}"
-	servers+=(before)
-fi
+servers=()
+for class in $CLASSES; do
+	port[$class]=$(free_port)
+	start_hfork "$class" "$HFORK_BIN" "${port[$class]}" "$class" "write_timeout = \"$SEND_TIMEOUT\""
+	servers+=("$class")
+	if [ -n "${HFORK_BEFORE:-}" ]; then
+		port[before-$class]=$(free_port)
+		# the older hfork with its own defaults (write_timeout was off)
+		start_hfork "before-$class" "$HFORK_BEFORE" "${port[before-$class]}" "$class"
+		servers+=("before-$class")
+	fi
+done
 port[nginx]=$(free_port)
 start_nginx "${port[nginx]}"
 servers+=(nginx)
@@ -134,10 +145,10 @@ for s in "${servers[@]}"; do wait_port "${port[$s]}"; done
 for s in "${servers[@]}"; do
 	echo "== $s"
 	for n in $FLOODS; do
-		for mode in silent slowloris; do
+		for mode in $MODES; do
 			"$tmp/hostile" flood -addr "127.0.0.1:${port[$s]}" -n "$n" -mode "$mode" -for "$FLOOD_FOR"
 		done
 	done
-	"$tmp/hostile" slowread -addr "127.0.0.1:${port[$s]}" -path /static/big.bin -n "$SLOW_N" -at "$SLOW_AT"
-	"$tmp/hostile" framing -addr "127.0.0.1:${port[$s]}"
+	[ "$SLOW_N" = 0 ] || "$tmp/hostile" slowread -addr "127.0.0.1:${port[$s]}" -path /static/big.bin -n "$SLOW_N" -at "$SLOW_AT"
+	[ "${FRAMING:-1}" = 0 ] || "$tmp/hostile" framing -addr "127.0.0.1:${port[$s]}"
 done

@@ -1,8 +1,12 @@
 package worker
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -24,15 +28,33 @@ type classLimits struct {
 	// evict: at the connection cap, close the quietest idle connection
 	// for a client waiting in the accept queue (see evict.go).
 	evict bool
+	// oneAtATime (sync): accept only while no request holds the handler
+	// slot, and read a request's head and the first bodyBuffer bytes of
+	// its body before it takes the slot.
+	oneAtATime bool
+	bodyBuffer int64
 }
+
+// The sync class holds its one handler slot only for a request whose
+// head has arrived whole (and whose body has, up to syncBodyBuffer), so
+// that clients trickling their heads (slowloris) or their bodies hold a
+// goroutine each, not the worker. Up to syncConns connections (what
+// hclconfig leaves in a sync listener's worker_connections) may be
+// reading at once; a worker at that cap evicts as the other classes do.
+// The worker accepts only while its slot is free: a busy sync worker
+// leaves new connections to its siblings, as gunicorn's does.
+const (
+	syncConns      = 1000
+	syncBodyBuffer = 64 << 10
+)
 
 // limitsFor maps a listener's class to its limits:
 //
-//	sync    one connection at a time, one request per connection: the
-//	        listener accepts the next connection only after the previous
-//	        one is closed, so a slow request holds the whole worker, as in
-//	        gunicorn's sync worker, and a client that trickles its headers
-//	        holds it until read_header_timeout.
+//	sync    one request at a time, one request per connection: a slow
+//	        request holds the whole worker, as in gunicorn's sync worker,
+//	        and the worker accepts only while it is free; but a request
+//	        takes the worker only once its head (and the start of its
+//	        body) arrived, so clients that trickle them cannot block it.
 //	thread  at most threads requests in flight, at most worker_connections
 //	        connections, keep-alive; at the cap, idle connections make room
 //	        for new ones.
@@ -43,7 +65,7 @@ func limitsFor(l hclconfig.Listener) (classLimits, error) {
 	keep := l.Keepalive > 0
 	switch l.Class {
 	case hclconfig.ClassSync:
-		return classLimits{conns: 1}, nil
+		return classLimits{conns: cmp.Or(l.WorkerConnections, syncConns), threads: 1, evict: true, oneAtATime: true, bodyBuffer: syncBodyBuffer}, nil
 	case hclconfig.ClassThread:
 		return classLimits{conns: max(l.WorkerConnections, 0), threads: max(l.Threads, 1), keepAlive: keep, idle: l.Keepalive, evict: true}, nil
 	case hclconfig.ClassAsync:
@@ -128,3 +150,61 @@ func (rd *requestDeadline) end() {
 	rd.timer.Stop()
 	rd.cancel(context.Canceled)
 }
+
+// waitFree waits until no request holds the handler slot of a
+// one-at-a-time worker, or done closes; it reports false for done.
+func (w *worker) waitFree(done <-chan struct{}) bool {
+	select {
+	case w.threads <- struct{}{}:
+		<-w.threads
+		return true
+	case <-done:
+		return false
+	}
+}
+
+// bufferBody reads the first w.limits.bodyBuffer bytes of r's body
+// before r takes the worker's slot, so a client that trickles its body
+// holds only its own goroutine for them; the rest of a larger body is
+// read as the handler asks, and a read's error (the end of the body
+// included) is the one the handler meets. "Expect: 100-continue" bodies
+// are not read: the client waits for the handler's go-ahead; nor is one
+// whose length is over max_body_bytes, which the 413 refuses unread.
+func (w *worker) bufferBody(r *http.Request) {
+	maxBody := w.cfg.MaxBodyBytes
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.Header.Get("Expect") != "" ||
+		maxBody > 0 && r.ContentLength > maxBody {
+		return
+	}
+	n := w.limits.bodyBuffer
+	if r.ContentLength > 0 {
+		n = min(n, r.ContentLength)
+	}
+	if maxBody > 0 {
+		n = min(n, maxBody+1) // one past tells the limit it was passed
+	}
+	buf := make([]byte, n)
+	k := 0
+	var err error
+	for k < len(buf) && err == nil {
+		var m int
+		m, err = r.Body.Read(buf[k:])
+		k += m
+	}
+	rest := io.Reader(r.Body)
+	if err != nil {
+		rest = errReader{err}
+	}
+	r.Body = bufferedBody{Reader: io.MultiReader(bytes.NewReader(buf[:k]), rest), Closer: r.Body}
+}
+
+// bufferedBody is a request body whose start was read ahead.
+type bufferedBody struct {
+	io.Reader
+	io.Closer
+}
+
+// errReader ends a buffered body as the body's own read ended.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

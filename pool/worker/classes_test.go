@@ -51,7 +51,7 @@ func TestLimitsFor(t *testing.T) {
 		class string
 		want  classLimits
 	}{
-		{hclconfig.ClassSync, classLimits{conns: 1}},
+		{hclconfig.ClassSync, classLimits{conns: 50, threads: 1, evict: true, oneAtATime: true, bodyBuffer: syncBodyBuffer}},
 		{hclconfig.ClassThread, classLimits{conns: 50, threads: 8, keepAlive: true, idle: 3 * time.Second, evict: true}},
 		{hclconfig.ClassAsync, classLimits{conns: 50, keepAlive: true, idle: 3 * time.Second, deadline: 7 * time.Second, evict: true}},
 	} {

@@ -31,6 +31,10 @@ type gatedListener struct {
 	w    *worker
 	done chan struct{}
 	once sync.Once
+	// A TLS listener's accept loop and its handshakes' results
+	// (tlsframe.go).
+	tlsLoop    sync.Once
+	handshaken chan acceptResult
 }
 
 // Accept balancing: all workers of a listener wait on one socket, and the
@@ -50,6 +54,18 @@ const (
 )
 
 func (l *gatedListener) Accept() (net.Conn, error) {
+	if l.w.tls != nil {
+		return l.acceptTLS()
+	}
+	tc, err := l.accept()
+	if err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// accept takes the next connection under the worker's limits.
+func (l *gatedListener) accept() (*trackedConn, error) {
 	// Not when full: then the wait is acquire's, and a pause would cap
 	// how fast a flood's connections make room (evict.go).
 	if n := l.w.open.Load(); n > 0 && l.w.siblings && !l.w.full() {
@@ -70,6 +86,9 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 	}
 	sem := l.w.connSem
 	for {
+		if l.w.limits.oneAtATime && !l.w.waitFree(l.done) {
+			return nil, net.ErrClosed
+		}
 		if sem != nil {
 			if err := l.acquire(sem); err != nil {
 				return nil, err
@@ -106,14 +125,11 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 		// gave it to this process, so it is served (or drained), never
 		// dropped.
 		tc := l.w.adopt(c, ip)
-		if l.w.tls == nil {
-			tc.fr = l.w.newFramer(&tc.refused)
-		}
 		if l.w.tls != nil {
-			// net/http runs the handshake itself, under read_header_timeout,
-			// when it sees a *tls.Conn.
+			// The framer reads above the handshake (tlsframe.go).
 			tc.tls = true
-			return tls.Server(tc, l.w.tls), nil
+		} else {
+			tc.fr = l.w.newFramer(&tc.refused)
 		}
 		return tc, nil
 	}
@@ -143,16 +159,26 @@ type trackedConn struct {
 	io   atomic.Int64
 	prog evloop.Progress
 
-	tls     bool        // served through a *tls.Conn
-	handled atomic.Bool // a request reached ServeHTTP since the connection became idle
-	ip      netip.Addr  // counted for max_connections_per_ip
-	evicted atomic.Bool // closed to make room: every read ends
-	raw     atomic.Bool // hijacked: the app owns its deadlines
-	acked   uint64      // bytes_acked at the last write_timeout (sendtimeout.go)
+	tls bool // served through a *tls.Conn
+	// tlsState is an HTTP/1 TLS connection's, for its requests' r.TLS:
+	// net/http serves it as plain HTTP through a framedTLS.
+	tlsState *tls.ConnectionState
+	handled  atomic.Bool // a request reached ServeHTTP since the connection became idle
+	ip       netip.Addr  // counted for max_connections_per_ip
+	evicted  atomic.Bool // closed to make room: every read ends
+	raw      atomic.Bool // hijacked: the app owns its deadlines
+	acked    uint64      // bytes_acked at the last write_timeout (sendtimeout.go)
 	// fr checks the request heads of a plain-HTTP connection (framing.go);
 	// refused is the status of the head it refused.
 	fr      *framer
 	refused atomic.Int32
+
+	// queued: in the worker's reuse queue (evict.go), since queuedAt,
+	// between rqPrev and rqNext; gone: forgotten, never queued again.
+	// Under the queue's lock.
+	queued, gone   bool
+	queuedAt       time.Time
+	rqPrev, rqNext *trackedConn
 
 	mu       sync.Mutex
 	state    http.ConnState
@@ -329,6 +355,13 @@ func (c *trackedConn) setState(s http.ConnState, now time.Time) (prev http.ConnS
 		c.handled.Store(false)
 	}
 	c.mu.Unlock()
+	switch s {
+	case http.StateIdle:
+		c.w.reuse.push(c, now)
+	case http.StateNew:
+	default:
+		c.w.reuse.remove(c)
+	}
 	return prev
 }
 
@@ -371,43 +404,6 @@ func (c *trackedConn) kick(now, drainStart time.Time, grace time.Duration) bool 
 	return true
 }
 
-// reusable reports whether c waits for a request, silent, idle or with
-// part of a head, and since when: a full worker may close it for a new
-// client (evict.go). HTTP/2 connections close themselves with a GOAWAY.
-func (c *trackedConn) reusable() (time.Time, bool) {
-	if (c.state != http.StateIdle && c.state != http.StateNew) || c.h2 || c.evicted.Load() {
-		return time.Time{}, false
-	}
-	return c.since, true
-}
-
-// evict wakes c's read for good, so net/http closes it. A connection
-// that began to wait less than evictMinQuiet ago is spared (its request
-// may be a round trip away), and so is an idle one whose next request
-// has begun to arrive, or a head whose last bytes came evictHeadQuiet
-// ago: net/http may not have parsed a complete one yet. It reports
-// whether it evicted.
-func (c *trackedConn) evict(now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.reusable(); !ok {
-		return false
-	}
-	if now.Sub(c.since) < evictMinQuiet {
-		return false
-	}
-	if c.gotData {
-		if now.Sub(c.lastData) < evictHeadQuiet {
-			return false
-		}
-	} else if pending(c.Conn) {
-		return false
-	}
-	c.evicted.Store(true)
-	c.Conn.SetReadDeadline(aLongTimeAgo)
-	return true
-}
-
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -429,6 +425,9 @@ func (w *worker) adopt(nc net.Conn, ip netip.Addr) *trackedConn {
 		w.open.Add(1)
 	}
 	w.connsMu.Unlock()
+	if !closed {
+		w.reuse.push(c, c.since)
+	}
 	if closed {
 		// A fast stop already closed everything; this one follows.
 		c.closeOnce.Do(func() {
@@ -449,6 +448,7 @@ func (w *worker) forget(c *trackedConn) {
 	if !ok {
 		return
 	}
+	w.reuse.forget(c)
 	w.open.Add(-1)
 	w.release()
 	w.perIP.leave(c.ip)
@@ -472,6 +472,9 @@ func (w *worker) release() {
 
 // tracked finds the worker's connection under a TLS one.
 func tracked(nc net.Conn) (*trackedConn, bool) {
+	if f, ok := nc.(*framedTLS); ok {
+		return f.tc, true
+	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 		if u, ok := nc.(interface{ Underlying() net.Conn }); ok {

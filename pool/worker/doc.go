@@ -36,10 +36,12 @@
 // (silent, idle, or with a head still incomplete), oldest first, as many
 // as there are clients waiting in the accept queue (evict.go);
 // max_connections_per_ip caps what one client address holds.
-// Every plain-HTTP connection net/http serves reads through a framer
-// (framing.go) that refuses, with 400 and a close, the request heads RFC
-// 9112 says a server must refuse and net/http accepts, and drops header
-// names with an underscore.
+// Every HTTP/1 connection net/http serves, plain or TLS, reads through a
+// framer (framing.go) that refuses, with 400 and a close, the request
+// heads RFC 9112 says a server must refuse and net/http accepts, and
+// drops header names with an underscore; a TLS listener's worker runs
+// the handshakes itself for that (tlsframe.go). The sync class takes its
+// one slot for a request only once its head arrived (classes.go).
 //
 // Signals: SIGTERM drains (see Run and the drain steps on worker.drain),
 // SIGINT and SIGQUIT stop fast, SIGUSR1 reopens the access log.
@@ -63,8 +65,8 @@
 //   - A drain never closes a connection that has a request in flight, nor
 //     one on which a request has begun to arrive, before graceful_timeout;
 //     nor one still moving bytes (evloop.Moved) before shutdown_timeout.
-//   - net/http sees no byte of a plain-HTTP request head before the
-//     framer checked all of it.
+//   - net/http sees no byte of an HTTP/1 request head, plain or TLS,
+//     before the framer checked all of it.
 //   - Every connection, the loop's or net/http's, holds one slot of
 //     worker_connections; a connection the loop hands over takes its slot
 //     with it.

@@ -2,9 +2,10 @@ package worker
 
 import (
 	"net"
+	"net/http"
 	"net/netip"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,7 +53,7 @@ func (l *gatedListener) acquire(sem chan struct{}) error {
 		// Make room at once for the clients waiting (see accept.go of the
 		// event loop): a tick's wait is what a flood wins.
 		if n := waiting(l.Listener); n > 0 {
-			l.w.evictOldest(time.Now(), n)
+			l.w.evictFor(time.Now(), n)
 		}
 		t := time.NewTicker(evictPoll)
 		defer t.Stop()
@@ -66,7 +67,7 @@ func (l *gatedListener) acquire(sem chan struct{}) error {
 			return net.ErrClosed
 		case now := <-tick:
 			if n := waiting(l.Listener); n > 0 {
-				l.w.evictOldest(now, n)
+				l.w.evictFor(now, n)
 			}
 		}
 	}
@@ -93,28 +94,147 @@ func waiting(ln net.Listener) int {
 	return n
 }
 
-// evictOldest closes up to n reusable connections, those that began to
-// wait the earliest first. net/http closes each once its read wakes.
-func (w *worker) evictOldest(now time.Time, n int) {
-	type cand struct {
-		c     *trackedConn
-		since time.Time
+// reusable reports whether c waits for a request, silent, idle or with
+// part of a head, and since when: a full worker may close it for a new
+// client (evict.go). HTTP/2 connections close themselves with a GOAWAY.
+func (c *trackedConn) reusable() (time.Time, bool) {
+	if (c.state != http.StateIdle && c.state != http.StateNew) || c.h2 || c.evicted.Load() {
+		return time.Time{}, false
 	}
-	var cands []cand
-	for _, c := range w.snapshotConns() {
-		c.mu.Lock()
-		if since, ok := c.reusable(); ok {
-			cands = append(cands, cand{c, since})
+	return c.since, true
+}
+
+// evict wakes c's read for good, so net/http closes it. A connection
+// that began to wait less than evictMinQuiet ago is spared (its request
+// may be a round trip away), and so is an idle one whose next request
+// has begun to arrive, or a head whose last bytes came evictHeadQuiet
+// ago: net/http may not have parsed a complete one yet. It reports
+// whether it evicted.
+func (c *trackedConn) evict(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.reusable(); !ok {
+		return false
+	}
+	if now.Sub(c.since) < evictMinQuiet {
+		return false
+	}
+	if c.gotData {
+		if now.Sub(c.lastData) < evictHeadQuiet {
+			return false
 		}
-		c.mu.Unlock()
+	} else if pending(c.Conn) {
+		return false
 	}
-	slices.SortFunc(cands, func(a, b cand) int { return a.since.Compare(b.since) })
+	c.evicted.Store(true)
+	c.Conn.SetReadDeadline(aLongTimeAgo)
+	return true
+}
+
+// reuseQueue holds the connections net/http serves that wait for a
+// request (silent since their accept, idle, or with a head still
+// incomplete) in the order they began to wait, as the event loop's
+// reusable queue: a full worker evicts from its head at the cost of the
+// connections it closes, where a scan of every connection made each
+// accept of a flood cost a sort of worker_connections.
+type reuseQueue struct {
+	mu         sync.Mutex
+	head, tail *trackedConn
+	// pending counts connections evicted whose net/http goroutine has
+	// not yet closed them: their slots are on their way back, so the
+	// next accept evicts that many fewer.
+	pending atomic.Int64
+}
+
+// push puts c at the tail, if it is not queued, as waiting since now.
+func (q *reuseQueue) push(c *trackedConn, now time.Time) {
+	q.mu.Lock()
+	if !c.queued && !c.gone {
+		c.queued, c.queuedAt = true, now
+		c.rqPrev, c.rqNext = q.tail, nil
+		if q.tail != nil {
+			q.tail.rqNext = c
+		} else {
+			q.head = c
+		}
+		q.tail = c
+	}
+	q.mu.Unlock()
+}
+
+// remove takes c out of the queue, if it is there.
+func (q *reuseQueue) remove(c *trackedConn) {
+	q.mu.Lock()
+	q.unlink(c)
+	q.mu.Unlock()
+}
+
+// forget takes c out for good: a state change that races its close
+// does not queue it again.
+func (q *reuseQueue) forget(c *trackedConn) {
+	q.mu.Lock()
+	q.unlink(c)
+	c.gone = true
+	q.mu.Unlock()
+	if c.evicted.Load() {
+		q.pending.Add(-1)
+	}
+}
+
+func (q *reuseQueue) unlink(c *trackedConn) {
+	if !c.queued {
+		return
+	}
+	c.queued = false
+	if c.rqPrev != nil {
+		c.rqPrev.rqNext = c.rqNext
+	} else {
+		q.head = c.rqNext
+	}
+	if c.rqNext != nil {
+		c.rqNext.rqPrev = c.rqPrev
+	} else {
+		q.tail = c.rqPrev
+	}
+	c.rqPrev, c.rqNext = nil, nil
+}
+
+// oldest lists up to n connections from the head that began to wait
+// evictMinQuiet before now or earlier (the rest are younger still).
+func (q *reuseQueue) oldest(now time.Time, n int) []*trackedConn {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*trackedConn
+	for c := q.head; c != nil && len(out) < n; c = c.rqNext {
+		if now.Sub(c.queuedAt) < evictMinQuiet {
+			break
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// evictFor closes reusable connections for the n clients waiting in the
+// accept queue, less those whose evicted connections are still closing.
+func (w *worker) evictFor(now time.Time, n int) {
+	if n -= int(w.reuse.pending.Load()); n > 0 {
+		w.evictOldest(now, n)
+	}
+}
+
+// evictOldest closes up to n reusable connections, those that began to
+// wait the earliest first. net/http closes each once its read wakes. It
+// looks at a few more than n: one whose request has begun to arrive is
+// passed over and stays queued.
+func (w *worker) evictOldest(now time.Time, n int) {
 	closed := 0
-	for _, k := range cands {
+	for _, c := range w.reuse.oldest(now, n+evictLookAhead) {
 		if closed == n {
 			break
 		}
-		if k.c.evict(now) {
+		if c.evict(now) {
+			w.reuse.remove(c)
+			w.reuse.pending.Add(1)
 			closed++
 		}
 	}
@@ -122,6 +242,9 @@ func (w *worker) evictOldest(now time.Time, n int) {
 		w.noteEvictions(now, closed)
 	}
 }
+
+// evictLookAhead is how many connections past n one eviction looks at.
+const evictLookAhead = 32
 
 // noteEviction counts one idle connection the event loop closed.
 func (w *worker) noteEviction(now time.Time) { w.noteEvictions(now, 1) }

@@ -68,7 +68,7 @@ func probe(addr string) string {
 // a client that sends nothing, or trickles a head (slowloris), take all
 // of a worker's 40 slots and queue 160 more behind them; probes from
 // another address are each served while the flood holds, on the event
-// loop and on net/http. Before the reusable queue, the 160 waiting floods
+// loop and on net/http, sync included. Before the reusable queue, the 160 waiting floods
 // got a slot each only at one eviction per 50ms tick (silent), or never
 // (slowloris, whose heads are not idle).
 func TestFloodsDoNotLockOut(t *testing.T) {
@@ -82,6 +82,7 @@ func TestFloodsDoNotLockOut(t *testing.T) {
 		{"loop", hclconfig.ClassAsync, true},
 		{"async", hclconfig.ClassAsync, false},
 		{"thread", hclconfig.ClassThread, false},
+		{"sync", hclconfig.ClassSync, false},
 	} {
 		for _, fl := range []struct{ name, head string }{
 			{"silent", ""},
@@ -166,5 +167,38 @@ func TestPerIPCounts(t *testing.T) {
 		if !off.admit(a) {
 			t.Fatal("no cap refused a connection")
 		}
+	}
+}
+
+// TestReuseQueue: connections leave the queue head first, oldest first,
+// none younger than evictMinQuiet; a connection forgotten while a state
+// change races its close is not queued again, and the evictions still
+// closing are counted until they are forgotten.
+func TestReuseQueue(t *testing.T) {
+	var q reuseQueue
+	t0 := time.Now()
+	cs := make([]*trackedConn, 4)
+	for i := range cs {
+		cs[i] = &trackedConn{}
+		q.push(cs[i], t0.Add(time.Duration(i)*time.Second))
+	}
+	q.push(cs[0], t0.Add(time.Hour)) // already queued: keeps its place
+	q.remove(cs[1])
+	got := q.oldest(t0.Add(2*time.Second+evictMinQuiet), 10)
+	if len(got) != 2 || got[0] != cs[0] || got[1] != cs[2] {
+		t.Fatalf("oldest = %v, want the first and the third", got)
+	}
+	if got := q.oldest(t0.Add(time.Hour), 1); len(got) != 1 || got[0] != cs[0] {
+		t.Fatalf("oldest(1) = %v, want the first", got)
+	}
+	cs[2].evicted.Store(true)
+	q.pending.Add(1)
+	q.forget(cs[2])
+	q.push(cs[2], t0.Add(time.Hour))
+	if got := q.oldest(t0.Add(time.Hour), 10); len(got) != 2 || got[0] != cs[0] || got[1] != cs[3] {
+		t.Fatalf("after forget: oldest = %v, want the first and the fourth", got)
+	}
+	if p := q.pending.Load(); p != 0 {
+		t.Fatalf("pending = %d after the evicted connection was forgotten, want 0", p)
 	}
 }

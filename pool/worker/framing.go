@@ -28,9 +28,9 @@ import (
 // answers with the refusal's status and a close (see rejectHead), so the
 // answer still comes after the answers to the requests before it.
 //
-// A TLS connection's bytes are decrypted above the trackedConn, where no
-// framer sits: over TLS only HTTP/2 (which has its own framing) and what
-// net/http checks itself apply.
+// A TLS connection's bytes are decrypted above the trackedConn, so an
+// HTTP/1 TLS connection gets its framer above its *tls.Conn
+// (tlsframe.go); HTTP/2 has its own framing.
 
 // framerState is where a framer is in the request stream.
 type framerState int
@@ -64,7 +64,12 @@ func (w *worker) newFramer(refused *atomic.Int32) *framer {
 // rejectHead is the request net/http reads in place of a refused head:
 // valid, so net/http hands it to the worker, which answers the refusal
 // (worker.ServeHTTP); "Connection: close" makes net/http close after.
-const rejectHead = "GET / HTTP/1.1\r\nHost: hfork.invalid\r\nConnection: close\r\n\r\n"
+// Its Host tells it from the requests before it: net/http's read-ahead
+// can refuse the next head while one of those is still to be served.
+const (
+	rejectHost = "hfork.invalid"
+	rejectHead = "GET / HTTP/1.1\r\nHost: " + rejectHost + "\r\nConnection: close\r\n\r\n"
+)
 
 // read fills p from the connection through src, the connection's read.
 func (f *framer) read(src func([]byte) (int, error), p []byte) (int, error) {

@@ -99,6 +99,46 @@ var framingTable = []framingCase{
 	{name: "no Host", in: "GET / HTTP/1.1\r\n\r\n", want: []string{bad}},
 	{name: "NUL in a value", in: "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", want: []string{bad}},
 	{name: "unknown version", in: "GET / HTTP/1.2\r\nHost: x\r\n\r\n", want: []string{ok2, ok2}},
+
+	// More well-framed requests that a strict server still serves.
+	{name: "CL with leading zeros", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 005\r\n\r\nhello", want: []string{ok2, ok2}},
+	{name: "absolute-form target", in: "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", want: []string{ok2, ok2}},
+	{name: "HTTP/1.0 keep-alive", in: "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", want: []string{ok2, ok2}},
+	{name: "Connection: close", in: "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", want: []string{ok2}},
+	{name: "obs-text in a value", in: "GET / HTTP/1.1\r\nHost: x\r\nX-A: caf\xe9\r\n\r\n", want: []string{ok2, ok2}},
+	{name: "many headers", in: "GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Many: 1\r\n", 100) + "\r\n", want: []string{ok2, ok2}},
+	{name: "empty value", in: "GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\n\r\n", want: []string{ok2, ok2}},
+	{name: "no space after colon", in: "GET / HTTP/1.1\r\nHost:x\r\n\r\n", want: []string{ok2, ok2}},
+	{name: "chunked, then CL request", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", want: []string{ok2, ok2, ok2}},
+	{name: "chunk sizes in capitals", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n", want: []string{ok2, ok2}},
+
+	// More refusals (RFC 9112 3, 5; RFC 9110 5.1, 7.2).
+	{name: "two Host headers", in: "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", want: []string{bad}},
+	{name: "Host with a space", in: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", want: []string{bad}},
+	{name: "header without a colon", in: "GET / HTTP/1.1\r\nHost: x\r\nX-A b\r\n\r\n", want: []string{bad}},
+	{name: "empty header name", in: "GET / HTTP/1.1\r\nHost: x\r\n: b\r\n\r\n", want: []string{bad}},
+	{name: "space before the first header", in: "GET / HTTP/1.1\r\n Host: x\r\n\r\n", want: []string{bad}},
+	{name: "bad char in a name", in: "GET / HTTP/1.1\r\nHost: x\r\nX@A: b\r\n\r\n", want: []string{bad}},
+	{name: "two spaces in the request line", in: "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", want: []string{bad}},
+	{name: "space in the target", in: "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", want: []string{bad}},
+	{name: "version in lower case", in: "GET / http/1.1\r\nHost: x\r\n\r\n", want: []string{bad}},
+	{name: "bad char in the method", in: "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", want: []string{bad}},
+	{name: "target without a slash", in: "GET a HTTP/1.1\r\nHost: x\r\n\r\n", want: []string{bad}},
+	{name: "CL with trailing letters", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\nhello", want: []string{bad}},
+	{name: "CL in exponent form", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1e1\r\n\r\n0123456789", want: []string{bad}},
+	{name: "TE chunked with a comma", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", want: []string{bad}},
+	{name: "TE and CL in other cases", in: "POST / HTTP/1.1\r\nHost: x\r\ncontent-length: 4\r\nTRANSFER-ENCODING: chunked\r\n\r\n0\r\n\r\n", want: []string{bad}},
+	{name: "NUL in the target", in: "GET /a\x00b HTTP/1.1\r\nHost: x\r\n\r\n", want: []string{bad}},
+	{name: "bare CR in a value", in: "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", want: []string{bad}},
+	{name: "bare CR line end", in: "GET / HTTP/1.1\rHost: x\r\n\r\n", want: []string{bad}},
+	{name: "DEL in a value", in: "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7fb\r\n\r\n", want: []string{bad}},
+	{name: "HTTP/2.0 request line", in: "GET / HTTP/2.0\r\nHost: x\r\n\r\n", want: []string{"505"}},
+	{name: "HTTP/1 without a minor", in: "GET / HTTP/1\r\nHost: x\r\n\r\n", want: []string{bad}},
+	{name: "TE with a tab only", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\t\r\n\r\n", want: []string{bad}},
+	{name: "CL with a space inside", in: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1 0\r\n\r\n0123456789", want: []string{bad}},
+	{name: "underscore CL with TE", in: "POST / HTTP/1.1\r\nHost: x\r\nContent_Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", want: []string{ok2, ok2}},
+	{name: "two TE, one with underscore", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer_Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", want: []string{ok2, ok2}},
+	{name: "folded CL after a good request", in: "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 2\r\n\r\nhi", want: []string{ok2, bad}},
 }
 
 // framingSites are the ways a plain-HTTP listener serves: every class on
@@ -114,8 +154,10 @@ var framingSites = []struct {
 	{"loop", hclconfig.ClassAsync, true},
 }
 
-// TestFramingTable sends every row of framingTable to every class and to
-// the event loop, and compares the answers with the table. The sync
+// TestFramingTable is the differential test of request framing: it sends
+// every row of framingTable to every class and to the event loop (and
+// TestFramingTableTLS to every class over TLS), and compares the answers
+// with the table of what RFC 9112 has a server answer. The sync
 // class closes after one answer, so it must give the first.
 func TestFramingTable(t *testing.T) {
 	var fails atomic.Int32

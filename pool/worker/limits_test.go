@@ -71,57 +71,6 @@ func TestBodyLimitServed(t *testing.T) {
 	}
 }
 
-// TestSlowlorisSync: a client that sends its headers a byte at a time
-// holds a one-worker sync listener's only connection slot until
-// read_header_timeout, and no longer.
-func TestSlowlorisSync(t *testing.T) {
-	l := testListener(hclconfig.ClassSync)
-	l.ReadHeaderTimeout = time.Second
-	l.Timeout = 30 * time.Second
-	tw := startWorker(t, l, http.HandlerFunc(ok200), nil, nil)
-
-	slow, err := net.Dial("tcp", tw.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	cut := make(chan time.Duration, 1)
-	go func() {
-		start := time.Now()
-		for _, b := range []byte("GET / HTTP/1.1\r\nHost: slow\r\nX-A: aaaaaaaaaaaaaaaaaaaaaaaaaaaaa") {
-			if _, err := slow.Write([]byte{b}); err != nil {
-				break
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
-		// the server closed it: a read sees EOF
-		slow.SetReadDeadline(time.Now().Add(10 * time.Second))
-		io.Copy(io.Discard, slow)
-		cut <- time.Since(start)
-	}()
-	time.Sleep(100 * time.Millisecond) // the slow client has the slot
-
-	start := time.Now()
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + tw.addr + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	waited := time.Since(start)
-	t.Logf("normal request waited %v", waited)
-	if waited > 2500*time.Millisecond {
-		t.Errorf("a normal request waited %v behind a slowloris client; read_header_timeout is 1s", waited)
-	}
-	select {
-	case d := <-cut:
-		if d > 3*time.Second {
-			t.Errorf("the slowloris connection lived %v", d)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("the slowloris connection was never closed")
-	}
-}
-
 // TestMalformedRequests: net/http refuses them with a 4xx or 5xx; nothing
 // panics, the worker keeps serving, and each refusal is a debug line.
 func TestMalformedRequests(t *testing.T) {

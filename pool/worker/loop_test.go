@@ -220,6 +220,12 @@ func replay(t *testing.T, addr, in string, methods []string) []answer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return replayOn(t, c, in, methods)
+}
+
+// replayOn is replay on the connection c, which it closes.
+func replayOn(t *testing.T, c net.Conn, in string, methods []string) []answer {
+	t.Helper()
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, in); err != nil {

@@ -136,6 +136,7 @@ type worker struct {
 	evicted     atomic.Uint64 // idle connections closed to make room
 	evictLogged atomic.Int64  // unix nanos of the last eviction warning
 	perIP       perIP         // max_connections_per_ip
+	reuse       reuseQueue    // connections waiting for a request, for eviction
 
 	track       tracker
 	metrics     *reqMetrics

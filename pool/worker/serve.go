@@ -123,7 +123,8 @@ func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	var rs *reqState
 	c, ok := r.Context().Value(connKey{}).(*trackedConn)
 	if ok {
-		if status := c.refused.Load(); status != 0 {
+		withTLS(r, c) // an HTTP/1 TLS request, served as plain (tlsframe.go)
+		if status := c.refused.Load(); status != 0 && r.Host == rejectHost {
 			// The framer's stand-in for a head it refused (framing.go).
 			c.handled.Store(true) // logged here, not by logRefused
 			refuseHead(rw, int(status))
@@ -154,6 +155,9 @@ func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		c.handled.Store(true)
 	default:
 		rs = new(reqState)
+	}
+	if w.limits.bodyBuffer > 0 {
+		w.bufferBody(r) // before the slot (classes.go)
 	}
 	if w.threads != nil {
 		w.threads <- struct{}{}

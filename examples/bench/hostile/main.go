@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -39,8 +38,8 @@ func main() {
 		dur := fs.Duration("for", 30*time.Second, "how long to flood")
 		reopen := fs.Duration("reopen", 10*time.Second, "re-open the flood this often")
 		fs.Parse(os.Args[2:])
-		ok, total := flood(*addr, *n, *mode, *dur, *reopen)
-		fmt.Printf("flood %s n=%d: %d of %d probes answered within 1s (%.0f%%)\n", *mode, *n, ok, total, 100*float64(ok)/float64(max(total, 1)))
+		r := flood(*addr, *n, *mode, *dur, *reopen)
+		fmt.Printf("flood %s n=%d: %d of %d probes answered within 1s (%.0f%%)%s\n", *mode, *n, r.ok, r.total, 100*float64(r.ok)/float64(max(r.total, 1)), r.misses())
 	case "slowread":
 		path := fs.String("path", "/static/big.bin", "a large file")
 		n := fs.Int("n", 20, "slow readers")
@@ -67,10 +66,30 @@ func raiseNoFile() {
 	}
 }
 
+// floodResult counts a flood's probes: those answered within a second,
+// all of them, and the misses by what they waited on.
+type floodResult struct {
+	ok, total int
+	miss      map[string]int
+}
+
+// misses lists the missed probes by reason, as "; dial 3, head 2".
+func (r floodResult) misses() string {
+	if len(r.miss) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range []string{"dial", "head", "status", "closed"} {
+		if r.miss[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r.miss[k]))
+		}
+	}
+	return "; missed: " + strings.Join(parts, ", ")
+}
+
 // flood holds n connections from 127.0.0.1, re-opened every reopen, and
-// probes from 127.0.0.2 every 200ms; it returns the probes answered
-// within a second and all of them.
-func flood(addr string, n int, mode string, dur, reopen time.Duration) (ok, total int) {
+// probes from 127.0.0.2 every 200ms.
+func flood(addr string, n int, mode string, dur, reopen time.Duration) floodResult {
 	head := ""
 	if mode == "slowloris" {
 		head = "GET / HTTP/1.1\r\nHost: x\r\nX-a: b\r\n"
@@ -117,15 +136,21 @@ func flood(addr string, n int, mode string, dur, reopen time.Duration) (ok, tota
 			}
 		}
 	})
-	var okN, totalN atomic.Int64
+	res := floodResult{miss: map[string]int{}}
+	var rmu sync.Mutex
 	var pw sync.WaitGroup
 	end := time.Now().Add(dur)
 	for time.Now().Before(end) {
 		pw.Go(func() {
-			totalN.Add(1)
-			if probe(addr) {
-				okN.Add(1)
+			why := probe(addr)
+			rmu.Lock()
+			res.total++
+			if why == "" {
+				res.ok++
+			} else {
+				res.miss[why]++
 			}
+			rmu.Unlock()
 		})
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -137,26 +162,36 @@ func flood(addr string, n int, mode string, dur, reopen time.Duration) (ok, tota
 		c.Close()
 	}
 	mu.Unlock()
-	return int(okN.Load()), int(totalN.Load())
+	return res
 }
 
-// probe asks for "/" from 127.0.0.2 and reports an answer within 1s.
-func probe(addr string) bool {
+// probe asks for "/" from 127.0.0.2 and reports "" for a 200 within 1s,
+// or what it missed on: "dial" (the handshake did not complete: the
+// listen queue was full), "head" (connected, no answer in time: queued
+// for an accept, or held by the server), "closed" (the server closed or
+// reset it), "status" (an answer other than 200).
+func probe(addr string) string {
 	start := time.Now()
 	d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
-		return false
+		return "dial"
 	}
 	defer c.Close()
 	c.SetDeadline(start.Add(time.Second))
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
-		return false
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return "head"
+		}
+		return "closed"
 	}
 	resp.Body.Close()
-	return resp.StatusCode == 200
+	if resp.StatusCode != 200 {
+		return "status"
+	}
+	return ""
 }
 
 // slowread starts n clients that read path one byte a second through a

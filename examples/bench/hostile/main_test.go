@@ -49,3 +49,36 @@ func TestHexPort(t *testing.T) {
 		t.Fatalf("hexPort(bad) = %q", got)
 	}
 }
+
+// TestProbeSaysWhy: a probe names what it missed on.
+func TestProbeSaysWhy(t *testing.T) {
+	for _, tc := range []struct {
+		answer, want string
+	}{
+		{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ""},
+		{"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n", "status"},
+		{"", "closed"},
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			http.ReadRequest(bufio.NewReader(c))
+			io.WriteString(c, tc.answer)
+		}()
+		if got := probe(ln.Addr().String()); got != tc.want {
+			t.Errorf("answer %q: probe = %q, want %q", tc.answer, got, tc.want)
+		}
+		ln.Close()
+	}
+	r := floodResult{ok: 1, total: 4, miss: map[string]int{"head": 2, "dial": 1}}
+	if got := r.misses(); got != "; missed: dial 1, head 2" {
+		t.Errorf("misses = %q", got)
+	}
+}
