@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/hfork/hfork/hclconfig"
+	"github.com/hfork/hfork/internal/heapprof"
 	"github.com/hfork/hfork/listeners"
 	"github.com/hfork/hfork/pool"
 	"github.com/hfork/hfork/pool/wire"
@@ -108,6 +109,7 @@ type Master struct {
 	// `-s rollback` applies); rolledBack says live came from a rollback.
 	live, prev *liveConfig
 	rolledBack bool
+	heapDir    string // HFORK_HEAP_PROFILE: USR1 writes a heap profile there
 }
 
 // New prepares a master: it adopts inherited sockets and opens the others,
@@ -124,6 +126,7 @@ func New(opts Options) (*Master, error) {
 		os:      opts.OS,
 		systemd: newSDNotifier(),
 		hist:    newHistory(),
+		heapDir: heapprof.Start(os.Getenv),
 	}
 	if m.sigs == nil {
 		// Watch signals before anything else: a signal that arrives while
@@ -506,6 +509,7 @@ func (m *Master) onSignal(sig syscall.Signal) {
 			p.Signal(syscall.SIGUSR1)
 		}
 		m.log.Info("log files reopened")
+		m.writeHeapProfile()
 	case syscall.SIGUSR2:
 		m.startUpgrade()
 	case syscall.SIGWINCH:
@@ -612,3 +616,17 @@ func diagnosticsText(files map[string]*hcl.File, diags hcl.Diagnostics) string {
 // post hands a message to the loop from another goroutine (the control
 // socket's); the loop answers on the message's own reply channel.
 func (m *Master) post(msg any) { m.events <- msg }
+
+// writeHeapProfile writes the master's heap profile when HFORK_HEAP_PROFILE
+// asks for one (package heapprof).
+func (m *Master) writeHeapProfile() {
+	if m.heapDir == "" {
+		return
+	}
+	path, err := heapprof.Write(m.heapDir, "master")
+	if err != nil {
+		m.log.Warn("heap profile not written", "err", err)
+		return
+	}
+	m.log.Info("heap profile written", append([]any{"path", path}, heapprof.Memory()...)...)
+}

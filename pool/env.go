@@ -16,8 +16,9 @@ var passedEnv = []string{"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR"}
 
 // goRuntimeEnv is what an operator sets on the master to tune the Go
 // runtime; built-in workers are the same binary and take it too (exec
-// programs and the Python runner are not).
-var goRuntimeEnv = []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK", "GOCOVERDIR"}
+// programs and the Python runner are not). HFORK_HEAP_PROFILE asks them
+// for heap profiles too (package heapprof).
+var goRuntimeEnv = []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK", "GOCOVERDIR", "HFORK_HEAP_PROFILE"}
 
 // identityEnv describes the user; it is passed only when the worker runs
 // as the master's user, and set from the worker's own account otherwise.

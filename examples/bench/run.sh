@@ -14,7 +14,9 @@
 # IDLE_PER_WORKER (10000), HFORK_BIN (a built hfork to use instead of
 # building ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs
 # and wrk output),
-# METRICS=1 (the hfork config gets a metrics block, and the run ends with a
+# EVENT_LOOP=false (hfork's plain listener is served by net/http, not
+# the event loop), HEAP_PROFILE=1 (hfork's master and workers write heap profiles at each
+# memory report, and the top entries are printed), METRICS=1 (the hfork config gets a metrics block, and the run ends with a
 # scrape, to measure what serving metrics costs), HFORK_BASE_BIN (another
 # built hfork, run as the server "base" with the config without METRICS,
 # loaded in each round between nginx and hfork: two builds in one run).
@@ -33,6 +35,8 @@ THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-1s}
 RELOADS=${RELOADS:-10}
 RELOAD_DURATION=${RELOAD_DURATION:-12s}
+EVENT_LOOP=${EVENT_LOOP:-true}
+case $EVENT_LOOP in true | false) ;; *) echo "run.sh: EVENT_LOOP must be true or false, got '$EVENT_LOOP'" >&2; exit 2 ;; esac
 
 ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 h2static4k idle reload python"
 CASES=${CASES//,/ }
@@ -108,6 +112,10 @@ children_of() {
 }
 cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | sed 's/ *$//' || true; }
 rss_kb() { awk '/^VmRSS:/ { print $2; exit }' "/proc/$1/status" 2>/dev/null || true; }
+# anon_kb PID: the part of VmRSS that is the process's own memory (heap,
+# stacks); the rest is mapped files (the binary, libraries), shared by
+# every process that maps them.
+anon_kb() { awk '/^RssAnon:/ { print $2; exit }' "/proc/$1/status" 2>/dev/null || true; }
 alive() { kill -0 "$1" 2>/dev/null; }
 
 # stop PID: TERM, wait up to 5s, then KILL it and whatever children it left.
@@ -345,7 +353,7 @@ hfork_conf() {
 		-e "s|@UP_PORT@|$UP_PORT|g" -e "s|@UP_PORT2@|$UP_PORT2|g" -e "s|@UP_SOCK@|$UP_SOCK|g" \
 		-e "s|@DOCROOT@|$tmp/docroot|g" \
 		-e "s|@TLS_PORT@|$HF_TLS_PORT|g" -e "s|@CERT@|$tmp/cert.pem|g" -e "s|@KEY@|$tmp/key.pem|g" \
-		-e "s|@WORKER_CONNECTIONS@|$WORKER_CONNECTIONS|g" \
+		-e "s|@WORKER_CONNECTIONS@|$WORKER_CONNECTIONS|g" -e "s|@EVENT_LOOP@|$EVENT_LOOP|g" \
 		"$here/hfork.hcl.in"
 	echo
 	hfork_hosts
@@ -383,7 +391,14 @@ pids+=("$up_pid")
 	>"$tmp/nginx/logs/stdout.log" 2>&1 &
 ngx_pid=$!
 pids+=("$ngx_pid")
-"$tmp/bin/hfork" -f "$tmp/hfork/hfork.hcl" >"$tmp/hfork/logs/stdout.log" 2>&1 &
+heap_env=()
+if [ -n "${HEAP_PROFILE:-}" ]; then
+	mkdir -p "$tmp/heap"
+	# memprofilerate from the start, so that what package initialisation
+	# allocated is in the profile too.
+	heap_env=(HFORK_HEAP_PROFILE="$tmp/heap" GODEBUG=memprofilerate=16384)
+fi
+env "${heap_env[@]}" "$tmp/bin/hfork" -f "$tmp/hfork/hfork.hcl" >"$tmp/hfork/logs/stdout.log" 2>&1 &
 hf_pid=$!
 pids+=("$hf_pid")
 base_pid=""
@@ -554,20 +569,42 @@ now_ns() { date +%s%N; }
 
 # ---------------------------------------------------------------- memory
 # report_rss LABEL MASTER PATTERN: VmRSS of MASTER's children whose command
-# line matches PATTERN (grouped by command line), and of the master.
+# line matches PATTERN (grouped by command line), and of the master; each
+# with its anonymous part (RssAnon: what is not the binary's and the
+# libraries' pages).
 report_rss() {
 	local label=$1 master=$2 pat=$3 k name kb
-	echo "$label master pid $master: $(rss_kb "$master") kB"
+	echo "$label master pid $master: $(rss_kb "$master") kB (anon $(anon_kb "$master") kB)"
 	for k in $(children_of "$master"); do
 		name=$(cmdline_of "$k")
 		[[ $name == $pat ]] || continue
 		kb=$(rss_kb "$k")
-		[ -n "$kb" ] && printf '%s\t%s\t%s\n' "$name" "$k" "$kb"
+		[ -n "$kb" ] && printf '%s\t%s\t%s\t%s\n' "$name" "$k" "$kb" "$(anon_kb "$k")"
 	done | sort | awk -F'\t' -v label="$label" '
-		{ sum[$1] += $3; cnt[$1]++; list[$1] = list[$1] sprintf("  pid %s %d kB", $2, $3) }
+		{ sum[$1] += $3; anon[$1] += $4; cnt[$1]++; list[$1] = list[$1] sprintf("  pid %s %d kB (anon %d)", $2, $3, $4) }
 		END {
-			for (n in sum) printf "%s %-24s %d workers, sum %6d kB (%.1f MB):%s\n", label, "\"" n "\"", cnt[n], sum[n], sum[n] / 1024, list[n]
+			for (n in sum) printf "%s %-24s %d workers, sum %6d kB (%.1f MB, anon %.1f MB):%s\n", label, "\"" n "\"", cnt[n], sum[n], sum[n] / 1024, anon[n] / 1024, list[n]
 		}'
+}
+# heap_profiles WHEN: with HEAP_PROFILE=1, USR1 makes hfork's master and
+# workers write heap profiles (HFORK_HEAP_PROFILE); the top in-use
+# entries of the master's and of one "bench" worker's are printed.
+heap_profiles() {
+	[ -n "${HEAP_PROFILE:-}" ] || return 0
+	local want i
+	want=$(($(grep -c 'heap profile written' "$tmp/hfork/logs/hfork.log" 2>/dev/null || true) + 1 + $(children_of "$hf_pid" | wc -l)))
+	kill -USR1 "$hf_pid"
+	for i in $(seq 100); do
+		[ "$(grep -c 'heap profile written' "$tmp/hfork/logs/hfork.log" 2>/dev/null || true)" -ge "$want" ] && break
+		sleep 0.1
+	done
+	local m w
+	m=$(ls -t "$tmp/heap"/heap-master-*.pprof 2>/dev/null | head -n1)
+	w=$(ls -t "$tmp/heap"/heap-bench-*.pprof 2>/dev/null | head -n1)
+	for f in $m $w; do
+		echo "-- heap in use $1: $(basename "$f")"
+		"$GO" tool pprof -top -nodecount=12 -sample_index=inuse_space "$f" 2>/dev/null | sed -n '/^Showing\|flat%/,$p' | head -n 15
+	done
 }
 # parse_h2load FILE: parse_wrk's fields from h2load's output. h2load gives
 # no percentiles: p50 is its mean request time, p99 its max.
@@ -676,6 +713,7 @@ for conn in $CONNECTIONS; do
 		report_rss nginx "$ngx_pid" "nginx: worker process*"
 		[ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
 		report_rss hfork "$hf_pid" "hfork: worker *"
+		heap_profiles "after the $conn-connection runs"
 	fi
 done
 
@@ -734,6 +772,7 @@ echo "== worker RSS after load (VmRSS)"
 report_rss nginx "$ngx_pid" "nginx: worker process*"
 [ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
 report_rss hfork "$hf_pid" "hfork: worker *"
+heap_profiles "after load"
 echo "(hfork runs four listeners, the plain one, the access-logged one, the hosts one and the TLS one, two workers each; nginx serves every port from the same two workers)"
 
 # ---------------------------------------------------------------- idle

@@ -12,7 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hfork/hfork/internal/heapprof"
 	"github.com/hfork/hfork/internal/logswitch"
+	"github.com/hfork/hfork/internal/memtrim"
 	"github.com/hfork/hfork/pool/internal/certset"
 	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
@@ -33,6 +35,7 @@ const masterGoneExit = 2 * time.Second
 // Commands from the control pipe, the sockets from LISTEN_FDS, the notify
 // socket from NOTIFY_SOCKET, the signals. run does the serving.
 func Main() int {
+	heapDir := heapprof.Start(os.Getenv)
 	// Signals first, before the access log is opened: the master forwards
 	// USR1 to starting workers too, and one that arrived before Notify
 	// would be lost (Go drops an unwatched SIGUSR1), leaving the worker
@@ -171,7 +174,12 @@ func Main() int {
 		Certificates: certs,
 		TicketSeed:   spec.TicketSeed,
 	}
+	heapOnUSR1(ctx, heapDir, l.Name, log)
+	go memtrim.Run(ctx, memtrim.Defaults, func(r memtrim.Result) {
+		log.Debug("memory returned to the OS", "before_kib", r.Before>>10, "after_kib", r.After>>10, "took_us", r.Took.Microseconds())
+	})
 	err = run(ctx, opts)
+	writeHeap(heapDir, l.Name, log)
 	switch {
 	case err == nil:
 		return 0

@@ -157,6 +157,7 @@ func (l *Loop) recycle(c *conn) {
 	if len(l.free) >= loopFree {
 		return
 	}
+	l.outs.put(c.out)
 	*c = conn{file: -1}
 	l.free = append(l.free, c)
 }
@@ -262,7 +263,7 @@ func (l *Loop) serve(c *conn, data []byte) {
 		}
 		if l.resp.Proxy != nil {
 			c.closeAfter = l.req.Close || !l.keepAlive || l.draining
-			c.out = append(c.out[:0], out...)
+			c.out = append(l.outRoom(c, len(out)), out...)
 			l.wbuf = out[:0]
 			ex := l.newExchange(c, l.resp.Proxy, data[:n], start)
 			data = data[n:]
@@ -309,8 +310,7 @@ func (l *Loop) serve(c *conn, data []byte) {
 		// Only part of a head so far: its deadline runs on.
 		return
 	}
-	c.out = append(c.out[:0], out...)
-	l.flush(c)
+	l.writeOut(c, out)
 }
 
 // who finds the client of the request in l.req, and its request ID when
@@ -447,9 +447,7 @@ func (l *Loop) flushed(c *conn) {
 		l.handoff(c, c.in)
 		return
 	}
-	if cap(c.out) > 4096 {
-		c.out = nil
-	}
+	l.releaseOut(c)
 	if c.writing || c.muted {
 		c.writing, c.muted = false, false
 		if err := l.poll.Mod(c.fd, poll.In); err != nil {

@@ -250,6 +250,10 @@ func (l *Loop) upRead(u *upConn) {
 	}
 }
 
+// answerExtra is room for what the loop adds to an answer's head (Date,
+// Connection), so that the pooled buffer seldom has to grow.
+const answerExtra = 256
+
 // maxInterims is how many interim (1xx) answers one request may get
 // before the final one, as net/http's transport allows.
 const maxInterims = 5
@@ -288,7 +292,7 @@ func (l *Loop) upHead(u *upConn) ([]byte, bool) {
 				return nil, false
 			}
 			// An interim answer (103 Early Hints) goes on as it is.
-			c.out = h1.AppendAnswerHead(c.out, &h, u.in[:n], l.dateLine(), h1.ConnNone, true)
+			c.out = h1.AppendAnswerHead(l.outRoom(c, n+answerExtra), &h, u.in[:n], l.dateLine(), h1.ConnNone, true)
 			u.in = u.in[:copy(u.in, u.in[n:])]
 			continue
 		}
@@ -309,7 +313,7 @@ func (l *Loop) upHead(u *upConn) ([]byte, bool) {
 		closeClient := c.closeAfter || l.draining || u.frame == frameClose
 		c.closeAfter = closeClient
 		h.Policy = ex.px.Headers()
-		c.out = h1.AppendAnswerHead(c.out, &h, u.in[:n], l.dateLine(), h1.Framing(1, closeClient, l.draining), false)
+		c.out = h1.AppendAnswerHead(l.outRoom(c, n+answerExtra), &h, u.in[:n], l.dateLine(), h1.Framing(1, closeClient, l.draining), false)
 		u.state = upBody
 		body := append(l.wbuf[:0], u.in[n:]...)
 		l.wbuf = body[:0]
@@ -358,7 +362,7 @@ func (l *Loop) upBody(u *upConn, data []byte) bool {
 	case frameClose:
 		ex.bytes += int64(len(data))
 	}
-	c.out = append(c.out, data...)
+	c.out = append(l.outRoom(c, len(data)), data...)
 	if done {
 		l.proxyDone(u, u.keep)
 		return false
@@ -378,6 +382,8 @@ func (l *Loop) flushProxy(c *conn) {
 	c.out = c.out[:copy(c.out, c.out[n:])]
 	c.wrote += int64(n)
 	switch st {
+	case ioOK:
+		l.releaseOut(c)
 	case ioAgain:
 		l.waitWritable(c, n > 0)
 	case ioClosed:
@@ -417,7 +423,7 @@ func (l *Loop) proxyDone(u *upConn, keep bool) {
 	ex := u.ex
 	c := ex.c
 	u.ex = nil
-	if keep && len(l.upIdleOf(u.id)) < upIdleMax {
+	if keep && len(l.upIdleOf(u.id)) < l.upBurst {
 		u.state, u.since, u.reused = upIdle, l.now, true
 		u.in = u.in[:0] // both buffers stay for the next exchange
 		l.upIdle[u.id] = append(l.upIdle[u.id], u)
@@ -491,7 +497,7 @@ func (l *Loop) proxyFailed(ex *exchange, code int) {
 	ex.px.StatusFast(&resp, code)
 	c.closeAfter = c.closeAfter || l.draining
 	// A proxied request is HTTP/1.1 (see h1.Request's Forwardable).
-	c.out = h1.AppendHead(c.out, resp.Head, 1)
+	c.out = h1.AppendHead(l.outRoom(c, len(resp.Head)+len(resp.Body)+answerExtra), resp.Head, 1)
 	c.out = h1.EndHead(c.out, l.dateLine(), false, h1.Framing(1, c.closeAfter, l.draining))
 	ex.status = code
 	if !ex.head {

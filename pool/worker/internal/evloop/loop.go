@@ -130,6 +130,7 @@ type Loop struct {
 	fbuf           []byte     // a file's chunk to seal (tls.go)
 	handshakes     []hsResult // ended handshakes, under mu (tls.go)
 	wbuf           []byte     // answers being built
+	outs           outPool    // connections' own answer buffers (outbuf.go)
 	req            h1.Request // the request being answered
 	resp           app.FastResponse
 	now            int64
@@ -186,6 +187,11 @@ type Loop struct {
 	chain    string
 	useChain bool
 	reqID    []byte
+
+	// upKeep, upExtra and upBurst are upIdleMax, upIdleExtra (in nanos)
+	// and upIdleBurst, which tests lower.
+	upKeep, upBurst int
+	upExtra         int64
 }
 
 type loopCmd int
@@ -228,6 +234,7 @@ func New(cfg Config, host Host) (*Loop, error) {
 		keepAlive: cfg.KeepAlive,
 		done:      make(chan struct{}),
 		handoffs:  newHandoffQueue(),
+		upKeep:    upIdleMax, upBurst: upIdleBurst, upExtra: int64(upIdleExtra),
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)

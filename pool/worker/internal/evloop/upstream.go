@@ -15,14 +15,22 @@ import (
 // The loop's upstream pool: keep-alive connections to a proxy route's
 // upstreams, in the loop's own epoll set, reused most recently used
 // first, and retired when idle for upIdleTimeout or when they say
-// anything while idle.
+// anything while idle. A burst may leave more than upIdleMax idle: those
+// beyond it are kept for upIdleExtra, so that a thousand exchanges in
+// flight do not close and dial connections by the hundred each time a
+// batch of answers ends before the next requests come; then the least
+// recently used go.
 
 // Upstream limits, as the proxy app's transport has them; connect_timeout
 // and read_timeout are the route's.
 const (
 	upIdleTimeout = 90 * time.Second
 	upIdleMax     = 256
-	upMaxHead     = 64 << 10
+	upIdleExtra   = 5 * time.Second
+	// upIdleBurst bounds the idle connections to one upstream a burst
+	// leaves.
+	upIdleBurst = 8192
+	upMaxHead   = 64 << 10
 )
 
 // upState is where an upstream connection is: upConnecting, upSending a
@@ -306,6 +314,7 @@ func (l *Loop) dropUp(u *upConn) {
 // answer's head and between reads of its body (not while the client is
 // the slow one), and the request timeout.
 func (l *Loop) sweepUpstreams() {
+	l.trimIdleUpstreams()
 	for i := 0; i < len(l.ups); {
 		u := l.ups[i]
 		ex := u.ex
@@ -342,5 +351,27 @@ func (l *Loop) sweepUpstreams() {
 			continue
 		}
 		i++
+	}
+}
+
+// trimIdleUpstreams closes the idle connections beyond l.upKeep of each
+// upstream that have been idle for l.upExtra, least recently used (first
+// in the list) first.
+func (l *Loop) trimIdleUpstreams() {
+	for id, idle := range l.upIdle {
+		n := 0
+		for n < len(idle)-l.upKeep && l.now-idle[n].since >= l.upExtra {
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		for _, u := range idle[:n] {
+			u.state = upHead // out of the list already: dropUp need not look
+			l.dropUp(u)
+		}
+		rest := copy(idle, idle[n:])
+		clear(idle[rest:])
+		l.upIdle[id] = idle[:rest]
 	}
 }
