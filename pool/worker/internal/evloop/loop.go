@@ -169,6 +169,10 @@ type Loop struct {
 	// stored.
 	tab  *Table
 	next atomic.Pointer[Table]
+	// swaps are the tables Swap stored since the loop last looked, oldest
+	// first (by mu): the loop installs the last and lets go of the others,
+	// which two swaps in quick succession would otherwise leave held.
+	swaps []*Table
 
 	// The proxy's side (see upstream.go and exchange.go).
 	ups        []*upConn

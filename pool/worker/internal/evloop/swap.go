@@ -32,18 +32,36 @@ type Table struct {
 // and a request it parses after Swap returned is answered from t. The
 // loop is woken too, so that an idle one lets go of the old table.
 func (l *Loop) Swap(t *Table) {
-	l.next.Store(t)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Queued before next is stored: a syncTable that sees the new next
+	// finds it in the queue.
+	l.swaps = append(l.swaps, t)
+	l.next.Store(t)
 	if !l.ended {
 		l.poll.Wake()
 	}
 }
 
-// syncTable installs the table Swap stored, if it is new; it runs on the
-// loop's goroutine before each request and on each wake.
+// syncTable installs the table Swap stored last, if it is new, and lets go
+// of any stored before it that the loop never used; it runs on the loop's
+// goroutine before each request and on each wake.
 func (l *Loop) syncTable() {
-	t := l.next.Load()
+	if l.next.Load() == l.tab {
+		return
+	}
+	l.mu.Lock()
+	ts := l.swaps
+	l.swaps = nil
+	l.mu.Unlock()
+	if len(ts) == 0 {
+		return
+	}
+	t := ts[len(ts)-1]
+	for _, skipped := range ts[:len(ts)-1] {
+		skipped.retired = true
+		l.tableDone(skipped)
+	}
 	if t == l.tab {
 		return
 	}
