@@ -1,37 +1,21 @@
 package pool
 
 import (
-	"bytes"
 	"crypto/tls"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/hclconfig/testcert"
+	"github.com/hfork/hfork/internal/syncbuf"
 	"github.com/hfork/hfork/pool/internal/certset"
 )
 
 // logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // replace writes a file the way renewal tools do: a new file renamed over
 // the old one.

@@ -1,34 +1,18 @@
 package certset
 
 import (
-	"bytes"
 	"crypto/tls"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hfork/hfork/hclconfig/testcert"
+	"github.com/hfork/hfork/internal/syncbuf"
 	"github.com/hfork/hfork/pool/wire"
 )
 
 // logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
