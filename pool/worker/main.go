@@ -170,6 +170,7 @@ func Main() int {
 		Notifier:  notifier,
 		Signals:   sigs,
 		Hurry:     hurry,
+		Started:   func() { settle(log) },
 
 		Certificates: certs,
 		TicketSeed:   spec.TicketSeed,

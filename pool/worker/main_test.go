@@ -51,6 +51,13 @@ func startWorkerProcess(t *testing.T, l hclconfig.Listener) *workerProcess {
 // and the spec it waits for on the control pipe.
 func startWorkerProcessWith(t *testing.T, l hclconfig.Listener, beforeSpec func(*workerProcess)) *workerProcess {
 	t.Helper()
+	return startWorkerProcessLevel(t, l, "info", beforeSpec)
+}
+
+// startWorkerProcessLevel is startWorkerProcessWith with the log level
+// the spec gives.
+func startWorkerProcessLevel(t *testing.T, l hclconfig.Listener, level string, beforeSpec func(*workerProcess)) *workerProcess {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +97,7 @@ func startWorkerProcessWith(t *testing.T, l hclconfig.Listener, beforeSpec func(
 	if beforeSpec != nil {
 		beforeSpec(p)
 	}
-	spec, _ := json.Marshal(wire.Spec{Listener: l, Gen: 3, LogLevel: "info", LogFormat: "json"})
+	spec, _ := json.Marshal(wire.Spec{Listener: l, Gen: 3, LogLevel: level, LogFormat: "json"})
 	if _, err := cw.Write(append(spec, '\n')); err != nil {
 		t.Fatal(err)
 	}

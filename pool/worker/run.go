@@ -67,6 +67,9 @@ type options struct {
 	// of its tables itself, and Reopen is ignored.
 	Table *table
 	Swaps <-chan wire.Command
+	// Started runs once, on a goroutine of its own, after READY=1: Main
+	// gives back the memory start-up took (settle). nil: nothing.
+	Started func()
 	// Hurry ends a drain early (wire.Command.HurryMS): idle connections
 	// close at once, the rest after the duration received. nil: never.
 	Hurry <-chan time.Duration
@@ -111,6 +114,7 @@ type worker struct {
 	beat     time.Duration
 	hurry    <-chan time.Duration
 	swaps    <-chan wire.Command
+	started  func()
 
 	// tab is what requests are answered with (swap.go); tabs every table
 	// still in use; swapMu orders swaps.
@@ -212,6 +216,7 @@ func newWorker(opts options) (*worker, error) {
 		beat:      opts.Heartbeat,
 		hurry:     opts.Hurry,
 		swaps:     opts.Swaps,
+		started:   opts.Started,
 		serveErr:  make(chan error, len(opts.Listeners)),
 		connSem:   semaphore(limits.conns),
 		siblings:  opts.Listener.Workers > 1,
@@ -324,6 +329,9 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 		w.log.Error("worker cannot report ready", "err", err)
 	}
 	w.setState(stateReady)
+	if w.started != nil {
+		go w.started()
+	}
 	quit := make(chan struct{})
 	var beats sync.WaitGroup
 	beats.Go(func() { w.heartbeats(quit) })
