@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"syscall"
@@ -52,11 +53,12 @@ func mappings(proc string) ([]Mapping, error) {
 	if err := syscall.Stat(proc+"/exe", &st); err != nil {
 		return nil, fmt.Errorf("stat executable: %w", err)
 	}
-	data, err := os.ReadFile(proc + "/smaps")
+	f, err := os.Open(proc + "/smaps")
 	if err != nil {
 		return nil, fmt.Errorf("read smaps: %w", err)
 	}
-	return parseSmaps(data, file{major: unix.Major(st.Dev), minor: unix.Minor(st.Dev), ino: st.Ino})
+	defer f.Close()
+	return parseSmaps(f, file{major: unix.Major(st.Dev), minor: unix.Minor(st.Dev), ino: st.Ino})
 }
 
 // Resident sums the resident bytes of ms.
@@ -107,16 +109,21 @@ func madvise(start, n uintptr, advice int) error {
 // parseSmaps picks exe's mappings out of smaps: a header line per
 // mapping ("start-end perms offset major:minor inode path"), then its
 // "Key: value kB" lines.
-func parseSmaps(data []byte, exe file) ([]Mapping, error) {
+//
+// It reads line by line and splits without allocating: the worker reads
+// its smaps twice at the start, and their 40 KiB would otherwise be
+// garbage left in a heap that has not collected yet.
+func parseSmaps(r io.Reader, exe file) ([]Mapping, error) {
 	var (
 		out  []Mapping
 		cur  *Mapping
 		line int
+		fbuf [8][]byte
 	)
-	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line++
-		f := bytes.Fields(sc.Bytes())
+		f := fields(sc.Bytes(), fbuf[:0])
 		if len(f) == 0 {
 			continue
 		}
@@ -152,6 +159,22 @@ func parseSmaps(data []byte, exe file) ([]Mapping, error) {
 		return nil, fmt.Errorf("read smaps: %w", err)
 	}
 	return out, nil
+}
+
+// fields appends the space-separated fields of b to f, up to cap(f).
+func fields(b []byte, f [][]byte) [][]byte {
+	for len(f) < cap(f) {
+		b = bytes.TrimLeft(b, " \t")
+		if len(b) == 0 {
+			break
+		}
+		i := bytes.IndexAny(b, " \t")
+		if i < 0 {
+			i = len(b)
+		}
+		f, b = append(f, b[:i]), b[i:]
+	}
+	return f
 }
 
 // header reads one mapping's header line, and whether it maps exe.

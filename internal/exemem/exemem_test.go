@@ -36,7 +36,7 @@ Rss:                   8 kB
 `
 
 func TestParseSmaps(t *testing.T) {
-	ms, err := parseSmaps([]byte(smaps), exe)
+	ms, err := parseSmaps(strings.NewReader(smaps), exe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestParseSmapsRejectsGarbage(t *testing.T) {
 		"00400000-00500000 r-xp 00000000 fd:01 x /srv/hfork\n",
 		"00400000-00500000 r-xp 00000000 fd:01 4242 /srv/hfork\nRss: many kB\n",
 	} {
-		if ms, err := parseSmaps([]byte(bad), exe); err == nil {
+		if ms, err := parseSmaps(strings.NewReader(bad), exe); err == nil {
 			t.Errorf("%q: no error, mappings %v", bad, ms)
 		}
 	}

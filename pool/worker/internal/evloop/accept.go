@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/internal/poll"
+	"github.com/hfork/hfork/pool/worker/internal/rawsys"
 	"golang.org/x/sys/unix"
 )
 
@@ -133,7 +134,7 @@ func (l *Loop) acceptOne(lfd int, first bool) (more, full bool) {
 		}
 		full = true
 	}
-	nfd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	nfd, peer, inet, err := rawsys.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err != nil {
 		l.host.Release()
 		if err == unix.ECONNABORTED || err == unix.EINTR {
@@ -155,26 +156,25 @@ func (l *Loop) acceptOne(lfd int, first bool) (more, full bool) {
 	l.acceptBackoff = 0
 	var ip netip.Addr
 	if l.cfg.PerIP {
-		if ip = peerAddr(sa); ip.IsValid() && !l.host.Admit(ip) {
+		if ip = peer.Addr(); ip.IsValid() && !l.host.Admit(ip) {
 			// Over max_connections_per_ip: closed before a byte is read.
 			unix.Close(nfd)
 			l.host.Release()
 			return true, full
 		}
 	}
-	switch sa.(type) {
-	case *unix.SockaddrInet4, *unix.SockaddrInet6:
+	if inet {
 		// Inherited from hfork's own listening sockets, but not from one
 		// handed over by systemd: an answer's head and its file must not
 		// wait for the client's delayed ACK (Go's net package does this
 		// for every connection too).
-		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		rawsys.SetNoDelay(nfd)
 	}
 	c := l.newConn()
 	c.fd, c.since, c.deadline, c.fresh, c.ip = nfd, l.now, l.now+l.rht, true, ip
 	c.pp = l.cfg.ProxyProtocol
-	if l.needRemote {
-		c.remote = sockaddrString(sa)
+	if l.needRemote && peer.IsValid() {
+		c.remote = peer.String() // as sockaddrString gives it
 	}
 	events := uint32(poll.In)
 	if l.cfg.TLS != nil {
@@ -196,7 +196,7 @@ func (l *Loop) acceptOne(lfd int, first bool) (more, full bool) {
 		l.byFD = append(l.byFD, make([]*conn, len(l.byFD)+64)...)
 	}
 	l.byFD[nfd] = c
-	c.slot = len(l.list)
+	c.slot = int32(len(l.list))
 	l.list = append(l.list, c)
 	l.queueReusable(c)
 	l.open.Add(1)

@@ -2,6 +2,7 @@ package evloop
 
 import (
 	"net"
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -20,6 +21,28 @@ func TestSockaddrString(t *testing.T) {
 	} {
 		if got := sockaddrString(tc.sa); got != tc.want {
 			t.Errorf("sockaddrString(%v) = %q, want %q", tc.sa, got, tc.want)
+		}
+	}
+}
+
+// An accepted connection's remote is rawsys.Accept4's peer as a string:
+// the same as sockaddrString gives for the sockaddr (the form net/http's
+// RemoteAddr has), an IPv4-mapped IPv6 peer as IPv4 included.
+func TestPeerStringIsSockaddrString(t *testing.T) {
+	for _, sa := range []unix.Sockaddr{
+		&unix.SockaddrInet4{Addr: [4]byte{192, 0, 2, 7}, Port: 80},
+		&unix.SockaddrInet6{Addr: [16]byte{0: 0x20, 1: 0x01, 2: 0x0d, 3: 0xb8, 15: 1}, Port: 8080},
+		&unix.SockaddrInet6{Addr: [16]byte{10: 0xff, 11: 0xff, 12: 192, 13: 0, 14: 2, 15: 7}, Port: 443},
+	} {
+		var peer netip.AddrPort
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			peer = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+		case *unix.SockaddrInet6:
+			peer = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port)) // as Accept4 gives it
+		}
+		if got, want := peer.String(), sockaddrString(sa); got != want {
+			t.Errorf("%v: peer %q, sockaddrString %q", sa, got, want)
 		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 // a head arrived; then connWriting while an answer waits for the socket,
 // or connProxy while an upstream answers; back to connIdle between
 // requests, or connLinger after the last answer, until it closes.
-type connState int
+type connState uint8
 
 const (
 	connIdle      connState = iota // waiting for a request (or accepted, silent)
@@ -48,10 +48,12 @@ func (s connState) String() string {
 	return "connState(?)"
 }
 
-// conn is a client connection.
+// conn is a client connection. It is most of what an idle connection
+// costs the worker (idle ones hold no buffer; byFD and list hold a
+// pointer each): the small fields share words at the end, and the whole
+// fits the runtime's 240-byte size class (TestConnSize).
 type conn struct {
 	fd     int
-	state  connState
 	remote string // "ip:port", filled only when there is an access log
 	in     []byte // bytes of requests not yet answered
 	out    []byte // answer bytes not yet written
@@ -61,37 +63,39 @@ type conn struct {
 	// wrote counts the bytes written to the connection (not those of
 	// files): a drain's only sign of movement on a unix socket.
 	wrote int64
-	// closeAfter: close once out and file are written.
-	closeAfter bool
 	// since is when the connection became idle (or was accepted); the
 	// drain and eviction measure quiet from it.
 	since    int64
 	deadline int64 // unix nanos; 0 is none
 	headAt   int64 // when the head of the request being answered was read
 	// acked is the socket's bytes_acked at the last write_timeout check.
-	acked   uint64
-	writing bool // registered for EPOLLOUT instead of EPOLLIN
-	fresh   bool // accepted, no request answered yet
+	acked uint64
+	px    *exchange // the proxied request in progress (exchange.go)
+	prog  Progress  // what a drain saw of its movement (progress.go)
+	// queued (below): in the reusable queue (reuse.go), between rqPrev
+	// and rqNext.
+	rqPrev, rqNext *conn
+	ip             netip.Addr // the client's, counted for max_connections_per_ip
+	// tls: the connection's record layer on a TLS listener (tls.go); out
+	// and in are plaintext then.
+	tls   *tlsConn
+	slot  int32 // index in Loop.list
+	state connState
+	// closeAfter: close once out and file are written.
+	closeAfter bool
+	writing    bool // registered for EPOLLOUT instead of EPOLLIN
+	fresh      bool // accepted, no request answered yet
 	// handoff: once out is written, net/http gets the connection and in.
 	handoff bool
 	// waiting: requests in in wait for a file or a proxied answer.
 	waiting bool
 	// muted: epoll reports nothing for it (a proxied answer is coming).
 	muted bool
-	px    *exchange // the proxied request in progress (exchange.go)
 	// pp: the PROXY protocol header is still to come (proxyproto.go);
-	// ppSrc is the client's address it gave.
-	pp    bool
-	ppSrc netip.AddrPort
-	prog  Progress // what a drain saw of its movement (progress.go)
-	slot  int      // index in Loop.list
-	// queued: in the reusable queue (reuse.go), between rqPrev and rqNext.
-	queued         bool
-	rqPrev, rqNext *conn
-	ip             netip.Addr // the client's, counted for max_connections_per_ip
-	// tls: the connection's record layer on a TLS listener (tls.go); out
-	// and in are plaintext then.
-	tls *tlsConn
+	// ppRemote: remote is the client's address that header gave (kept
+	// as the string only: 32 bytes less on every connection).
+	pp, ppRemote bool
+	queued       bool
 }
 
 func (l *Loop) conn(fd int) *conn {

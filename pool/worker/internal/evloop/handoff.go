@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -32,8 +33,10 @@ func (l *Loop) handoff(c *conn, data []byte) {
 		return
 	}
 	pc := &prefixConn{Conn: nc, prefix: append([]byte(nil), data...)}
-	if c.ppSrc.IsValid() {
-		pc.remote = net.TCPAddrFromAddrPort(c.ppSrc)
+	if c.ppRemote {
+		if src, err := netip.ParseAddrPort(c.remote); err == nil {
+			pc.remote = net.TCPAddrFromAddrPort(src)
+		}
 	}
 	// Adopt registers it before the drain can look; the slot goes with it.
 	// c.ip is the peer Admit counted, not the PROXY header's client.

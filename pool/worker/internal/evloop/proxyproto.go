@@ -20,9 +20,9 @@ func (l *Loop) proxyHeader(c *conn, data []byte) ([]byte, bool) {
 		}
 		return nil, false
 	}
-	c.pp, c.ppSrc = false, src
-	if src.IsValid() && l.needRemote {
-		c.remote = src.String()
+	c.pp = false
+	if src.IsValid() {
+		c.remote, c.ppRemote = src.String(), true
 	}
 	rest := data[n:]
 	if len(rest) == 0 {

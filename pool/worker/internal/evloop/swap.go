@@ -85,9 +85,8 @@ func (l *Loop) syncTable() {
 func (l *Loop) fillRemote(c *conn) {
 	switch {
 	case c.remote != "", c.pp:
-		// Known, or the PROXY header that names it is still to come.
-	case c.ppSrc.IsValid():
-		c.remote = c.ppSrc.String()
+		// Known (a PROXY header's always is), or the PROXY header that
+		// names it is still to come.
 	default:
 		if sa, err := unix.Getpeername(c.fd); err == nil {
 			c.remote = sockaddrString(sa)

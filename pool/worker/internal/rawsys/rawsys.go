@@ -10,6 +10,7 @@
 package rawsys
 
 import (
+	"net/netip"
 	"syscall"
 	"unsafe"
 
@@ -99,4 +100,44 @@ func Peek(fd int) (int, error) {
 	var b [1]byte
 	n, _, e := syscall.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 	return int(n), errno(e)
+}
+
+// Accept4 is accept4(2), with the peer's address decoded on the stack:
+// x/sys/unix's Accept4 allocates a sockaddr buffer and a Sockaddr for
+// every connection (150 bytes), garbage that a burst of ten thousand
+// accepts turns into heap the worker keeps until it is trimmed. peer is
+// the zero AddrPort for a unix socket's peer (an IPv4-mapped IPv6 peer
+// is given as IPv4); inet says the socket is TCP over IPv4 or IPv6.
+func Accept4(fd, flags int) (nfd int, peer netip.AddrPort, inet bool, err error) {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	r, _, e := syscall.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)), uintptr(flags), 0, 0)
+	if e != 0 {
+		return -1, netip.AddrPort{}, false, e
+	}
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		peer = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), port(a.Port))
+		inet = true
+	case unix.AF_INET6:
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		peer = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), port(a.Port))
+		inet = true
+	}
+	return int(r), peer, inet, nil
+}
+
+// port reads a sockaddr's port, which is in network byte order.
+func port(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+// SetNoDelay sets TCP_NODELAY on a TCP socket (unix.SetsockoptInt's
+// value escapes: 8 bytes of garbage per connection).
+func SetNoDelay(fd int) error {
+	v := int32(1)
+	_, _, e := syscall.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, uintptr(unsafe.Pointer(&v)), 4, 0)
+	return errno(e)
 }

@@ -1,6 +1,7 @@
 package rawsys
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -108,5 +109,116 @@ func TestEpoll(t *testing.T) {
 	}
 	if n, err := EpollPoll(epfd, events); n != 0 || err != nil {
 		t.Fatalf("EpollPoll after DEL = %d, %v", n, err)
+	}
+}
+
+// listen makes a listening socket of the family on loopback (port 0 or
+// path) and returns it with its address for connect.
+func listen(t *testing.T, family int) (int, unix.Sockaddr) {
+	t.Helper()
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no socket of family %d: %v", family, err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	var sa unix.Sockaddr
+	switch family {
+	case unix.AF_INET:
+		sa = &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	case unix.AF_INET6:
+		sa = &unix.SockaddrInet6{Addr: [16]byte{15: 1}}
+	case unix.AF_UNIX:
+		sa = &unix.SockaddrUnix{Name: filepath.Join(t.TempDir(), "s")}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		t.Skipf("bind %v: %v", sa, err)
+	}
+	if err := unix.Listen(fd, 64); err != nil {
+		t.Fatal(err)
+	}
+	if sa, err = unix.Getsockname(fd); err != nil {
+		t.Fatal(err)
+	}
+	return fd, sa
+}
+
+// dial connects a blocking client to sa and returns it with its own
+// address as the server sees it.
+func dial(t *testing.T, family int, sa unix.Sockaddr) (int, unix.Sockaddr) {
+	t.Helper()
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Connect(fd, sa); err != nil {
+		t.Fatal(err)
+	}
+	local, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd, local
+}
+
+func TestAccept4(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		family int
+	}{{"ipv4", unix.AF_INET}, {"ipv6", unix.AF_INET6}, {"unix", unix.AF_UNIX}} {
+		t.Run(tc.name, func(t *testing.T) {
+			lfd, sa := listen(t, tc.family)
+			if _, _, _, err := Accept4(lfd, unix.SOCK_NONBLOCK); err != unix.EAGAIN {
+				t.Fatalf("Accept4 with no client = %v, want EAGAIN", err)
+			}
+			_, local := dial(t, tc.family, sa)
+			nfd, peer, inet, err := Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(nfd)
+			var want netip.AddrPort
+			switch a := local.(type) {
+			case *unix.SockaddrInet4:
+				want = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+			case *unix.SockaddrInet6:
+				want = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+			}
+			if peer != want || inet != (tc.family != unix.AF_UNIX) {
+				t.Errorf("peer %v inet %v, want %v inet %v", peer, inet, want, tc.family != unix.AF_UNIX)
+			}
+			flags, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0)
+			if err != nil || flags&unix.O_NONBLOCK == 0 {
+				t.Errorf("accepted fd flags %#x (%v): want O_NONBLOCK", flags, err)
+			}
+			if inet {
+				if err := SetNoDelay(nfd); err != nil {
+					t.Fatal(err)
+				}
+				if v, err := unix.GetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || v == 0 {
+					t.Errorf("TCP_NODELAY %d (%v) after SetNoDelay", v, err)
+				}
+			}
+		})
+	}
+}
+
+// An accept allocates nothing: the point of Accept4.
+func TestAccept4Allocs(t *testing.T) {
+	lfd, sa := listen(t, unix.AF_INET)
+	const runs = 20
+	for range runs + 1 { // AllocsPerRun calls once more to warm up
+		dial(t, unix.AF_INET, sa)
+	}
+	allocs := testing.AllocsPerRun(runs, func() {
+		nfd, _, _, err := Accept4(lfd, unix.SOCK_CLOEXEC)
+		if err != nil {
+			panic(err)
+		}
+		SetNoDelay(nfd)
+		Close(nfd)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per accept, want 0", allocs)
 	}
 }
