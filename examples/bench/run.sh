@@ -116,6 +116,13 @@ rss_kb() { awk '/^VmRSS:/ { print $2; exit }' "/proc/$1/status" 2>/dev/null || t
 # stacks); the rest is mapped files (the binary, libraries), shared by
 # every process that maps them.
 anon_kb() { awk '/^RssAnon:/ { print $2; exit }' "/proc/$1/status" 2>/dev/null || true; }
+# file_kb PID: the mapped files' part of VmRSS (RssFile), counted in full
+# in each process that maps a page; pss_kb PID: the proportional set size,
+# each shared page divided among the processes that map it ("-" where
+# smaps_rollup is not readable: an hfork worker is not dumpable, so only
+# root reads it).
+file_kb() { awk '/^RssFile:/ { print $2; exit }' "/proc/$1/status" 2>/dev/null || true; }
+pss_kb() { awk '/^Pss:/ { print $2; f = 1; exit } END { if (!f) print "-" }' "/proc/$1/smaps_rollup" 2>/dev/null || echo -; }
 alive() { kill -0 "$1" 2>/dev/null; }
 
 # stop PID: TERM, wait up to 5s, then KILL it and whatever children it left.
@@ -571,19 +578,19 @@ now_ns() { date +%s%N; }
 # report_rss LABEL MASTER PATTERN: VmRSS of MASTER's children whose command
 # line matches PATTERN (grouped by command line), and of the master; each
 # with its anonymous part (RssAnon: what is not the binary's and the
-# libraries' pages).
+# libraries' pages), its mapped files' part (RssFile) and its Pss.
 report_rss() {
 	local label=$1 master=$2 pat=$3 k name kb
-	echo "$label master pid $master: $(rss_kb "$master") kB (anon $(anon_kb "$master") kB)"
+	echo "$label master pid $master: $(rss_kb "$master") kB (anon $(anon_kb "$master"), file $(file_kb "$master"), pss $(pss_kb "$master") kB)"
 	for k in $(children_of "$master"); do
 		name=$(cmdline_of "$k")
 		[[ $name == $pat ]] || continue
 		kb=$(rss_kb "$k")
-		[ -n "$kb" ] && printf '%s\t%s\t%s\t%s\n' "$name" "$k" "$kb" "$(anon_kb "$k")"
+		[ -n "$kb" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$k" "$kb" "$(anon_kb "$k")" "$(file_kb "$k")" "$(pss_kb "$k")"
 	done | sort | awk -F'\t' -v label="$label" '
-		{ sum[$1] += $3; anon[$1] += $4; cnt[$1]++; list[$1] = list[$1] sprintf("  pid %s %d kB (anon %d)", $2, $3, $4) }
+		{ sum[$1] += $3; anon[$1] += $4; file[$1] += $5; pss[$1] += $6; cnt[$1]++; list[$1] = list[$1] sprintf("  pid %s %d kB (anon %d, file %d, pss %s)", $2, $3, $4, $5, $6) }
 		END {
-			for (n in sum) printf "%s %-24s %d workers, sum %6d kB (%.1f MB, anon %.1f MB):%s\n", label, "\"" n "\"", cnt[n], sum[n], sum[n] / 1024, anon[n] / 1024, list[n]
+			for (n in sum) printf "%s %-24s %d workers, sum %6d kB (%.1f MB, anon %.1f MB, file %.1f MB, pss %.1f MB):%s\n", label, "\"" n "\"", cnt[n], sum[n], sum[n] / 1024, anon[n] / 1024, file[n] / 1024, pss[n] / 1024, list[n]
 		}'
 }
 # heap_profiles WHEN: with HEAP_PROFILE=1, USR1 makes hfork's master and
@@ -778,22 +785,49 @@ echo "(hfork runs four listeners, the plain one, the access-logged one, the host
 # ---------------------------------------------------------------- idle
 # The idle case: IDLE_PER_WORKER keep-alive connections per worker, each
 # served once and then left idle; the RSS the workers add, per connection.
-# It runs on a second nginx and hfork of its own, configured with room for
-# them: worker_connections sized for 10,000 connections makes nginx
-# allocate and touch its connection array up front, which would weigh on
-# every other case's worker RSS.
-idle_rss() { # SERVER MASTER: the summed VmRSS in kB of the workers the case loads
-	local k sum=0 pat="nginx: worker process"
-	[ "$1" = hfork ] && pat="hfork: worker bench"
+# They come in two halves, and the second half's cost is printed too:
+# what a server touches once (hfork's first garbage collection maps 2 MB
+# of the executable's tables that a worker which never collected has not
+# mapped yet) falls in the first half, so the second is the cost of a
+# connection alone. Each line also gives the anonymous part (RssAnon), the
+# server's own memory without the executable's pages.
+# It runs on a second nginx and hfork (and base) of their own, configured
+# with room for them: worker_connections sized for 10,000 connections
+# makes nginx allocate and touch its connection array up front, which
+# would weigh on every other case's worker RSS.
+idle_rss() { # SERVER MASTER: "VmRSS RssAnon", summed in kB over the workers the case loads
+	local k rss=0 anon=0 pat="nginx: worker process"
+	[ "$1" != nginx ] && pat="hfork: worker bench"
 	for k in $(children_of "$2"); do
-		[ "$(cmdline_of "$k")" = "$pat" ] && sum=$((sum + $(rss_kb "$k")))
+		[ "$(cmdline_of "$k")" = "$pat" ] && rss=$((rss + $(rss_kb "$k"))) anon=$((anon + $(anon_kb "$k")))
 	done
-	echo "$sum"
+	echo "$rss $anon"
+}
+# idle_clients SERVER PORT HALF: starts two clients of IDLE_PER_WORKER/2
+# connections (HALF names their files) and waits until both are ready;
+# they hold their connections until fd 7 closes.
+idle_clients() {
+	local s=$1 port=$2 half=$3 i line
+	local out=$tmp/idle.$s.out.$half
+	for i in 1 2; do
+		# Not holding fd 7 themselves: its close is their end of input.
+		python3 "$here/idle.py" "$port" "$((IDLE_PER_WORKER / 2))" <"$tmp/idle.$s.in" >"$out.$i" 2>&1 7>&- &
+		cpids+=($!)
+		pids+=($!)
+	done
+	for i in 1 2; do
+		for line in $(seq 600); do
+			grep -q '^ready' "$out.$i" && break
+			alive "${cpids[$((${#cpids[@]} - 3 + i))]}" || break
+			sleep 0.1
+		done
+	done
 }
 idle_test() {
-	local total=$((IDLE_PER_WORKER * 2)) wc=$((IDLE_PER_WORKER * 3 / 2 + 256)) s master port before after i cpids=() fifo line
+	local total=$((IDLE_PER_WORKER * 2)) wc=$((IDLE_PER_WORKER * 3 / 2 + 256)) s master port before mid after i cpids=() readies servers_idle="nginx hfork"
 	[ "$wc" -lt "$(($(ulimit -n) - 64))" ] || wc=$(($(ulimit -n) - 64))
-	mkdir -p "$tmp/idle-nginx/logs" "$tmp/idle-nginx/temp" "$tmp/idle-hfork/logs"
+	[ -n "${HFORK_BASE_BIN:-}" ] && servers_idle="nginx base hfork"
+	mkdir -p "$tmp/idle-nginx/logs" "$tmp/idle-nginx/temp" "$tmp/idle-hfork/logs" "$tmp/idle-base/logs"
 	free_port I_NGX_PORT
 	free_port I_NGX_LOG_PORT
 	free_port I_NGX_TLS_PORT
@@ -802,10 +836,16 @@ idle_test() {
 	free_port I_HF_TLS_PORT
 	free_port I_NGX_HOSTS_PORT
 	free_port I_HF_HOSTS_PORT
+	free_port I_BASE_PORT
+	free_port I_BASE_LOG_PORT
+	free_port I_BASE_TLS_PORT
+	free_port I_BASE_HOSTS_PORT
 	(NGX_PORT=$I_NGX_PORT NGX_LOG_PORT=$I_NGX_LOG_PORT NGX_TLS_PORT=$I_NGX_TLS_PORT NGX_HOSTS_PORT=$I_NGX_HOSTS_PORT WORKER_CONNECTIONS=$wc &&
 		nginx_conf "$tmp/idle-nginx" "$body") >"$tmp/idle-nginx/nginx.conf"
 	(HF_PORT=$I_HF_PORT HF_LOG_PORT=$I_HF_LOG_PORT HF_TLS_PORT=$I_HF_TLS_PORT HF_HOSTS_PORT=$I_HF_HOSTS_PORT WORKER_CONNECTIONS=$wc &&
 		hfork_conf "$body") >"$tmp/idle-hfork/hfork.hcl"
+	(HF_PORT=$I_BASE_PORT HF_LOG_PORT=$I_BASE_LOG_PORT HF_TLS_PORT=$I_BASE_TLS_PORT HF_HOSTS_PORT=$I_BASE_HOSTS_PORT WORKER_CONNECTIONS=$wc METRICS="" &&
+		hfork_conf "$body") >"$tmp/idle-base/hfork.hcl"
 	local ngx_e2=()
 	[ ${#ngx_e[@]} -gt 0 ] && ngx_e2=(-e "$tmp/idle-nginx/logs/error.log")
 	"$NGINX" -p "$tmp/idle-nginx/" "${ngx_e2[@]}" -c "$tmp/idle-nginx/nginx.conf" >"$tmp/idle-nginx/logs/stdout.log" 2>&1 &
@@ -814,41 +854,52 @@ idle_test() {
 	"$tmp/bin/hfork" -f "$tmp/idle-hfork/hfork.hcl" >"$tmp/idle-hfork/logs/stdout.log" 2>&1 &
 	local i_hf=$!
 	pids+=("$i_hf")
+	local i_base=""
+	if [ -n "${HFORK_BASE_BIN:-}" ]; then
+		"$tmp/bin/hfork-base" -f "$tmp/idle-base/hfork.hcl" >"$tmp/idle-base/logs/stdout.log" 2>&1 &
+		i_base=$!
+		pids+=("$i_base")
+	fi
 	wait_up "$I_NGX_PORT" / "$i_ngx" || fail_start "idle nginx" "$tmp/idle-nginx/logs/error.log"
 	wait_up "$I_HF_PORT" / "$i_hf" || fail_start "idle hfork" "$tmp/idle-hfork/logs/hfork.log"
+	[ -z "$i_base" ] || wait_up "$I_BASE_PORT" / "$i_base" || fail_start "idle hfork (base)" "$tmp/idle-base/logs/hfork.log"
 	echo
-	echo "== idle: $IDLE_PER_WORKER idle keep-alive connections per worker ($total in all, each served once), worker_connections $wc"
-	for s in nginx hfork; do
-		if [ "$s" = nginx ]; then master=$i_ngx port=$I_NGX_PORT; else master=$i_hf port=$I_HF_PORT; fi
+	echo "== idle: $IDLE_PER_WORKER idle keep-alive connections per worker ($total in all, each served once, in two halves), worker_connections $wc"
+	echo "-- the idle servers' workers before any connection (just started: an hfork worker has not collected garbage yet)"
+	report_rss nginx "$i_ngx" "nginx: worker process*"
+	[ -z "$i_base" ] || report_rss base "$i_base" "hfork: worker bench"
+	report_rss hfork "$i_hf" "hfork: worker bench"
+	for s in $servers_idle; do
+		case $s in
+		nginx) master=$i_ngx port=$I_NGX_PORT ;;
+		base) master=$i_base port=$I_BASE_PORT ;;
+		*) master=$i_hf port=$I_HF_PORT ;;
+		esac
 		before=$(idle_rss "$s" "$master")
 		cpids=()
-		fifo=$tmp/idle.$s
-		mkfifo "$fifo.in"
-		# One client per worker's share: a client holds IDLE_PER_WORKER fds.
-		for i in 1 2; do
-			python3 "$here/idle.py" "$port" "$IDLE_PER_WORKER" <"$fifo.in" >"$fifo.out.$i" 2>&1 &
-			cpids+=($!)
-			pids+=($!)
-		done
-		exec 7>"$fifo.in" # the clients hold their connections until it closes
-		for i in 1 2; do
-			for line in $(seq 600); do
-				grep -q '^ready' "$fifo.out.$i" && break
-				alive "${cpids[$((i - 1))]}" || break
-				sleep 0.1
-			done
-		done
+		mkfifo "$tmp/idle.$s.in"
+		# The clients hold their connections until it closes; read-write,
+		# the open does not wait for a reader (Linux).
+		exec 7<>"$tmp/idle.$s.in"
+		idle_clients "$s" "$port" 1
+		mid=$(idle_rss "$s" "$master")
+		idle_clients "$s" "$port" 2
 		after=$(idle_rss "$s" "$master")
-		local readies
-		readies=$(cat "$fifo.out".* | awk '/^ready/ { n += $2 } END { print n + 0 }')
-		awk -v s="$s" -v b="$before" -v a="$after" -v n="$readies" -v want="$total" 'BEGIN {
-			printf "%-5s workers %6d kB before, %7d kB with %d idle connections%s: %+6d kB, %.2f kB per connection\n",
-				s, b, a, n, n == want ? "" : " (WANTED " want ")", a - b, n ? (a - b) / n : 0 }' | tee -a "$tmp/idle.results"
+		readies=$(cat "$tmp/idle.$s.out".* | awk '/^ready/ { n += $2 } END { print n + 0 }')
+		awk -v s="$s" -v b="$before" -v m="$mid" -v a="$after" -v n="$readies" -v want="$total" 'BEGIN {
+			split(b, B, " "); split(m, M, " "); split(a, A, " "); h = n / 2
+			printf "%-5s workers %6d kB before, %7d kB with %d idle connections%s: %+6d kB, %.2f kB per connection; second half %.2f kB per connection; anon %+6d kB, %.2f (second half %.2f) kB per connection\n",
+				s, B[1], A[1], n, n == want ? "" : " (WANTED " want ")", A[1] - B[1], n ? (A[1] - B[1]) / n : 0, h ? (A[1] - M[1]) / h : 0,
+				A[2] - B[2], n ? (A[2] - B[2]) / n : 0, h ? (A[2] - M[2]) / h : 0 }' | tee -a "$tmp/idle.results"
 		exec 7>&-
 		for i in "${cpids[@]}"; do wait "$i" 2>/dev/null || true; done
-		cat "$fifo.out".* | grep -v '^ready' | head -n 5 || true
+		cat "$tmp/idle.$s.out".* | grep -v '^ready' | head -n 5 || true
 	done
-	awk '{ kb[$1] = $(NF - 3) } END { if (kb["nginx"] > 0) printf "per-connection ratio hfork/nginx: %.2f\n", kb["hfork"] / kb["nginx"] }' "$tmp/idle.results"
+	# Fields from the end: ... per connection; second half X kB per
+	# connection; anon +A kB, Y (second half Z) kB per connection.
+	awk '{ kb[$1] = $(NF - 19); half[$1] = $(NF - 13); anon[$1] = $(NF - 6); anon2[$1] = $(NF - 3) + 0 }
+		END { if (kb["nginx"] > 0) for (s in kb) if (s != "nginx") printf "per-connection ratio %s/nginx: %.2f (second half %.2f; anon %.2f, second half %.2f)\n", s, kb[s] / kb["nginx"], half["nginx"] > 0 ? half[s] / half["nginx"] : 0, anon["nginx"] > 0 ? anon[s] / anon["nginx"] : 0, anon2["nginx"] > 0 ? anon2[s] / anon2["nginx"] : 0 }' "$tmp/idle.results"
+	[ -z "$i_base" ] || stop "$i_base"
 	stop "$i_hf"
 	stop "$i_ngx"
 }
