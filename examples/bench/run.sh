@@ -898,7 +898,7 @@ idle_test() {
 	# Fields from the end: ... per connection; second half X kB per
 	# connection; anon +A kB, Y (second half Z) kB per connection.
 	awk '{ kb[$1] = $(NF - 19); half[$1] = $(NF - 13); anon[$1] = $(NF - 6); anon2[$1] = $(NF - 3) + 0 }
-		END { if (kb["nginx"] > 0) for (s in kb) if (s != "nginx") printf "per-connection ratio %s/nginx: %.2f (second half %.2f; anon %.2f, second half %.2f)\n", s, kb[s] / kb["nginx"], half["nginx"] > 0 ? half[s] / half["nginx"] : 0, anon["nginx"] > 0 ? anon[s] / anon["nginx"] : 0, anon2["nginx"] > 0 ? anon2[s] / anon2["nginx"] : 0 }' "$tmp/idle.results"
+		END { if (kb["nginx"] > 0) for (s in kb) if (s != "nginx") printf "per-connection ratio %s/nginx: %.2f (second half %.2f; anon %.2f, second half %.2f)\n", s, kb[s] / kb["nginx"], (half["nginx"] > 0 ? half[s] / half["nginx"] : 0), (anon["nginx"] > 0 ? anon[s] / anon["nginx"] : 0), (anon2["nginx"] > 0 ? anon2[s] / anon2["nginx"] : 0) }' "$tmp/idle.results"
 	[ -z "$i_base" ] || stop "$i_base"
 	stop "$i_hf"
 	stop "$i_ngx"
