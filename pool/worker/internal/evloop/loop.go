@@ -128,7 +128,6 @@ type Loop struct {
 	rbuf           []byte     // shared read buffer
 	tbuf           []byte     // plaintext opened from TLS records (tls.go)
 	fbuf           []byte     // a file's chunk to seal (tls.go)
-	handshakes     []hsResult // ended handshakes, under mu (tls.go)
 	wbuf           []byte     // answers being built
 	outs           outPool    // connections' own answer buffers (outbuf.go)
 	req            h1.Request // the request being answered
@@ -329,10 +328,6 @@ func (l *Loop) Run() error {
 		l.mu.Lock()
 		l.ended = true
 		l.poll.Close()
-		for _, r := range l.handshakes {
-			r.t.io.sock.Close()
-		}
-		l.handshakes = nil
 		l.mu.Unlock()
 	}()
 	events := make([]poll.Event, loopEvents)
@@ -419,10 +414,7 @@ func (l *Loop) commands() bool {
 	l.mu.Lock()
 	cmds := l.cmds
 	l.cmds = nil
-	hs := l.handshakes
-	l.handshakes = nil
 	l.mu.Unlock()
-	l.handshaken(hs)
 	for _, cmd := range cmds {
 		switch cmd {
 		case cmdDrain:
