@@ -125,7 +125,7 @@ func (l *Loop) forgetConn(c *conn) {
 func (l *Loop) close(c *conn) {
 	if c.tls != nil {
 		l.closeNotify(c)
-		c.endTLS()
+		l.endTLS(c)
 	}
 	l.forgetConn(c)
 	rawsys.Close(c.fd)

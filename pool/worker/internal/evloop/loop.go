@@ -163,6 +163,7 @@ type Loop struct {
 	busyN    atomic.Int64  // connections answering at the drain's last look
 	done     chan struct{} // closed when Run returns
 	handoffs *handoffQueue
+	hsPool   hsPool // idle handshake coroutines (tlshs.go)
 
 	// The routes' table (swap.go): tab is the loop's own, next what Swap
 	// stored.
@@ -325,6 +326,7 @@ func (l *Loop) Run() error {
 		for _, fd := range l.lfds {
 			unix.Close(fd)
 		}
+		l.trimCoros(true)
 		l.mu.Lock()
 		l.ended = true
 		l.poll.Close()
@@ -398,6 +400,7 @@ func (l *Loop) Run() error {
 		if l.now >= l.nextSweep {
 			l.nextSweep = l.now + int64(loopTick)
 			l.sweep()
+			l.trimCoros(false)
 			l.sweepUpstreams()
 			l.sampleDrain()
 		}

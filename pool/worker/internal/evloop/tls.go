@@ -40,8 +40,10 @@ type tlsIO struct {
 	in   []byte // ciphertext read and not yet taken
 	out  []byte // sealed records not yet written
 	// yield, while a handshake runs, hands the thread back to the loop
-	// until more ciphertext came; false means the handshake is to end.
-	yield func(struct{}) bool
+	// until more ciphertext came; false, or stopped, means the handshake
+	// is to end.
+	yield   func(struct{}) bool
+	stopped bool
 }
 
 // errDry is what a tls.Conn reads once the ciphertext in memory is taken.
@@ -60,7 +62,7 @@ func (t *tlsIO) Read(b []byte) (int, error) {
 			return t.sock.Read(b)
 		case t.yield == nil:
 			return 0, errDry
-		case !t.yield(struct{}{}):
+		case !t.yield(struct{}{}) || t.stopped:
 			return 0, errStopped
 		}
 	}
@@ -344,15 +346,9 @@ func (l *Loop) closeNotify(c *conn) {
 
 // endTLS lets go of c's record layer when the loop closes it; a handshake
 // still running is ended.
-func (c *conn) endTLS() {
-	t := c.tls
-	if t == nil {
-		return
-	}
-	if t.hs != nil {
-		t.io.in = nil
-		t.hs.stop()
-		t.hs = nil
+func (l *Loop) endTLS(c *conn) {
+	if t := c.tls; t != nil && t.hs != nil {
+		l.endHandshake(t)
 	}
 	c.tls = nil
 }
