@@ -39,8 +39,8 @@
 //
 // Files: loop.go runs the loop and takes commands; accept.go accepts;
 // tls.go is a TLS connection's records and handoff, tlshs.go its
-// handshake;
-// proxyproto.go takes a PROXY protocol header off a new connection;
+// handshake; proxyproto.go takes a PROXY protocol header off a new
+// connection;
 // conn.go is a client connection's life; reuse.go the reusable queue a
 // full worker evicts from; handoff.go gives one to
 // net/http; upstream.go is the upstream pool; exchange.go one forwarded
