@@ -239,8 +239,8 @@ func (c *h2Conn) serve() {
 		for c.writing && c.m.Pending() > maxPending && c.werr == nil {
 			c.cond.Wait()
 		}
-		if !c.writing {
-			// Between requests a connection holds no output buffer.
+		if !c.writing && c.m.Active() == 0 {
+			// Between requests a connection holds no buffer but small.
 			c.m.Trim()
 		}
 		// A graceful end reads on until the linger ends (setReadDeadline).
