@@ -53,7 +53,7 @@ func idleConn(t *testing.T, port int) net.Conn {
 // connections; --wait prints the plan, then a receipt with nothing cut,
 // and exits 0.
 func TestReloadWaitReceiptClean(t *testing.T) {
-	m, port := serveWeb(t, `keepalive = "4s"`)
+	m, port := serveWeb(t, `keepalive = "30s"`)
 	idleConn(t, port)
 	idleConn(t, port)
 	l := startLoad(t, fmt.Sprintf("127.0.0.1:%d", port), "/", 4)
@@ -65,7 +65,7 @@ func TestReloadWaitReceiptClean(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	m.writeConfig(webConfig(port, "v2", `keepalive = "4s"`))
+	m.writeConfig(webConfig(port, "v2", `keepalive = "30s"`))
 	code, out, errOut := hforkCmd("-s", "reload", "--wait", "-f", m.cfgPath)
 	l.requireNoFailures(t, "through the reload")
 	if code != 0 {

@@ -8,7 +8,7 @@
 #   CASES=python examples/bench/run.sh            # Python apps vs gunicorn (python.sh)
 #
 # Knobs: DURATION (5s), ROUNDS (2), CASES (respond hosts static4k static100k
-# gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 h2static4k
+# gzip100k proxy proxyunix proxyrr leastconn accesslog tls tlsstatic4k tls_handshake h2 h2static4k
 # idle reload), CONNECTIONS (50; a list runs every case at each), THREADS (1),
 # WARMUP (1s), RELOADS (10), RELOAD_DURATION (12s), H2_STREAMS (10),
 # IDLE_PER_WORKER (10000), HFORK_BIN (a built hfork to use instead of
@@ -26,7 +26,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-2}
-CASES=${CASES:-respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 h2static4k idle reload}
+CASES=${CASES:-respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tlsstatic4k tls_handshake h2 h2static4k idle reload}
 CONNECTIONS=${CONNECTIONS:-50}
 CONNECTIONS=${CONNECTIONS//,/ }
 H2_STREAMS=${H2_STREAMS:-10}
@@ -38,7 +38,7 @@ RELOAD_DURATION=${RELOAD_DURATION:-12s}
 EVENT_LOOP=${EVENT_LOOP:-true}
 case $EVENT_LOOP in true | false) ;; *) echo "run.sh: EVENT_LOOP must be true or false, got '$EVENT_LOOP'" >&2; exit 2 ;; esac
 
-ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tls_handshake h2 h2static4k idle reload python"
+ALL_CASES="respond hosts static4k static100k gzip100k proxy proxyunix proxyrr leastconn accesslog tls tlsstatic4k tls_handshake h2 h2static4k idle reload python"
 CASES=${CASES//,/ }
 for c in $CASES; do
 	case " $ALL_CASES " in
@@ -90,7 +90,7 @@ missing=()
 H2LOAD=${H2LOAD:-$(command -v h2load || true)}
 OPENSSL=${OPENSSL:-$(command -v openssl || true)}
 if want h2 || want h2static4k; then [ -n "$H2LOAD" ] && [ -x "$H2LOAD" ] || missing+=("h2load (the h2 case): apt-get install nghttp2-client"); fi
-if want tls || want tls_handshake || want h2 || want h2static4k; then
+if want tls || want tlsstatic4k || want tls_handshake || want h2 || want h2static4k; then
 	[ -n "$OPENSSL" ] && [ -x "$OPENSSL" ] || missing+=("openssl (a certificate for the TLS cases): apt-get install openssl")
 fi
 if want idle; then command -v python3 >/dev/null || missing+=("python3 (the idle case's client)"); fi
@@ -436,13 +436,13 @@ fi
 echo "upstream nginx pid $up_pid on 127.0.0.1:$UP_PORT"
 echo "nginx pid $ngx_pid on 127.0.0.1:$NGX_PORT (access log on :$NGX_LOG_PORT)"
 echo "hfork pid $hf_pid on 127.0.0.1:$HF_PORT (access log on :$HF_LOG_PORT)"
-echo "TLS (tls, tls_handshake, h2, h2static4k): nginx on :$NGX_TLS_PORT, hfork on :$HF_TLS_PORT"
+echo "TLS (tls, tlsstatic4k, tls_handshake, h2, h2static4k): nginx on :$NGX_TLS_PORT, hfork on :$HF_TLS_PORT"
 
 # The cases: name, path, listener port per server, what a response must be.
 case_path() {
 	case $1 in
 	respond | accesslog | tls | tls_handshake | h2) echo / ;;
-	static4k | h2static4k) echo /static/4k.txt ;;
+	static4k | tlsstatic4k | h2static4k) echo /static/4k.txt ;;
 	static100k) echo /static/100k.txt ;;
 	gzip100k) echo /gz/100k.txt ;;
 	hosts) echo "$hosts_path" ;;
@@ -477,7 +477,7 @@ case_port() { # CASE SERVER
 }
 case_bytes() {
 	case $1 in
-	static4k | h2static4k) echo 4096 ;;
+	static4k | tlsstatic4k | h2static4k) echo 4096 ;;
 	static100k) echo 102400 ;;
 	*) echo 14 ;;
 	esac
@@ -624,12 +624,13 @@ parse_h2load() {
 # client_of CASE CONNECTIONS: the load client, wrk or h2load. wrk
 # retries every handshake in flight each time round its event loop (it
 # waits for them as writable), so past a thousand new TLS connections at
-# once its own handshakes take the run: above 1000, the tls case is
-# h2load's HTTP/1.1 (--h1, one request at a time per connection, as wrk).
+# once its own handshakes take the run: above 1000, tls and tlsstatic4k
+# are h2load's HTTP/1.1 (--h1, one request at a time per connection, as
+# wrk).
 client_of() {
 	case $1 in
 	h2 | h2static4k) echo h2load ;;
-	tls) if [ "$2" -gt 1000 ]; then echo h2load; else echo wrk; fi ;;
+	tls | tlsstatic4k) if [ "$2" -gt 1000 ]; then echo h2load; else echo wrk; fi ;;
 	*) echo wrk ;;
 	esac
 }
@@ -668,7 +669,7 @@ load() {
 	tls_handshake)
 		"$WRK" -t"$THREADS" -c"$n" -d"$d" --latency -H "Connection: close" "https://127.0.0.1:$port$path" >"$out" 2>&1
 		;;
-	tls)
+	tls | tlsstatic4k)
 		"$WRK" -t"$THREADS" -c"$n" -d"$d" --latency "https://127.0.0.1:$port$path" >"$out" 2>&1
 		;;
 	*)
@@ -788,7 +789,7 @@ if [ -s "$results" ]; then
 	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  p99 ratio: hfork p99 / nginx p99 (below 1: hfork's tail is shorter)."
 	echo "cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more).  errors: wrk's socket errors (timeouts: no answer in 2 s) and non-2xx."
 	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
-	echo "h2 and h2static4k rows (h2load -m$H2_STREAMS), and tls above 1000 connections (h2load --h1): h2load gives no percentiles, so p50 is its mean request time and p99 its max."
+	echo "h2 and h2static4k rows (h2load -m$H2_STREAMS), and tls and tlsstatic4k above 1000 connections (h2load --h1): h2load gives no percentiles, so p50 is its mean request time and p99 its max."
 	echo "h2load runs open their connections in a warm-up of their own (a second per 400 connections, at least WARMUP) and keep them for the measured run."
 	# least_conn against round robin over the same two upstreams, per server
 	# and concurrency.

@@ -570,9 +570,11 @@ func TestLoopPipelinesBehindFiles(t *testing.T) {
 }
 
 func TestLoopTimeouts(t *testing.T) {
+	// Wide enough that a loaded machine's scheduling delays (the third
+	// subtest pauses 100 ms inside each head) stay well inside them.
 	l := loopSite(t)
-	l.ReadHeaderTimeout = 300 * time.Millisecond
-	l.Keepalive = 400 * time.Millisecond
+	l.ReadHeaderTimeout = time.Second
+	l.Keepalive = 1500 * time.Millisecond
 	tw := startSite(t, l, nil, nil)
 
 	t.Run("read_header_timeout", func(t *testing.T) {

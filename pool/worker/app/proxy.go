@@ -22,8 +22,11 @@ import (
 	"github.com/hfork/hfork/pool/worker/internal/upstream"
 )
 
-// upstreamIdlePerHost bounds the idle connections kept to one upstream.
-const upstreamIdlePerHost = 256
+// upstreamIdlePerHost bounds the idle connections kept to one upstream:
+// as many as a burst used, up to the event loop's bound (upIdleBurst).
+// Closing those beyond a smaller number when a burst ends made the next
+// burst dial them again: at 5000 clients, TIME_WAIT churn and errors.
+const upstreamIdlePerHost = 8192
 
 // maxRetryBody is the largest request body kept in memory so that the
 // request may go to another upstream.
