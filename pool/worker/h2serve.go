@@ -204,6 +204,14 @@ func (c *h2Conn) serve() {
 		c.setReadDeadline()
 		n, rerr := c.tc.Read(buf)
 		c.mu.Lock()
+		if n > 0 {
+			evs, err := c.m.Feed(buf[:n])
+			c.handle(evs)
+			if err != nil {
+				c.srv.w.log.Debug("http2 connection error", "remote", c.remote, "err", err.Error())
+			}
+		}
+		// After the events are handled: their data points into buf.
 		switch {
 		case c.big == nil && n == len(buf):
 			// The record holds more (it waits in the tls.Conn), and the
@@ -212,13 +220,6 @@ func (c *h2Conn) serve() {
 		case c.big != nil && n < readSmall:
 			readPool.Put(c.big)
 			c.big = nil
-		}
-		if n > 0 {
-			evs, err := c.m.Feed(buf[:n])
-			c.handle(evs)
-			if err != nil {
-				c.srv.w.log.Debug("http2 connection error", "remote", c.remote, "err", err.Error())
-			}
 		}
 		var ne net.Error
 		if errors.As(rerr, &ne) && ne.Timeout() && c.m.Err() == nil && c.werr == nil && !c.closed {
