@@ -174,8 +174,11 @@ const goAwayLinger = time.Second
 const maxPending = h2.OutputSize
 
 // flushAt is how much output the reader gathers from one read before it
-// writes it, answering the rest after: a TLS record's worth.
-const flushAt = 16 << 10
+// writes it, answering the rest after: less than it would add past a
+// pooled buffer's largest (one answer adds at most fileChunk and a
+// head), and more than a usual read's answers (ten 4 KiB files), which
+// go out in one write of full records.
+const flushAt = 48 << 10
 
 // readSmall is the reader's own buffer (h2Conn.small); a read that fills
 // it takes a record-sized buffer from readPool for the reads that follow,
