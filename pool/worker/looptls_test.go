@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -318,5 +320,208 @@ func TestLoopTLSWriteTimeout(t *testing.T) {
 				t.Fatalf("all %d bytes arrived; the connection should have been cut", got)
 			}
 		})
+	}
+}
+
+// heldConn is a client's socket that lets its first writes through and
+// holds back the next until release is closed; held is closed when one
+// is held.
+type heldConn struct {
+	net.Conn
+	pass    int
+	release chan struct{}
+	held    chan struct{}
+	once    sync.Once
+}
+
+func newHeldConn(c net.Conn, pass int) *heldConn {
+	return &heldConn{Conn: c, pass: pass, release: make(chan struct{}), held: make(chan struct{})}
+}
+
+func (h *heldConn) Write(b []byte) (int, error) {
+	if h.pass == 0 {
+		h.once.Do(func() { close(h.held) })
+		<-h.release
+	} else {
+		h.pass--
+	}
+	return h.Conn.Write(b)
+}
+
+// handshakeToFinished starts a TLS client on a new connection whose
+// ClientHello goes and whose Finished waits for the caller: once it
+// returns, the server has sent its flight and its handshake waits. The
+// channel gets the client once its handshake is done.
+func handshakeToFinished(t *testing.T, addr string) (*heldConn, <-chan *tls.Conn) {
+	t.Helper()
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	raw.SetDeadline(time.Now().Add(waitLimit))
+	hc := newHeldConn(raw, 1)
+	done := make(chan *tls.Conn, 1)
+	go func() {
+		c := tls.Client(hc, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		if err := c.Handshake(); err != nil {
+			t.Errorf("a held handshake, once let go: %v", err)
+			c = nil
+		}
+		done <- c
+	}()
+	select {
+	case <-hc.held:
+	case <-time.After(waitLimit):
+		t.Fatal("the server's flight did not come")
+	}
+	return hc, done
+}
+
+// Handshakes share the loop with keep-alive requests: handshakes waiting
+// for their clients, half or nearly done, hold up no one, and many at
+// once all complete while a keep-alive connection is served between them.
+func TestLoopTLSHandshakesShareTheLoop(t *testing.T) {
+	l := loopSite(t)
+	l.ReadHeaderTimeout = time.Minute
+	tw, _ := tlsSiteOf(t, l, nil)
+	for range 8 {
+		raw, _ := dialSite(t, tw.addr)
+		raw.Write([]byte{22, 3, 1, 0}) // a record header's start
+	}
+	var held []*heldConn
+	var heldDone []<-chan *tls.Conn
+	for range 8 {
+		hc, done := handshakeToFinished(t, tw.addr)
+		held, heldDone = append(held, hc), append(heldDone, done)
+	}
+	keep, keepBr := dialTLS(t, tw.addr, nil)
+	get := func() {
+		io.WriteString(keep, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := readAnswer(t, keepBr, "GET"); resp.StatusCode != 200 || body != "hello\n" {
+			t.Fatalf("keep-alive: %d %q", resp.StatusCode, body)
+		}
+	}
+	get()
+
+	const clients, each = 16, 4
+	errs := make(chan error, clients)
+	cache := tls.NewLRUClientSessionCache(clients)
+	for range clients {
+		go func() {
+			for range each {
+				c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", tw.addr,
+					&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}, ClientSessionCache: cache})
+				if err != nil {
+					errs <- err
+					return
+				}
+				c.SetDeadline(time.Now().Add(waitLimit))
+				io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					if resp.StatusCode != 200 || string(body) != "hello\n" {
+						err = fmt.Errorf("answer %d %q", resp.StatusCode, body)
+					}
+				}
+				c.Close()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+		get()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		get()
+	}
+	// The nearly done ones go on where they stopped.
+	for _, hc := range held {
+		close(hc.release)
+	}
+	for _, done := range heldDone {
+		c := <-done
+		if c == nil {
+			t.FailNow()
+		}
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := readAnswer(t, bufio.NewReader(c), "GET"); resp.StatusCode != 200 || body != "hello\n" {
+			t.Fatalf("a held handshake, once let go: %d %q", resp.StatusCode, body)
+		}
+	}
+}
+
+// A client that says something other than a ClientHello is closed: a
+// handshake record that does not parse gets an alert first, bytes that
+// are no TLS record (plain HTTP) only the close; the next client is
+// served.
+func TestLoopTLSHandshakeGarbage(t *testing.T) {
+	tw, _ := tlsSite(t, nil)
+	for _, tc := range []struct {
+		name  string
+		hello []byte
+		alert bool
+	}{
+		{"plain HTTP", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), false},
+		{"a ClientHello that does not parse", []byte{22, 3, 1, 0, 8, 1, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef}, true},
+	} {
+		raw, _ := dialSite(t, tw.addr)
+		raw.Write(tc.hello)
+		got, err := io.ReadAll(raw)
+		if err != nil && !isReset(err) {
+			t.Fatalf("%s: %v, want the server to close", tc.name, err)
+		}
+		if tc.alert && (len(got) < 7 || got[0] != 21) {
+			t.Errorf("%s: read % x, want an alert record", tc.name, got)
+		}
+		if !tc.alert && len(got) > 0 {
+			t.Errorf("%s: read %q, want nothing", tc.name, got)
+		}
+	}
+	c, br := dialTLS(t, tw.addr, nil)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body := readAnswer(t, br, "GET"); resp.StatusCode != 200 || body != "hello\n" {
+		t.Fatalf("next client: %d %q", resp.StatusCode, body)
+	}
+}
+
+// A drain lets a handshake in flight finish, and its request is answered
+// (with Connection: close); one whose client stalls is cut at
+// graceful_timeout, and the worker exits.
+func TestLoopTLSDrainWithHandshakes(t *testing.T) {
+	l := loopSite(t)
+	l.ReadHeaderTimeout = time.Minute
+	l.GracefulTimeout = 3 * time.Second
+	tw, _ := tlsSiteOf(t, l, nil)
+	stalled, _ := dialSite(t, tw.addr)
+	stalled.Write([]byte{22, 3, 1})
+	hc, done := handshakeToFinished(t, tw.addr)
+
+	tw.sigs <- syscall.SIGTERM
+	tw.sink.waitFor(t, "STOPPING=1", has("STOPPING", "1"))
+	close(hc.release)
+	c := <-done
+	if c == nil {
+		t.FailNow()
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, body := readAnswer(t, br, "GET"); resp.StatusCode != 200 || body != "hello\n" || !resp.Close {
+		t.Fatalf("the handshake in flight at the drain: %d %q close=%v", resp.StatusCode, body, resp.Close)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after its answer: %v, want the EOF of a close_notify", err)
+	}
+	if _, err := io.ReadAll(stalled); err != nil && !isReset(err) {
+		t.Fatalf("the stalled handshake: %v, want it closed", err)
+	}
+	if err := tw.wait(t); err != nil {
+		t.Errorf("run = %v", err)
 	}
 }

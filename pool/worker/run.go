@@ -276,7 +276,7 @@ func newWorker(opts options) (*worker, error) {
 // useLoop reports whether a worker serves from the event loop: the async
 // class, with event_loop on and a route the loop answers. A TLS listener
 // with proxy_protocol stays net/http's: its header comes before the
-// handshake, which the loop runs on a goroutine from the first byte.
+// handshake, which the loop begins at the first byte.
 func useLoop(opts options) bool {
 	l := opts.Listener
 	return opts.Fast != nil && l.Class == hclconfig.ClassAsync && !(l.TLS.Enabled() && l.ProxyProtocol) &&

@@ -176,13 +176,7 @@ func (l *Loop) acceptOne(lfd int, first bool) (more, full bool) {
 	if l.needRemote {
 		c.remote = sockaddrString(sa)
 	}
-	events := uint32(poll.In)
-	if l.cfg.TLS != nil {
-		// The first bytes start the handshake, which then has the socket
-		// to itself (tls.go).
-		events |= unix.EPOLLONESHOT
-	}
-	if err := l.poll.Add(nfd, events); err != nil {
+	if err := l.poll.Add(nfd, poll.In); err != nil {
 		unix.Close(nfd)
 		l.host.Release()
 		if ip.IsValid() {

@@ -27,7 +27,7 @@ const (
 	connWriting                    // an answer is waiting for the socket
 	connLinger                     // answered and shut down; reading until the client closes
 	connProxy                      // waiting for an upstream's answer
-	connHandshake                  // a TLS handshake runs on its own goroutine (tls.go)
+	connHandshake                  // a TLS handshake is under way (tlshs.go)
 )
 
 func (s connState) String() string {
@@ -125,7 +125,7 @@ func (l *Loop) forgetConn(c *conn) {
 func (l *Loop) close(c *conn) {
 	if c.tls != nil {
 		l.closeNotify(c)
-		c.endTLS()
+		l.endTLS(c)
 	}
 	l.forgetConn(c)
 	rawsys.Close(c.fd)
@@ -172,7 +172,9 @@ func (l *Loop) readable(c *conn) {
 		switch {
 		case c.tls == nil:
 			l.startHandshake(c)
-		case c.state != connHandshake:
+		case c.tls.hs != nil:
+			l.handshakeEvent(c)
+		default:
 			l.readableTLS(c)
 		}
 		return

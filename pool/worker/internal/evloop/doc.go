@@ -29,15 +29,18 @@
 // of the oldest reusable connections (reuse.go), max_connections_per_ip
 // (through Host.Admit), max_requests (through Host.Served), the access log, and the drain.
 //
-// Over TLS (tls.go), a new connection's handshake runs on a goroutine
-// of its own, since crypto/tls cannot pause one when the socket runs dry;
-// then an "h2" connection goes to net/http, and any other joins the loop,
-// which drives crypto/tls's record layer over memory: c.in and c.out hold
-// plaintext, ciphertext passes through the conn's tlsIO.
+// Over TLS (tls.go), a new connection's handshake runs on the loop's
+// thread as a coroutine (tlshs.go), since crypto/tls cannot pause one when
+// the socket runs dry: it yields to the loop when it needs more ciphertext
+// and is resumed when more arrives. Then an "h2" connection goes to
+// net/http, and any other stays with the loop, which drives crypto/tls's
+// record layer over memory: c.in and c.out hold plaintext, ciphertext
+// passes through the conn's tlsIO.
 //
 // Files: loop.go runs the loop and takes commands; accept.go accepts;
-// tls.go is a TLS connection's handshake, records and handoffs;
-// proxyproto.go takes a PROXY protocol header off a new connection;
+// tls.go is a TLS connection's records and handoff, tlshs.go its
+// handshake; proxyproto.go takes a PROXY protocol header off a new
+// connection;
 // conn.go is a client connection's life; reuse.go the reusable queue a
 // full worker evicts from; handoff.go gives one to
 // net/http; upstream.go is the upstream pool; exchange.go one forwarded
@@ -55,12 +58,11 @@
 //     nothing once Run has returned.
 //   - Every connection the loop holds holds one of the host's slots; a
 //     handed-over connection takes its slot with it.
-//   - While a TLS handshake runs, its goroutine alone touches the
-//     tls.Conn, and the connection is disabled in the epoll set (it was
-//     added one-shot) and outside the reusable queue and the sweep's
-//     deadlines; the handshake's own
-//     deadline (read_header_timeout) ends it, and the loop takes the
-//     outcome from a queue under mu.
+//   - A TLS handshake's coroutine runs only inside the loop's resume of
+//     it (no one else touches the tls.Conn meanwhile), and it is parked
+//     whenever the loop runs; while it lasts, the connection is outside
+//     the reusable queue and keeps its deadline from the accept
+//     (read_header_timeout), and closing the connection ends it.
 //   - A connection is in the reusable queue exactly while it waits for a
 //     request (silent, idle, or with a head still incomplete), in the
 //     order it began to wait.

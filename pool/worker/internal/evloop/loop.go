@@ -128,7 +128,6 @@ type Loop struct {
 	rbuf           []byte     // shared read buffer
 	tbuf           []byte     // plaintext opened from TLS records (tls.go)
 	fbuf           []byte     // a file's chunk to seal (tls.go)
-	handshakes     []hsResult // ended handshakes, under mu (tls.go)
 	wbuf           []byte     // answers being built
 	outs           outPool    // connections' own answer buffers (outbuf.go)
 	req            h1.Request // the request being answered
@@ -164,6 +163,7 @@ type Loop struct {
 	busyN    atomic.Int64  // connections answering at the drain's last look
 	done     chan struct{} // closed when Run returns
 	handoffs *handoffQueue
+	hsPool   hsPool // idle handshake coroutines (tlshs.go)
 
 	// The routes' table (swap.go): tab is the loop's own, next what Swap
 	// stored.
@@ -326,13 +326,10 @@ func (l *Loop) Run() error {
 		for _, fd := range l.lfds {
 			unix.Close(fd)
 		}
+		l.trimCoros(true)
 		l.mu.Lock()
 		l.ended = true
 		l.poll.Close()
-		for _, r := range l.handshakes {
-			r.t.io.sock.Close()
-		}
-		l.handshakes = nil
 		l.mu.Unlock()
 	}()
 	events := make([]poll.Event, loopEvents)
@@ -403,6 +400,7 @@ func (l *Loop) Run() error {
 		if l.now >= l.nextSweep {
 			l.nextSweep = l.now + int64(loopTick)
 			l.sweep()
+			l.trimCoros(false)
 			l.sweepUpstreams()
 			l.sampleDrain()
 		}
@@ -419,10 +417,7 @@ func (l *Loop) commands() bool {
 	l.mu.Lock()
 	cmds := l.cmds
 	l.cmds = nil
-	hs := l.handshakes
-	l.handshakes = nil
 	l.mu.Unlock()
-	l.handshaken(hs)
 	for _, cmd := range cmds {
 		switch cmd {
 		case cmdDrain:

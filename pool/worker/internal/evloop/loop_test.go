@@ -146,7 +146,7 @@ type testLoop struct {
 	err  chan error
 }
 
-func startLoop(t *testing.T, slots int, edit func(*Config)) *testLoop {
+func startLoop(t testing.TB, slots int, edit func(*Config)) *testLoop {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -180,7 +180,7 @@ func startLoop(t *testing.T, slots int, edit func(*Config)) *testLoop {
 }
 
 // wait waits for Run to return, bounded by ten seconds.
-func (tl *testLoop) wait(t *testing.T) {
+func (tl *testLoop) wait(t testing.TB) {
 	t.Helper()
 	select {
 	case <-tl.Done():

@@ -1,28 +1,22 @@
 package evloop
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
-	"log/slog"
 	"net"
-	"os"
 	"time"
 
-	"github.com/hfork/hfork/pool/worker/internal/poll"
 	"github.com/hfork/hfork/pool/worker/internal/rawsys"
 	"golang.org/x/sys/unix"
 )
 
-// A TLS connection's handshake runs on a goroutine of its own, over a dup
-// of the socket in Go's poller: crypto/tls keeps a handshake's error for
-// good, so a handshake cannot stop when the socket runs dry and go on at
-// the next event. Once it is done, an "h2" connection goes to net/http's
-// HTTP/2 server; any other stays with the loop, whose record layer is
-// crypto/tls's own driven over memory (tlsIO): the loop reads ciphertext
-// from the socket into it and plaintext out of the tls.Conn, and an answer
-// is one tls.Conn.Write of head and body, sealed into full records in
-// memory and written to the socket like a plain answer.
+// A TLS connection's handshake runs on the loop's thread (tlshs.go). Once
+// it is done, an "h2" connection goes to net/http's HTTP/2 server; any
+// other stays with the loop, whose record layer is crypto/tls's own driven
+// over memory (tlsIO): the loop reads ciphertext from the socket into it
+// and plaintext out of the tls.Conn, and an answer is one tls.Conn.Write
+// of head and body, sealed into full records in memory and written to the
+// socket like a plain answer.
 
 // tlsFileChunk is how much of a file one seal takes: four full records.
 const tlsFileChunk = 64 << 10
@@ -31,17 +25,25 @@ const tlsFileChunk = 64 << 10
 type tlsConn struct {
 	tc *tls.Conn
 	io tlsIO
+	hs *handshake // the handshake while it runs (tlshs.go)
 }
 
-// tlsIO is the transport under a tls.Conn. With sock set (the handshake,
-// and net/http after a handoff) it is that socket; without, the loop's
-// memory: Read takes the ciphertext in, and finds it dry with a temporary
-// error, which crypto/tls passes up without poisoning the connection;
-// Write appends to out and never fails (a failed write would be sticky).
+// tlsIO is the transport under a tls.Conn: the loop's memory, and after a
+// handoff to net/http the socket (sock), once what is left in memory is
+// taken. Read takes the ciphertext in; when it is dry, a handshake yields
+// to the loop until more comes (tlshs.go), and the record layer gets a
+// temporary error, which crypto/tls passes up without poisoning the
+// connection. Write appends to out and never fails (a failed write would
+// be sticky).
 type tlsIO struct {
 	sock net.Conn
 	in   []byte // ciphertext read and not yet taken
 	out  []byte // sealed records not yet written
+	// yield, while a handshake runs, hands the thread back to the loop
+	// until more ciphertext came; false, or stopped, means the handshake
+	// is to end.
+	yield   func(struct{}) bool
+	stopped bool
 }
 
 // errDry is what a tls.Conn reads once the ciphertext in memory is taken.
@@ -54,11 +56,15 @@ func (dryError) Timeout() bool   { return true }
 func (dryError) Temporary() bool { return true }
 
 func (t *tlsIO) Read(b []byte) (int, error) {
-	if t.sock != nil {
-		return t.sock.Read(b)
-	}
-	if len(t.in) == 0 {
-		return 0, errDry
+	for len(t.in) == 0 {
+		switch {
+		case t.sock != nil:
+			return t.sock.Read(b)
+		case t.yield == nil:
+			return 0, errDry
+		case !t.yield(struct{}{}) || t.stopped:
+			return 0, errStopped
+		}
 	}
 	n := copy(b, t.in)
 	t.in = t.in[n:]
@@ -119,109 +125,6 @@ func (t *tlsIO) SetWriteDeadline(d time.Time) error {
 	return nil
 }
 
-// hsResult is a finished handshake, for the loop to take up.
-type hsResult struct {
-	c   *conn
-	t   *tlsConn
-	err error
-}
-
-// sockConn is a net.Conn in Go's poller on a dup of fd; fd stays open.
-func sockConn(fd int) (net.Conn, error) {
-	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(nfd), "")
-	nc, err := net.FileConn(f) // a dup of its own
-	f.Close()
-	return nc, err
-}
-
-// startHandshake begins a new connection's TLS handshake on a goroutine
-// once its first bytes came (a client that connects and says nothing
-// costs no goroutine; the loop times it out like a silent plain one), due
-// read_header_timeout after the accept as in net/http. The socket is in
-// the epoll set one-shot, so the loop hears nothing more of it until the
-// handshake ends; nor does it time out or evict the connection meanwhile.
-func (l *Loop) startHandshake(c *conn) {
-	nc, err := sockConn(c.fd)
-	if err != nil {
-		// Out of fds, most likely: accept warns of that once a second.
-		if l.log.Enabled(context.Background(), slog.LevelDebug) {
-			l.log.Debug("tls handshake cannot start", "err", err)
-		}
-		l.close(c)
-		return
-	}
-	t := &tlsConn{}
-	t.io.sock = nc
-	t.tc = tls.Server(&t.io, l.cfg.TLS)
-	c.tls, c.state = t, connHandshake
-	due := time.Unix(0, c.deadline)
-	c.deadline = 0
-	l.unqueueReusable(c)
-	go func() {
-		nc.SetDeadline(due)
-		err := t.tc.Handshake()
-		nc.SetDeadline(time.Time{})
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if l.ended {
-			nc.Close()
-			return
-		}
-		l.handshakes = append(l.handshakes, hsResult{c: c, t: t, err: err})
-		l.poll.Wake()
-	}()
-}
-
-// handshaken takes up the handshakes that ended.
-func (l *Loop) handshaken(done []hsResult) {
-	for _, r := range done {
-		c, t := r.c, r.t
-		if c.tls != t || c.state != connHandshake {
-			// Closed meanwhile; the record may serve another connection.
-			t.io.sock.Close()
-			continue
-		}
-		if r.err != nil {
-			if l.log.Enabled(context.Background(), slog.LevelDebug) {
-				l.log.Debug("tls handshake failed", "err", r.err)
-			}
-			t.io.sock.Close()
-			l.close(c)
-			continue
-		}
-		if t.tc.ConnectionState().NegotiatedProtocol == "h2" {
-			l.handoffH2(c)
-			continue
-		}
-		t.io.sock.Close()
-		t.io.sock = nil
-		c.state, c.since, c.deadline = connIdle, l.now, l.now+l.rht
-		if err := l.poll.Mod(c.fd, poll.In); err != nil {
-			l.close(c)
-			continue
-		}
-		l.queueReusable(c)
-		// The request may have come with the client's Finished, and the
-		// handshake read it: epoll would not tell of it again.
-		l.readableTLS(c)
-	}
-}
-
-// handoffH2 gives an HTTP/2 connection to net/http right after its
-// handshake, on the socket the handshake ran on.
-func (l *Loop) handoffH2(c *conn) {
-	t := c.tls
-	l.forgetConn(c)
-	rawsys.Close(c.fd)
-	t.io.sock = l.host.AdoptTLS(t.io.sock, c.ip)
-	l.handoffs.push(t.tc)
-	l.recycle(c)
-}
-
 // handoffTLS gives c to net/http with data, the plaintext read and not
 // answered: net/http reads and writes through the same tls.Conn, now over
 // the socket.
@@ -246,13 +149,18 @@ func (l *Loop) handoffTLS(c *conn, data []byte) {
 // readableTLS is readable for a TLS connection: it reads the ciphertext
 // that arrived, opens every whole record, and answers what it holds.
 func (l *Loop) readableTLS(c *conn) {
-	t := c.tls
 	n, st := read(c.fd, l.rbuf)
 	if st == ioClosed {
 		l.close(c)
 		return
 	}
-	t.io.in = l.rbuf[:n]
+	c.tls.io.in = l.rbuf[:n]
+	l.openTLS(c, n > 0)
+}
+
+// openTLS opens the ciphertext in c's tlsIO and what the tls.Conn holds
+// of it, and answers the requests in it; arrived says bytes came.
+func (l *Loop) openTLS(c *conn, arrived bool) {
 	p, err := l.unseal(c, l.tbuf[:0])
 	l.tbuf = p[:0]
 	if err != nil {
@@ -262,7 +170,7 @@ func (l *Loop) readableTLS(c *conn) {
 		l.close(c)
 		return
 	}
-	if len(p) == 0 && n == 0 {
+	if len(p) == 0 && !arrived {
 		return
 	}
 	if c.state == connIdle {
@@ -435,7 +343,7 @@ func (c *conn) unsentTLS() bool {
 // shuts its write side, as far as the socket takes it now.
 func (l *Loop) closeNotify(c *conn) {
 	t := c.tls
-	if t == nil || t.io.sock != nil || c.state == connHandshake {
+	if t == nil || t.io.sock != nil || t.hs != nil {
 		return
 	}
 	if t.tc.CloseWrite() == nil {
@@ -444,17 +352,10 @@ func (l *Loop) closeNotify(c *conn) {
 }
 
 // endTLS lets go of c's record layer when the loop closes it; a handshake
-// still running is cut short, and its goroutine closes its socket.
-func (c *conn) endTLS() {
-	t := c.tls
-	if t == nil {
-		return
-	}
-	if c.state == connHandshake {
-		t.io.sock.SetDeadline(aLongTimeAgo)
+// still running is ended.
+func (l *Loop) endTLS(c *conn) {
+	if t := c.tls; t != nil && t.hs != nil {
+		l.endHandshake(t)
 	}
 	c.tls = nil
 }
-
-// aLongTimeAgo is a deadline in the past: it ends a blocked read at once.
-var aLongTimeAgo = time.Unix(1, 0)
