@@ -725,6 +725,7 @@ for conn in $CONNECTIONS; do
 					echo "  run.sh: $s $label: the load client exited with status $?; its last lines:" >&2
 					grep -v -e '^progress:' -e 'clients for thread' -e '^spawning' "$out" | tail -n 4 | sed 's/^/    /' >&2
 				}
+				unset 'pids[-1]' # ended: its pid may be another process's by the cleanup
 				t1=$(now_ns)
 				after=$(for k in $wk; do ticks_of "$k"; done)
 				if [ "$(client_of "$c" "$conn")" = h2load ]; then
