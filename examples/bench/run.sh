@@ -105,10 +105,12 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hfork-bench.XXXXXX")
 pids=() # every long-lived process this script started, masters first
 
-# children_of PID: the pids whose parent is PID.
+# children_of PID: the pids whose parent is PID. The files go through cat:
+# mawk, Debian's awk, stops at the first it cannot open, and a process
+# that exits between the glob and the read is such a file.
 children_of() {
-	awk -v pp="$1" 'FNR == 1 { pid = "" } /^Pid:/ { pid = $2 } /^PPid:/ { if ($2 == pp) print pid; nextfile }' \
-		/proc/[0-9]*/status 2>/dev/null || true
+	cat /proc/[0-9]*/status 2>/dev/null |
+		awk -v pp="$1" '/^Name:/ { pid = "" } /^Pid:/ { pid = $2 } /^PPid:/ { if ($2 == pp) print pid }' || true
 }
 cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | sed 's/ *$//' || true; }
 rss_kb() { awk '/^VmRSS:/ { print $2; exit }' "/proc/$1/status" 2>/dev/null || true; }
@@ -626,21 +628,51 @@ parse_h2load() {
 	END { printf "%s %.2f %.2f %s %d 0 %d 0 %d\n", rps + 0, ms(mean), ms(mx), xfer, non2xx, failed + errored, timeout }' "$1"
 }
 
+# client_of CASE CONNECTIONS: the load client, wrk or h2load. wrk
+# retries every handshake in flight each time round its event loop (it
+# waits for them as writable), so past a thousand new TLS connections at
+# once its own handshakes take the run: above 1000, tls and tlsstatic4k
+# are h2load's HTTP/1.1 (--h1, one request at a time per connection, as
+# wrk).
+client_of() {
+	case $1 in
+	h2 | h2static4k) echo h2load ;;
+	tls | tlsstatic4k) if [ "$2" -gt 1000 ]; then echo h2load; else echo wrk; fi ;;
+	*) echo wrk ;;
+	esac
+}
+# warmup_of CASE CONNECTIONS: seconds of h2load's own warm-up
+# (--warm-up-time) before its measured run, 0 for wrk: the connections
+# open and make their handshakes in it, and stay open for the measured
+# run. A second per 400 connections (a one-thread client on this kind of
+# machine made about 1000 handshakes a second against either server),
+# and no less than WARMUP.
+warmup_of() {
+	[ "$(client_of "$1" "$2")" = h2load ] || { echo 0; return; }
+	local w=$((($2 + 399) / 400)) base
+	base=$(($(to_ms "$WARMUP" | cut -d. -f1) / 1000))
+	[ "$w" -ge "$base" ] || w=$base
+	[ "$w" -gt 0 ] || w=1
+	echo "$w"
+}
 # load CASE SERVER CONNECTIONS DURATION OUT: one timed run of the case's
 # client against SERVER; OUT gets the client's output.
 load() {
 	local c=$1 s=$2 n=$3 d=$4 out=$5 port path
 	port=$(case_port "$c" "$s")
 	path=$(case_path "$c")
-	case $c in
-	h2 | h2static4k)
+	if [ "$(client_of "$c" "$n")" = h2load ]; then
 		# h2load wants a whole number of seconds, and waits for every
 		# client it could not connect: timeout bounds it.
-		local secs=$(($(to_ms "$d" | cut -d. -f1) / 1000))
+		local secs=$(($(to_ms "$d" | cut -d. -f1) / 1000)) w m=$H2_STREAMS h1=()
 		[ "$secs" -gt 0 ] || secs=1
-		timeout "$((secs + 30))" "$H2LOAD" -c"$n" -m"$H2_STREAMS" -t"$THREADS" -D"$secs" \
+		w=$(warmup_of "$c" "$n")
+		case $c in tls*) m=1 h1=(--h1) ;; esac
+		timeout "$((secs + w + 30))" "$H2LOAD" "${h1[@]}" -c"$n" -m"$m" -t"$THREADS" --warm-up-time="$w" -D"$secs" \
 			"https://127.0.0.1:$port$path" >"$out" 2>&1
-		;;
+		return
+	fi
+	case $c in
 	tls_handshake)
 		"$WRK" -t"$THREADS" -c"$n" -d"$d" --latency -H "Connection: close" "https://127.0.0.1:$port$path" >"$out" 2>&1
 		;;
@@ -654,10 +686,10 @@ load() {
 		;;
 	esac
 }
-requests_of() { # CASE OUT: how many requests the run completed
-	case $1 in
-	h2 | h2static4k) awk '/^requests:/ { print $8 }' "$2" ;;
-	*) awk '/requests in/ { print $1 }' "$2" ;;
+requests_of() { # CASE CONNECTIONS OUT: how many requests the measured run completed
+	case $(client_of "$1" "$2") in
+	h2load) awk '/^requests:/ { print $8 }' "$3" ;;
+	*) awk '/requests in/ { print $1 }' "$3" ;;
 	esac
 }
 
@@ -674,31 +706,41 @@ for conn in $CONNECTIONS; do
 		label=$(label_of "$c" "$conn")
 		order+="$label "
 		path=$(case_path "$c")
-		echo "== $label: GET $path (Host: $(case_host "$c")$([ -n "$(case_ae "$c")" ] && echo ", Accept-Encoding: $(case_ae "$c")")), $conn connections"
-		for s in $servers; do
-			load "$c" "$s" "$conn" "$WARMUP" /dev/null || true
-		done
+		echo "== $label: GET $path (Host: $(case_host "$c")$([ -n "$(case_ae "$c")" ] && echo ", Accept-Encoding: $(case_ae "$c")")), $conn connections, $(client_of "$c" "$conn")$([ "$(warmup_of "$c" "$conn")" -gt 0 ] && echo " after a $(warmup_of "$c" "$conn")s warm-up")"
+		# h2load warms up inside its measured run (warmup_of).
+		if [ "$(client_of "$c" "$conn")" = wrk ]; then
+			for s in $servers; do
+				load "$c" "$s" "$conn" "$WARMUP" /dev/null || true
+			done
+		fi
+		wu=$(warmup_of "$c" "$conn")
 		for r in $(seq "$ROUNDS"); do
 			for s in $servers; do
 				out=$tmp/load.$label.$s.$r.txt
 				wk=$(workers_of "$s" "$c")
-				before=$(for k in $wk; do ticks_of "$k"; done)
-				t0=$(now_ns)
 				# A client that fails (h2load gives up on clients it could not
 				# connect, wrk on a server that never answered) is reported,
 				# and its row counts what it did; the other cases still run.
-				load "$c" "$s" "$conn" "$DURATION" "$out" || {
+				load "$c" "$s" "$conn" "$DURATION" "$out" &
+				lpid=$!
+				pids+=("$lpid")
+				# The CPU counted is the measured run's, after h2load's warm-up.
+				[ "$wu" -gt 0 ] && sleep "$wu"
+				before=$(for k in $wk; do ticks_of "$k"; done)
+				t0=$(now_ns)
+				wait "$lpid" || {
 					echo "  run.sh: $s $label: the load client exited with status $?; its last lines:" >&2
 					grep -v -e '^progress:' -e 'clients for thread' -e '^spawning' "$out" | tail -n 4 | sed 's/^/    /' >&2
 				}
+				unset 'pids[-1]' # ended: its pid may be another process's by the cleanup
 				t1=$(now_ns)
 				after=$(for k in $wk; do ticks_of "$k"; done)
-				if [ "$c" = h2 ] || [ "$c" = h2static4k ]; then
+				if [ "$(client_of "$c" "$conn")" = h2load ]; then
 					read -r rps p50 p99 xfer non2xx sc sr sw st < <(parse_h2load "$out")
 				else
 					read -r rps p50 p99 xfer non2xx sc sr sw st < <(parse_wrk "$out")
 				fi
-				nreq=$(requests_of "$c" "$out")
+				nreq=$(requests_of "$c" "$conn" "$out")
 				# cpu: microseconds of worker CPU per request; split: each
 				# worker's CPU in % of one core, busiest first.
 				read -r cpu split < <(paste <(echo "$before") <(echo "$after") | awk -v tck="$CLK_TCK" -v ns=$((t1 - t0)) -v n="${nreq:-0}" '
@@ -755,7 +797,8 @@ if [ -s "$results" ]; then
 	echo "ratio: hfork req/s / nginx req/s (above 1: hfork served more).  p99 ratio: hfork p99 / nginx p99 (below 1: hfork's tail is shorter)."
 	echo "cpu ratio: hfork worker CPU per request / nginx's (above 1: hfork spends more).  errors: wrk's socket errors (timeouts: no answer in 2 s) and non-2xx."
 	echo "worker cpu %: each worker's CPU over the run in % of one core, busiest first (100+0 means one worker held every connection)."
-	echo "h2 and h2static4k rows (h2load -m$H2_STREAMS): h2load gives no percentiles, so p50 is its mean request time and p99 its max."
+	echo "h2 and h2static4k rows (h2load -m$H2_STREAMS), and tls and tlsstatic4k above 1000 connections (h2load --h1): h2load gives no percentiles, so p50 is its mean request time and p99 its max."
+	echo "h2load runs open their connections in a warm-up of their own (a second per 400 connections, at least WARMUP) and keep them for the measured run."
 	# least_conn against round robin over the same two upstreams, per server
 	# and concurrency.
 	for conn in $CONNECTIONS; do

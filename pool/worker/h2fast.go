@@ -20,7 +20,6 @@ type fastState struct {
 	req    app.FastRequest
 	resp   app.FastResponse
 	fields []hpack.HeaderField
-	heads  map[string]fastHead // answer heads as HTTP/2 fields, by their HTTP/1 bytes
 	date   string
 	dateAt int64
 	reqID  []byte
@@ -36,8 +35,9 @@ type fastHead struct {
 const maxHeads = 256
 
 // fileChunk bounds what one stream puts in the output per pass, so a
-// large file under a large window does not sit in memory whole.
-const fileChunk = 128 << 10
+// large file under a large window does not sit in memory whole, and the
+// streams waiting share each write.
+const fileChunk = 16 << 10
 
 // h2Stream is the driver's side of a stream.
 type h2Stream struct {
@@ -118,7 +118,7 @@ func (c *h2Conn) serveFast(s *h2.Stream, r *h2.Request) bool {
 	}
 	head := r.Method == http.MethodHead
 	n := resp.BodyLen()
-	fh := f.headFor(resp.Head)
+	fh := c.srv.headFor(resp.Head)
 	f.fields = append(f.fields[:0], fh.fields...)
 	f.fields = append(f.fields, hpack.HeaderField{Name: "date", Value: f.dateNow(began)})
 	if !fh.hasLen && resp.Status != http.StatusNoContent && resp.Status != http.StatusNotModified {
@@ -268,14 +268,26 @@ func (c *h2Conn) pump() {
 }
 
 // headFor converts an HTTP/1 answer head to HTTP/2 fields, once per
-// distinct head.
-func (f *fastState) headFor(head []byte) fastHead {
-	if fh, ok := f.heads[string(head)]; ok {
+// distinct head for all the worker's connections.
+func (s *h2Server) headFor(head []byte) fastHead {
+	s.headsMu.RLock()
+	fh, ok := s.heads[string(head)]
+	s.headsMu.RUnlock()
+	if ok {
 		return fh
 	}
-	if f.heads == nil || len(f.heads) >= maxHeads {
-		f.heads = make(map[string]fastHead)
+	fh = convertHead(head)
+	s.headsMu.Lock()
+	if len(s.heads) >= maxHeads {
+		clear(s.heads)
 	}
+	s.heads[string(head)] = fh
+	s.headsMu.Unlock()
+	return fh
+}
+
+// convertHead is an HTTP/1 answer head as HTTP/2 fields.
+func convertHead(head []byte) fastHead {
 	var fh fastHead
 	rest := head
 	if i := bytes.Index(rest, []byte("\r\n")); i >= 0 {
@@ -301,7 +313,6 @@ func (f *fastState) headFor(head []byte) fastHead {
 		}
 		fh.fields = append(fh.fields, hpack.HeaderField{Name: name, Value: string(bytes.TrimSpace(v))})
 	}
-	f.heads[string(head)] = fh
 	return fh
 }
 

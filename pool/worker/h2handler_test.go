@@ -205,3 +205,54 @@ func TestH2BodyAfterAnswer(t *testing.T) {
 		t.Fatalf("an endless body after the answer: RST_STREAM %v", code)
 	}
 }
+
+// TestH2UploadsAtOnce: bodies sent in full records on several connections
+// at once reach their handlers whole and unmixed, though the readers take
+// their record-sized buffers from one pool and give them back between
+// bodies.
+func TestH2UploadsAtOnce(t *testing.T) {
+	tw := startH2Handler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Write(b)
+	}))
+	const conns, rounds = 4, 3
+	errs := make(chan error, conns)
+	for i := range conns {
+		go func() {
+			c := h2Client() // a connection of its own
+			for r := range rounds {
+				// A body of its own bytes, and a small request after it, so
+				// the reader gives its big buffer back and takes one again.
+				body := bytes.Repeat([]byte{byte('a' + i), byte('0' + r)}, 100<<10)
+				resp, err := c.Post("https://"+tw.addr+"/up", "application/octet-stream", bytes.NewReader(body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || !bytes.Equal(got, body) {
+					errs <- fmt.Errorf("connection %d round %d: %d bytes back (%v), want its own %d", i, r, len(got), err, len(body))
+					return
+				}
+				resp, err = c.Get("https://" + tw.addr + "/")
+				if err != nil {
+					errs <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

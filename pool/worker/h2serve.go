@@ -38,6 +38,13 @@ type h2Server struct {
 	mu    sync.Mutex
 	conns map[*h2Conn]struct{}
 	gone  bool // drain: new connections send GOAWAY at once
+
+	// heads is the fast answers' heads as HTTP/2 fields, by their HTTP/1
+	// bytes, shared by the connections (h2fast.go).
+	headsMu sync.RWMutex
+	heads   map[string]fastHead
+
+	started func(*h2Conn) // options.h2Started
 }
 
 // newH2Server returns the worker's HTTP/2 server, or nil when net/http's
@@ -47,7 +54,8 @@ func newH2Server(w *worker, opts options) *h2Server {
 	if !w.h2() || l.Class != hclconfig.ClassAsync || !l.EventLoop || opts.Fast == nil || !opts.Fast.FastRoutes() {
 		return nil
 	}
-	s := &h2Server{w: w, trust: app.NewTrust(l.TrustedProxies), conns: make(map[*h2Conn]struct{})}
+	s := &h2Server{w: w, trust: app.NewTrust(l.TrustedProxies), conns: make(map[*h2Conn]struct{}),
+		heads: make(map[string]fastHead), started: opts.h2Started}
 	if n := l.MaxHeaderBytes; n > 0 {
 		s.cfg.MaxHeaderListSize = uint32(n)
 	}
@@ -112,6 +120,9 @@ func (s *h2Server) serveH2(srv *http.Server, tc *tls.Conn, h http.Handler) {
 		c.m.GoAway(h2.ErrNo)
 	}
 	defer s.unregister(c)
+	if s.started != nil {
+		s.started(c)
+	}
 	// net/http skips the Active hook for connections it hands over; the
 	// worker's tracking learns from it that this one is HTTP/2.
 	s.w.connState(tc, http.StateActive)
@@ -132,7 +143,6 @@ type h2Conn struct {
 	mu      sync.Mutex
 	cond    sync.Cond // output written, a window opened, body data, a stream or the conn ended
 	m       *h2.Conn
-	spare   []byte
 	writing bool
 	werr    error
 	closed  bool
@@ -144,6 +154,13 @@ type h2Conn struct {
 	lingerTo time.Time
 
 	fast fastState // the reader's, for the fast path
+
+	// small is what the reader reads into while the client's records are
+	// small (requests' heads, WINDOW_UPDATE, PING): a connection waiting
+	// for its next request holds it and no record-sized buffer. big is
+	// one from readPool while they are not.
+	small [readSmall]byte
+	big   *[]byte
 }
 
 // goAwayLinger is how long a connection reads on after a graceful
@@ -151,18 +168,42 @@ type h2Conn struct {
 const goAwayLinger = time.Second
 
 // maxPending is how much output may wait while a write is under way
-// before producers wait for it.
-const maxPending = 256 << 10
+// before producers wait for it, and how much the fast answers waiting
+// for a window put in one write: an output buffer's size, so buffers
+// rarely grow past what the pool hands out.
+const maxPending = h2.OutputSize
+
+// flushAt is how much output the reader gathers from one read before it
+// writes it, answering the rest after: less than it would add past a
+// pooled buffer's largest (one answer adds at most fileChunk and a
+// head), and more than a usual read's answers (ten 4 KiB files), which
+// go out in one write of full records.
+const flushAt = 48 << 10
+
+// readSmall is the reader's own buffer (h2Conn.small); a read that fills
+// it takes a record-sized buffer from readPool for the reads that follow,
+// and gives it back at the first read that small would have held.
+const readSmall = 1 << 10
+
+// readPool holds record-sized read buffers: tls.Conn.Read returns at
+// most one record, 16 KiB of plaintext.
+var readPool = sync.Pool{New: func() any {
+	b := make([]byte, 16<<10)
+	return &b
+}}
 
 // serve reads and feeds until the connection is over.
 func (c *h2Conn) serve() {
 	defer c.cancel()
-	// tls.Conn.Read returns at most one record, 16 KiB of plaintext.
-	buf := make([]byte, 16<<10)
 	c.mu.Lock()
 	c.flushLocked()
 	c.mu.Unlock()
 	for {
+		// Only the reader sets c.big, under the lock: it reads it without.
+		buf := c.small[:]
+		if c.big != nil {
+			buf = *c.big
+		}
 		c.setReadDeadline()
 		n, rerr := c.tc.Read(buf)
 		c.mu.Lock()
@@ -172,6 +213,16 @@ func (c *h2Conn) serve() {
 			if err != nil {
 				c.srv.w.log.Debug("http2 connection error", "remote", c.remote, "err", err.Error())
 			}
+		}
+		// After the events are handled: their data points into buf.
+		switch {
+		case c.big == nil && n == len(buf):
+			// The record holds more (it waits in the tls.Conn), and the
+			// client sends large ones: a body, most likely.
+			c.big = readPool.Get().(*[]byte)
+		case c.big != nil && n < readSmall:
+			readPool.Put(c.big)
+			c.big = nil
 		}
 		var ne net.Error
 		if errors.As(rerr, &ne) && ne.Timeout() && c.m.Err() == nil && c.werr == nil && !c.closed {
@@ -192,11 +243,19 @@ func (c *h2Conn) serve() {
 		for c.writing && c.m.Pending() > maxPending && c.werr == nil {
 			c.cond.Wait()
 		}
+		if !c.writing && c.m.Active() == 0 {
+			// Between requests a connection holds no buffer but small.
+			c.m.Trim()
+		}
 		// A graceful end reads on until the linger ends (setReadDeadline).
 		done := rerr != nil || c.m.Err() != nil || c.werr != nil
 		if done {
 			c.finalFlushLocked()
 			c.closeLocked()
+			if c.big != nil {
+				readPool.Put(c.big)
+				c.big = nil
+			}
 		}
 		c.mu.Unlock()
 		if done {
@@ -257,14 +316,12 @@ func (c *h2Conn) flushLocked() {
 			return
 		}
 		c.writing = true
-		out := c.m.TakeOutput(c.spare)
+		out := c.m.TakeOutput()
 		c.mu.Unlock()
 		_, err := c.tc.Write(out)
+		h2.PutOutput(out)
 		c.mu.Lock()
 		c.writing = false
-		if cap(out) <= 4*maxPending {
-			c.spare = out[:0]
-		}
 		if err != nil {
 			c.werr = err
 			c.closeLocked()
@@ -357,6 +414,10 @@ func (c *h2Conn) handle(evs []h2.Event) {
 				}
 			}
 			c.request(ev)
+			if c.m.Pending() >= flushAt {
+				// Out before the next answers fill the buffer further.
+				c.flushLocked()
+			}
 		case h2.EvData:
 			if st, ok := ev.Stream.User.(*h2Stream); ok {
 				st.data(ev.Data, ev.End)

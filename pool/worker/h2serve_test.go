@@ -55,7 +55,7 @@ func h2Site(t *testing.T, upstream string) hclconfig.Listener {
 
 // startH2Site runs a worker for l as Main builds one and waits until it
 // says which HTTP/2 server it runs.
-func startH2Site(t *testing.T, l hclconfig.Listener, want string) (*testWorker, *logBuffer) {
+func startH2Site(t *testing.T, l hclconfig.Listener, want string, edit ...func(*options)) (*testWorker, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
 	h, err := app.New(l, logs.logger())
@@ -85,6 +85,9 @@ func startH2Site(t *testing.T, l hclconfig.Listener, want string) (*testWorker, 
 		o.Fast = h.(app.FastServer)
 		o.AccessLog = access
 		o.Certificates = certs
+		for _, e := range edit {
+			e(o)
+		}
 	})
 	waitUntil(t, "the worker's serving line", func() bool { return strings.Contains(logs.String(), "worker serving") })
 	if !strings.Contains(logs.String(), "http2="+want) {
@@ -303,4 +306,88 @@ func TestH2IdleInHeartbeat(t *testing.T) {
 	tw.sink.waitFor(t, "one open, idle connection", func(m map[string]string) bool {
 		return m[wire.KeyConns] == "1,1,0"
 	})
+}
+
+// TestH2QuietConnectionHoldsNoBuffers: a connection between requests
+// holds no output buffer and no record-sized read buffer, after an upload
+// in full records (which takes one) and a 300 KiB download alike.
+func TestH2QuietConnectionHoldsNoBuffers(t *testing.T) {
+	conns := make(chan *h2Conn, 1)
+	tw, _ := startH2Site(t, h2Site(t, ""), "hfork", func(o *options) {
+		o.h2Started = func(c *h2Conn) { conns <- c }
+	})
+	// Full records from the start: crypto/tls sizes a new connection's
+	// records to one packet otherwise.
+	conn, err := tls.Dial("tcp", tw.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}, DynamicRecordSizingDisabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(waitLimit))
+	r := &rawH2{t: t, conn: conn, fr: http2.NewFramer(conn, conn)}
+	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	r.enc = hpack.NewEncoder(&r.hbuf)
+	io.WriteString(conn, http2.ClientPreface)
+	r.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+	r.fr.WriteWindowUpdate(0, 1<<20)
+	c := <-conns
+	state := func() (big bool, held int, busy bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed {
+			t.Fatal("the connection closed") // which lets go of everything
+		}
+		return c.big != nil, c.m.Held(), c.writing
+	}
+
+	r.hbuf.Reset()
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "localhost"}, {":path", "/"}} {
+		r.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.hbuf.Bytes(), EndHeaders: true})
+	// A frame of one full record: 16 KiB with its 9-byte header.
+	r.fr.WriteData(1, false, make([]byte, 16<<10-9))
+	waitUntil(t, "a record-sized read buffer for the upload", func() bool { big, _, _ := state(); return big })
+	r.fr.WriteData(1, true, make([]byte, 16<<10-9))
+	if body := r.readStream(1); body != "hello, world!\n" {
+		t.Fatalf("POST answered %q", body)
+	}
+	r.get(3, "/static/big.txt")
+	if body := r.readStream(3); len(body) != 300<<10 {
+		t.Fatalf("GET big.txt: %d bytes, want %d", len(body), 300<<10)
+	}
+	r.get(5, "/")
+	r.readStream(5)
+	waitUntil(t, "the connection quiet, holding no buffer", func() bool {
+		big, held, busy := state()
+		return !big && held == 0 && !busy
+	})
+}
+
+// readStream reads frames until stream id ends and returns its body.
+func (r *rawH2) readStream(id uint32) string {
+	r.t.Helper()
+	var body []byte
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			r.t.Fatalf("stream %d: %v", id, err)
+		}
+		if f.Header().StreamID != id {
+			continue
+		}
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			body = append(body, f.Data()...)
+			if f.StreamEnded() {
+				return string(body)
+			}
+		case *http2.MetaHeadersFrame:
+			if f.StreamEnded() {
+				return string(body)
+			}
+		case *http2.RSTStreamFrame:
+			r.t.Fatalf("stream %d reset: %v", id, f.ErrCode)
+		}
+	}
 }

@@ -73,6 +73,9 @@ type options struct {
 	// Hurry ends a drain early (wire.Command.HurryMS): idle connections
 	// close at once, the rest after the duration received. nil: never.
 	Hurry <-chan time.Duration
+	// h2Started, in tests, is told of each connection hfork's HTTP/2
+	// server takes.
+	h2Started func(*h2Conn)
 }
 
 // workerState is where a worker is in its life.

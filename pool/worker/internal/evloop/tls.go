@@ -261,6 +261,11 @@ func (l *Loop) seal(c *conn) bool {
 	if len(p) == 0 {
 		return true
 	}
+	if t.io.out == nil {
+		// Room for the records' headers and tags too (29 bytes at most
+		// a record; a new connection's records start at about 1 KiB).
+		t.io.out = l.outs.get(len(p) + (len(p)>>10+1)*29)
+	}
 	_, err := t.tc.Write(p)
 	return err == nil
 }
@@ -271,7 +276,9 @@ func (l *Loop) writeTLS(c *conn) (progressed bool, st ioStatus) {
 	t := c.tls
 	n, st := write(c.fd, t.io.out, unix.MSG_NOSIGNAL)
 	t.io.out = t.io.out[:copy(t.io.out, t.io.out[n:])]
-	if len(t.io.out) == 0 && cap(t.io.out) > 2*tlsFileChunk {
+	if len(t.io.out) == 0 {
+		// Between answers a connection holds no buffer of sealed records.
+		l.outs.put(t.io.out)
 		t.io.out = nil
 	}
 	return n > 0, st

@@ -164,23 +164,15 @@ func NewConn(cfg Config) *Conn {
 	c.dec = hpack.NewDecoder(4096, c.onField)
 	c.dec.SetMaxStringLength(int(cfg.MaxHeaderListSize))
 	c.enc = hpack.NewEncoder(&c.ebuf)
-	c.out = appendSettings(c.out,
+	c.out = appendSettings(c.buf(),
 		setting{settingMaxConcurrent, cfg.MaxConcurrentStreams},
 		setting{settingInitialWindowSize, cfg.StreamWindow},
 		setting{settingMaxHeaderListSize, cfg.MaxHeaderListSize},
 		setting{settingEnablePush, 0})
 	if cfg.ConnWindow > defaultWindow {
-		c.out = appendWindowUpdate(c.out, 0, cfg.ConnWindow-defaultWindow)
+		c.out = appendWindowUpdate(c.buf(), 0, cfg.ConnWindow-defaultWindow)
 	}
 	return c
-}
-
-// TakeOutput returns the bytes to write and starts a new output in
-// spare, so the driver writes one buffer while the next fills.
-func (c *Conn) TakeOutput(spare []byte) []byte {
-	out := c.out
-	c.out = spare[:0]
-	return out
 }
 
 // Pending reports how many bytes wait in the output.
@@ -273,7 +265,7 @@ func (c *Conn) fail(code ErrCode, reason string) {
 		return
 	}
 	c.err = &ConnError{Code: code, Reason: reason}
-	c.out = appendGoAway(c.out, c.maxClient, code, "")
+	c.out = appendGoAway(c.buf(), c.maxClient, code, "")
 	c.goneAway = true
 }
 
@@ -289,7 +281,7 @@ func (c *Conn) GoAway(code ErrCode) {
 	}
 	c.goneAway = true
 	c.goAwayID = c.maxClient
-	c.out = appendGoAway(c.out, c.maxClient, ErrNo, "")
+	c.out = appendGoAway(c.buf(), c.maxClient, ErrNo, "")
 }
 
 func (c *Conn) frame(h header, p []byte) {
@@ -357,7 +349,7 @@ func (c *Conn) idle(id uint32) bool { return id > c.maxClient }
 // resetStream sends RST_STREAM for a stream error; the driver hears of
 // it when it knows the stream.
 func (c *Conn) resetStream(id uint32, code ErrCode) {
-	c.out = appendRST(c.out, id, code)
+	c.out = appendRST(c.buf(), id, code)
 	if s := c.streams[id]; s != nil && s.state != stateClosed {
 		s.state = stateClosed
 		c.evs = append(c.evs, Event{Kind: EvReset, Stream: s, Code: code})
@@ -395,7 +387,7 @@ func (c *Conn) onData(h header, p []byte) {
 			return
 		}
 		c.giveConn(n)
-		c.out = appendRST(c.out, h.stream, ErrStreamClosed)
+		c.out = appendRST(c.buf(), h.stream, ErrStreamClosed)
 		return
 	}
 	if s.state == stateHalfClosedRemote || s.state == stateClosed {
@@ -429,7 +421,7 @@ func (c *Conn) onData(h header, p []byte) {
 func (c *Conn) giveConn(n int64) {
 	c.connUnacked += n
 	if c.connUnacked >= int64(c.cfg.ConnWindow)/2 {
-		c.out = appendWindowUpdate(c.out, 0, uint32(c.connUnacked))
+		c.out = appendWindowUpdate(c.buf(), 0, uint32(c.connUnacked))
 		c.recvWindow += c.connUnacked
 		c.connUnacked = 0
 	}
@@ -447,7 +439,7 @@ func (c *Conn) Consume(s *Stream, n int) {
 	}
 	s.unacked += int64(n)
 	if s.unacked >= int64(c.cfg.StreamWindow)/2 {
-		c.out = appendWindowUpdate(c.out, s.ID, uint32(s.unacked))
+		c.out = appendWindowUpdate(c.buf(), s.ID, uint32(s.unacked))
 		s.recvWindow += s.unacked
 		s.unacked = 0
 	}

@@ -63,7 +63,7 @@ func (p *peer) feed() ([]Event, error) {
 // out parses what the server wrote since the last call.
 func (p *peer) out() []got {
 	p.t.Helper()
-	fr := http2.NewFramer(nil, bytes.NewReader(p.c.TakeOutput(nil)))
+	fr := http2.NewFramer(nil, bytes.NewReader(p.c.TakeOutput()))
 	var gs []got
 	for {
 		f, err := fr.ReadFrame()
@@ -188,7 +188,7 @@ func TestGreetingAndSettingsAck(t *testing.T) {
 
 func TestPrefaceByteByByte(t *testing.T) {
 	p := newPeer(t, Config{})
-	p.c.TakeOutput(nil)
+	p.c.TakeOutput()
 	p.buf.WriteString(Preface)
 	p.fr.WriteSettings()
 	p.headers(1, true, getRoot...)

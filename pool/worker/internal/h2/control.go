@@ -100,7 +100,7 @@ func (c *Conn) onSettings(h header, p []byte) {
 			c.peerMaxFrame = int(v)
 		}
 	}
-	c.out = appendHeader(c.out, 0, frameSettings, flagAck, 0)
+	c.out = appendHeader(c.buf(), 0, frameSettings, flagAck, 0)
 }
 
 func (c *Conn) onPing(h header, p []byte) {
@@ -115,7 +115,7 @@ func (c *Conn) onPing(h header, p []byte) {
 	if h.flags&flagAck != 0 {
 		return
 	}
-	c.out = append(appendHeader(c.out, 8, framePing, flagAck, 0), p...)
+	c.out = append(appendHeader(c.buf(), 8, framePing, flagAck, 0), p...)
 }
 
 func (c *Conn) onWindowUpdate(h header, p []byte) {

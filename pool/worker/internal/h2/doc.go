@@ -17,6 +17,10 @@
 // limit, and one that resets too many gets GOAWAY ENHANCE_YOUR_CALM; a
 // header block is bounded in bytes and frames (CVE-2024-27316).
 //
+// A Conn holds an output buffer only while it has bytes to write: the
+// buffers go round a pool between TakeOutput, the driver's write and
+// PutOutput, and Trim lets go of what a quiet connection still holds.
+//
 // A Conn is not safe for concurrent use: the driver holds a lock around
 // every call.
 package h2

@@ -200,7 +200,7 @@ func (c *Conn) endBlock() {
 	case b.ignore:
 		return
 	case b.refuse:
-		c.out = appendRST(c.out, b.stream, ErrRefusedStream)
+		c.out = appendRST(c.buf(), b.stream, ErrRefusedStream)
 		return
 	case b.trailer:
 		s := c.streams[b.stream]
@@ -226,7 +226,7 @@ func (c *Conn) endBlock() {
 			c.fail(ErrEnhanceYourCalm, "too many malformed requests")
 			return
 		}
-		c.out = appendRST(c.out, b.stream, ErrProtocol)
+		c.out = appendRST(c.buf(), b.stream, ErrProtocol)
 		return
 	}
 	s := &Stream{ID: b.stream, sendWindow: c.peerWindow, recvWindow: int64(c.cfg.StreamWindow), wantLen: r.ContentLength}
@@ -234,7 +234,7 @@ func (c *Conn) endBlock() {
 	if b.end {
 		if r.ContentLength > 0 {
 			s.state = stateClosed
-			c.out = appendRST(c.out, s.ID, ErrProtocol)
+			c.out = appendRST(c.buf(), s.ID, ErrProtocol)
 			s.released = true
 			c.drop(s)
 			return

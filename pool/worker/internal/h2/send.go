@@ -51,8 +51,8 @@ func (c *Conn) writeBlock(s *Stream, end bool) {
 		if n == len(blk) {
 			f |= flagEndHeaders
 		}
-		c.out = appendHeader(c.out, n, typ, f, s.ID)
-		c.out = append(c.out, blk[:n]...)
+		c.out = appendHeader(c.buf(), n, typ, f, s.ID)
+		c.out = append(c.buf(), blk[:n]...)
 		blk = blk[n:]
 		typ, flags = frameContinuation, 0
 		if len(blk) == 0 {
@@ -118,7 +118,7 @@ func (c *Conn) WriteDataFunc(s *Stream, n int, end bool, fill func([]byte) error
 			flags = flagEndStream
 		}
 		at := len(c.out)
-		c.out = appendHeader(c.out, k, frameData, flags, s.ID)
+		c.out = appendHeader(c.buf(), k, frameData, flags, s.ID)
 		c.out = slices.Grow(c.out, k)[:at+frameHeaderLen+k]
 		if err := fill(c.out[at+frameHeaderLen:]); err != nil {
 			c.out = c.out[:at]
@@ -144,7 +144,7 @@ func (c *Conn) Reset(s *Stream, code ErrCode) {
 	if s.state == stateClosed || c.err != nil {
 		return
 	}
-	c.out = appendRST(c.out, s.ID, code)
+	c.out = appendRST(c.buf(), s.ID, code)
 	s.state = stateClosed
 	c.drop(s)
 }

@@ -113,7 +113,7 @@ func TestLargeResponseHeadUsesContinuation(t *testing.T) {
 		fs = append(fs, hpack.HeaderField{Name: "x-h", Value: strings.Repeat(string(rune('a'+i%26)), 1000)})
 	}
 	p.c.WriteHeaders(s, 200, fs, true)
-	out := p.c.TakeOutput(nil)
+	out := p.c.TakeOutput()
 	fr := http2.NewFramer(nil, bytes.NewReader(out))
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	f, err := fr.ReadFrame()
