@@ -505,6 +505,12 @@ func TestLoopTLSDrainWithHandshakes(t *testing.T) {
 
 	tw.sigs <- syscall.SIGTERM
 	tw.sink.waitFor(t, "STOPPING=1", has("STOPPING", "1"))
+	// STOPPING=1 comes before the loop takes the drain up: a handshake
+	// ended before that is answered as any other.
+	logs, _ := siteLogs.Load(tw.addr)
+	waitUntil(t, "the loop draining", func() bool {
+		return strings.Contains(logs.(*logBuffer).String(), `"event loop draining"`)
+	})
 	close(hc.release)
 	c := <-done
 	if c == nil {

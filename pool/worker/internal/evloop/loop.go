@@ -429,6 +429,7 @@ func (l *Loop) commands() bool {
 					unix.Close(fd)
 				}
 				l.lfds = nil
+				l.log.Debug("event loop draining", "conns", len(l.list))
 			}
 		case cmdPastGrace:
 			l.pastGraceNow()
