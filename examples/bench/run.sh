@@ -509,12 +509,12 @@ for c in $CASES; do
 			n=$(http_body "$port" "$path" "$host" "$ae" | wc -c)
 			if [ -n "$ae" ]; then
 				# The compressed length is each server's own: check the coding.
-				if [ "$st" != 200 ] || ! grep -qi "^content-encoding: $ae" "$tmp/response"; then
+				if [ "$st" != 200 ] || ! grep -qai "^content-encoding: $ae" "$tmp/response"; then
 					echo "run.sh: $s $c: GET $path with Accept-Encoding: $ae gave status '$st' without Content-Encoding: $ae" >&2
 					head -c 600 "$tmp/response" >&2
 					exit 1
 				fi
-				echo "$s $c: $(grep -i '^content-encoding' "$tmp/response" | tr -d '\r'), $n bytes on the wire (chunk framing included)"
+				echo "$s $c: $(grep -ai '^content-encoding' "$tmp/response" | tr -d '\r'), $n bytes on the wire (chunk framing included)"
 				continue
 			fi
 			;;
