@@ -130,6 +130,19 @@ func (t *tlsIO) SetWriteDeadline(d time.Time) error {
 // the socket.
 func (l *Loop) handoffTLS(c *conn, data []byte) {
 	t := c.tls
+	nc := l.socketForNetHTTP(c)
+	if nc == nil {
+		return
+	}
+	t.io.sock = nc
+	pc := &prefixConn{Conn: t.tc, prefix: append([]byte(nil), data...), raw: nc}
+	l.handoffs.push(l.host.Adopt(pc, c.ip))
+}
+
+// socketForNetHTTP takes c out of the loop and makes its socket one in
+// Go's poller, for net/http to go on with; nil when that failed (out of
+// fds, most likely), and then c is gone as if closed.
+func (l *Loop) socketForNetHTTP(c *conn) net.Conn {
 	l.forgetConn(c)
 	nc, err := sockConn(c.fd)
 	rawsys.Close(c.fd)
@@ -139,11 +152,9 @@ func (l *Loop) handoffTLS(c *conn, data []byte) {
 			l.host.Leave(c.ip)
 		}
 		l.log.Warn("handing a connection to net/http failed", "err", err)
-		return
+		return nil
 	}
-	t.io.sock = nc
-	pc := &prefixConn{Conn: t.tc, prefix: append([]byte(nil), data...), raw: nc}
-	l.handoffs.push(l.host.Adopt(pc, c.ip))
+	return nc
 }
 
 // readableTLS is readable for a TLS connection: it reads the ciphertext

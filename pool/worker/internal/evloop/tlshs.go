@@ -11,7 +11,6 @@ import (
 	"os"
 
 	"github.com/hfork/hfork/pool/worker/internal/poll"
-	"github.com/hfork/hfork/pool/worker/internal/rawsys"
 	"golang.org/x/sys/unix"
 )
 
@@ -274,15 +273,8 @@ func sockConn(fd int) (net.Conn, error) {
 // ciphertext the loop read and the handshake did not take.
 func (l *Loop) handoffH2(c *conn) {
 	t := c.tls
-	l.forgetConn(c)
-	nc, err := sockConn(c.fd)
-	rawsys.Close(c.fd)
-	if err != nil {
-		l.host.Release()
-		if c.ip.IsValid() {
-			l.host.Leave(c.ip)
-		}
-		l.log.Warn("handing a connection to net/http failed", "err", err)
+	nc := l.socketForNetHTTP(c)
+	if nc == nil {
 		l.recycle(c)
 		return
 	}
