@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -84,15 +83,7 @@ func TestLoopAnswerBufferReturns(t *testing.T) {
 	}
 	defer ln.Close()
 	body := []byte(strings.Repeat("x", 60<<10))
-	l, err := New(Config{
-		Listeners: []net.Listener{ln}, Fast: bigFast{body}, Log: slog.New(slog.DiscardHandler),
-		ReadHeaderTimeout: 5 * time.Second, Idle: time.Minute, KeepAlive: true,
-	}, newHost(8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- l.Run() }()
+	l := startLoop(t, 8, func(c *Config) { c.Listeners, c.Fast = []net.Listener{ln}, bigFast{body} })
 
 	// Three connections in turn, all kept open: a buffer not given back
 	// stays with its connection until the loop stops.
@@ -103,30 +94,12 @@ func TestLoopAnswerBufferReturns(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
 		// The answer waits in the server's buffer until this read takes
 		// it; reading it whole means the loop wrote its last byte.
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatalf("answer %d: %v", i, err)
-		}
-		got, err := io.ReadAll(resp.Body)
-		if err != nil || len(got) != len(body) {
-			t.Fatalf("answer %d: %d bytes, %v; want %d", i, len(got), err, len(body))
-		}
+		getWhole(t, c, i, len(body))
 	}
 	l.Stop()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the loop did not end")
-	}
+	l.wait(t)
 	// How much of an answer the first write takes varies with how fast
 	// the client reads, so the three may wait in buffers of two sizes
 	// (32 and 64 KiB); buffers not shared would leave two of a size.
@@ -139,5 +112,23 @@ func TestLoopAnswerBufferReturns(t *testing.T) {
 	}
 	if kept == 0 {
 		t.Fatal("no buffer came back to the pool after three stalled answers")
+	}
+}
+
+// getWhole asks c for "/" as the i-th request of a test and reads the
+// answer to its end, which must be n bytes long.
+func getWhole(t *testing.T, c net.Conn, i, n int) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("answer %d: %v", i, err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || len(got) != n {
+		t.Fatalf("answer %d: %d bytes, %v; want %d", i, len(got), err, n)
 	}
 }

@@ -1,18 +1,13 @@
 package evloop
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hfork/hfork/hclconfig/testcert"
 )
 
 // TestTLSOverMemory checks what the loop's TLS rests on: a tls.Conn whose
@@ -20,11 +15,7 @@ import (
 // ciphertext comes, even in the middle of a record; and what it writes
 // lands in memory, one record per Write.
 func TestTLSOverMemory(t *testing.T) {
-	certPath, keyPath := testcert.Write(t, t.TempDir(), "c", testcert.Options{})
-	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := serverTLS(t).Certificates[0]
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,60 +99,23 @@ func TestTLSOverMemory(t *testing.T) {
 // between answers hold none, and the next answer, on another connection,
 // is sealed into the same buffer.
 func TestTLSRecordsBufferReturns(t *testing.T) {
-	certPath, keyPath := testcert.Write(t, t.TempDir(), "c", testcert.Options{})
-	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	// The answer's plaintext fits a 32 KiB buffer, its records do not:
 	// the records' buffer is the pool's one 64 KiB buffer.
 	body := []byte(strings.Repeat("x", 32000))
-	l, err := New(Config{
-		Listeners: []net.Listener{ln}, Fast: bigFast{body}, Log: slog.New(slog.DiscardHandler),
-		ReadHeaderTimeout: 5 * time.Second, Idle: time.Minute, KeepAlive: true,
-		TLS: &tls.Config{Certificates: []tls.Certificate{cert}},
-	}, newHost(8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- l.Run() }()
+	l := startLoop(t, 8, func(c *Config) { c.Fast, c.TLS = bigFast{body}, serverTLS(t) })
 
 	// Three connections in turn, all kept open: a buffer not given back
 	// stays with its connection until the loop stops.
 	for i := range 3 {
-		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+		c, err := tls.Dial("tcp", l.addr, &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatalf("answer %d: %v", i, err)
-		}
-		got, err := io.ReadAll(resp.Body)
-		if err != nil || len(got) != len(body) {
-			t.Fatalf("answer %d: %d bytes, %v; want %d", i, len(got), err, len(body))
-		}
+		getWhole(t, c, i, len(body))
 	}
 	l.Stop()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the loop did not end")
-	}
+	l.wait(t)
 	if n := len(l.outs.free[outClass(64<<10)]); n != 1 {
 		t.Fatalf("the pool holds %d buffers of 64 KiB after three answers in turn, want the one their records shared", n)
 	}
