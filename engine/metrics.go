@@ -105,9 +105,17 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("hfork_"+name, help, labels, nil)
 }
 
+// A request a host block served carries a host label as well; the
+// listener's own routes keep the series they always had (to Prometheus, a
+// label absent is a label empty, so {host=""} selects them).
+const requestsHelp = "HTTP requests answered, by listener, host block (absent: the listener's own routes), route prefix (none: no route matched) and status class."
+
 var (
-	descRequests = desc("http_requests_total", "HTTP requests answered, by listener, route prefix (none: no route matched) and status class.",
-		"listener", "route", "status_class")
+	descRequests     = desc("http_requests_total", requestsHelp, "listener", "route", "status_class")
+	descHostRequests = desc("http_requests_total", requestsHelp, "host", "listener", "route", "status_class")
+)
+
+var (
 	descDuration = desc("http_request_duration_seconds", "Time from reading a request to its answer, by listener.", "listener")
 	descBytes    = desc("http_response_body_bytes_total", "Response body bytes sent, by listener.", "listener")
 	descRestarts = desc("worker_restarts_total", "Serving workers replaced, by listener and reason.", "listener", "reason")
@@ -150,13 +158,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, name := range v.listeners() {
 		cs := v.counters(name)
-		for _, route := range sortedKeys(cs.Codes) {
-			label := route
+		for _, route := range sortedRoutes(cs.Codes) {
+			label := route.Prefix
 			if label == "" {
 				label = "none"
 			}
 			for i, n := range cs.Codes[route] {
-				counter(descRequests, n, name, label, fmt.Sprintf("%dxx", i+1))
+				if route.Host == "" {
+					counter(descRequests, n, name, label, fmt.Sprintf("%dxx", i+1))
+				} else {
+					counter(descHostRequests, n, route.Host, name, label, fmt.Sprintf("%dxx", i+1))
+				}
 			}
 		}
 		ch <- histogram(cs, name)
@@ -262,6 +274,22 @@ func (v view) listeners() []string {
 	for _, n := range sortedKeys(v.gone) {
 		add(n)
 	}
+	return out
+}
+
+// sortedRoutes orders routes by host, then prefix: the listener's own
+// first.
+func sortedRoutes[V any](m map[pool.Route]V) []pool.Route {
+	out := make([]pool.Route, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Host != out[j].Host {
+			return out[i].Host < out[j].Host
+		}
+		return out[i].Prefix < out[j].Prefix
+	})
 	return out
 }
 

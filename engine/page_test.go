@@ -11,7 +11,7 @@ func viewWith(now time.Time, requests map[string]uint64) view {
 	v := view{now: now, gone: map[string]goneTotals{}}
 	for name, n := range requests {
 		v.current = append(v.current, pool.Snapshot{Listener: name,
-			Counters: pool.Counters{Codes: map[string][5]uint64{"/": {0, n, 0, 0, 0}}}})
+			Counters: pool.Counters{Codes: map[pool.Route][5]uint64{{Prefix: "/"}: {0, n, 0, 0, 0}}}})
 	}
 	return v
 }

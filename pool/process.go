@@ -39,10 +39,10 @@ type Worker struct {
 	killedFor  string    // why the master killed it, for the exit line
 	stats      workerStats
 	// spec is the listener config the worker runs: its Spec's, or the
-	// last swap it confirmed; routes are its prefixes, which its metrics
-	// counts follow.
+	// last swap it confirmed; routes name its metrics' groups of counts
+	// (routeKeys).
 	spec   hclconfig.Listener
-	routes []string
+	routes []Route
 
 	// Reaped, waiting for the output pipes to drain (see HandleExit).
 	exit    *ExitEvent
@@ -142,7 +142,7 @@ func (p *Pool) spawn(now time.Time) (*Worker, error) {
 		}
 		return nil, fmt.Errorf("spawn %s: %w", l.Name, err)
 	}
-	w := &Worker{Pid: pid, Gen: p.cfg.Gen, State: Starting, Started: now, spec: l, routes: routePrefixes(l)}
+	w := &Worker{Pid: pid, Gen: p.cfg.Gen, State: Starting, Started: now, spec: l, routes: routeKeys(l)}
 	w.err = p.cfg.Output.follow(errR, !exe, l.Name, w.Pid, "stderr")
 	if outR != nil {
 		w.out = p.cfg.Output.follow(outR, false, l.Name, w.Pid, "stdout")

@@ -47,14 +47,22 @@ func (d *DrainCounts) Add(o DrainCounts) {
 	d.Bounded += o.Bounded
 }
 
+// Route names what a request is counted under: the label of the host
+// block whose routes served it ("" for the listener's own routes) and the
+// route's prefix ("" when no route of that host or listener matched).
+type Route struct {
+	Host   string
+	Prefix string
+}
+
 // Counters are a listener's cumulative counters as its workers reported
 // them on their heartbeats. A worker's counters only grow, and when it
 // exits its last report joins its pool's total, so no sum of Counters ever
 // goes backwards.
 type Counters struct {
-	// Codes counts answered requests by route prefix ("" for requests no
-	// route matched) and status class: Codes[route][0] is 1xx, [4] is 5xx.
-	Codes map[string][5]uint64
+	// Codes counts answered requests by route and status class:
+	// Codes[route][0] is 1xx, [4] is 5xx.
+	Codes map[Route][5]uint64
 	// Buckets counts requests by duration: Buckets[i] those no longer than
 	// wire.DurationBuckets[i] and longer than the bucket before; the last
 	// entry those longer than every bound.
@@ -69,7 +77,7 @@ type Counters struct {
 // Add adds o to c.
 func (c *Counters) Add(o Counters) {
 	if c.Codes == nil {
-		c.Codes = map[string][5]uint64{}
+		c.Codes = map[Route][5]uint64{}
 	}
 	for r, v := range o.Codes {
 		cur := c.Codes[r]
@@ -102,7 +110,7 @@ func (c Counters) Requests() uint64 {
 
 // workerStats is what a built-in worker's heartbeats said last.
 type workerStats struct {
-	codes              []uint64 // groups of five per route, in config order, then no route
+	codes              []uint64 // groups of five per route, in routeKeys order
 	buckets            []uint64
 	durSum             time.Duration
 	bytes              uint64
@@ -170,12 +178,13 @@ func parseUints(v string) ([]uint64, bool) {
 	return out, true
 }
 
-// counters turns s into Counters, naming routes by prefix.
-func (s *workerStats) counters(routes []string) Counters {
-	c := Counters{Codes: map[string][5]uint64{}, Buckets: slices.Clone(s.buckets), DurationSum: s.durSum,
+// counters turns s into Counters, naming the groups of five by routes (a
+// group past them counts as the listener's no route).
+func (s *workerStats) counters(routes []Route) Counters {
+	c := Counters{Codes: map[Route][5]uint64{}, Buckets: slices.Clone(s.buckets), DurationSum: s.durSum,
 		Bytes: s.bytes, Drain: s.drained}
 	for g := 0; g*5+5 <= len(s.codes); g++ {
-		name := ""
+		var name Route
 		if g < len(routes) {
 			name = routes[g]
 		}

@@ -124,7 +124,7 @@ func (p *Pool) swapAnswer(w *Worker, r wire.SwapReply, now time.Time) {
 		delete(op.waiting, w)
 		switch {
 		case r.Refused == "":
-			w.spec, w.routes = op.new, routePrefixes(op.new)
+			w.spec, w.routes = op.new, routeKeys(op.new)
 			op.switched++
 		case op.rollback:
 			// It cannot go back to the config the pool runs: a new worker
@@ -178,16 +178,24 @@ func (p *Pool) forgetGone(op *swapOp) {
 	}
 }
 
-// routePrefixes are the routes a worker of l counts its answers under,
-// in config order.
-func routePrefixes(l hclconfig.Listener) []string {
+// routeKeys name the groups of wire.KeyCodes a worker of l sends: the
+// listener's routes in config order, its no route, then each host's
+// routes and no route, hosts in file order.
+func routeKeys(l hclconfig.Listener) []Route {
 	if l.App != "" {
 		// hfork's Python runner counts the app as one route.
-		return []string{"/"}
+		return []Route{{Prefix: "/"}, {}}
 	}
-	out := make([]string, len(l.Routes))
-	for i, r := range l.Routes {
-		out[i] = r.Prefix
+	out := make([]Route, 0, len(l.Routes)+1)
+	for _, r := range l.Routes {
+		out = append(out, Route{Prefix: r.Prefix})
+	}
+	out = append(out, Route{})
+	for _, h := range l.Hosts {
+		for _, r := range h.Routes {
+			out = append(out, Route{Host: h.Label, Prefix: r.Prefix})
+		}
+		out = append(out, Route{Host: h.Label})
 	}
 	return out
 }

@@ -76,10 +76,10 @@ func TestSwapConfirmed(t *testing.T) {
 	if _, ok := p.Swapped(); ok {
 		t.Fatal("swap done with one worker of two")
 	}
-	if got := p.find(1001).routes; len(got) != 2 || got[1] != "/new/" {
+	if got := p.find(1001).routes; len(got) != 3 || got[1] != (Route{Prefix: "/new/"}) {
 		t.Errorf("routes of the confirmed worker: %v", got)
 	}
-	if got := p.find(1002).routes; len(got) != 1 {
+	if got := p.find(1002).routes; len(got) != 2 {
 		t.Errorf("routes of the worker still to confirm: %v", got)
 	}
 	notify(p, f, 1001, wire.SwapNotice(id+100, nil)) // another swap's: ignored

@@ -31,7 +31,9 @@ const (
 	//
 	// KeyCodes carries answered requests by route and status class:
 	// five counts (1xx to 5xx) per route in the listener's route order,
-	// then five for requests no route matched, all joined by ",".
+	// then five for requests no route matched, then the same for each
+	// host block in file order (its routes, then its no route), all
+	// joined by ",".
 	KeyCodes = "X_HFORK_CODES"
 	// KeyDuration carries request durations: one count per bucket of
 	// DurationBuckets (not cumulative), one for longer ones, then the sum

@@ -145,7 +145,7 @@ func (c *h2Conn) serveFast(s *h2.Stream, r *h2.Request) bool {
 	if a := t.access; a != nil {
 		c.logFast(a, r, fr, resp.Status, bytes, began, referer, ua, xff, rid)
 	}
-	w.servedRoute(w.metrics.route(path), resp.Status, bytes, began.UnixNano())
+	w.servedRoute(w.metrics.route(fr.Host, path), resp.Status, bytes, began.UnixNano())
 	if noBody || st.send() {
 		c.release(st)
 	} else {

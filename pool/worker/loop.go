@@ -82,8 +82,8 @@ func (h loopHost) Acquire() bool {
 	}
 }
 
-func (h loopHost) Release()              { h.w.release() }
-func (h loopHost) Route(path string) int { return h.w.metrics.route(path) }
+func (h loopHost) Release()                    { h.w.release() }
+func (h loopHost) Route(host, path string) int { return h.w.metrics.route(host, path) }
 func (h loopHost) Served(route, status int, bytes int64, began int64) {
 	h.w.servedRoute(route, status, bytes, began)
 }

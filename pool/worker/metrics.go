@@ -11,19 +11,21 @@ import (
 
 	"github.com/hfork/hfork/hclconfig"
 	"github.com/hfork/hfork/pool/wire"
+	"github.com/hfork/hfork/pool/worker/app"
 )
 
 // reqMetrics counts answered requests for the master's metrics: by route
-// and status class, by duration, and the body bytes sent. Counting is a
-// prefix scan over the routes and four atomic adds; the heartbeat sends
-// the totals (wire.KeyCodes, wire.KeyDuration, wire.KeyBytes) and the master
-// keeps the sums, so nothing here is ever reset.
+// and status class, by duration, and the body bytes sent. Counting picks
+// the host as the site does (app.Hosts), then scans that host's prefixes,
+// and does four atomic adds; the heartbeat sends the totals
+// (wire.KeyCodes, wire.KeyDuration, wire.KeyBytes) and the master keeps
+// the sums, so nothing here is ever reset.
 //
 // A swap (swap.go) changes the routes under requests in flight, so a
 // request is counted under a slot, not a position: slots are only ever
 // added, a route keeps its slot (its counts) across swaps for as long as
-// its prefix stays, and a request that began under the old routes still
-// counts where it began.
+// its host and prefix stay, and a request that began under the old routes
+// still counts where it began.
 type reqMetrics struct {
 	routes  atomic.Pointer[routeSlots]
 	buckets []atomic.Uint64 // per wire.DurationBuckets, then one for longer
@@ -33,13 +35,23 @@ type reqMetrics struct {
 
 // routeSlots is one set of routes' view of the counters.
 type routeSlots struct {
+	hosts  *app.Hosts          // picks groups[1+i] for host block i
+	groups []slotGroup         // the listener's own routes, then each host's
+	order  []int               // the slots in wire order (pool.routeKeys)
+	codes  []*[5]atomic.Uint64 // by slot: 1xx..5xx; shared by every later set
+	byKey  map[slotKey]int
+}
+
+// slotGroup is the routes of the listener or of one host.
+type slotGroup struct {
 	prefixes []string // longest first, as the router matches them
 	slot     []int    // prefixes[i] counts in slot[i]
-	order    []int    // the slots of the routes in config order, then no route's
 	noRoute  int
-	codes    []*[5]atomic.Uint64 // by slot: 1xx..5xx; shared by every later set
-	byPrefix map[string]int
 }
+
+// slotKey is what keeps a slot across swaps: the host block's label ("" for
+// the listener's own routes) and the prefix ("" for no route).
+type slotKey struct{ host, prefix string }
 
 func newReqMetrics(l hclconfig.Listener) *reqMetrics {
 	m := &reqMetrics{buckets: make([]atomic.Uint64, len(wire.DurationBuckets)+1)}
@@ -47,61 +59,70 @@ func newReqMetrics(l hclconfig.Listener) *reqMetrics {
 	return m
 }
 
-// setRoutes makes l's routes the ones counted: the same slot for a prefix
-// already known, a new one for a new prefix. On first use the slots are
-// the config order and no route is the last, as the wire says.
+// setRoutes makes l's routes the ones counted: the same slot for a host
+// and prefix already known, a new one for a new one.
 func (m *reqMetrics) setRoutes(l hclconfig.Listener) {
 	if m == nil {
 		return // a worker built without metrics (tests)
 	}
-	prev := m.routes.Load()
-	rs := &routeSlots{byPrefix: map[string]int{}}
-	if prev != nil {
+	rs := &routeSlots{hosts: app.NewHosts(l.Hosts), byKey: map[slotKey]int{}}
+	if prev := m.routes.Load(); prev != nil {
 		rs.codes = slices.Clone(prev.codes)
-		maps.Copy(rs.byPrefix, prev.byPrefix)
-		rs.noRoute = prev.noRoute
+		maps.Copy(rs.byKey, prev.byKey)
 	}
-	slotOf := func(prefix string) int {
-		if s, ok := rs.byPrefix[prefix]; ok {
-			return s
-		}
-		rs.codes = append(rs.codes, new([5]atomic.Uint64))
-		rs.byPrefix[prefix] = len(rs.codes) - 1
-		return len(rs.codes) - 1
-	}
-	for _, r := range l.Routes {
-		rs.order = append(rs.order, slotOf(r.Prefix))
-	}
-	if prev == nil {
-		rs.codes = append(rs.codes, new([5]atomic.Uint64))
-		rs.noRoute = len(rs.codes) - 1
-	}
-	rs.order = append(rs.order, rs.noRoute)
-	order := make([]int, len(l.Routes))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return len(l.Routes[b].Prefix) - len(l.Routes[a].Prefix) })
-	for _, i := range order {
-		rs.prefixes = append(rs.prefixes, l.Routes[i].Prefix)
-		rs.slot = append(rs.slot, rs.order[i])
+	rs.addGroup("", l.Routes)
+	for _, h := range l.Hosts {
+		rs.addGroup(h.Label, h.Routes)
 	}
 	m.routes.Store(rs)
 }
 
-// route is the slot of the route the router picks for path, or no
-// route's slot when none matches.
-func (m *reqMetrics) route(path string) int {
+// addGroup adds one host's routes (host "": the listener's) in wire
+// order: its routes in config order, then its no route.
+func (rs *routeSlots) addGroup(host string, routes []hclconfig.Route) {
+	slotOf := func(prefix string) int {
+		k := slotKey{host, prefix}
+		if s, ok := rs.byKey[k]; ok {
+			return s
+		}
+		rs.codes = append(rs.codes, new([5]atomic.Uint64))
+		rs.byKey[k] = len(rs.codes) - 1
+		return len(rs.codes) - 1
+	}
+	var g slotGroup
+	first := len(rs.order)
+	for _, r := range routes {
+		rs.order = append(rs.order, slotOf(r.Prefix))
+	}
+	g.noRoute = slotOf("")
+	rs.order = append(rs.order, g.noRoute)
+	byLen := make([]int, len(routes))
+	for i := range byLen {
+		byLen[i] = i
+	}
+	slices.SortStableFunc(byLen, func(a, b int) int { return len(routes[b].Prefix) - len(routes[a].Prefix) })
+	for _, i := range byLen {
+		g.prefixes = append(g.prefixes, routes[i].Prefix)
+		g.slot = append(g.slot, rs.order[first+i])
+	}
+	rs.groups = append(rs.groups, g)
+}
+
+// route is the slot of the route the site picks for a request's Host
+// header and path, or that host's (or the listener's) no route slot when
+// none of its prefixes matches.
+func (m *reqMetrics) route(host, path string) int {
 	if m == nil {
 		return 0
 	}
 	rs := m.routes.Load()
-	for i, p := range rs.prefixes {
+	g := &rs.groups[rs.hosts.Pick(host)+1]
+	for i, p := range g.prefixes {
 		if strings.HasPrefix(path, p) {
-			return rs.slot[i]
+			return g.slot[i]
 		}
 	}
-	return rs.noRoute
+	return g.noRoute
 }
 
 // observe counts one answered request.

@@ -19,16 +19,16 @@ func TestReqMetricsRoundTrip(t *testing.T) {
 		path string
 		want int
 	}{{"/api/v2/x", 2}, {"/api/x", 1}, {"/index.html", 0}} {
-		if got := m.route(c.path); got != c.want {
+		if got := m.route("", c.path); got != c.want {
 			t.Errorf("route(%q) = %d, want %d", c.path, got, c.want)
 		}
 	}
-	if got := newReqMetrics(hclconfig.Listener{Routes: []hclconfig.Route{{Prefix: "/a/"}}}).route("/b"); got != 1 {
+	if got := newReqMetrics(hclconfig.Listener{Routes: []hclconfig.Route{{Prefix: "/a/"}}}).route("", "/b"); got != 1 {
 		t.Errorf("no route: %d, want 1", got)
 	}
-	m.observe(m.route("/api/x"), 200, 3*time.Millisecond, 100)
-	m.observe(m.route("/api/x"), 503, 20*time.Second, 10)
-	m.observe(m.route("/"), 404, 0, 0)
+	m.observe(m.route("", "/api/x"), 200, 3*time.Millisecond, 100)
+	m.observe(m.route("", "/api/x"), 503, 20*time.Second, 10)
+	m.observe(m.route("", "/"), 404, 0, 0)
 	var b strings.Builder
 	b.WriteString("WATCHDOG=1")
 	m.appendFields(&b)
@@ -45,6 +45,59 @@ func TestReqMetricsRoundTrip(t *testing.T) {
 	}
 	if c[wire.KeyBytes] != "110" {
 		t.Errorf("bytes %q", c[wire.KeyBytes])
+	}
+}
+
+// TestReqMetricsHosts: a request is counted under the routes of the host
+// its Host header picks, two hosts with the same prefix apart, and a
+// swap keeps a host's route in its slot while its label and prefix stay.
+func TestReqMetricsHosts(t *testing.T) {
+	host := func(label, name string, prefixes ...string) hclconfig.Host {
+		h := hclconfig.Host{Label: label, Names: []string{name}}
+		for _, p := range prefixes {
+			h.Routes = append(h.Routes, hclconfig.Route{Prefix: p})
+		}
+		return h
+	}
+	l := hclconfig.Listener{Routes: []hclconfig.Route{{Prefix: "/"}},
+		Hosts: []hclconfig.Host{host("shop", "shop.test", "/api/", "/"), host("blog", "*.blog.test", "/")}}
+	m := newReqMetrics(l)
+	// Wire order: / none | shop /api/ / none | blog / none.
+	for _, c := range []struct {
+		host, path string
+		want       int
+	}{
+		{"", "/x", 0}, {"other.test", "/x", 0},
+		{"shop.test", "/api/x", 2}, {"SHOP.test:8080", "/x", 3},
+		{"a.blog.test", "/x", 5}, {"blog.test", "/x", 0},
+	} {
+		if got := m.route(c.host, c.path); got != c.want {
+			t.Errorf("route(%q, %q) = %d, want %d", c.host, c.path, got, c.want)
+		}
+	}
+	if got := newReqMetrics(hclconfig.Listener{Hosts: []hclconfig.Host{host("shop", "shop.test", "/api/")}}).route("shop.test", "/x"); got != 2 {
+		t.Errorf("shop's no route: %d, want 2", got)
+	}
+	m.observe(m.route("shop.test", "/"), 200, 0, 0)
+	m.observe(m.route("a.blog.test", "/"), 200, 0, 0)
+	m.observe(m.route("a.blog.test", "/"), 200, 0, 0)
+	codes := func() string {
+		var b strings.Builder
+		m.appendFields(&b)
+		_, v, _ := strings.Cut(strings.Split(b.String(), "\n")[1], "=")
+		return v
+	}
+	if got := codes(); got != "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,2,0,0,0,0,0,0,0,0" {
+		t.Errorf("codes %q", got)
+	}
+	// blog goes first and loses nothing; shop's "/api/" is gone.
+	l.Hosts = []hclconfig.Host{host("blog", "*.blog.test", "/"), host("shop", "shop.test", "/")}
+	m.setRoutes(l)
+	if got := codes(); got != "0,0,0,0,0,0,0,0,0,0,0,2,0,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0" {
+		t.Errorf("codes after the swap %q", got)
+	}
+	if got, want := m.route("shop.test", "/api/"), m.route("shop.test", "/"); got != want {
+		t.Errorf("after the swap shop's /api/ counts in %d, want its / (%d)", got, want)
 	}
 }
 

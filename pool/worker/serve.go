@@ -169,7 +169,7 @@ func (w *worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	rs.w, rs.rw, rs.committed, rs.thread, rs.dl = w, rw, false, w.threads != nil, nil
 	rs.done.Store(false)
-	rs.route, rs.status, rs.bytes = w.metrics.route(r.URL.Path), 0, 0
+	rs.route, rs.status, rs.bytes = w.metrics.route(r.Host, r.URL.Path), 0, 0
 	w.track.begin(&rs.slot, r.Method, r.URL.Path, time.Now())
 	defer w.finish(rs, false)
 	// Read once: a swap (swap.go) leaves this request, and a stream it

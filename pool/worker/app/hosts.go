@@ -13,16 +13,39 @@ import (
 // site is what New returns: the router of each host block and the
 // listener's own, chosen by the request's Host.
 type site struct {
-	exact map[string]*router // by lower-case name
-	wild  []wildHost         // longest suffix first
-	def   *router            // the listener's own routes; none is all 404
-	all   []*router          // every router, hosts in file order, def last
+	hosts *Hosts
+	def   *router   // the listener's own routes; none is all 404
+	all   []*router // every router: hosts in file order (as hosts counts them), def last
+}
+
+// Hosts picks a listener's host block by a request's Host header. The
+// site serves by it and the worker's metrics count by it, so a request is
+// counted under the routes that served it.
+type Hosts struct {
+	exact map[string]int // by lower-case name
+	wild  []wildHost     // longest suffix first
 }
 
 // wildHost is a "*.example.com" name as its suffix, ".example.com".
 type wildHost struct {
 	suffix string
-	rt     *router
+	host   int
+}
+
+// NewHosts indexes hosts' names (lower-case, as the config holds them).
+func NewHosts(hosts []hclconfig.Host) *Hosts {
+	h := &Hosts{exact: map[string]int{}}
+	for i, hb := range hosts {
+		for _, n := range hb.Names {
+			if suf, ok := strings.CutPrefix(n, "*"); ok {
+				h.wild = append(h.wild, wildHost{suffix: suf, host: i})
+			} else {
+				h.exact[n] = i
+			}
+		}
+	}
+	slices.SortStableFunc(h.wild, func(a, b wildHost) int { return len(b.suffix) - len(a.suffix) })
+	return h
 }
 
 // New builds the handler for one listener: its hosts and routes, each
@@ -41,7 +64,7 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &site{exact: map[string]*router{}}
+	s := &site{hosts: NewHosts(l.Hosts)}
 	read := pageFiles{}
 	for _, h := range l.Hosts {
 		rt, err := newRouter(read, h.Routes, []level{{l.Headers, l.ErrorPages, l.Compress}, {h.Headers, h.ErrorPages, h.Compress}}, false, l.ReadTimeout, log.With("host", h.Label))
@@ -50,15 +73,7 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 			return nil, fmt.Errorf("host %q: %w", h.Label, err)
 		}
 		s.all = append(s.all, rt)
-		for _, n := range h.Names {
-			if suf, ok := strings.CutPrefix(n, "*"); ok {
-				s.wild = append(s.wild, wildHost{suffix: suf, rt: rt})
-			} else {
-				s.exact[n] = rt
-			}
-		}
 	}
-	slices.SortStableFunc(s.wild, func(a, b wildHost) int { return len(b.suffix) - len(a.suffix) })
 	def, err := newRouter(read, l.Routes, []level{{l.Headers, l.ErrorPages, l.Compress}}, l.RedirectHTTPS, l.ReadTimeout, log)
 	if err != nil {
 		Close(s)
@@ -73,15 +88,24 @@ func New(l hclconfig.Listener, log *slog.Logger) (http.Handler, error) {
 // bytes, and a longer header matches no host block.
 const maxHostLen = 255
 
-// pick returns the router for a request's Host header. Matching ignores
-// case, the port and a trailing dot, and allocates nothing.
+// pick returns the router for a request's Host header.
 func (s *site) pick(host string) *router {
-	if len(s.all) == 1 {
-		return s.def
+	if i := s.hosts.Pick(host); i >= 0 {
+		return s.all[i]
+	}
+	return s.def
+}
+
+// Pick is the index of the host block that serves a request with this
+// Host header, or -1 for the listener's own routes. Matching ignores case,
+// the port and a trailing dot, and allocates nothing.
+func (h *Hosts) Pick(host string) int {
+	if h == nil || len(h.exact)+len(h.wild) == 0 {
+		return -1
 	}
 	host = hostOnly(host)
 	if host == "" || len(host) > maxHostLen {
-		return s.def
+		return -1
 	}
 	var buf [maxHostLen]byte
 	name := buf[:len(host)]
@@ -92,16 +116,16 @@ func (s *site) pick(host string) *router {
 		}
 		name[i] = c
 	}
-	if rt, ok := s.exact[string(name)]; ok {
-		return rt
+	if i, ok := h.exact[string(name)]; ok {
+		return i
 	}
-	for _, w := range s.wild {
+	for _, w := range h.wild {
 		// "*.example.com" wants at least one label before the suffix.
 		if len(name) > len(w.suffix) && string(name[len(name)-len(w.suffix):]) == w.suffix {
-			return w.rt
+			return w.host
 		}
 	}
-	return s.def
+	return -1
 }
 
 // hostOnly strips the port and a trailing dot from a Host header. An

@@ -679,5 +679,5 @@ func (l *Loop) served(c *conn) {
 	if l.req.Method != "HEAD" {
 		bytes = l.resp.BodyLen()
 	}
-	l.host.Served(l.host.Route(l.req.Path), l.resp.Status, bytes, c.headAt)
+	l.host.Served(l.host.Route(l.req.Host, l.req.Path), l.resp.Status, bytes, c.headAt)
 }

@@ -73,7 +73,7 @@ func (l *Loop) newExchange(c *conn, px *app.FastProxy, head []byte, start time.T
 		ex = &exchange{}
 	}
 	*ex = exchange{c: c, px: px, head: r.Method == "HEAD", start: start, rt: int64(px.Group.ReadTimeout()),
-		route: l.host.Route(r.Path), req: ex.req[:0], logBuf: ex.logBuf[:0], tried: ex.tried[:0]}
+		route: l.host.Route(r.Host, r.Path), req: ex.req[:0], logBuf: ex.logBuf[:0], tried: ex.tried[:0]}
 	if l.cfg.Deadline > 0 {
 		ex.deadline = l.now + int64(l.cfg.Deadline)
 	}

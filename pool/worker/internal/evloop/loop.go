@@ -54,9 +54,9 @@ type Host interface {
 	Acquire() bool
 	// Release gives a slot back.
 	Release()
-	// Route is the route a request path goes to, as the host counts
-	// them; the loop keeps it with a forwarded request.
-	Route(path string) int
+	// Route is the route a request goes to by its Host header and path,
+	// as the host counts them; the loop keeps it with a forwarded request.
+	Route(host, path string) int
 	// Served counts one request answered: its route, status, body bytes,
 	// and when its head was read (the loop's clock, Unix nanoseconds).
 	Served(route, status int, bytes int64, began int64)

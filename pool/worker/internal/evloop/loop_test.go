@@ -71,8 +71,8 @@ func (h *fakeHost) Acquire() bool {
 		return false
 	}
 }
-func (h *fakeHost) Release()         { <-h.slots }
-func (h *fakeHost) Route(string) int { return 0 }
+func (h *fakeHost) Release()                 { <-h.slots }
+func (h *fakeHost) Route(string, string) int { return 0 }
 func (h *fakeHost) Served(route, status int, bytes int64, began int64) {
 	h.status.Store(int64(status))
 	h.served.Add(1)
