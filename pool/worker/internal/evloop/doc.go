@@ -32,14 +32,16 @@
 // Over TLS (tls.go), a new connection's handshake runs on the loop's
 // thread as a coroutine (tlshs.go), since crypto/tls cannot pause one when
 // the socket runs dry: it yields to the loop when it needs more ciphertext
-// and is resumed when more arrives. Then an "h2" connection goes to
+// and is resumed when more arrives. It starts once the client's first
+// record has come whole (gathered in c.in until then), and an idle
+// coroutine is kept for the next handshake a while (tlscoro.go). Then an "h2" connection goes to
 // net/http, and any other stays with the loop, which drives crypto/tls's
 // record layer over memory: c.in and c.out hold plaintext, ciphertext
 // passes through the conn's tlsIO.
 //
 // Files: loop.go runs the loop and takes commands; accept.go accepts;
 // tls.go is a TLS connection's records and handoff, tlshs.go its
-// handshake; proxyproto.go takes a PROXY protocol header off a new
+// handshake, tlscoro.go the handshakes' coroutines; proxyproto.go takes a PROXY protocol header off a new
 // connection;
 // conn.go is a client connection's life; reuse.go the reusable queue a
 // full worker evicts from; handoff.go gives one to
@@ -60,12 +62,13 @@
 //     handed-over connection takes its slot with it.
 //   - A TLS handshake's coroutine runs only inside the loop's resume of
 //     it (no one else touches the tls.Conn meanwhile), and it is parked
-//     whenever the loop runs; while it lasts, the connection is outside
-//     the reusable queue and keeps its deadline from the accept
+//     whenever the loop runs; a connection takes one only once its first
+//     record is whole; while it lasts, the connection is outside the
+//     reusable queue and keeps its deadline from the accept
 //     (read_header_timeout), and closing the connection ends it.
 //   - A connection is in the reusable queue exactly while it waits for a
-//     request (silent, idle, or with a head still incomplete), in the
-//     order it began to wait.
+//     request (silent, idle, or with a head or a first TLS record still
+//     incomplete), in the order it began to wait.
 //   - Answers leave in the order their requests came; a request waits
 //     behind a file or a proxied answer, never overtakes it.
 //   - Once an upstream's answer has begun to reach the client, a failure

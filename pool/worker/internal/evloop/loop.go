@@ -243,6 +243,7 @@ func New(cfg Config, host Host) (*Loop, error) {
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
+	l.hsPool.idleFor = int64(loopHot)
 	l.resp.Reset()
 	l.tab = &Table{Fast: cfg.Fast, Access: cfg.Access, Deadline: cfg.Deadline}
 	l.next.Store(l.tab)

@@ -148,6 +148,12 @@ type testLoop struct {
 
 func startLoop(t testing.TB, slots int, edit func(*Config)) *testLoop {
 	t.Helper()
+	return startLoopWith(t, slots, edit, nil)
+}
+
+// startLoopWith is startLoop with prep run on the loop before it runs.
+func startLoopWith(t testing.TB, slots int, edit func(*Config), prep func(*Loop)) *testLoop {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +172,9 @@ func startLoop(t testing.TB, slots int, edit func(*Config)) *testLoop {
 	l, err := New(cfg, h)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prep != nil {
+		prep(l)
 	}
 	tl := &testLoop{Loop: l, host: h, addr: ln.Addr().String(), log: logs, err: make(chan error, 1)}
 	go func() { tl.err <- l.Run() }()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"iter"
 	"log/slog"
 	"net"
 	"os"
@@ -25,9 +24,13 @@ import (
 // switch on the same thread: a handshake costs no second fd, no goroutine
 // of the scheduler's and no wake of another thread.
 //
-// Until it ends, the connection keeps its deadline from the accept
-// (read_header_timeout, as in net/http) and stays out of the reusable
-// queue (nginx does not evict a connection mid-handshake either); a close
+// The coroutine is taken only once the client's first record (the
+// ClientHello's, at most 16 KiB) has come whole: until then its bytes
+// wait in c.in, and the connection is one with part of a head, in the
+// reusable queue. Once it is taken and until the handshake ends, the
+// connection keeps its deadline from the accept (read_header_timeout, as
+// in net/http) and stays out of the reusable queue (nginx does not evict
+// a connection mid-handshake either); a close
 // for any reason (the deadline, a drain, Stop) stops the coroutine, whose
 // Read then fails and whose handshake returns.
 
@@ -47,87 +50,93 @@ type handshake struct {
 // errStopped is what a handshake's Read returns once the loop ends it.
 var errStopped = errors.New("evloop: handshake stopped")
 
-// hsCoro is a coroutine that runs handshakes one after another: the stack
-// its first handshake grew serves the next ones, where a new goroutine's
-// would grow to a handshake's depth again each time (copying it cost 3-4%
-// of a worker's CPU under tls_handshake).
-type hsCoro struct {
-	next func() (struct{}, bool)
-	stop func()
-	t    *tlsConn // the handshake's connection; nil once it returned
-	err  error
-}
-
-func (co *hsCoro) run(yield func(struct{}) bool) {
-	for {
-		t := co.t
-		t.io.yield = yield
-		co.err = t.tc.Handshake()
-		t.io.yield = nil
-		co.t = nil
-		if !yield(struct{}{}) { // idle until the next handshake
-			return
-		}
-	}
-}
-
-// hsPool keeps the idle coroutines while handshakes come.
-type hsPool struct {
-	idle []*hsCoro
-	used int64 // when one was last taken, on the loop's clock
-}
-
-// hsKept bounds the idle coroutines kept, each with its stack.
-const hsKept = 16
-
-func (l *Loop) takeCoro() *hsCoro {
-	p := &l.hsPool
-	p.used = l.now
-	if n := len(p.idle); n > 0 {
-		co := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		return co
-	}
-	co := &hsCoro{}
-	co.next, co.stop = iter.Pull(co.run)
-	return co
-}
-
-func (l *Loop) putCoro(co *hsCoro) {
-	p := &l.hsPool
-	if len(p.idle) >= hsKept {
-		co.stop()
-		return
-	}
-	p.idle = append(p.idle, co)
-}
-
-// trimCoros ends the idle coroutines once no handshake came for
-// loopHot, or all of them (now) when the loop ends.
-func (l *Loop) trimCoros(now bool) {
-	p := &l.hsPool
-	if len(p.idle) == 0 || !now && l.now-p.used < int64(loopHot) {
-		return
-	}
-	for _, co := range p.idle {
-		co.stop()
-	}
-	clear(p.idle)
-	p.idle = p.idle[:0]
-}
-
 // startHandshake begins a new connection's TLS handshake once its first
-// bytes came: a client that connects and says nothing costs no
-// handshake, and the loop times it out like a silent plain one.
+// record came whole: a client that connects and says nothing, or sends
+// part of a ClientHello and stalls, costs no coroutine (and no stack);
+// its bytes wait in c.in, and the loop times it out, or evicts it, like a
+// plain connection with part of a head.
 func (l *Loop) startHandshake(c *conn) {
+	in, ok := l.firstRecord(c)
+	if !ok {
+		return
+	}
 	t := &tlsConn{}
 	t.tc = tls.Server(&t.io, l.cfg.TLS)
 	t.hs = &handshake{co: l.takeCoro()}
 	t.hs.co.t = t
 	c.tls, c.state = t, connHandshake
 	l.unqueueReusable(c)
-	l.handshakeEvent(c)
+	l.feedHandshake(c, in)
+}
+
+// Before a handshake starts, the loop gathers the first record as
+// crypto/tls would read it: the 5-byte header (type, version, length),
+// then the length's bytes. A ClientHello record holds at most 16 KiB; the
+// loop gathers up to crypto/tls's own limit for a record (2 KiB more),
+// which then refuses it as it always has.
+const (
+	recordHeaderLen = 5
+	maxFirstRecord  = 16<<10 + 2048
+)
+
+// firstRecordLen is how many bytes the first record is, header and body,
+// or the header alone while that is incomplete; 0 when the header shows
+// crypto/tls will refuse the record without reading on (not a handshake
+// or an alert record, a version no TLS has, or too long), so that it
+// answers it as it always did.
+func firstRecordLen(b []byte) int {
+	if len(b) < recordHeaderLen {
+		return recordHeaderLen
+	}
+	const typeAlert, typeHandshake = 21, 22
+	vers, n := int(b[1])<<8|int(b[2]), int(b[3])<<8|int(b[4])
+	if b[0] != typeHandshake && b[0] != typeAlert || vers >= 0x1000 || n > maxFirstRecord {
+		return 0
+	}
+	return recordHeaderLen + n
+}
+
+// firstRecord reads what came on a TLS connection that has no handshake
+// yet, and reports whether its first record is whole (or will be refused
+// whole), with the bytes for the handshake; until then they wait in c.in.
+// ok false: not yet, or c is closed.
+func (l *Loop) firstRecord(c *conn) (in []byte, ok bool) {
+	for {
+		dst := l.rbuf
+		if len(c.in) > 0 {
+			dst = c.in[len(c.in):cap(c.in)]
+		}
+		n, st := read(c.fd, dst)
+		switch st {
+		case ioClosed:
+			l.close(c)
+			return nil, false
+		case ioAgain:
+			return nil, false
+		}
+		data := dst[:n]
+		if len(c.in) > 0 {
+			c.in = c.in[:len(c.in)+n]
+			data = c.in
+		}
+		need := firstRecordLen(data)
+		if need == 0 || len(data) >= need {
+			// c.in holds plaintext from here on; what was gathered is
+			// the handshake's now.
+			c.in = nil
+			return data, true
+		}
+		// Room grows with what came, up to the record: a header that
+		// announces 16 KiB and stalls holds 512 bytes, not 16 KiB.
+		if room := min(need, max(2*len(data), 512)); len(c.in) == 0 {
+			c.in = append(make([]byte, 0, room), data...)
+		} else if cap(c.in) == len(c.in) {
+			c.in = append(make([]byte, 0, room), c.in...)
+		}
+		// Part of a record is part of a head: its deadline runs on from
+		// the accept (read_header_timeout), and eviction may take it.
+		c.state = connReading
+	}
 }
 
 // resume runs t's handshake until it needs more ciphertext or returns.
@@ -153,7 +162,7 @@ func (l *Loop) endHandshake(t *tlsConn) {
 	h.co.next()
 	if h.co.t != nil {
 		// crypto/tls read on after a failed read: not a coroutine to keep.
-		h.co.stop()
+		l.dropCoro(h.co)
 		return
 	}
 	l.putCoro(h.co)
@@ -168,34 +177,43 @@ func (l *Loop) handshakeEvent(c *conn) {
 	if len(t.io.out) > 0 && !l.sendFlight(c) {
 		return
 	}
-	if !h.done {
-		n, st := read(c.fd, l.rbuf)
-		if st == ioClosed {
-			l.close(c)
-			return
+	if h.done {
+		l.handshook(c)
+		return
+	}
+	n, st := read(c.fd, l.rbuf)
+	if st == ioClosed {
+		l.close(c)
+		return
+	}
+	if n > 0 {
+		l.feedHandshake(c, l.rbuf[:n])
+	}
+}
+
+// feedHandshake resumes c's handshake with the ciphertext in, and sends
+// what it answers.
+func (l *Loop) feedHandshake(c *conn, in []byte) {
+	t := c.tls
+	h := t.hs
+	t.io.in = in
+	l.resume(t)
+	if h.done && h.err != nil {
+		if l.log.Enabled(context.Background(), slog.LevelDebug) {
+			l.log.Debug("tls handshake failed", "err", h.err)
 		}
-		if n == 0 {
-			return
+		l.sendTLS(c) // the alert, if crypto/tls sealed one
+		l.close(c)
+		return
+	}
+	if len(t.io.out) > 0 {
+		if h.done && len(t.io.in) > 0 {
+			// l.rbuf serves the next connection's read.
+			h.held = bytes.Clone(t.io.in)
 		}
-		t.io.in = l.rbuf[:n]
-		l.resume(t)
-		if h.done && h.err != nil {
-			if l.log.Enabled(context.Background(), slog.LevelDebug) {
-				l.log.Debug("tls handshake failed", "err", h.err)
-			}
-			l.sendTLS(c) // the alert, if crypto/tls sealed one
-			l.close(c)
+		t.io.in = nil
+		if !l.sendFlight(c) {
 			return
-		}
-		if len(t.io.out) > 0 {
-			if h.done && len(t.io.in) > 0 {
-				// l.rbuf serves the next connection's read.
-				h.held = bytes.Clone(t.io.in)
-			}
-			t.io.in = nil
-			if !l.sendFlight(c) {
-				return
-			}
 		}
 	}
 	if h.done {

@@ -2,12 +2,15 @@ package evloop
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -235,5 +238,143 @@ func BenchmarkLoopTLSHandshake(b *testing.B) {
 			}
 		}
 		c.Close()
+	}
+}
+
+// splitConn writes the first k bytes of its first write, closes sent,
+// and holds the rest until release is closed.
+type splitConn struct {
+	net.Conn
+	k             int
+	sent, release chan struct{}
+	split         bool
+}
+
+func (s *splitConn) Write(b []byte) (int, error) {
+	if s.split || len(b) <= s.k {
+		return s.Conn.Write(b)
+	}
+	s.split = true
+	_, err := s.Conn.Write(b[:s.k])
+	close(s.sent)
+	if err != nil {
+		return 0, err
+	}
+	<-s.release
+	n, err := s.Conn.Write(b[s.k:])
+	return s.k + n, err
+}
+
+// A client that sends part of its first record and stalls holds no
+// handshake coroutine: its bytes wait with the connection, a handshake
+// beside it completes, and once the rest comes (the header split, or the
+// body) its own handshake completes from what was kept.
+func TestLoopTLSPartialHelloHoldsNoCoroutine(t *testing.T) {
+	tl := startLoop(t, 16, func(c *Config) { c.TLS = serverTLS(t) })
+	var splits []*splitConn
+	done := make(chan error, 3)
+	for _, k := range []int{3, 5, 100} { // in the header, the header alone, in the body
+		raw, err := net.Dial("tcp", tl.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { raw.Close() })
+		raw.SetDeadline(time.Now().Add(10 * time.Second))
+		sc := &splitConn{Conn: raw, k: k, sent: make(chan struct{}), release: make(chan struct{})}
+		splits = append(splits, sc)
+		go func() {
+			c := tls.Client(sc, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+			status, body, err := getOver(c, "/")
+			if err == nil && (status != 200 || body != "hi\n") {
+				err = fmt.Errorf("answer %d %q", status, body)
+			}
+			done <- err
+		}()
+	}
+	for _, sc := range splits {
+		<-sc.sent
+	}
+	// The whole handshake beside them takes round trips through the loop:
+	// by its end the loop has read what the split ones sent.
+	handshakeAndGet(t, tl.addr)
+	if busy, live := tl.hsPool.busy.Load(), tl.hsPool.live.Load(); busy != 0 || live > 1 {
+		t.Fatalf("with three first records incomplete: %d coroutines busy, %d in all; want none busy and at most the one that served", busy, live)
+	}
+	for _, sc := range splits {
+		close(sc.release)
+	}
+	for range splits {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Connections that sent three bytes of a ClientHello and stalled are cut
+// at read_header_timeout, as a plain connection with part of a head is;
+// meanwhile they hold no coroutine and a handshake beside them completes.
+func TestLoopTLSStalledHellosCutAtHeadTimeout(t *testing.T) {
+	tl := startLoop(t, 16, func(c *Config) { c.TLS = serverTLS(t); c.ReadHeaderTimeout = time.Second })
+	const n = 8
+	var raws []net.Conn
+	for range n {
+		raw, err := net.Dial("tcp", tl.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { raw.Close() })
+		raw.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := raw.Write([]byte{22, 3, 1}); err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, raw)
+	}
+	handshakeAndGet(t, tl.addr)
+	if busy := tl.hsPool.busy.Load(); busy != 0 {
+		t.Fatalf("%d stalled ClientHellos hold %d coroutines, want none", n, busy)
+	}
+	for i, raw := range raws {
+		if k, err := raw.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("stalled connection %d: read %d bytes, %v; want it closed by the loop", i, k, err)
+		}
+	}
+	if got := strings.Count(tl.log.String(), `at its deadline" state=reading`); got != n {
+		t.Errorf("%d connections closed at their head deadline, want %d:\n%s", got, n, tl.log.String())
+	}
+}
+
+// A first record crypto/tls refuses from its header alone is refused at
+// once, as before the loop gathered first records: an HTTP request is
+// closed without a word, an SSLv2 hello and an oversized record get
+// crypto/tls's alert.
+func TestLoopTLSFirstRecordRefused(t *testing.T) {
+	tl := startLoop(t, 16, func(c *Config) { c.TLS = serverTLS(t) })
+	for _, tc := range []struct {
+		name      string
+		send, got []byte
+	}{
+		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), nil},
+		{"sslv2", []byte{0x80, 0x2e, 0x01, 0x03, 0x01}, []byte{21, 3, 1, 0, 2, 2, 70}},
+		{"oversized", []byte{22, 3, 1, 0x48, 0x01, 1}, []byte{21, 3, 1, 0, 2, 2, 22}},
+	} {
+		raw, err := net.Dial("tcp", tl.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		raw.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := raw.Write(tc.send); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(raw)
+		if err != nil {
+			t.Fatalf("%s: %v after %v", tc.name, err, got)
+		}
+		if !bytes.Equal(got, tc.got) {
+			t.Errorf("%s: the loop answered %v, want %v", tc.name, got, tc.got)
+		}
+	}
+	if busy := tl.hsPool.busy.Load(); busy != 0 {
+		t.Errorf("%d coroutines busy after the refusals", busy)
 	}
 }
