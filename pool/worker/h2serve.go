@@ -45,7 +45,18 @@ type h2Server struct {
 	heads   map[string]fastHead
 
 	started func(*h2Conn) // options.h2Started
+	// settingsTimeout is how long a connection waits for the ACK of its
+	// SETTINGS (h2SettingsAckTimeout, or options.h2SettingsTimeout).
+	settingsTimeout time.Duration
 }
+
+// h2SettingsAckTimeout is how long a client may leave the server's
+// SETTINGS unacknowledged before GOAWAY SETTINGS_TIMEOUT (RFC 9113
+// section 6.5.3). A real client ACKs in its first flight; ten seconds is
+// room for a slow link, and a client that never ACKs (whose streams
+// would otherwise run on until keepalive or forever while they stay
+// busy) holds the connection no longer.
+const h2SettingsAckTimeout = 10 * time.Second
 
 // newH2Server returns the worker's HTTP/2 server, or nil when net/http's
 // serves (see the package comment above).
@@ -55,7 +66,8 @@ func newH2Server(w *worker, opts options) *h2Server {
 		return nil
 	}
 	s := &h2Server{w: w, trust: app.NewTrust(l.TrustedProxies), conns: make(map[*h2Conn]struct{}),
-		heads: make(map[string]fastHead), started: opts.h2Started}
+		heads: make(map[string]fastHead), started: opts.h2Started,
+		settingsTimeout: cmp.Or(opts.h2SettingsTimeout, h2SettingsAckTimeout)}
 	if n := l.MaxHeaderBytes; n > 0 {
 		s.cfg.MaxHeaderListSize = uint32(n)
 	}
@@ -152,6 +164,8 @@ type h2Conn struct {
 	// lingerTo is when a connection done after its GOAWAY closes, unless
 	// the client closes first.
 	lingerTo time.Time
+	// settingsDue is when the ACK of the server's SETTINGS is due.
+	settingsDue time.Time
 
 	fast fastState // the reader's, for the fast path
 
@@ -196,6 +210,7 @@ var readPool = sync.Pool{New: func() any {
 func (c *h2Conn) serve() {
 	defer c.cancel()
 	c.mu.Lock()
+	c.settingsDue = time.Now().Add(c.srv.settingsTimeout)
 	c.flushLocked()
 	c.mu.Unlock()
 	for {
@@ -227,6 +242,9 @@ func (c *h2Conn) serve() {
 		var ne net.Error
 		if errors.As(rerr, &ne) && ne.Timeout() && c.m.Err() == nil && c.werr == nil && !c.closed {
 			switch {
+			case c.m.AwaitingSettingsAck() && !time.Now().Before(c.settingsDue):
+				c.srv.w.log.Debug("http2 SETTINGS not acknowledged in time", "remote", c.remote, "timeout", c.srv.settingsTimeout.String())
+				c.m.GoAway(h2.ErrSettingsTimeout)
 			case c.m.Done():
 				// A wake-up for the end, or the linger running out.
 				if c.lingerTo.IsZero() || time.Now().Before(c.lingerTo) {
@@ -266,7 +284,9 @@ func (c *h2Conn) serve() {
 
 // setReadDeadline gives a head split over CONTINUATION frames
 // read_header_timeout, an idle connection keepalive, a stream reading a
-// body read_timeout, and one that waits on its handlers no limit.
+// body read_timeout, and one that waits on its handlers no limit; and
+// while the client owes the ACK of the server's SETTINGS, its due time
+// if that is sooner.
 func (c *h2Conn) setReadDeadline() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -297,11 +317,14 @@ func (c *h2Conn) setReadDeadline() {
 	case reading > 0:
 		d = w.cfg.ReadTimeout
 	}
+	var at time.Time
 	if d > 0 {
-		c.tc.SetReadDeadline(time.Now().Add(d))
-	} else {
-		c.tc.SetReadDeadline(time.Time{})
+		at = time.Now().Add(d)
 	}
+	if c.m.AwaitingSettingsAck() && (at.IsZero() || c.settingsDue.Before(at)) {
+		at = c.settingsDue
+	}
+	c.tc.SetReadDeadline(at)
 }
 
 // flushLocked writes the output unless someone else is writing it; it

@@ -391,3 +391,58 @@ func (r *rawH2) readStream(id uint32) string {
 		}
 	}
 }
+
+// goAwayOf reads frames until GOAWAY and returns it; then the server
+// closes the connection.
+func (r *rawH2) goAwayOf() *http2.GoAwayFrame {
+	r.t.Helper()
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			r.t.Fatalf("no GOAWAY: %v", err)
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			for {
+				if _, err := r.fr.ReadFrame(); err != nil {
+					if !errors.Is(err, io.EOF) {
+						r.t.Fatalf("after GOAWAY: %v, want the connection closed", err)
+					}
+					return g
+				}
+			}
+		}
+	}
+}
+
+// TestH2SettingsTimeout: a client that never acknowledges the server's
+// SETTINGS is served meanwhile, then gets GOAWAY SETTINGS_TIMEOUT (RFC
+// 9113 section 6.5.3) well before keepalive; one that acknowledges them
+// is untouched by it and meets keepalive's GOAWAY NO_ERROR instead.
+func TestH2SettingsTimeout(t *testing.T) {
+	l := h2Site(t, "")
+	l.Keepalive = time.Minute
+	tw, logs := startH2Site(t, l, "hfork", func(o *options) { o.h2SettingsTimeout = 200 * time.Millisecond })
+	r := dialH2(t, tw.addr) // sends its SETTINGS, never the ACK
+	r.get(1, "/")
+	if body := r.readStream(1); body != "hello, world!\n" {
+		t.Fatalf("before the timeout: %q", body)
+	}
+	if g := r.goAwayOf(); g.ErrCode != http2.ErrCodeSettingsTimeout || g.LastStreamID != 1 {
+		t.Fatalf("GOAWAY %v last %d, want SETTINGS_TIMEOUT last 1", g.ErrCode, g.LastStreamID)
+	}
+	if !strings.Contains(logs.String(), "http2 SETTINGS not acknowledged in time") {
+		t.Errorf("no debug line for the timeout:\n%s", logs.String())
+	}
+
+	l.Keepalive = 600 * time.Millisecond
+	tw, _ = startH2Site(t, l, "hfork", func(o *options) { o.h2SettingsTimeout = 100 * time.Millisecond })
+	r = dialH2(t, tw.addr)
+	r.fr.WriteSettingsAck()
+	r.get(1, "/")
+	if body := r.readStream(1); body != "hello, world!\n" {
+		t.Fatalf("acknowledged: %q", body)
+	}
+	if g := r.goAwayOf(); g.ErrCode != http2.ErrCodeNo || g.LastStreamID != 1 {
+		t.Fatalf("acknowledged: GOAWAY %v last %d, want keepalive's NO_ERROR last 1", g.ErrCode, g.LastStreamID)
+	}
+}

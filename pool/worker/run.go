@@ -76,6 +76,8 @@ type options struct {
 	// h2Started, in tests, is told of each connection hfork's HTTP/2
 	// server takes.
 	h2Started func(*h2Conn)
+	// h2SettingsTimeout, in tests, replaces h2SettingsAckTimeout.
+	h2SettingsTimeout time.Duration
 }
 
 // workerState is where a worker is in its life.

@@ -129,6 +129,9 @@ type Conn struct {
 	err  *ConnError
 	pref bool // the preface was read
 	sett bool // the client's first SETTINGS was read
+	// unackedSettings counts the SETTINGS frames sent that the client
+	// has not acknowledged (RFC 9113 section 6.5.3).
+	unackedSettings int
 
 	streams    map[uint32]*Stream
 	maxClient  uint32 // highest stream the client opened
@@ -169,6 +172,7 @@ func NewConn(cfg Config) *Conn {
 		setting{settingInitialWindowSize, cfg.StreamWindow},
 		setting{settingMaxHeaderListSize, cfg.MaxHeaderListSize},
 		setting{settingEnablePush, 0})
+	c.unackedSettings = 1
 	if cfg.ConnWindow > defaultWindow {
 		c.out = appendWindowUpdate(c.buf(), 0, cfg.ConnWindow-defaultWindow)
 	}
@@ -190,6 +194,11 @@ func (c *Conn) Done() bool {
 // ReadingHead reports whether a header block is open: the client owes
 // its CONTINUATION frames.
 func (c *Conn) ReadingHead() bool { return c.block.stream != 0 }
+
+// AwaitingSettingsAck reports whether a SETTINGS frame the connection
+// sent is still unacknowledged. The driver owns time: one that waits too
+// long for the ACK ends the connection with GoAway(ErrSettingsTimeout).
+func (c *Conn) AwaitingSettingsAck() bool { return c.unackedSettings > 0 }
 
 // GoneAway reports whether either side sent GOAWAY.
 func (c *Conn) GoneAway() bool { return c.goneAway || c.peerGoAway }

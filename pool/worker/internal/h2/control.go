@@ -57,7 +57,11 @@ func (c *Conn) onSettings(h header, p []byte) {
 	if h.flags&flagAck != 0 {
 		if len(p) != 0 {
 			c.fail(ErrFrameSize, "SETTINGS ACK with a payload")
+			return
 		}
+		// An ACK beyond those owed is let pass: the RFC names no error
+		// for it.
+		c.unackedSettings = max(c.unackedSettings-1, 0)
 		return
 	}
 	if len(p)%6 != 0 {

@@ -21,6 +21,36 @@ func TestPingAck(t *testing.T) {
 	}
 }
 
+// The server's SETTINGS waits for its ACK until the client sends one; a
+// second ACK is let pass; the driver's GoAway(ErrSettingsTimeout) is a
+// GOAWAY with that code.
+func TestSettingsAck(t *testing.T) {
+	p := newPeer(t, Config{})
+	if !p.c.AwaitingSettingsAck() {
+		t.Fatal("a new connection owes no ACK for its SETTINGS")
+	}
+	p.start()
+	if !p.c.AwaitingSettingsAck() {
+		t.Fatal("the client's own SETTINGS counted as the ACK")
+	}
+	p.fr.WriteSettingsAck()
+	if _, err := p.feed(); err != nil || p.c.AwaitingSettingsAck() {
+		t.Fatalf("after the ACK: %v, awaiting %v", err, p.c.AwaitingSettingsAck())
+	}
+	p.fr.WriteSettingsAck()
+	if _, err := p.feed(); err != nil || p.c.AwaitingSettingsAck() {
+		t.Fatalf("after a second ACK: %v, awaiting %v", err, p.c.AwaitingSettingsAck())
+	}
+
+	q := newPeer(t, Config{})
+	q.start()
+	q.c.GoAway(ErrSettingsTimeout)
+	gs := q.out()
+	if len(gs) != 1 || gs[0].typ != http2.FrameGoAway || gs[0].code != http2.ErrCodeSettingsTimeout || !q.c.Done() {
+		t.Fatalf("after the timeout: %+v, done %v; want GOAWAY SETTINGS_TIMEOUT", gs, q.c.Done())
+	}
+}
+
 func TestRecvFlowControl(t *testing.T) {
 	p := newPeer(t, Config{StreamWindow: 100, ConnWindow: 1 << 20})
 	p.start()

@@ -15,7 +15,10 @@
 // Releases it, even after a reset, so a client that opens and resets
 // streams (CVE-2023-44487) cannot run more handlers at once than the
 // limit, and one that resets too many gets GOAWAY ENHANCE_YOUR_CALM; a
-// header block is bounded in bytes and frames (CVE-2024-27316).
+// header block is bounded in bytes and frames (CVE-2024-27316). The
+// Conn keeps no clock: it says whether its SETTINGS still await their
+// ACK (AwaitingSettingsAck), and the driver ends a connection that
+// leaves them so too long with GoAway(ErrSettingsTimeout).
 //
 // A Conn holds an output buffer only while it has bytes to write: the
 // buffers go round a pool between TakeOutput, the driver's write and
