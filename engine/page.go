@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/hfork/hfork/hclconfig"
@@ -89,14 +90,15 @@ type pagePush struct{ data []byte }
 
 // hasStatusRoute reports whether any serving listener has a status route.
 func (m *Master) hasStatusRoute() bool {
-	for _, l := range m.cfg.Listeners {
-		for _, r := range l.Routes {
-			if r.App == hclconfig.AppStatus {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(m.cfg.Listeners, statusIn)
+}
+
+// statusIn reports whether l has a status route, of its own or in one of
+// its host blocks.
+func statusIn(l hclconfig.Listener) bool {
+	isStatus := func(r hclconfig.Route) bool { return r.App == hclconfig.AppStatus }
+	return slices.ContainsFunc(l.Routes, isStatus) ||
+		slices.ContainsFunc(l.Hosts, func(h hclconfig.Host) bool { return slices.ContainsFunc(h.Routes, isStatus) })
 }
 
 // pageTick samples the request rates and, when a status route exists,
@@ -137,11 +139,4 @@ func (m *Master) pushPage(b []byte) {
 	}
 }
 
-func hasStatus(p *pool.Pool) bool {
-	for _, r := range p.Listener().Routes {
-		if r.App == hclconfig.AppStatus {
-			return true
-		}
-	}
-	return false
-}
+func hasStatus(p *pool.Pool) bool { return statusIn(p.Listener()) }

@@ -162,3 +162,35 @@ func nonzero(d engine.PageData, listener string) bool {
 	}
 	return false
 }
+
+// TestStatusRouteInHost: a status route inside a host block gets the
+// master's data, as one of the listener's own does.
+func TestStatusRouteInHost(t *testing.T) {
+	port := mustFreePort(t)
+	hosts := "  host \"ops\" {\n    names = [\"ops.test\"]\n    route \"/status/\" {\n      status {}\n    }\n  }\n"
+	m := startMaster(t, "", webConfig(port, "ok", hosts))
+	waitBody(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "ok")
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/status/", port), nil)
+	req.Host = "ops.test"
+	req.Header.Set("Accept", "application/json")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d engine.PageData
+		derr := json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			if derr != nil || len(d.Listeners) != 1 || d.Listeners[0].Name != "web" || d.Pid != m.pid() {
+				t.Fatalf("page data %+v %v", d, derr)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the host's status route still answers %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
