@@ -13,7 +13,9 @@
 //     opened, header policies folded, error pages read, respond bodies
 //     compressed); a request reads no configuration and allocates little.
 //   - The Host header picks the router: exact name, then the longest
-//     wildcard, then the listener's own routes. Within it the longest
+//     wildcard, then the listener's own routes. One matcher (Hosts)
+//     decides, for serving and for the worker's metrics alike, so a
+//     request is counted under the host that served it. Within it the longest
 //     matching prefix wins, whatever order the routes come in. A path
 //     with "." or ".." segments is refused with 400 before routing.
 //   - A route's scope applies to every answer under it, on net/http and
