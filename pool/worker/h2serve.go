@@ -242,14 +242,14 @@ func (c *h2Conn) serve() {
 		var ne net.Error
 		if errors.As(rerr, &ne) && ne.Timeout() && c.m.Err() == nil && c.werr == nil && !c.closed {
 			switch {
-			case c.m.AwaitingSettingsAck() && !time.Now().Before(c.settingsDue):
-				c.srv.w.log.Debug("http2 SETTINGS not acknowledged in time", "remote", c.remote, "timeout", c.srv.settingsTimeout.String())
-				c.m.GoAway(h2.ErrSettingsTimeout)
 			case c.m.Done():
 				// A wake-up for the end, or the linger running out.
 				if c.lingerTo.IsZero() || time.Now().Before(c.lingerTo) {
 					rerr = nil
 				}
+			case c.m.AwaitingSettingsAck() && !time.Now().Before(c.settingsDue):
+				c.srv.w.log.Debug("http2 SETTINGS not acknowledged in time", "remote", c.remote, "timeout", c.srv.settingsTimeout.String())
+				c.m.GoAway(h2.ErrSettingsTimeout)
 			case c.m.Active() == 0 && !c.m.ReadingHead():
 				// Idle past keepalive: GOAWAY, then the linger.
 				c.m.GoAway(h2.ErrNo)
