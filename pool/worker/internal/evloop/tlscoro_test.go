@@ -2,6 +2,7 @@ package evloop
 
 import (
 	"crypto/tls"
+	"net"
 	"testing"
 	"time"
 )
@@ -9,7 +10,7 @@ import (
 // handshakeAndGet makes one TLS connection to addr and one request on it.
 func handshakeAndGet(t *testing.T, addr string) {
 	t.Helper()
-	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

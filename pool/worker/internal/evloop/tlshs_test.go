@@ -378,3 +378,34 @@ func TestLoopTLSFirstRecordRefused(t *testing.T) {
 		t.Errorf("%d coroutines busy after the refusals", busy)
 	}
 }
+
+// Connections holding part of a first record are reusable ones with part
+// of a head: at worker_connections, a new client in the accept queue gets
+// the slot of the oldest, long before read_header_timeout.
+func TestLoopTLSPartialHellosEvicted(t *testing.T) {
+	const slots = 4
+	tl := startLoop(t, slots, func(c *Config) {
+		c.TLS, c.Evict, c.ReadHeaderTimeout = serverTLS(t), true, time.Hour
+	})
+	var raws []net.Conn
+	for range slots {
+		raw, err := net.Dial("tcp", tl.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { raw.Close() })
+		raw.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := raw.Write([]byte{22, 3, 1, 2, 0, 1}); err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, raw)
+	}
+	// The fifth waits in the accept queue until one of them is evicted.
+	handshakeAndGet(t, tl.addr)
+	if n := tl.host.evicted.Load(); n < 1 {
+		t.Fatalf("served with %d evictions", n)
+	}
+	if _, err := raws[0].Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the oldest partial ClientHello: %v, want it closed", err)
+	}
+}
