@@ -4,6 +4,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -62,6 +63,13 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 	sr := s.current()
 	defer runtime.KeepAlive(sr)
 	dirfd := int(sr.dir.Fd())
+	cacheable := s.comp == nil && !s.precompressed
+	if cacheable {
+		if e := sr.cache.lookup(dirfd, rest, s.log); e != nil {
+			resp.Status, resp.Head, resp.Body = http.StatusOK, e.head, e.body
+			return true
+		}
+	}
 	fd, st, code := s.openFast(dirfd, name)
 	base := name
 	if code == 0 && st.Mode&unix.S_IFMT != unix.S_IFDIR && wantDir {
@@ -71,6 +79,9 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 	if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		rawsys.Close(fd)
 		fd, st, base, code = s.openIndexFast(dirfd, name)
+		// Only the first index name's answer is kept: a cache hit checks
+		// that file, not the absence of those before it.
+		cacheable = cacheable && code == 0 && base == path.Join(name, s.index[0])
 		if code == 0 && !wantDir {
 			rawsys.Close(fd)
 			redirectSlashFast(req, resp)
@@ -78,6 +89,7 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 		}
 	}
 	if code == http.StatusNotFound && s.fallback != "" {
+		cacheable = false
 		fd, st, code = s.openFast(dirfd, s.fallback)
 		base = s.fallback
 		if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -111,6 +123,13 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 		return s.encodedFast(req, resp, dirfd, fd, &st, base, ctype)
 	}
 	s.fileHeadFast(resp, &st, ctype, "", -1, false)
+	if cacheable {
+		if e := sr.cache.keep(dirfd, rest, base, fd, &st, resp.Head, s.settle, s.log); e != nil {
+			rawsys.Close(fd)
+			resp.Head, resp.Body = e.head, e.body
+			return true
+		}
+	}
 	resp.FileFD, resp.FileSize = fd, st.Size
 	return true
 }
