@@ -31,9 +31,14 @@ import (
 // RESOLVE_BENEATH see the same names; hidden files are refused before
 // the cache is asked, as before; index files only when the first index
 // name answers; fallback answers and compressed routes never.
+//
+// Of every other file the fast path opens it keeps the head it made
+// (type, length, Etag, Last-Modified), checked against the fstat that
+// follows each open: an answer by sendfile formats nothing.
 const (
 	cacheFileMax = 32 << 10 // a larger file is sent by sendfile
 	cacheEntries = 1024     // per root
+	cacheHeads   = 1024     // per root
 	cacheSettle  = time.Second
 )
 
@@ -49,7 +54,11 @@ type staticCache struct {
 	m      map[string]*cachedFile
 	bytes  int64
 	closed bool // the root was replaced: keep nothing more
-	hits   atomic.Int64
+	// heads holds the heads of files (by their path beneath the root)
+	// whose bodies are not kept: the file's own fstat after its open
+	// checks one, so any file may have one.
+	heads map[string]*cachedHead
+	hits  atomic.Int64
 }
 
 // cachedFile is one kept answer; it is never changed once made.
@@ -82,10 +91,12 @@ func stampOf(sx *unix.Statx_t) fileStamp {
 }
 
 // lstatBeneath is statx of name beneath dirfd, not following a final
-// symlink.
+// symlink. AT_STATX_FORCE_SYNC: a network filesystem asks its server, as
+// an open would, rather than answering from attributes it cached; local
+// filesystems ignore it.
 func lstatBeneath(dirfd int, name string, sx *unix.Statx_t) bool {
 	for {
-		err := rawsys.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, statxMask, sx)
+		err := rawsys.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT|unix.AT_STATX_FORCE_SYNC, statxMask, sx)
 		if err != unix.EINTR {
 			return err == nil
 		}
@@ -239,4 +250,76 @@ func (c *staticCache) close() {
 	for k, e := range c.m {
 		c.drop(k, e)
 	}
+	for k, h := range c.heads {
+		c.dropHead(k, h)
+	}
+}
+
+// cachedHead is the answer head made for a file as its stat was then:
+// the type (by name, or sniffed), the length, the Etag and Last-Modified.
+type cachedHead struct {
+	stamp statStamp
+	head  []byte
+	size  int64
+}
+
+type statStamp struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime unix.Timespec
+}
+
+func stampStat(st *unix.Stat_t) statStamp {
+	return statStamp{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+}
+
+// headFor returns the head kept for the file at path, open with stat st,
+// if it was made for the file as it is.
+func (c *staticCache) headFor(path string, st *unix.Stat_t) []byte {
+	c.mu.Lock()
+	h := c.heads[path]
+	c.mu.Unlock()
+	if h == nil || h.stamp != stampStat(st) {
+		return nil
+	}
+	return h.head
+}
+
+// keepHead keeps head for the file at path with stat st, once the file
+// has settled (a sniffed type depends on its content).
+func (c *staticCache) keepHead(path string, st *unix.Stat_t, head []byte, settle time.Duration) {
+	if time.Since(time.Unix(st.Ctim.Sec, st.Ctim.Nsec)) < settle {
+		return
+	}
+	h := &cachedHead{stamp: stampStat(st), head: slices.Clone(head)}
+	h.size = int64(len(path) + len(head) + 96)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if old := c.heads[path]; old != nil {
+		c.dropHead(path, old)
+	}
+	for k, old := range c.heads {
+		if len(c.heads) < cacheHeads && cacheBytes.Load()+h.size <= cacheBudget {
+			break
+		}
+		c.dropHead(k, old)
+	}
+	if cacheBytes.Load()+h.size > cacheBudget {
+		return
+	}
+	if c.heads == nil {
+		c.heads = make(map[string]*cachedHead)
+	}
+	c.heads[strings.Clone(path)] = h
+	c.bytes += h.size
+	cacheBytes.Add(h.size)
+}
+
+func (c *staticCache) dropHead(path string, h *cachedHead) {
+	delete(c.heads, path)
+	c.bytes -= h.size
+	cacheBytes.Add(-h.size)
 }

@@ -301,3 +301,35 @@ func TestStaticCacheSwappedRoutes(t *testing.T) {
 		t.Errorf("closing the old routes: %d bytes kept before, %d after (first routes alone %d)", after, b, kept)
 	}
 }
+
+// A file whose body is not kept still has its head kept, checked against
+// the stat of its open: a change of times, size or (sniffed) type shows
+// on the next request.
+func TestStaticCacheKeepsHeads(t *testing.T) {
+	root := t.TempDir()
+	big := filepath.Join(root, "big")
+	html := []byte("<!DOCTYPE html><html>" + strings.Repeat(" ", cacheFileMax))
+	os.WriteFile(big, html, 0o644)
+	old := time.Date(2021, 5, 6, 7, 8, 9, 10, time.UTC)
+	os.Chtimes(big, old, old)
+	s := cachedStatic(t, hclconfig.Static{Root: root})
+	c := &s.current().cache
+	fastAndSlow(t, s, "/big")
+	if len(c.heads) != 1 || len(c.m) != 0 {
+		t.Fatalf("after one answer: %d heads, %d whole answers kept; want 1, 0", len(c.heads), len(c.m))
+	}
+	kept := c.heads["big"].head
+	fastAndSlow(t, s, "/big")
+	if &c.heads["big"].head[0] != &kept[0] {
+		t.Fatal("the second answer made a new head")
+	}
+	// Same size, another type and time: fastAndSlow compares the
+	// Content-Type, Etag and Last-Modified with net/http's.
+	bin := bytes.Clone(html)
+	copy(bin, "\x00\x01\x02\x03")
+	os.WriteFile(big, bin, 0o644)
+	os.Chtimes(big, old.Add(time.Hour), old.Add(time.Hour))
+	fastAndSlow(t, s, "/big")
+	os.WriteFile(big, html[:len(html)-1], 0o644)
+	fastAndSlow(t, s, "/big")
+}

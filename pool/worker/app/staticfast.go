@@ -105,33 +105,55 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 		return true
 	}
 
-	// What http.ServeContent sends for a whole file: the type by extension
-	// or else sniffed, Accept-Ranges, the length, and Last-Modified unless
-	// the time is zero; static.ServeHTTP adds the Etag.
-	ctype := mime.TypeByExtension(filepath.Ext(base))
-	if ctype == "" {
-		// resp's own buffer: one on the stack would escape through
-		// DetectContentType, an allocation per request.
-		n, err := rawsys.Pread(fd, resp.sniff[:], 0)
-		if err != nil {
+	if s.comp != nil || s.precompressed {
+		ctype, ok := contentTypeFast(resp, fd, base)
+		if !ok {
 			rawsys.Close(fd)
 			return false
 		}
-		ctype = http.DetectContentType(resp.sniff[:max(n, 0)])
-	}
-	if s.comp != nil || s.precompressed {
 		return s.encodedFast(req, resp, dirfd, fd, &st, base, ctype)
 	}
-	s.fileHeadFast(resp, &st, ctype, "", -1, false)
+	head := sr.cache.headFor(base, &st)
+	made := head == nil
+	if made {
+		ctype, ok := contentTypeFast(resp, fd, base)
+		if !ok {
+			rawsys.Close(fd)
+			return false
+		}
+		s.fileHeadFast(resp, &st, ctype, "", -1, false)
+		head = resp.Head
+	}
+	resp.Status, resp.Head = http.StatusOK, head
 	if cacheable {
-		if e := sr.cache.keep(dirfd, rest, base, fd, &st, resp.Head, s.settle, s.log); e != nil {
+		if e := sr.cache.keep(dirfd, rest, base, fd, &st, head, s.settle, s.log); e != nil {
 			rawsys.Close(fd)
 			resp.Head, resp.Body = e.head, e.body
 			return true
 		}
 	}
+	if made {
+		sr.cache.keepHead(base, &st, head, s.settle)
+	}
 	resp.FileFD, resp.FileSize = fd, st.Size
 	return true
+}
+
+// contentTypeFast is what http.ServeContent sends for a whole file: the
+// type by extension or else sniffed. ok is false when the file cannot be
+// read.
+func contentTypeFast(resp *FastResponse, fd int, base string) (ctype string, ok bool) {
+	ctype = mime.TypeByExtension(filepath.Ext(base))
+	if ctype == "" {
+		// resp's own buffer: one on the stack would escape through
+		// DetectContentType, an allocation per request.
+		n, err := rawsys.Pread(fd, resp.sniff[:], 0)
+		if err != nil {
+			return "", false
+		}
+		ctype = http.DetectContentType(resp.sniff[:max(n, 0)])
+	}
+	return ctype, true
 }
 
 // fileHeadFast builds the head of a whole-file answer: the file st
