@@ -333,3 +333,53 @@ func TestStaticCacheKeepsHeads(t *testing.T) {
 	os.WriteFile(big, html[:len(html)-1], 0o644)
 	fastAndSlow(t, s, "/big")
 }
+
+// HTTP/2 streams answer from several goroutines at once: each answer is
+// a whole version of the file, never a mix, while it is rewritten.
+func TestStaticCacheConcurrent(t *testing.T) {
+	root := t.TempDir()
+	f := filepath.Join(root, "f.txt")
+	versions := map[string]bool{}
+	for i := range 20 {
+		versions[strings.Repeat(string(rune('a'+i)), 100+i)] = true
+	}
+	os.WriteFile(f, []byte(strings.Repeat("a", 100)), 0o644)
+	s := cachedStatic(t, hclconfig.Static{Root: root})
+	done := make(chan error)
+	for range 4 {
+		go func() {
+			var err error
+			for range 300 {
+				var resp FastResponse
+				resp.Reset()
+				if !s.serveFast(&FastRequest{Method: "GET", Path: "/f.txt"}, &resp) {
+					err = fmt.Errorf("declined")
+					break
+				}
+				body := resp.Body
+				if resp.FileFD >= 0 {
+					fh := os.NewFile(uintptr(resp.FileFD), "")
+					body, _ = io.ReadAll(io.LimitReader(fh, resp.FileSize))
+					fh.Close()
+				}
+				// Each version replaces the last by rename: every answer,
+				// kept or read, is one of them, whole.
+				if resp.Status != 200 || !versions[string(body)] {
+					err = fmt.Errorf("answer %d %q is no version of the file", resp.Status, body)
+					break
+				}
+			}
+			done <- err
+		}()
+	}
+	for i := range 20 {
+		tmp := filepath.Join(root, "f.tmp")
+		os.WriteFile(tmp, []byte(strings.Repeat(string(rune('a'+i)), 100+i)), 0o644)
+		os.Rename(tmp, f)
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
