@@ -5,10 +5,10 @@
 // a minute ago still holds their pages. Run watches the runtime's memory
 // and calls debug.FreeOSMemory once (one collection and the free pages
 // returned) when it is more than Slack above the lowest it was seen at
-// and either has stopped growing over a quiet Interval, or, given the
-// process's count of open connections, a crowd of them has closed: then
-// what they held is garbage at once, and the trim comes within a Busy
-// look of their end instead of a second or two later.
+// and has stopped growing over a quiet Interval, or, given the process's
+// count of open connections, when a crowd of them has closed: then what
+// they held is garbage at once, and the trim comes within a Busy look of
+// their end instead of a second or two later.
 //
 // Invariant: one trim per burst. After a trim the new level is the
 // floor, and the connections left are the new mark, so memory that stays

@@ -10,7 +10,8 @@ import (
 // Config says how often to look and what counts as a burst that passed.
 type Config struct {
 	Interval time.Duration // between two looks
-	// Slack is how far above its floor the retained memory must be.
+	// Slack is how far above its floor the retained memory must be for a
+	// quiet Interval to trim.
 	Slack uint64
 	// Quiet is the most bytes allocated in one Interval that count as
 	// quiet: no burst is being served.
@@ -20,10 +21,10 @@ type Config struct {
 	// trim need not wait for a quiet Interval, in which the heap they
 	// left would stay resident.
 	Open func() int64
-	// Crowd is the fewest open connections whose closing trims: when at
-	// least Crowd were open since the last trim, a quarter of the most
-	// or fewer are left, and no more closed since the last look (or
-	// none is left).
+	// Crowd is the fewest open connections whose closing trims, Slack or
+	// not: when at least Crowd were open since the last trim, a quarter
+	// of the most or fewer are left, and no more closed since the last
+	// look (or none is left).
 	Crowd int64
 	// Busy is the interval between looks while Crowd or more are open and
 	// allocation is not quiet, so that their end is seen within it. The
@@ -86,8 +87,8 @@ type watch struct {
 	// mark is the last look an Interval or more after the one before
 	// it, what quiet and growth are judged against.
 	mark sample
-	// peak is the most connections seen open since the last trim or
-	// fall; quiet says the last Interval was quiet, falling that the
+	// peak is the most connections seen open since the last trim; quiet
+	// says the last Interval was quiet, falling that the
 	// last look found a crowd's connections closing.
 	peak           int64
 	quiet, falling bool
@@ -105,7 +106,6 @@ func (w *watch) due(s sample) (trim bool, fellFrom int64) {
 	w.last = s
 	w.floor = min(w.floor, s.retained)
 	w.peak = max(w.peak, s.open)
-	above := s.retained >= w.floor+w.cfg.Slack
 	armed := w.cfg.Crowd > 0 && w.peak >= w.cfg.Crowd
 	// Connections that still close hold what the trim is for: the
 	// fall is taken once they stopped (or none is left).
@@ -113,12 +113,10 @@ func (w *watch) due(s sample) (trim bool, fellFrom int64) {
 	if armed && s.open*4 <= w.peak && !w.falling {
 		// A crowd's connections closed: what they held is garbage now,
 		// which the quiet test would keep resident for an Interval or
-		// two more. The fall is spent, trimmed or not.
-		from := w.peak
-		w.peak = s.open
-		if above {
-			return true, from
-		}
+		// two more. It trims within the slack too: a burst passed, and
+		// what follows a trim (the executable's pages a worker gives
+		// back) is worth more than the collection of a small heap.
+		return true, w.peak
 	}
 	// Quiet and growth are judged over an Interval: over a Busy look's
 	// 100 ms a worker serving hundreds of connections can allocate
@@ -130,7 +128,7 @@ func (w *watch) due(s sample) (trim bool, fellFrom int64) {
 	m := w.mark
 	w.mark = s
 	w.quiet = s.allocs-m.allocs <= w.cfg.Quiet
-	return above && s.retained <= m.retained && w.quiet, 0
+	return s.retained >= w.floor+w.cfg.Slack && s.retained <= m.retained && w.quiet, 0
 }
 
 // interval is how long to wait for the next look: Busy while a crowd is
