@@ -16,7 +16,7 @@
 # and wrk output),
 # EVENT_LOOP=false (hfork's plain listener is served by net/http, not
 # the event loop), HEAP_PROFILE=1 (hfork's master and workers write heap profiles after each
-# memory report, and the top entries are printed), METRICS=1 (the hfork config gets a metrics block, and the run ends with a
+# memory report taken right after a run, and the top entries are printed), METRICS=1 (the hfork config gets a metrics block, and the run ends with a
 # scrape, to measure what serving metrics costs), HFORK_BASE_BIN (another
 # built hfork, run as the server "base" with the config without METRICS,
 # loaded in each round between nginx and hfork: two builds in one run).
