@@ -88,8 +88,8 @@ type watch struct {
 	// it, what quiet and growth are judged against.
 	mark sample
 	// peak is the most connections seen open since the last trim; quiet
-	// says the last Interval was quiet, falling that the
-	// last look found a crowd's connections closing.
+	// says the last Interval was quiet, falling that the last look found
+	// a crowd's connections closing.
 	peak           int64
 	quiet, falling bool
 }

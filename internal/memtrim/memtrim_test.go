@@ -51,9 +51,9 @@ func TestWatchOncePerBurst(t *testing.T) {
 	}
 }
 
-// A crowd's connections closing trims at that look, while allocation is
-// not quiet yet; fewer connections, a smaller fall or memory within the
-// slack do not.
+// A crowd's connections closing trims at the first look that finds them
+// no longer closing, while allocation is not quiet yet, and within the
+// slack too; fewer connections or a smaller fall do not.
 func TestWatchDueWhenConnectionsClose(t *testing.T) {
 	cfg := Config{Slack: MiB, Quiet: 100, Crowd: 64}
 	type step struct {
