@@ -24,7 +24,7 @@ import (
 // Then it watches the runtime's memory and the worker's open
 // connections (memtrim) and, once a burst has passed, returns the free
 // heap to the OS and releases the executable's pages again: a burst and
-// its garbage collections map 2–5 MB more of the binary (the collector's
+// its garbage collections map 2–6 MB more of the binary (the collector's
 // and the TLS and HTTP/2 code's pages), which a quiet worker does not
 // use. What the next burst needs faults back from the page cache, 64 KiB
 // a fault: the 8 MB given back are at most a few hundred faults, lost in
