@@ -15,8 +15,8 @@
 # building ./cmd/hfork), KEEP_TMP=1 (keep the temp dir with configs, logs
 # and wrk output),
 # EVENT_LOOP=false (hfork's plain listener is served by net/http, not
-# the event loop), HEAP_PROFILE=1 (hfork's master and workers write heap profiles at each
-# memory report, and the top entries are printed), METRICS=1 (the hfork config gets a metrics block, and the run ends with a
+# the event loop), HEAP_PROFILE=1 (hfork's master and workers write heap profiles after each
+# memory report taken right after a run, and the top entries are printed), METRICS=1 (the hfork config gets a metrics block, and the run ends with a
 # scrape, to measure what serving metrics costs), HFORK_BASE_BIN (another
 # built hfork, run as the server "base" with the config without METRICS,
 # loaded in each round between nginx and hfork: two builds in one run).
@@ -595,6 +595,59 @@ report_rss() {
 			for (n in sum) printf "%s %-24s %d workers, sum %6d kB (%.1f MB, anon %.1f MB, file %.1f MB, pss %.1f MB):%s\n", label, "\"" n "\"", cnt[n], sum[n], sum[n] / 1024, anon[n] / 1024, file[n] / 1024, pss[n] / 1024, list[n]
 		}'
 }
+# worker_pids: every worker of the three servers under test (nginx's,
+# base's, hfork's), for settle_wait.
+worker_pids() {
+	local m k
+	for m in "$ngx_pid" $base_pid "$hf_pid"; do
+		for k in $(children_of "$m"); do
+			case $(cmdline_of "$k") in "nginx: worker process"* | "hfork: worker "*) echo "$k" ;; esac
+		done
+	done
+}
+# settle_wait PID...: waits until the processes' memory has settled after
+# a run, and prints how long that took: until no PID's VmRSS moved by
+# more than 128 kB between two looks a second apart, the first look 2 s
+# after the call (an older hfork's memtrim trims up to 2 s after a burst:
+# a look to see allocation stop, then a quiet second), at most 10 s.
+# nginx's workers do not change; hfork's give back their free heap and
+# the executable's pages a burst mapped (memtrim), and fault some of
+# those back as they run on.
+SETTLE_MOVE_KB=128 SETTLE_MAX_S=10
+settle_wait() {
+	local t=2 prev now k
+	sleep 2
+	prev=$(for k in "$@"; do rss_kb "$k"; done)
+	while [ "$t" -lt "$SETTLE_MAX_S" ]; do
+		sleep 1
+		t=$((t + 1))
+		now=$(for k in "$@"; do rss_kb "$k"; done)
+		if paste <(echo "$prev") <(echo "$now") | awk -v mv="$SETTLE_MOVE_KB" '{ d = $2 - $1; if (d < 0) d = -d; if (d > mv) bad = 1 } END { exit bad }'; then
+			echo "settled in ${t}s: no worker's VmRSS moved more than $SETTLE_MOVE_KB kB in the last second"
+			return 0
+		fi
+		prev=$now
+	done
+	echo "NOT settled in ${SETTLE_MAX_S}s: a worker's VmRSS still moved more than $SETTLE_MOVE_KB kB in the last second"
+}
+# rss_reports WHAT: the workers' memory WHAT (after the N-connection
+# runs, after load), twice: right after the last run, and settled.
+# With HEAP_PROFILE=1 the profiles (a collection in every hfork process)
+# come after the first report, so the settled one follows a collection.
+rss_reports() {
+	local before="nginx's ended one run before"
+	[ -n "$base_pid" ] && before="base's and nginx's ended one and two runs before"
+	echo "-- worker RSS $1, right after the last run (hfork's was the last run; $before)"
+	report_rss nginx "$ngx_pid" "nginx: worker process*"
+	[ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
+	report_rss hfork "$hf_pid" "hfork: worker *"
+	heap_profiles "$1, right after the last run"
+	# shellcheck disable=SC2046 # one pid a word
+	echo "-- worker RSS $1, settled ($(settle_wait $(worker_pids)))"
+	report_rss nginx "$ngx_pid" "nginx: worker process*"
+	[ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
+	report_rss hfork "$hf_pid" "hfork: worker *"
+}
 # heap_profiles WHEN: with HEAP_PROFILE=1, USR1 makes hfork's master and
 # workers write heap profiles (HFORK_HEAP_PROFILE); the top in-use
 # entries of the master's and of one "bench" worker's are printed.
@@ -758,11 +811,7 @@ for conn in $CONNECTIONS; do
 		done
 	done
 	if [ "$n_conns" -gt 1 ]; then
-		echo "-- worker RSS after the $conn-connection runs"
-		report_rss nginx "$ngx_pid" "nginx: worker process*"
-		[ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
-		report_rss hfork "$hf_pid" "hfork: worker *"
-		heap_profiles "after the $conn-connection runs"
+		rss_reports "after the $conn-connection runs"
 	fi
 done
 
@@ -819,10 +868,13 @@ fi
 
 echo
 echo "== worker RSS after load (VmRSS)"
-report_rss nginx "$ngx_pid" "nginx: worker process*"
-[ -n "$base_pid" ] && report_rss base "$base_pid" "hfork: worker *"
-report_rss hfork "$hf_pid" "hfork: worker *"
-heap_profiles "after load"
+if [ "$n_conns" -gt 1 ]; then
+	# Each concurrency's reports came after its runs, the last one's
+	# settled one just now: the same again would say nothing new.
+	echo "(after each concurrency above: right after its last run, and settled)"
+else
+	rss_reports "after load"
+fi
 echo "(hfork runs four listeners, the plain one, the access-logged one, the hosts one and the TLS one, two workers each; nginx serves every port from the same two workers)"
 
 # ---------------------------------------------------------------- idle
@@ -833,18 +885,31 @@ echo "(hfork runs four listeners, the plain one, the access-logged one, the host
 # of the executable's tables that a worker which never collected has not
 # mapped yet) falls in the first half, so the second is the cost of a
 # connection alone. Each line also gives the anonymous part (RssAnon), the
-# server's own memory without the executable's pages.
+# server's own memory without the executable's pages, and the mapped
+# files' (RssFile).
+# Each server is measured twice with its connections open: when the
+# clients report ready, and settled (settle_wait: hfork's workers give
+# back their free heap and the executable's pages the ramp mapped once it
+# has passed).
 # It runs on a second nginx and hfork (and base) of their own, configured
 # with room for them: worker_connections sized for 10,000 connections
 # makes nginx allocate and touch its connection array up front, which
 # would weigh on every other case's worker RSS.
-idle_rss() { # SERVER MASTER: "VmRSS RssAnon", summed in kB over the workers the case loads
-	local k rss=0 anon=0 pat="nginx: worker process"
-	[ "$1" != nginx ] && pat="hfork: worker bench"
+idle_pat() { if [ "$1" = nginx ]; then echo "nginx: worker process"; else echo "hfork: worker bench"; fi; }
+idle_pids() { # SERVER MASTER: the workers the case loads
+	local k pat
+	pat=$(idle_pat "$1")
 	for k in $(children_of "$2"); do
-		[ "$(cmdline_of "$k")" = "$pat" ] && rss=$((rss + $(rss_kb "$k"))) anon=$((anon + $(anon_kb "$k")))
+		[ "$(cmdline_of "$k")" = "$pat" ] && echo "$k"
 	done
-	echo "$rss $anon"
+	return 0
+}
+idle_rss() { # SERVER MASTER: "VmRSS RssAnon RssFile", summed in kB over the workers the case loads
+	local k rss=0 anon=0 file=0
+	for k in $(idle_pids "$1" "$2"); do
+		rss=$((rss + $(rss_kb "$k"))) anon=$((anon + $(anon_kb "$k"))) file=$((file + $(file_kb "$k")))
+	done
+	echo "$rss $anon $file"
 }
 # idle_clients SERVER PORT HALF: starts two clients of IDLE_PER_WORKER/2
 # connections (HALF names their files) and waits until both are ready;
@@ -867,7 +932,7 @@ idle_clients() {
 	done
 }
 idle_test() {
-	local total=$((IDLE_PER_WORKER * 2)) wc=$((IDLE_PER_WORKER * 3 / 2 + 256)) s master port before mid after i cpids=() readies servers_idle="nginx hfork"
+	local total=$((IDLE_PER_WORKER * 2)) wc=$((IDLE_PER_WORKER * 3 / 2 + 256)) s master port before mid after settled settled_in i cpids=() readies servers_idle="nginx hfork"
 	[ "$wc" -lt "$(($(ulimit -n) - 64))" ] || wc=$(($(ulimit -n) - 64))
 	[ -n "${HFORK_BASE_BIN:-}" ] && servers_idle="nginx base hfork"
 	mkdir -p "$tmp/idle-nginx/logs" "$tmp/idle-nginx/temp" "$tmp/idle-hfork/logs" "$tmp/idle-base/logs"
@@ -912,6 +977,7 @@ idle_test() {
 	report_rss nginx "$i_ngx" "nginx: worker process*"
 	[ -z "$i_base" ] || report_rss base "$i_base" "hfork: worker bench"
 	report_rss hfork "$i_hf" "hfork: worker bench"
+	echo "-- each server with its connections open: \"at ready\" when its clients report every connection answered, \"settled\" once its workers' RSS stopped moving (settle_wait), with the same connections open"
 	for s in $servers_idle; do
 		case $s in
 		nginx) master=$i_ngx port=$I_NGX_PORT ;;
@@ -929,19 +995,32 @@ idle_test() {
 		idle_clients "$s" "$port" 2
 		after=$(idle_rss "$s" "$master")
 		readies=$(cat "$tmp/idle.$s.out".* | awk '/^ready/ { n += $2 } END { print n + 0 }')
-		awk -v s="$s" -v b="$before" -v m="$mid" -v a="$after" -v n="$readies" -v want="$total" 'BEGIN {
-			split(b, B, " "); split(m, M, " "); split(a, A, " "); h = n / 2
-			printf "%-5s workers %6d kB before, %7d kB with %d idle connections%s: %+6d kB, %.2f kB per connection; second half %.2f kB per connection; anon %+6d kB, %.2f (second half %.2f) kB per connection\n",
+		# shellcheck disable=SC2046 # one pid a word
+		settled_in=$(settle_wait $(idle_pids "$s" "$master"))
+		settled=$(idle_rss "$s" "$master")
+		# Per server, two lines (at ready, settled) and the figures for the
+		# ratios in idle.results: SERVER PHASE KB_PER_CONN KB_PER_CONN_SECOND_HALF ANON_PER_CONN ANON_SECOND_HALF.
+		awk -v s="$s" -v b="$before" -v m="$mid" -v a="$after" -v z="$settled" -v zin="$settled_in" -v n="$readies" -v want="$total" -v res="$tmp/idle.results" 'BEGIN {
+			split(b, B, " "); split(m, M, " "); split(a, A, " "); split(z, Z, " "); h = n / 2
+			printf "%-5s at ready: workers %6d kB before, %7d kB with %d idle connections%s: %+6d kB, %.2f kB per connection; second half %.2f kB per connection; anon %+6d kB, %.2f (second half %.2f) kB per connection; file %+d kB\n",
 				s, B[1], A[1], n, n == want ? "" : " (WANTED " want ")", A[1] - B[1], n ? (A[1] - B[1]) / n : 0, h ? (A[1] - M[1]) / h : 0,
-				A[2] - B[2], n ? (A[2] - B[2]) / n : 0, h ? (A[2] - M[2]) / h : 0 }' | tee -a "$tmp/idle.results"
+				A[2] - B[2], n ? (A[2] - B[2]) / n : 0, h ? (A[2] - M[2]) / h : 0, A[3] - B[3]
+			printf "%-5s settled:  workers %6d kB before, %7d kB with the same connections open: %+6d kB, %.2f kB per connection; anon %+6d kB, %.2f kB per connection; file %+d kB (%s)\n",
+				s, B[1], Z[1], Z[1] - B[1], n ? (Z[1] - B[1]) / n : 0, Z[2] - B[2], n ? (Z[2] - B[2]) / n : 0, Z[3] - B[3], zin
+			printf "%s ready %f %f %f %f\n", s, n ? (A[1] - B[1]) / n : 0, h ? (A[1] - M[1]) / h : 0, n ? (A[2] - B[2]) / n : 0, h ? (A[2] - M[2]) / h : 0 >>res
+			printf "%s settled %f 0 %f 0\n", s, n ? (Z[1] - B[1]) / n : 0, n ? (Z[2] - B[2]) / n : 0 >>res }'
 		exec 7>&-
 		for i in "${cpids[@]}"; do wait "$i" 2>/dev/null || true; done
 		cat "$tmp/idle.$s.out".* | grep -v '^ready' | head -n 5 || true
 	done
-	# Fields from the end: ... per connection; second half X kB per
-	# connection; anon +A kB, Y (second half Z) kB per connection.
-	awk '{ kb[$1] = $(NF - 19); half[$1] = $(NF - 13); anon[$1] = $(NF - 6); anon2[$1] = $(NF - 3) + 0 }
-		END { if (kb["nginx"] > 0) for (s in kb) if (s != "nginx") printf "per-connection ratio %s/nginx: %.2f (second half %.2f; anon %.2f, second half %.2f)\n", s, kb[s] / kb["nginx"], (half["nginx"] > 0 ? half[s] / half["nginx"] : 0), (anon["nginx"] > 0 ? anon[s] / anon["nginx"] : 0), (anon2["nginx"] > 0 ? anon2[s] / anon2["nginx"] : 0) }' "$tmp/idle.results"
+	awk '{ k = $1 SUBSEP $2; kb[k] = $3; half[k] = $4; anon[k] = $5; anon2[k] = $6; seen[$1] = 1 }
+		function r(a, b) { return b > 0 ? a / b : 0 }
+		END { m = split("base hfork", sv, " ")
+			for (i = 1; i <= m; i++) { s = sv[i]; if (!(s in seen) || !(("nginx" SUBSEP "ready") in kb)) continue
+				a = s SUBSEP "ready"; n = "nginx" SUBSEP "ready"
+				printf "per-connection ratio %s/nginx at ready: %.2f (second half %.2f; anon %.2f, second half %.2f)\n", s, r(kb[a], kb[n]), r(half[a], half[n]), r(anon[a], anon[n]), r(anon2[a], anon2[n])
+				a = s SUBSEP "settled"; n = "nginx" SUBSEP "settled"
+				printf "per-connection ratio %s/nginx settled: %.2f (anon %.2f)\n", s, r(kb[a], kb[n]), r(anon[a], anon[n]) } }' "$tmp/idle.results"
 	[ -z "$i_base" ] || stop "$i_base"
 	stop "$i_hf"
 	stop "$i_ngx"

@@ -14,7 +14,6 @@ import (
 
 	"github.com/hfork/hfork/internal/heapprof"
 	"github.com/hfork/hfork/internal/logswitch"
-	"github.com/hfork/hfork/internal/memtrim"
 	"github.com/hfork/hfork/pool/internal/certset"
 	"github.com/hfork/hfork/pool/wire"
 	"github.com/hfork/hfork/pool/worker/app"
@@ -170,15 +169,12 @@ func Main() int {
 		Notifier:  notifier,
 		Signals:   sigs,
 		Hurry:     hurry,
-		Started:   func() { settle(log) },
+		Started:   func(open func() int64) { settle(ctx, log, open) },
 
 		Certificates: certs,
 		TicketSeed:   spec.TicketSeed,
 	}
 	heapOnUSR1(ctx, heapDir, l.Name, log)
-	go memtrim.Run(ctx, memtrim.Defaults, func(r memtrim.Result) {
-		log.Debug("memory returned to the OS", "before_kib", r.Before>>10, "after_kib", r.After>>10, "took_us", r.Took.Microseconds())
-	})
 	err = run(ctx, opts)
 	writeHeap(heapDir, l.Name, log)
 	switch {

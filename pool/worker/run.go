@@ -67,9 +67,10 @@ type options struct {
 	// of its tables itself, and Reopen is ignored.
 	Table *table
 	Swaps <-chan wire.Command
-	// Started runs once, on a goroutine of its own, after READY=1: Main
-	// gives back the memory start-up took (settle). nil: nothing.
-	Started func()
+	// Started runs once, on a goroutine of its own, after READY=1, with
+	// the count of the worker's open connections: Main gives back the
+	// memory start-up took and watches it after (settle). nil: nothing.
+	Started func(open func() int64)
 	// Hurry ends a drain early (wire.Command.HurryMS): idle connections
 	// close at once, the rest after the duration received. nil: never.
 	Hurry <-chan time.Duration
@@ -119,7 +120,7 @@ type worker struct {
 	beat     time.Duration
 	hurry    <-chan time.Duration
 	swaps    <-chan wire.Command
-	started  func()
+	started  func(open func() int64)
 
 	// tab is what requests are answered with (swap.go); tabs every table
 	// still in use; swapMu orders swaps.
@@ -334,7 +335,7 @@ func (w *worker) run(ctx context.Context, signals <-chan os.Signal) error {
 	}
 	w.setState(stateReady)
 	if w.started != nil {
-		go w.started()
+		go w.started(w.openConns)
 	}
 	quit := make(chan struct{})
 	var beats sync.WaitGroup

@@ -33,6 +33,13 @@
 //     they are 404, never listed.
 //   - Nothing between net/http and an *os.File hides io.ReaderFrom, so
 //     static files go out by sendfile(2), access log or scope or not.
+//   - The fast path keeps the whole answers of small static files
+//     (staticcache.go), bounded per root and per worker, and serves one
+//     only after a stat of every component of its path, symlinks not
+//     followed, finds the same directories and the same file (inode, size,
+//     mtime and ctime to the nanosecond) as when it was kept. Paths with
+//     symlinks, fallback answers and compressing routes are never kept, so
+//     a kept answer is always what openat2 beneath the root would serve.
 //   - A proxy app never hangs on a dead upstream: dialing is bounded, and
 //     the client gets 502 (504 on a timeout) with one log line. An upstream
 //     answering 101 calls Upgraded, so the worker stops counting the tunnel

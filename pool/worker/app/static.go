@@ -41,12 +41,17 @@ type static struct {
 	root          atomic.Pointer[staticRoot]
 	checkAt       atomic.Int64 // unix nanoseconds of the next identity check
 	fds           FDAlarm      // out of file descriptors: 503 (fdlimit.go)
+	// settle is how old a file's ctime must be before the fast path
+	// keeps its answer (staticcache.go); tests shorten it.
+	settle time.Duration
 }
 
 type staticRoot struct {
 	root *os.Root
 	fi   fs.FileInfo // of the opened directory, to notice a swap
 	dir  *os.File    // the directory itself, for the fast path's openat2
+	// cache holds the fast path's answers for small files beneath dir.
+	cache staticCache
 }
 
 var hdrAllowGetHead = []string{"GET, HEAD"}
@@ -56,7 +61,7 @@ func newStatic(prefix string, c hclconfig.Static, sc *scope, log *slog.Logger) (
 		return nil, errors.New("static: root is empty")
 	}
 	s := &static{prefix: prefix, dir: c.Root, index: c.Index, fallback: c.Fallback, hidden: c.Hidden,
-		precompressed: c.Precompressed, log: log}
+		precompressed: c.Precompressed, log: log, settle: cacheSettle}
 	if sc != nil {
 		s.comp = sc.comp
 	}
@@ -123,6 +128,7 @@ func (s *static) current() *staticRoot {
 		return cur
 	}
 	s.root.Store(sr)
+	cur.cache.close()
 	s.log.Info("static root changed, reopened", "root", s.dir)
 	return sr
 }

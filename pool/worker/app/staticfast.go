@@ -4,6 +4,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -62,6 +63,13 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 	sr := s.current()
 	defer runtime.KeepAlive(sr)
 	dirfd := int(sr.dir.Fd())
+	cacheable := s.comp == nil && !s.precompressed
+	if cacheable {
+		if e := sr.cache.lookup(dirfd, rest, s.log); e != nil {
+			resp.Status, resp.Head, resp.Body = http.StatusOK, e.head, e.body
+			return true
+		}
+	}
 	fd, st, code := s.openFast(dirfd, name)
 	base := name
 	if code == 0 && st.Mode&unix.S_IFMT != unix.S_IFDIR && wantDir {
@@ -71,6 +79,9 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 	if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		rawsys.Close(fd)
 		fd, st, base, code = s.openIndexFast(dirfd, name)
+		// Only the first index name's answer is kept: a cache hit checks
+		// that file, not the absence of those before it.
+		cacheable = cacheable && code == 0 && base == path.Join(name, s.index[0])
 		if code == 0 && !wantDir {
 			rawsys.Close(fd)
 			redirectSlashFast(req, resp)
@@ -78,6 +89,7 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 		}
 	}
 	if code == http.StatusNotFound && s.fallback != "" {
+		cacheable = false
 		fd, st, code = s.openFast(dirfd, s.fallback)
 		base = s.fallback
 		if code == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -93,26 +105,55 @@ func (s *static) serveFast(req *FastRequest, resp *FastResponse) bool {
 		return true
 	}
 
-	// What http.ServeContent sends for a whole file: the type by extension
-	// or else sniffed, Accept-Ranges, the length, and Last-Modified unless
-	// the time is zero; static.ServeHTTP adds the Etag.
-	ctype := mime.TypeByExtension(filepath.Ext(base))
+	if s.comp != nil || s.precompressed {
+		ctype, ok := contentTypeFast(resp, fd, base)
+		if !ok {
+			rawsys.Close(fd)
+			return false
+		}
+		return s.encodedFast(req, resp, dirfd, fd, &st, base, ctype)
+	}
+	head := sr.cache.headFor(base, &st)
+	made := head == nil
+	if made {
+		ctype, ok := contentTypeFast(resp, fd, base)
+		if !ok {
+			rawsys.Close(fd)
+			return false
+		}
+		s.fileHeadFast(resp, &st, ctype, "", -1, false)
+		head = resp.Head
+	}
+	resp.Status, resp.Head = http.StatusOK, head
+	if cacheable {
+		if e := sr.cache.keep(dirfd, rest, base, fd, &st, head, s.settle, s.log); e != nil {
+			rawsys.Close(fd)
+			resp.Head, resp.Body = e.head, e.body
+			return true
+		}
+	}
+	if made {
+		sr.cache.keepHead(base, &st, head, s.settle)
+	}
+	resp.FileFD, resp.FileSize = fd, st.Size
+	return true
+}
+
+// contentTypeFast is what http.ServeContent sends for a whole file: the
+// type by extension or else sniffed. ok is false when the file cannot be
+// read.
+func contentTypeFast(resp *FastResponse, fd int, base string) (ctype string, ok bool) {
+	ctype = mime.TypeByExtension(filepath.Ext(base))
 	if ctype == "" {
 		// resp's own buffer: one on the stack would escape through
 		// DetectContentType, an allocation per request.
 		n, err := rawsys.Pread(fd, resp.sniff[:], 0)
 		if err != nil {
-			rawsys.Close(fd)
-			return false
+			return "", false
 		}
 		ctype = http.DetectContentType(resp.sniff[:max(n, 0)])
 	}
-	if s.comp != nil || s.precompressed {
-		return s.encodedFast(req, resp, dirfd, fd, &st, base, ctype)
-	}
-	s.fileHeadFast(resp, &st, ctype, "", -1, false)
-	resp.FileFD, resp.FileSize = fd, st.Size
-	return true
+	return ctype, true
 }
 
 // fileHeadFast builds the head of a whole-file answer: the file st

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/hfork/hfork/pool/worker/app"
@@ -363,6 +364,10 @@ func keepRest(c *conn, data []byte, owned bool) {
 	}
 }
 
+// inlineFileMax is the largest file read into the answer buffer rather
+// than sent by sendfile.
+const inlineFileMax = 32 << 10
+
 // answer appends the response in l.resp to out, and notes a file to send.
 // The framing follows net/http's (see h1.Framing).
 func (l *Loop) answer(c *conn, out []byte) []byte {
@@ -371,11 +376,31 @@ func (l *Loop) answer(c *conn, out []byte) []byte {
 	out = h1.AppendHead(out, l.resp.Head, r.Minor)
 	out = h1.EndHead(out, l.dateLine(), false, h1.Framing(r.Minor, c.closeAfter, l.draining))
 	head := r.Method == "HEAD"
-	if l.resp.FileFD >= 0 {
-		if head || l.resp.FileSize == 0 {
-			rawsys.Close(l.resp.FileFD)
-		} else {
-			c.file, c.fileAt, c.fileTo = l.resp.FileFD, 0, l.resp.FileSize
+	if fd := l.resp.FileFD; fd >= 0 {
+		size := l.resp.FileSize
+		switch {
+		case head || size == 0:
+			rawsys.Close(fd)
+		case size <= inlineFileMax:
+			// A small file goes out with its head, in one write and one
+			// segment, not as a write and a sendfile the client wakes
+			// for twice. Short of the length (truncated under us),
+			// sendfile takes over where the read stopped, and finds
+			// nothing.
+			n := int(size)
+			out = slices.Grow(out, n)
+			k, err := rawsys.Pread(fd, out[len(out):len(out)+n], 0)
+			if err != nil {
+				k = 0
+			}
+			out = out[:len(out)+k]
+			if k == n {
+				rawsys.Close(fd)
+				break
+			}
+			c.file, c.fileAt, c.fileTo = fd, int64(k), size
+		default:
+			c.file, c.fileAt, c.fileTo = fd, 0, size
 		}
 	} else if !head {
 		out = append(out, l.resp.Body...)

@@ -75,6 +75,21 @@ func Openat2(dirfd int, name string, how *unix.OpenHow) (int, error) {
 	return int(fd), errno(e)
 }
 
+// Statx is statx(2) of name beneath dirfd. name must not contain NUL.
+func Statx(dirfd int, name string, flags, mask int, st *unix.Statx_t) error {
+	var buf [256]byte
+	var p []byte
+	if len(name) < len(buf) {
+		p = buf[:len(name)+1]
+	} else {
+		p = make([]byte, len(name)+1)
+	}
+	copy(p, name)
+	p[len(name)] = 0
+	_, _, e := syscall.RawSyscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(&p[0])), uintptr(flags), uintptr(mask), uintptr(unsafe.Pointer(st)), 0)
+	return errno(e)
+}
+
 // EpollPoll is epoll_wait(2) with a zero timeout: the events ready now.
 func EpollPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	n, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)

@@ -66,6 +66,13 @@ func TestFileCalls(t *testing.T) {
 	if err := Fstat(fd, &st); err != nil || st.Size != 10 {
 		t.Fatalf("Fstat = %d, %v", st.Size, err)
 	}
+	var sx unix.Statx_t
+	if err := Statx(dfd, "f.txt", unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &sx); err != nil || sx.Size != 10 || sx.Ino != st.Ino {
+		t.Fatalf("Statx = size %d ino %d, %v; want 10, %d", sx.Size, sx.Ino, err, st.Ino)
+	}
+	if err := Statx(dfd, "missing", unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &sx); err != unix.ENOENT {
+		t.Errorf("Statx of a missing name = %v, want ENOENT", err)
+	}
 	b := make([]byte, 4)
 	if n, err := Pread(fd, b, 3); err != nil || string(b[:n]) != "3456" {
 		t.Fatalf("Pread = %q, %v", b[:n], err)
