@@ -282,13 +282,12 @@ func newWorker(opts options) (*worker, error) {
 }
 
 // useLoop reports whether a worker serves from the event loop: the async
-// class, with event_loop on and a route the loop answers. A TLS listener
-// with proxy_protocol stays net/http's: its header comes before the
-// handshake, which the loop begins at the first byte.
+// class, with event_loop on and a route the loop answers. Under
+// proxy_protocol, TLS too: the loop takes the header off before the
+// ClientHello.
 func useLoop(opts options) bool {
 	l := opts.Listener
-	return opts.Fast != nil && l.Class == hclconfig.ClassAsync && !(l.TLS.Enabled() && l.ProxyProtocol) &&
-		l.EventLoop && opts.Fast.FastRoutes()
+	return opts.Fast != nil && l.Class == hclconfig.ClassAsync && l.EventLoop && opts.Fast.FastRoutes()
 }
 
 func (w *worker) setState(s workerState) {

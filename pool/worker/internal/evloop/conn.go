@@ -213,8 +213,8 @@ func (l *Loop) readable(c *conn) {
 		break
 	}
 	if c.pp {
-		var more bool
-		if data, more = l.proxyHeader(c, data); !more {
+		var r ppResult
+		if data, r = l.proxyHeader(c, data); r != ppRest {
 			return
 		}
 	}

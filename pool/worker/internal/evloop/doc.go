@@ -41,8 +41,9 @@
 //
 // Files: loop.go runs the loop and takes commands; accept.go accepts;
 // tls.go is a TLS connection's records and handoff, tlshs.go its
-// handshake, tlscoro.go the handshakes' coroutines; proxyproto.go takes a PROXY protocol header off a new
-// connection;
+// handshake, tlscoro.go the handshakes' coroutines; proxyproto.go takes a
+// PROXY protocol header off a new connection (a TLS one's before its
+// first record);
 // conn.go is a client connection's life; reuse.go the reusable queue a
 // full worker evicts from; handoff.go gives one to
 // net/http; upstream.go is the upstream pool; exchange.go one forwarded

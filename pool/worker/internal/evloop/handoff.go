@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -32,12 +31,7 @@ func (l *Loop) handoff(c *conn, data []byte) {
 		l.log.Warn("handing a connection to net/http failed", "err", err)
 		return
 	}
-	pc := &prefixConn{Conn: nc, prefix: append([]byte(nil), data...)}
-	if c.ppRemote {
-		if src, err := netip.ParseAddrPort(c.remote); err == nil {
-			pc.remote = net.TCPAddrFromAddrPort(src)
-		}
-	}
+	pc := &prefixConn{Conn: nc, prefix: append([]byte(nil), data...), remote: ppAddr(c)}
 	// Adopt registers it before the drain can look; the slot goes with it.
 	// c.ip is the peer Admit counted, not the PROXY header's client.
 	l.handoffs.push(l.host.Adopt(pc, c.ip))

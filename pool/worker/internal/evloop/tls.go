@@ -44,6 +44,9 @@ type tlsIO struct {
 	// is to end.
 	yield   func(struct{}) bool
 	stopped bool
+	// remote is the PROXY header's client, for a connection handed to
+	// net/http; nil: the socket's peer.
+	remote net.Addr
 }
 
 // errDry is what a tls.Conn reads once the ciphertext in memory is taken.
@@ -98,6 +101,9 @@ func (t *tlsIO) LocalAddr() net.Addr {
 }
 
 func (t *tlsIO) RemoteAddr() net.Addr {
+	if t.remote != nil {
+		return t.remote
+	}
 	if t.sock != nil {
 		return t.sock.RemoteAddr()
 	}
@@ -134,8 +140,8 @@ func (l *Loop) handoffTLS(c *conn, data []byte) {
 	if nc == nil {
 		return
 	}
-	t.io.sock = nc
-	pc := &prefixConn{Conn: t.tc, prefix: append([]byte(nil), data...), raw: nc}
+	t.io.sock, t.io.remote = nc, ppAddr(c)
+	pc := &prefixConn{Conn: t.tc, prefix: append([]byte(nil), data...), raw: nc, remote: t.io.remote}
 	l.handoffs.push(l.host.Adopt(pc, c.ip))
 }
 

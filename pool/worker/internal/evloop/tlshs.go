@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 
 	"github.com/hfork/hfork/pool/worker/internal/poll"
 	"golang.org/x/sys/unix"
@@ -118,6 +119,24 @@ func (l *Loop) firstRecord(c *conn) (in []byte, ok bool) {
 		if len(c.in) > 0 {
 			c.in = c.in[:len(c.in)+n]
 			data = c.in
+		}
+		if c.pp {
+			// proxy_protocol: the PROXY header comes before the
+			// ClientHello, under the same deadline.
+			rest, r := l.proxyHeader(c, data)
+			switch r {
+			case ppClosed:
+				return nil, false
+			case ppWait:
+				c.state = connReading
+				if len(c.in) > 0 && cap(c.in)-len(c.in) < 256 {
+					c.in = slices.Grow(c.in, 512)
+				}
+				continue
+			}
+			// What follows the header begins the first record; c.in,
+			// which held the header, is not kept.
+			c.in, data = nil, rest
 		}
 		need := firstRecordLen(data)
 		if need == 0 || len(data) >= need {
@@ -299,7 +318,7 @@ func (l *Loop) handoffH2(c *conn) {
 	if len(t.io.in) > 0 {
 		t.io.in = bytes.Clone(t.io.in) // not l.rbuf's any more
 	}
-	t.io.sock = l.host.AdoptTLS(nc, c.ip)
+	t.io.sock, t.io.remote = l.host.AdoptTLS(nc, c.ip), ppAddr(c)
 	l.handoffs.push(t.tc)
 	l.recycle(c)
 }
