@@ -70,7 +70,7 @@ var appOptional = []string{"threads", "worker_connections", "keepalive", "max_he
 
 // pyApp decodes the Python side of a listener with app set, and checks that
 // every setting given is one its class honours.
-func (d *decoder) pyApp(attrs hcl.Attributes, b *hcl.Block, l *Listener, classSet bool, tlsAt *hcl.Range, routes []*hcl.Block) {
+func (d *decoder) pyApp(attrs hcl.Attributes, b *hcl.Block, l *Listener, classSet bool, tlsAt *hcl.Range, routes, hosts []*hcl.Block) {
 	if !classSet {
 		l.Class = ClassSync // gunicorn's default worker
 		l.Threads = 0
@@ -141,6 +141,10 @@ func (d *decoder) pyApp(attrs hcl.Attributes, b *hcl.Block, l *Listener, classSe
 	for _, r := range routes {
 		d.errorf(r.DefRange, "Route on an app listener", "The app serves every request of its listener; remove the route, or move it to a built-in listener that proxies to this one.")
 	}
+	for _, h := range hosts {
+		d.errorf(h.DefRange, "Host on an app listener", "The app serves every request of its listener, whatever its Host; route by host in the app, or put the host on a built-in listener that proxies to this one.")
+	}
+	l.Hosts = nil
 }
 
 // formatApp prints an app listener's settings, only those its class uses.

@@ -210,7 +210,7 @@ func (d *decoder) listener(b *hcl.Block) (Listener, []boundAddr) {
 
 	switch {
 	case isApp && classOK:
-		d.pyApp(attrs, b, &l, classSet, tlsAt, routeBlocks)
+		d.pyApp(attrs, b, &l, classSet, tlsAt, routeBlocks, hostBlocks)
 		return l, binds
 	case IsAppClass(l.Class):
 		d.errorf(attrs["class"].Expr.Range(), "Class "+quote(l.Class)+" without an app", `The %s class runs a Python app; add app = "module:callable" (like "myapp:app").`, l.Class)
