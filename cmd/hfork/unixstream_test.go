@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -49,7 +50,13 @@ listener "files" {
 // on TCP and on a unix socket (no kernel byte counters: the worker's own).
 func TestReplaceKeepsMovingUnixStream(t *testing.T) {
 	skipShort(t)
-	const chunks, chunk = 30, 16 << 10 // 3s at a chunk every 100ms
+	// The upstream sends a chunk every 100ms until the test releases it,
+	// once the old worker's drain has reached graceful_timeout (its log
+	// line), and then the rest at once: the transfer is moving at the
+	// timeout however long the new worker took to start. chunks bounds
+	// it at 20s.
+	const chunks, chunk = 200, 16 << 10
+	var release atomic.Pointer[chan struct{}]
 	dir, err := os.MkdirTemp("", "hf") // short: socket paths are limited to 108 bytes
 	if err != nil {
 		t.Fatal(err)
@@ -65,12 +72,16 @@ func TestReplaceKeepsMovingUnixStream(t *testing.T) {
 		w.Header().Set("Content-Length", strconv.Itoa(chunks*chunk))
 		w.WriteHeader(200)
 		piece := []byte(strings.Repeat("x", chunk))
+		rel := *release.Load()
 		for range chunks {
 			if _, err := w.Write(piece); err != nil {
 				return
 			}
 			http.NewResponseController(w).Flush()
-			time.Sleep(100 * time.Millisecond)
+			select {
+			case <-rel:
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}))
 	for _, tc := range []struct{ class, client string }{{"async", "tcp"}, {"thread", "tcp"}, {"async", "unix"}, {"thread", "unix"}} {
@@ -94,6 +105,8 @@ func TestReplaceKeepsMovingUnixStream(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
+			rel := make(chan struct{})
+			release.Store(&rel)
 			c, err := net.Dial(network, addr)
 			if err != nil {
 				t.Fatal(err)
@@ -109,7 +122,16 @@ func TestReplaceKeepsMovingUnixStream(t *testing.T) {
 			go func() { n, _ := io.Copy(io.Discard, resp.Body); got <- n }()
 			cfg := strings.Replace(streamConfig(bind, class, sock, "v2"), `workers          = 1`, "workers          = 1\n  timeout = \"31s\"", 1)
 			m.writeConfig(cfg)
-			code, out, errOut := hforkCmd("-s", "reload", "--wait", "-f", m.cfgPath)
+			var code int
+			var out, errOut string
+			reloaded := make(chan struct{})
+			go func() {
+				defer close(reloaded)
+				code, out, errOut = hforkCmd("-s", "reload", "--wait", "-f", m.cfgPath)
+			}()
+			m.waitLog("worker drain reached graceful_timeout", 1, 25*time.Second)
+			close(rel)
+			<-reloaded
 			if n := <-got; n != chunks*chunk {
 				t.Errorf("stream got %d of %d bytes", n, chunks*chunk)
 			}
