@@ -14,6 +14,9 @@ import (
 	"github.com/hfork/hfork/pool/worker/app"
 )
 
+// proxyV2 is a PROXY protocol v2 header naming the client 198.51.100.9:12345.
+const proxyV2 = "\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + "\xc6\x33\x64\x09" + "\x7f\x00\x00\x01" + "\x30\x39\x00\x50"
+
 // TestProxyProtocol: with proxy_protocol, raw v1 and v2 headers give the
 // access log (and net/http, for a connection handed over) the client's
 // address; a connection without one is closed unanswered.
@@ -24,9 +27,7 @@ func TestProxyProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	tl := startLoop(t, 8, func(c *Config) { c.Access, c.ProxyProtocol = al, true })
-	v2 := []byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c")
-	v2 = append(v2, 198, 51, 100, 9, 127, 0, 0, 1, 0x30, 0x39, 0, 80) // 198.51.100.9:12345
-	for _, header := range []string{"PROXY TCP4 192.0.2.7 127.0.0.1 54321 80\r\n", string(v2)} {
+	for _, header := range []string{"PROXY TCP4 192.0.2.7 127.0.0.1 54321 80\r\n", proxyV2} {
 		c, br := dial(t, tl.addr)
 		// The header alone first, then the request: two reads, or one.
 		io.WriteString(c, header)

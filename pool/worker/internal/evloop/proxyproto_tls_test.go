@@ -60,8 +60,6 @@ func TestLoopTLSProxyProtocol(t *testing.T) {
 	cfg := serverTLS(t)
 	cfg.NextProtos = []string{"h2", "http/1.1"}
 	tl := startLoop(t, 16, func(c *Config) { c.Access, c.ProxyProtocol, c.TLS = al, true, cfg })
-	v2 := []byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c")
-	v2 = append(v2, 198, 51, 100, 9, 127, 0, 0, 1, 0x30, 0x39, 0, 80) // 198.51.100.9:12345
 	dialTLS := func(header string, split bool, proto string) *tls.Conn {
 		t.Helper()
 		raw, _ := dial(t, tl.addr)
@@ -78,8 +76,8 @@ func TestLoopTLSProxyProtocol(t *testing.T) {
 	}{
 		{"PROXY TCP4 192.0.2.7 127.0.0.1 54321 443\r\n", false, "192.0.2.7"},
 		{"PROXY TCP4 192.0.2.8 127.0.0.1 54321 443\r\n", true, "192.0.2.8"},
-		{string(v2), false, "198.51.100.9"},
-		{string(v2), true, "198.51.100.9"},
+		{proxyV2, false, "198.51.100.9"},
+		{proxyV2, true, "198.51.100.9"},
 	}
 	for _, tc := range cases {
 		c := dialTLS(tc.header, tc.split, "http/1.1")

@@ -60,9 +60,9 @@ func Pread(fd int, b []byte, off int64) (int, error) {
 	return int(n), errno(e)
 }
 
-// Openat2 is openat2(2). name must not contain NUL.
-func Openat2(dirfd int, name string, how *unix.OpenHow) (int, error) {
-	var buf [256]byte
+// cString is name with a NUL after it, in buf when it fits: a path for a
+// raw syscall without an allocation.
+func cString(buf *[256]byte, name string) []byte {
 	var p []byte
 	if len(name) < len(buf) {
 		p = buf[:len(name)+1]
@@ -71,6 +71,13 @@ func Openat2(dirfd int, name string, how *unix.OpenHow) (int, error) {
 	}
 	copy(p, name)
 	p[len(name)] = 0
+	return p
+}
+
+// Openat2 is openat2(2). name must not contain NUL.
+func Openat2(dirfd int, name string, how *unix.OpenHow) (int, error) {
+	var buf [256]byte
+	p := cString(&buf, name)
 	fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT2, uintptr(dirfd), uintptr(unsafe.Pointer(&p[0])), uintptr(unsafe.Pointer(how)), unsafe.Sizeof(*how), 0, 0)
 	return int(fd), errno(e)
 }
@@ -78,14 +85,7 @@ func Openat2(dirfd int, name string, how *unix.OpenHow) (int, error) {
 // Statx is statx(2) of name beneath dirfd. name must not contain NUL.
 func Statx(dirfd int, name string, flags, mask int, st *unix.Statx_t) error {
 	var buf [256]byte
-	var p []byte
-	if len(name) < len(buf) {
-		p = buf[:len(name)+1]
-	} else {
-		p = make([]byte, len(name)+1)
-	}
-	copy(p, name)
-	p[len(name)] = 0
+	p := cString(&buf, name)
 	_, _, e := syscall.RawSyscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(&p[0])), uintptr(flags), uintptr(mask), uintptr(unsafe.Pointer(st)), 0)
 	return errno(e)
 }
